@@ -1,0 +1,128 @@
+"""How each kind of handler is called, decided once when it is registered.
+
+- sync functions (and sync generator functions) run in the thread pool;
+- async functions run on a worker loop (`loops.py`), never on the server's loop, so a handler that
+  blocks cannot stall `/ping` or other requests;
+- async generator functions are iterated on a worker loop as a stream.
+A result that is a generator or async generator becomes a stream; a coroutine returned by a sync
+function is awaited on a worker loop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from .context import RequestContext
+from .loops import LoopPool, run_on
+from .streaming import AsyncProducer, EventStreamResponse, SyncProducer
+
+
+class HandlerKind(enum.Enum):
+    """How a registered handler must be called."""
+
+    SYNC = "sync"
+    ASYNC = "async"
+    ASYNC_GENERATOR = "async_generator"
+
+
+def _unwrap(func: Any) -> Any:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
+def handler_kind(func: Callable[..., Any]) -> HandlerKind:
+    """Classify a handler: plain functions, partials and callable objects alike."""
+    target = _unwrap(func)
+    candidates = (target, getattr(target, "__call__", None))  # noqa: B004 - callable objects too
+    if any(inspect.isasyncgenfunction(c) for c in candidates):
+        return HandlerKind.ASYNC_GENERATOR
+    if any(inspect.iscoroutinefunction(c) for c in candidates):
+        return HandlerKind.ASYNC
+    return HandlerKind.SYNC
+
+
+def takes_context(func: Callable[..., Any]) -> bool:
+    """True when the handler has room for a second positional argument (whatever its name)."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A registered entrypoint with its calling convention worked out."""
+
+    func: Callable[..., Any]
+    kind: HandlerKind
+    with_context: bool
+
+    @classmethod
+    def of(cls, func: Callable[..., Any]) -> Handler:
+        return cls(func=func, kind=handler_kind(func), with_context=takes_context(func))
+
+    @property
+    def name(self) -> str:
+        return getattr(self.func, "__name__", type(self.func).__name__)
+
+
+class Dispatcher:
+    """Calls handlers where they belong and turns generator results into event streams."""
+
+    def __init__(self, loops: LoopPool) -> None:
+        self.loops = loops
+
+    async def call(self, handler: Handler, payload: Any, context: RequestContext) -> Any:
+        """The handler's result, or an `EventStreamResponse` when it streams."""
+        args = (payload, context) if handler.with_context else (payload,)
+        if handler.kind is HandlerKind.SYNC:
+            result = await anyio.to_thread.run_sync(functools.partial(handler.func, *args))
+            if inspect.iscoroutine(result):
+                return await self._await_on_worker(result)
+            return self._stream_or_value(result)
+        if handler.kind is HandlerKind.ASYNC_GENERATOR:
+            return self._async_stream(handler.func(*args), self.loops.acquire())
+        return await self._await_on_worker(handler.func(*args))
+
+    async def _await_on_worker(self, coro: Any) -> Any:
+        worker = self.loops.acquire()
+        handed_over = False
+        try:
+            result = await run_on(worker, coro, contextvars.copy_context())
+            if inspect.isasyncgen(result):
+                handed_over = True
+                # Iterate on the loop that made it: it may hold objects bound to that loop.
+                return self._async_stream(result, worker)
+            return self._stream_or_value(result)
+        finally:
+            if not handed_over:
+                self.loops.release(worker)
+
+    def _stream_or_value(self, result: Any) -> Any:
+        if inspect.isgenerator(result):
+            return EventStreamResponse(SyncProducer(result))
+        if inspect.isasyncgen(result):
+            return self._async_stream(result, self.loops.acquire())
+        return result
+
+    def _async_stream(self, iterator: Any, worker: Any) -> EventStreamResponse:
+        return EventStreamResponse(AsyncProducer(iterator, self.loops, worker))
+
+
+__all__ = ["Dispatcher", "Handler", "HandlerKind", "handler_kind", "takes_context"]

@@ -1,0 +1,245 @@
+"""Streaming handler results to the client as Server-Sent Events, frame by frame, as produced.
+
+A generator never runs on the server's event loop: a sync generator is driven by one pool thread
+for its whole life, an async generator by a worker loop (see `loops.py`). Frames cross back through
+a `_Channel`, which wakes the server loop only when the response is waiting for more, and the
+response sends everything that has piled up in one write. The producer may run at most
+`HIGH_WATER` frames ahead of the socket, so a slow reader slows the generator instead of growing
+memory. When the client goes away the generator is closed where it runs, so its `finally` blocks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol
+
+import anyio.to_thread
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .encoding import sse_frame
+from .loops import LoopPool, WorkerLoop
+
+logger = logging.getLogger("bedrock_agentcore.app")
+
+HIGH_WATER = 64
+_END = object()
+_DISCONNECTED = object()
+
+
+def error_frame(exc: BaseException) -> bytes:
+    """The final frame of a stream whose generator raised."""
+    return sse_frame(
+        {
+            "error": str(exc),
+            "error_type": type(exc).__name__,
+            "message": "The agent raised an exception while streaming; the stream ends here.",
+        }
+    )
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Channel:
+    """Frames handed from a producer (any thread) to the response on the server loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: collections.deque[object] = collections.deque()
+        self._lock = threading.Lock()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, item: object) -> None:
+        with self._lock:
+            self._items.append(item)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+
+    async def take(self) -> list[object]:
+        while True:
+            with self._lock:
+                if self._items:
+                    items = list(self._items)
+                    self._items.clear()
+                    return items
+                waiter = self._waiter = self._loop.create_future()
+            await waiter
+
+
+class _Producer(Protocol):
+    def start(self, channel: _Channel) -> None: ...
+    def credit(self, frames: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SyncProducer:
+    """Drives a sync iterator in one pool thread."""
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self._iterator = iterator
+        self._credits = threading.Semaphore(HIGH_WATER)
+        self._stopped = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, channel: _Channel) -> None:
+        # The pool thread inherits this task's context, so handler code sees its request's ids.
+        coro = anyio.to_thread.run_sync(self._run, channel)
+        self._task = asyncio.get_running_loop().create_task(coro)
+
+    def _run(self, channel: _Channel) -> None:
+        try:
+            for item in self._iterator:
+                channel.push(sse_frame(item))
+                self._credits.acquire()
+                if self._stopped.is_set():
+                    break
+        except Exception as exc:
+            logger.exception("Streaming handler failed")
+            channel.push(error_frame(exc))
+        finally:
+            close = getattr(self._iterator, "close", None)
+            try:
+                if close is not None:
+                    close()
+            except Exception:
+                logger.exception("Closing the stream's generator failed")
+            finally:
+                channel.push(_END)
+
+    def credit(self, frames: int) -> None:
+        self._credits.release(frames)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._credits.release()
+
+
+class AsyncProducer:
+    """Drives an async iterator on a reserved worker loop, returned to the pool when it ends."""
+
+    def __init__(self, iterator: AsyncIterator[Any], pool: LoopPool, worker: WorkerLoop) -> None:
+        self._iterator = iterator
+        self._pool = pool
+        self._worker = worker
+        self._credits: asyncio.Semaphore | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, channel: _Channel) -> None:
+        context = contextvars.copy_context()
+
+        def begin() -> None:
+            self._credits = asyncio.Semaphore(HIGH_WATER)
+            self._task = context.run(self._worker.loop.create_task, self._run(channel))
+
+        self._worker.loop.call_soon_threadsafe(begin)
+
+    async def _run(self, channel: _Channel) -> None:
+        assert self._credits is not None
+        try:
+            async for item in self._iterator:
+                channel.push(sse_frame(item))
+                await self._credits.acquire()
+        except Exception as exc:
+            logger.exception("Streaming handler failed")
+            channel.push(error_frame(exc))
+        finally:
+            aclose = getattr(self._iterator, "aclose", None)
+            try:
+                if aclose is not None:
+                    await aclose()
+            except Exception:
+                logger.exception("Closing the stream's generator failed")
+            finally:
+                channel.push(_END)
+                self._pool.release(self._worker)
+
+    def credit(self, frames: int) -> None:
+        self._worker.loop.call_soon_threadsafe(self._add_credits, frames)
+
+    def _add_credits(self, frames: int) -> None:
+        if self._credits is not None:
+            for _ in range(frames):
+                self._credits.release()
+
+    def stop(self) -> None:
+        def cancel() -> None:
+            if self._task is not None:
+                self._task.cancel()
+
+        self._worker.loop.call_soon_threadsafe(cancel)
+
+
+class EventStreamResponse(Response):
+    """A `text/event-stream` response fed by a producer; ends early when the client disconnects."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, producer: _Producer) -> None:
+        # No Content-Length: the body is open-ended, sent chunked as frames arrive.
+        self.status_code = 200
+        self.background = None
+        self.body = b""
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        self.producer = producer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        channel = _Channel(asyncio.get_running_loop())
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        self.producer.start(channel)
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, channel))
+        finished = False
+        try:
+            finished = await self._pump(channel, send)
+        finally:
+            watcher.cancel()
+            if not finished:
+                self.producer.stop()
+        if finished:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, channel: _Channel, send: Send) -> bool:
+        """Send frames until the producer ends (True) or the client goes away (False)."""
+        while True:
+            items = await channel.take()
+            frames: list[bytes] = []
+            outcome: bool | None = None
+            for item in items:
+                if item is _END:
+                    outcome = True
+                    break
+                if item is _DISCONNECTED:
+                    outcome = False
+                    break
+                frames.append(item)  # type: ignore[arg-type]
+            if frames:
+                try:
+                    await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
+                except OSError:
+                    return False
+                self.producer.credit(len(frames))
+            if outcome is not None:
+                return outcome
+
+
+async def _watch_disconnect(receive: Receive, channel: _Channel) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            channel.push(_DISCONNECTED)
+            return
+
+
+__all__ = ["HIGH_WATER", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]
