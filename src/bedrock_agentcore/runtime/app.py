@@ -79,8 +79,11 @@ class BedrockAgentCoreApp(Starlette):
         """Register a custom health function returning a `PingStatus` (or its string value).
 
         It is consulted on every `/ping` unless a status is forced; if it raises, the automatic
-        status is used. It runs in a thread, so it may block briefly.
+        status is used. It runs in a thread, so it may block briefly. Raises `TypeError` for an
+        `async def` function, which could never report anything.
         """
+        if handler_kind(func) is not HandlerKind.SYNC:
+            raise TypeError("@app.ping needs a plain function returning a PingStatus, not an async one")
         self.tasks.ping_handler = func
         return func
 

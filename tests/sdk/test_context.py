@@ -1,0 +1,178 @@
+"""Request context: ids, forwarded headers, propagation and isolation: `runtime/context.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import uuid
+from typing import Any
+
+import httpx
+from starlette.testclient import TestClient
+
+from bedrock_agentcore import BedrockAgentCoreApp, BedrockAgentCoreContext, RequestContext
+
+SESSION = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+REQUEST = "X-Amzn-Bedrock-AgentCore-Runtime-Request-Id"
+
+
+def _echo_context_app() -> BedrockAgentCoreApp:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def handler(payload: Any, context: RequestContext) -> Any:
+        return {
+            "session": context.session_id,
+            "headers": dict(context.request_headers or {}),
+            "getter_session": BedrockAgentCoreContext.get_session_id(),
+            "getter_request": BedrockAgentCoreContext.get_request_id(),
+            "getter_headers": BedrockAgentCoreContext.get_request_headers(),
+            "path": context.request.url.path,
+        }
+
+    return app
+
+
+def test_context_carries_session_request_and_forwarded_headers() -> None:
+    with TestClient(_echo_context_app()) as client:
+        reply = client.post(
+            "/invocations",
+            json={},
+            headers={
+                SESSION: "abc",
+                REQUEST: "req-1",
+                "Authorization": "Bearer token-1",
+                "x-amzn-bedrock-agentcore-runtime-custom-tenant-id": "t-1",
+            },
+        ).json()
+    assert reply["session"] == reply["getter_session"] == "abc"
+    assert reply["getter_request"] == "req-1"
+    expected = {"Authorization": "Bearer token-1", "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant-Id": "t-1"}
+    assert reply["headers"] == reply["getter_headers"] == expected
+    assert reply["path"] == "/invocations"
+
+
+def test_only_authorization_and_the_custom_prefix_are_forwarded() -> None:
+    with TestClient(_echo_context_app()) as client:
+        reply = client.post(
+            "/invocations",
+            json={},
+            headers={
+                "X-Amz-Date": "20260101T000000Z",
+                "X-Amz-Security-Token": "secret",
+                "X-Amzn-Trace-Id": "Root=1",
+                "X-Amzn-Bedrock-AgentCore-Runtime-User-Id": "u",
+                "Cookie": "a=b",
+                "Connection": "keep-alive",
+                "X-Custom": "no",
+            },
+        ).json()
+    assert reply["headers"] == {}
+
+
+def test_forwarded_headers_are_looked_up_case_insensitively() -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def handler(payload: Any, context: RequestContext) -> Any:
+        headers = context.request_headers or {}
+        return [
+            headers.get("x-amzn-bedrock-agentcore-runtime-custom-plan"),
+            headers["X-AMZN-BEDROCK-AGENTCORE-RUNTIME-CUSTOM-PLAN"],
+            "authorization" in headers,
+        ]
+
+    with TestClient(app) as client:
+        reply = client.post(
+            "/invocations", json={}, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Custom-Plan": "gold"}
+        )
+    assert reply.json() == ["gold", "gold", False]
+
+
+def test_request_id_is_generated_when_absent() -> None:
+    with TestClient(_echo_context_app()) as client:
+        first = client.post("/invocations", json={}).json()["getter_request"]
+        second = client.post("/invocations", json={}).json()["getter_request"]
+    assert uuid.UUID(first) and uuid.UUID(second) and first != second
+
+
+def test_background_threads_and_executors_started_in_a_handler_see_the_context() -> None:
+    app = BedrockAgentCoreApp()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    @app.entrypoint
+    def handler(payload: Any) -> Any:
+        seen: dict[str, Any] = {}
+
+        def look() -> None:
+            seen["thread"] = BedrockAgentCoreContext.get_session_id()
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join(5)
+        seen["executor"] = pool.submit(BedrockAgentCoreContext.get_session_id).result(5)
+        return seen
+
+    with TestClient(app) as client:
+        first = client.post("/invocations", json={}, headers={SESSION: "one"}).json()
+        # The executor's thread is reused: it must see the new request, not the old one.
+        second = client.post("/invocations", json={}, headers={SESSION: "two"}).json()
+    pool.shutdown()
+    assert first == {"thread": "one", "executor": "one"}
+    assert second == {"thread": "two", "executor": "two"}
+    assert BedrockAgentCoreContext.get_session_id() is None
+
+
+def test_async_handlers_see_the_context_in_tasks_they_spawn() -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    async def handler(payload: Any) -> Any:
+        async def child() -> Any:
+            await asyncio.sleep(0)
+            return BedrockAgentCoreContext.get_session_id()
+
+        return await asyncio.gather(child(), asyncio.to_thread(BedrockAgentCoreContext.get_session_id))
+
+    with TestClient(app) as client:
+        assert client.post("/invocations", json={}, headers={SESSION: "s"}).json() == ["s", "s"]
+
+
+def test_concurrent_requests_never_see_each_others_context(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+    barrier = threading.Barrier(8, timeout=10)
+
+    @app.entrypoint
+    async def handler(payload: Any) -> Any:
+        before = BedrockAgentCoreContext.get_session_id()
+        await asyncio.to_thread(barrier.wait)  # all eight are in flight at once here
+        after = BedrockAgentCoreContext.get_session_id()
+        return [before, after, BedrockAgentCoreContext.get_request_id()]
+
+    sync_app = BedrockAgentCoreApp()
+
+    @sync_app.entrypoint
+    def sync_handler(payload: Any) -> Any:
+        before = BedrockAgentCoreContext.get_session_id()
+        barrier.wait()
+        return [before, BedrockAgentCoreContext.get_session_id(), BedrockAgentCoreContext.get_request_id()]
+
+    for target in (app, sync_app):
+        barrier.reset()
+        with serve(target) as url, httpx.Client(base_url=url, timeout=20) as client:
+
+            def call(i: int) -> Any:
+                return client.post(
+                    "/invocations", json={}, headers={SESSION: f"s{i}", REQUEST: f"r{i}"}
+                ).json()
+
+            with concurrent.futures.ThreadPoolExecutor(8) as callers:
+                results = list(callers.map(call, range(8)))
+        assert results == [[f"s{i}", f"s{i}", f"r{i}"] for i in range(8)]
+
+
+def test_getters_are_none_outside_a_request() -> None:
+    assert BedrockAgentCoreContext.get_session_id() is None
+    assert BedrockAgentCoreContext.get_request_id() is None
+    assert BedrockAgentCoreContext.get_request_headers() is None
