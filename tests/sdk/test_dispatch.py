@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import inspect
 import threading
@@ -184,3 +186,27 @@ def test_sync_function_returning_a_coroutine_is_awaited() -> None:
 
     with TestClient(app) as client:
         assert client.post("/invocations", json={"n": 21}).json() == 42
+
+
+def test_well_behaved_async_handlers_share_one_loop_so_loop_bound_globals_work(serve: Any) -> None:
+    """A module-level asyncio lock (or async client) binds to one loop; every request must use that loop."""
+    app = BedrockAgentCoreApp()
+    lock = asyncio.Lock()
+    threads: set[str] = set()
+
+    @app.entrypoint
+    async def handler(payload: Any) -> str:
+        async with lock:
+            await asyncio.sleep(0.005)
+        threads.add(threading.current_thread().name)
+        return "ok"
+
+    with serve(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+
+        def call(_: int) -> Any:
+            return client.post("/invocations", json={}).json()
+
+        with concurrent.futures.ThreadPoolExecutor(12) as callers:
+            results = list(callers.map(call, range(24)))
+    assert results == ["ok"] * 24
+    assert len(threads) == 1

@@ -25,6 +25,7 @@ from .logs import RequestContextFormatter, setup_app_logger
 from .loops import LoopPool
 from .models import PingStatus
 from .serve import resolve_host, resolve_port, serve
+from .threads import ThreadPool
 from .websocket import WebSocketEndpoint
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -44,7 +45,7 @@ class BedrockAgentCoreApp(Starlette):
         middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.tasks = TaskTracker()
-        self.dispatcher = Dispatcher(LoopPool())
+        self.dispatcher = Dispatcher(LoopPool(), ThreadPool())
         self.entrypoint_handler: Handler | None = None
         self.websocket_handler: Handler | None = None
         routes = [

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
-
 from .context import RequestContext
-from .loops import LoopPool, run_on
+from .loops import LoopPool, WorkerLoop
 from .streaming import AsyncProducer, EventStreamResponse, SyncProducer
+from .threads import ThreadPool
 
 
 class HandlerKind(enum.Enum):
@@ -85,44 +84,38 @@ class Handler:
 class Dispatcher:
     """Calls handlers where they belong and turns generator results into event streams."""
 
-    def __init__(self, loops: LoopPool) -> None:
+    def __init__(self, loops: LoopPool, threads: ThreadPool) -> None:
         self.loops = loops
+        self.threads = threads
 
     async def call(self, handler: Handler, payload: Any, context: RequestContext) -> Any:
         """The handler's result, or an `EventStreamResponse` when it streams."""
         args = (payload, context) if handler.with_context else (payload,)
         if handler.kind is HandlerKind.SYNC:
-            result = await anyio.to_thread.run_sync(functools.partial(handler.func, *args))
+            result = await self.threads.run(handler.func, *args)
             if inspect.iscoroutine(result):
                 return await self._await_on_worker(result)
             return self._stream_or_value(result)
         if handler.kind is HandlerKind.ASYNC_GENERATOR:
-            return self._async_stream(handler.func(*args), self.loops.acquire())
+            return self._async_stream(handler.func(*args))
         return await self._await_on_worker(handler.func(*args))
 
     async def _await_on_worker(self, coro: Any) -> Any:
-        worker = self.loops.acquire()
-        handed_over = False
-        try:
-            result = await run_on(worker, coro, contextvars.copy_context())
-            if inspect.isasyncgen(result):
-                handed_over = True
-                # Iterate on the loop that made it: it may hold objects bound to that loop.
-                return self._async_stream(result, worker)
-            return self._stream_or_value(result)
-        finally:
-            if not handed_over:
-                self.loops.release(worker)
+        result, worker = await self.loops.run(coro, contextvars.copy_context())
+        if inspect.isasyncgen(result):
+            # Iterate on the loop that made it: it may hold objects bound to that loop.
+            return self._async_stream(result, worker)
+        return self._stream_or_value(result)
 
     def _stream_or_value(self, result: Any) -> Any:
         if inspect.isgenerator(result):
-            return EventStreamResponse(SyncProducer(result))
+            return EventStreamResponse(SyncProducer(result, self.threads))
         if inspect.isasyncgen(result):
-            return self._async_stream(result, self.loops.acquire())
+            return self._async_stream(result)
         return result
 
-    def _async_stream(self, iterator: Any, worker: Any) -> EventStreamResponse:
-        return EventStreamResponse(AsyncProducer(iterator, self.loops, worker))
+    def _async_stream(self, iterator: Any, pinned: WorkerLoop | None = None) -> EventStreamResponse:
+        return EventStreamResponse(AsyncProducer(iterator, self.loops, pinned))
 
 
 __all__ = ["Dispatcher", "Handler", "HandlerKind", "handler_kind", "takes_context"]

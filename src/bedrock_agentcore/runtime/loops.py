@@ -1,10 +1,11 @@
 """Event loops in background threads where async handlers run, off the server's own loop.
 
-An async handler that blocks (a sync SDK call inside `async def` is common) would freeze whatever
-loop it runs on. Running handlers on worker loops keeps the server loop free for `/ping`, and
-spreading them over several loops lets blocking handlers run side by side instead of queueing
-behind each other. Loops are started on demand: a new one only when every existing loop already
-has work in flight, up to `max_loops`.
+Async handlers share one worker loop, as they would on any asyncio server, so module-level async
+clients and locks keep working across requests. But an async handler that blocks its thread (a
+sync SDK call inside `async def` is common) would stall every request queued behind it. So a job
+that has not started within `stall_after` seconds is taken back before it runs and handed to the
+next loop, started on demand; the stalled loop is skipped until it shows life again. Blocking
+handlers therefore run side by side, and `/ping`, on the server loop, never waits for any of them.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
+
+from .inbox import inbox_for
 
 _T = TypeVar("_T")
 
 DEFAULT_MAX_LOOPS = 16
+DEFAULT_STALL_AFTER = 0.02
 
 
 class WorkerLoop:
     """One event loop running forever in its own daemon thread."""
 
     def __init__(self, index: int) -> None:
-        self.in_flight = 0
+        self.index = index
+        self.stalled = False
         self.loop = asyncio.new_event_loop()
+        self.inbox = inbox_for(self.loop)
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=f"agentcore-loop-{index}", daemon=True
@@ -43,40 +49,81 @@ class WorkerLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-async def run_on(worker: WorkerLoop, coro: Coroutine[Any, Any, _T], context: contextvars.Context) -> _T:
-    """Await `coro` on `worker`'s loop, inside `context`; cancelling the caller cancels it there."""
-    caller = asyncio.get_running_loop()
-    result: asyncio.Future[_T] = caller.create_future()
-    task_box: list[asyncio.Task[_T]] = []
+def _settle(result: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if result.done():
+        return
+    if ok:
+        result.set_result(value)
+    elif isinstance(value, asyncio.CancelledError):
+        result.cancel()
+    else:
+        result.set_exception(value)
 
-    def settle(task: asyncio.Task[_T]) -> None:
-        if result.done():
+
+class _Job(Generic[_T]):
+    """One coroutine on its way to a worker loop; whoever claims it first (a loop or the caller) wins."""
+
+    def __init__(self, coro: Coroutine[Any, Any, _T], context: contextvars.Context) -> None:
+        self.coro = coro
+        self.context = context
+        self.caller = asyncio.get_running_loop()
+        self.inbox = inbox_for(self.caller)
+        self.result: asyncio.Future[_T] = self.caller.create_future()
+        self.lock = threading.Lock()
+        self.attempt = 0
+        self.started = False
+        self.abandoned = False
+        self.worker: WorkerLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self, worker: WorkerLoop, attempt: int) -> None:
+        """Runs on `worker`'s loop: queue the coroutine there as a task."""
+        self.context.run(worker.loop.create_task, self._run(worker, attempt))
+
+    def _claim(self, worker: WorkerLoop, attempt: int) -> bool:
+        # Claimed when the task first runs, not when it is queued: a task queued behind a
+        # handler that blocks this loop has not started, and may still be moved elsewhere.
+        with self.lock:
+            worker.stalled = False
+            if self.started or self.abandoned or attempt != self.attempt:
+                return False
+            self.started = True
+            self.worker = worker
+            self.task = asyncio.current_task()
+            return True
+
+    async def _run(self, worker: WorkerLoop, attempt: int) -> None:
+        if not self._claim(worker, attempt):
             return
-        if task.cancelled():
-            result.cancel()
-        elif (error := task.exception()) is not None:
-            result.set_exception(error)
+        try:
+            outcome: tuple[bool, Any] = (True, await self.coro)
+        except BaseException as error:  # handed to the awaiting caller, not swallowed
+            outcome = (False, error)
+        # Settles the caller's future the moment the coroutine ends, in the same loop iteration.
+        self.inbox.post(_settle, self.result, *outcome)
+
+    def cancel(self) -> None:
+        """Runs on the caller's loop when the caller gives up."""
+        with self.lock:
+            started = self.started
+            self.abandoned = True
+        if started and self.worker is not None:
+            self.worker.loop.call_soon_threadsafe(self._cancel_task)
         else:
-            result.set_result(task.result())
+            self.coro.close()
 
-    def start() -> None:
-        task = context.run(worker.loop.create_task, coro)
-        task_box.append(task)
-        task.add_done_callback(lambda t: caller.call_soon_threadsafe(settle, t))
-
-    worker.loop.call_soon_threadsafe(start)
-    try:
-        return await result
-    except asyncio.CancelledError:
-        worker.loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
-        raise
+    def _cancel_task(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
 
 class LoopPool:
     """Runs coroutines on background event loops and hands their results back to the caller's loop."""
 
-    def __init__(self, max_loops: int = DEFAULT_MAX_LOOPS) -> None:
+    def __init__(self, max_loops: int = DEFAULT_MAX_LOOPS, stall_after: float = DEFAULT_STALL_AFTER) -> None:
         self.max_loops = max(1, max_loops)
+        self.stall_after = stall_after
         self._loops: list[WorkerLoop] = []
         self._lock = threading.Lock()
 
@@ -85,28 +132,54 @@ class LoopPool:
         """How many worker loops are running."""
         return len(self._loops)
 
-    def acquire(self) -> WorkerLoop:
-        """Reserve the least busy loop (starting a new one when all are busy); pair with `release`."""
+    def _lively(self, after: WorkerLoop | None = None) -> WorkerLoop:
+        """The first loop not known to be stalled (after `after`), starting one when there is none."""
         with self._lock:
-            best = min(self._loops, key=lambda w: w.in_flight, default=None)
-            if best is None or (best.in_flight > 0 and len(self._loops) < self.max_loops):
-                best = WorkerLoop(len(self._loops))
-                self._loops.append(best)
-            best.in_flight += 1
-            return best
+            start = 0 if after is None else after.index + 1
+            for worker in self._loops[start:] + self._loops[:start]:
+                if not worker.stalled and worker is not after:
+                    return worker
+            if len(self._loops) < self.max_loops:
+                worker = WorkerLoop(len(self._loops))
+                self._loops.append(worker)
+                return worker
+            return self._loops[start % len(self._loops)]
 
-    def release(self, worker: WorkerLoop) -> None:
-        """Give back a loop reserved with `acquire`; safe from any thread."""
-        with self._lock:
-            worker.in_flight -= 1
+    async def run(
+        self, coro: Coroutine[Any, Any, _T], context: contextvars.Context, pinned: WorkerLoop | None = None
+    ) -> tuple[_T, WorkerLoop]:
+        """Await `coro` on a worker loop inside `context`; returns its result and the loop it ran on.
 
-    async def run(self, coro: Coroutine[Any, Any, _T], context: contextvars.Context) -> _T:
-        """Await `coro` on the least busy worker loop, inside `context`."""
-        worker = self.acquire()
+        With `pinned`, the coroutine runs on that loop however long it takes to get there (for
+        work tied to objects that loop created). Cancelling the caller cancels the coroutine.
+        """
+        job = _Job(coro, context)
+        worker = pinned or self._lively()
+        if pinned is None:
+            job.timer = job.caller.call_later(self.stall_after, self._check, job, worker)
+        worker.inbox.post_batched(job.start, worker, 0)
         try:
-            return await run_on(worker, coro, context)
+            value = await job.result
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
         finally:
-            self.release(worker)
+            if job.timer is not None:
+                job.timer.cancel()
+        assert job.worker is not None
+        return value, job.worker
+
+    def _check(self, job: _Job[Any], worker: WorkerLoop) -> None:
+        """Caller's loop, `stall_after` after dispatch: move the job if its loop has not started it."""
+        with job.lock:
+            if job.started or job.abandoned:
+                return
+            worker.stalled = True
+            job.attempt += 1
+            attempt = job.attempt
+        successor = self._lively(after=worker)
+        job.timer = job.caller.call_later(self.stall_after, self._check, job, successor)
+        successor.inbox.post_batched(job.start, successor, attempt)
 
     def close(self) -> None:
         """Stop every worker loop (their threads are daemons; work still running is abandoned)."""
@@ -116,4 +189,4 @@ class LoopPool:
             worker.stop()
 
 
-__all__ = ["DEFAULT_MAX_LOOPS", "LoopPool", "WorkerLoop", "run_on"]
+__all__ = ["DEFAULT_MAX_LOOPS", "DEFAULT_STALL_AFTER", "LoopPool", "WorkerLoop"]

@@ -1,7 +1,7 @@
 """Streaming handler results to the client as Server-Sent Events, frame by frame, as produced.
 
 A generator never runs on the server's event loop: a sync generator is driven by one pool thread
-for its whole life, an async generator by a worker loop (see `loops.py`). Frames cross back through
+for its whole life (`threads.py`), an async generator by a worker loop (`loops.py`). Frames cross back through
 a `_Channel`, which wakes the server loop only when the response is waiting for more, and the
 response sends everything that has piled up in one write. The producer may run at most
 `HIGH_WATER` frames ahead of the socket, so a slow reader slows the generator instead of growing
@@ -18,12 +18,13 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
-import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .encoding import sse_frame
+from .inbox import inbox_for
 from .loops import LoopPool, WorkerLoop
+from .threads import ThreadPool
 
 logger = logging.getLogger("bedrock_agentcore.app")
 
@@ -84,16 +85,16 @@ class _Producer(Protocol):
 class SyncProducer:
     """Drives a sync iterator in one pool thread."""
 
-    def __init__(self, iterator: Iterator[Any]) -> None:
+    def __init__(self, iterator: Iterator[Any], threads: ThreadPool) -> None:
         self._iterator = iterator
+        self._threads = threads
         self._credits = threading.Semaphore(HIGH_WATER)
         self._stopped = threading.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def start(self, channel: _Channel) -> None:
-        # The pool thread inherits this task's context, so handler code sees its request's ids.
-        coro = anyio.to_thread.run_sync(self._run, channel)
-        self._task = asyncio.get_running_loop().create_task(coro)
+        # The pool thread runs in a copy of this context, so handler code sees its request's ids.
+        running = asyncio.ensure_future(self._threads.run(self._run, channel))
+        running.add_done_callback(_retrieve)
 
     def _run(self, channel: _Channel) -> None:
         try:
@@ -124,30 +125,32 @@ class SyncProducer:
 
 
 class AsyncProducer:
-    """Drives an async iterator on a reserved worker loop, returned to the pool when it ends."""
+    """Drives an async iterator on a worker loop (`pinned` when it must stay where it was made)."""
 
-    def __init__(self, iterator: AsyncIterator[Any], pool: LoopPool, worker: WorkerLoop) -> None:
+    def __init__(
+        self, iterator: AsyncIterator[Any], pool: LoopPool, pinned: WorkerLoop | None = None
+    ) -> None:
         self._iterator = iterator
         self._pool = pool
-        self._worker = worker
+        self._pinned = pinned
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._credits: asyncio.Semaphore | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Future[Any] | None = None
 
     def start(self, channel: _Channel) -> None:
-        context = contextvars.copy_context()
-
-        def begin() -> None:
-            self._credits = asyncio.Semaphore(HIGH_WATER)
-            self._task = context.run(self._worker.loop.create_task, self._run(channel))
-
-        self._worker.loop.call_soon_threadsafe(begin)
+        running = asyncio.ensure_future(
+            self._pool.run(self._run(channel), contextvars.copy_context(), self._pinned)
+        )
+        running.add_done_callback(_retrieve)
+        self._running = running
 
     async def _run(self, channel: _Channel) -> None:
-        assert self._credits is not None
+        self._loop = asyncio.get_running_loop()
+        self._credits = credits = asyncio.Semaphore(HIGH_WATER)
         try:
             async for item in self._iterator:
                 channel.push(sse_frame(item))
-                await self._credits.acquire()
+                await credits.acquire()
         except Exception as exc:
             logger.exception("Streaming handler failed")
             channel.push(error_frame(exc))
@@ -160,10 +163,10 @@ class AsyncProducer:
                 logger.exception("Closing the stream's generator failed")
             finally:
                 channel.push(_END)
-                self._pool.release(self._worker)
 
     def credit(self, frames: int) -> None:
-        self._worker.loop.call_soon_threadsafe(self._add_credits, frames)
+        if self._loop is not None:
+            inbox_for(self._loop).post_batched(self._add_credits, frames)
 
     def _add_credits(self, frames: int) -> None:
         if self._credits is not None:
@@ -171,11 +174,13 @@ class AsyncProducer:
                 self._credits.release()
 
     def stop(self) -> None:
-        def cancel() -> None:
-            if self._task is not None:
-                self._task.cancel()
+        if self._running is not None:
+            self._running.cancel()
 
-        self._worker.loop.call_soon_threadsafe(cancel)
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class EventStreamResponse(Response):
