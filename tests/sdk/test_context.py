@@ -176,3 +176,16 @@ def test_getters_are_none_outside_a_request() -> None:
     assert BedrockAgentCoreContext.get_session_id() is None
     assert BedrockAgentCoreContext.get_request_id() is None
     assert BedrockAgentCoreContext.get_request_headers() is None
+
+
+def test_the_raw_request_is_readable_inside_the_handler() -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    async def handler(payload: Any, context: RequestContext) -> Any:
+        raw = await context.request.body()
+        return {"raw": raw.decode(), "query": context.request.query_params.get("q")}
+
+    with TestClient(app) as client:
+        reply = client.post("/invocations?q=1", content=b'{"a": 1}')
+    assert reply.json() == {"raw": '{"a": 1}', "query": "1"}

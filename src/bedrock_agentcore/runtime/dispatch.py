@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import Response
+
 from .context import RequestContext
+from .encoding import dumps
 from .loops import LoopPool, WorkerLoop
 from .streaming import AsyncProducer, EventStreamResponse, SyncProducer
 from .threads import ThreadPool
@@ -81,18 +84,46 @@ class Handler:
         return getattr(self.func, "__name__", type(self.func).__name__)
 
 
+class Encoded(bytes):
+    """A plain result already encoded as JSON, where the handler ran (off the server loop)."""
+
+
+def _settled(result: Any) -> Any:
+    """Encode plain values now; streams, responses and coroutines are left for the dispatcher."""
+    if (
+        isinstance(result, Response)
+        or inspect.isgenerator(result)
+        or inspect.isasyncgen(result)
+        or inspect.iscoroutine(result)
+    ):
+        return result
+    return Encoded(dumps(result).encode("utf-8"))
+
+
+def _call_and_settle(func: Callable[..., Any], *args: Any) -> Any:
+    return _settled(func(*args))
+
+
+async def _await_and_settle(coro: Any) -> Any:
+    return _settled(await coro)
+
+
 class Dispatcher:
-    """Calls handlers where they belong and turns generator results into event streams."""
+    """Calls handlers where they belong and turns generator results into event streams.
+
+    Plain results are JSON-encoded in the handler's own thread or worker loop, so a large
+    result never occupies the server loop.
+    """
 
     def __init__(self, loops: LoopPool, threads: ThreadPool) -> None:
         self.loops = loops
         self.threads = threads
 
-    async def call(self, handler: Handler, payload: Any, context: RequestContext) -> Any:
-        """The handler's result, or an `EventStreamResponse` when it streams."""
+    async def call(self, handler: Handler, payload: Any, context: RequestContext) -> Encoded | Response:
+        """The handler's encoded result, its own `Response`, or an `EventStreamResponse`."""
         args = (payload, context) if handler.with_context else (payload,)
         if handler.kind is HandlerKind.SYNC:
-            result = await self.threads.run(handler.func, *args)
+            result = await self.threads.run(_call_and_settle, handler.func, *args)
             if inspect.iscoroutine(result):
                 return await self._await_on_worker(result)
             return self._stream_or_value(result)
@@ -100,22 +131,22 @@ class Dispatcher:
             return self._async_stream(handler.func(*args))
         return await self._await_on_worker(handler.func(*args))
 
-    async def _await_on_worker(self, coro: Any) -> Any:
-        result, worker = await self.loops.run(coro, contextvars.copy_context())
+    async def _await_on_worker(self, coro: Any) -> Encoded | Response:
+        result, worker = await self.loops.run(_await_and_settle(coro), contextvars.copy_context())
         if inspect.isasyncgen(result):
             # Iterate on the loop that made it: it may hold objects bound to that loop.
             return self._async_stream(result, worker)
         return self._stream_or_value(result)
 
-    def _stream_or_value(self, result: Any) -> Any:
+    def _stream_or_value(self, result: Any) -> Encoded | Response:
         if inspect.isgenerator(result):
             return EventStreamResponse(SyncProducer(result, self.threads))
         if inspect.isasyncgen(result):
             return self._async_stream(result)
-        return result
+        return result  # type: ignore[no-any-return]
 
     def _async_stream(self, iterator: Any, pinned: WorkerLoop | None = None) -> EventStreamResponse:
         return EventStreamResponse(AsyncProducer(iterator, self.loops, pinned))
 
 
-__all__ = ["Dispatcher", "Handler", "HandlerKind", "handler_kind", "takes_context"]
+__all__ = ["Dispatcher", "Encoded", "Handler", "HandlerKind", "handler_kind", "takes_context"]

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import actions
 from .context import enter_request
-from .encoding import dumps
+from .dispatch import Encoded
 
 if TYPE_CHECKING:
     from .app import BedrockAgentCoreApp
@@ -33,13 +33,15 @@ class InvocationEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         context = enter_request(scope["headers"], request)
-        response = await self._respond(request, context)
+        response = await self._respond(request, receive, context)
         await response(scope, receive, send)
 
-    async def _respond(self, request: Request, context: Any) -> Response:
+    async def _respond(self, request: Request, receive: Receive, context: Any) -> Response:
         started = time.perf_counter()
+        body = await _read_body(receive)
+        request._body = body  # handlers reading `context.request.body()` get it from the cache
         try:
-            payload = json.loads(await request.body())
+            payload = json.loads(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
             logger.warning("Invalid JSON in request: %s", exc)
             return JSONResponse({"error": "Invalid JSON", "details": str(exc)}, status_code=400)
@@ -57,9 +59,6 @@ class InvocationEndpoint:
 
         try:
             result = await app.dispatcher.call(handler, payload, context)
-            if isinstance(result, Response):
-                return result
-            body = dumps(result).encode("utf-8")
         except HTTPException as exc:
             level = logging.ERROR if exc.status_code >= 500 else logging.WARNING
             logger.log(level, "HTTP %d: %s", exc.status_code, exc.detail)
@@ -68,8 +67,22 @@ class InvocationEndpoint:
             # The process boundary for user code: report, keep serving.
             logger.exception("Invocation failed (%.3fs)", time.perf_counter() - started)
             return JSONResponse({"error": str(exc)}, status_code=500)
-        logger.debug("Invocation completed (%.3fs)", time.perf_counter() - started)
-        return Response(body, media_type="application/json")
+        logger.debug("Invocation handled (%.3fs)", time.perf_counter() - started)
+        if isinstance(result, Encoded):
+            return Response(bytes(result), media_type="application/json")
+        return result
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 __all__ = ["NO_ENTRYPOINT", "InvocationEndpoint"]
