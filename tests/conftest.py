@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,8 +71,10 @@ class AgentProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         environment.update(env or {})
-        self.log_path = (cwd or script.parent) / f".agent-{self.port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # Logs go to a temporary file, never beside the script (examples/ is part of the repo).
+        handle, name = tempfile.mkstemp(prefix=f"agent-{self.port}-", suffix=".log")
+        self.log_path = Path(name)
+        self._log = os.fdopen(handle, "wb")
         self.process = subprocess.Popen(
             [sys.executable, str(script)],
             cwd=str(cwd or script.parent),
@@ -105,6 +108,7 @@ class AgentProcess:
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()
+        self.log_path.unlink(missing_ok=True)
         return self.process.returncode
 
 
