@@ -70,7 +70,7 @@ def test_handler_exception_is_500_with_message_and_a_json_log_line_with_the_stac
     assert errors[0]["requestId"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b'{"a": 1'])
+@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b'{"a": 1', b"[" * 100_000 + b"]" * 100_000])
 def test_body_that_is_not_json_is_400(body: bytes) -> None:
     with _app(lambda payload: "unreachable") as client:
         reply = client.post("/invocations", content=body, headers={"content-type": "application/json"})
@@ -135,4 +135,16 @@ def test_a_failed_invocation_does_not_take_the_app_down() -> None:
     with _app(handler) as client:
         assert client.post("/invocations", json={"fail": True}).status_code == 500
         assert client.post("/invocations", json={}).json() == "fine"
+        assert client.get("/ping").json()["status"] == "Healthy"
+
+
+def test_a_result_that_cannot_be_encoded_is_a_500_not_a_crash() -> None:
+    def handler(payload: Any) -> Any:
+        loop: dict[str, Any] = {}
+        loop["self"] = loop
+        return loop
+
+    with _app(handler) as client:
+        reply = client.post("/invocations", json={})
+        assert reply.status_code == 500 and reply.json()["error"]
         assert client.get("/ping").json()["status"] == "Healthy"

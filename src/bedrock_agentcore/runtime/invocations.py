@@ -42,7 +42,7 @@ class InvocationEndpoint:
         request._body = body  # handlers reading `context.request.body()` get it from the cache
         try:
             payload = json.loads(body)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
             logger.warning("Invalid JSON in request: %s", exc)
             return JSONResponse({"error": "Invalid JSON", "details": str(exc)}, status_code=400)
 
