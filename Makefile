@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/mypy src/bedrock_agentcore
 
 test: lint
+	scripts/install-test-deps.sh
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

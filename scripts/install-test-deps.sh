@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system programs the test suite uses, when missing: bubblewrap (sandboxed workers).
+# Idempotent. Needs root and apt-get (Debian); elsewhere it says what is missing and goes on,
+# and the sandbox tests will then fail loudly rather than pass without testing anything.
+set -u
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: missing ${missing[*]} and cannot install it here (needs root and apt-get)" >&2
+    exit 0
+fi
+echo "install-test-deps: installing ${missing[*]} from Debian's packages..."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || echo "install-test-deps: apt-get could not install ${missing[*]}" >&2

@@ -1,0 +1,16 @@
+"""Where workers run: the process backend (optionally sandboxed with bubblewrap)."""
+
+from .base import Backend, BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .process import ProcessBackend, ProcessWorker, kill_orphan, probe_bwrap
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "ProcessBackend",
+    "ProcessWorker",
+    "WorkerHandle",
+    "WorkerSpec",
+    "WorkerStartFailed",
+    "kill_orphan",
+    "probe_bwrap",
+]

@@ -1,0 +1,66 @@
+"""What every backend offers: start a worker from a spec, watch it, stop it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker to start: which code, which interpreter, where it may write, what it sees."""
+
+    worker_id: str
+    python: Path
+    code_dir: Path
+    entrypoint: str
+    work_dir: Path
+    environment: Mapping[str, str] = field(default_factory=dict)
+    read_only_paths: Sequence[Path] = ()
+    hidden_paths: Sequence[Path] = ()
+    start_timeout: float = 60.0
+
+
+class WorkerHandle(Protocol):
+    """A started worker."""
+
+    worker_id: str
+    pid: int
+    socket_path: Path
+    log_path: Path
+    sandboxed: bool
+
+    def alive(self) -> bool: ...
+
+    async def wait_exit(self) -> int: ...
+
+
+class WorkerStartFailed(Exception):
+    """The worker exited before it was ready, or never became ready; `reason` says which and why."""
+
+    def __init__(self, worker_id: str, reason: str, log_tail: str = "") -> None:
+        super().__init__(f"worker {worker_id} failed to start: {reason}")
+        self.worker_id = worker_id
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot run workers on this machine (the message says what is missing)."""
+
+
+class Backend(Protocol):
+    """Where workers run."""
+
+    name: str
+
+    def sandbox_mode(self) -> str: ...
+
+    async def start(self, spec: WorkerSpec) -> WorkerHandle: ...
+
+    async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None: ...
+
+
+__all__ = ["Backend", "BackendUnavailable", "WorkerHandle", "WorkerSpec", "WorkerStartFailed"]
