@@ -252,3 +252,10 @@ def test_asking_for_bwrap_without_it_is_a_clear_error(monkeypatch: pytest.Monkey
         ProcessBackend(sandbox="bwrap")
     assert ProcessBackend(sandbox="auto").sandbox_mode() == "none (bubblewrap not found)"
     assert os.environ["PATH"] == "/nonexistent"
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(tmp_path: Path) -> None:
+    code = write_agent(tmp_path, PROBE_AGENT)
+    deep = WorkerSpec("w1", Path(sys.executable), code, "agent.py", tmp_path / ("d" * 120))
+    with pytest.raises(WorkerStartFailed, match="longer than 107 bytes"):
+        run(ProcessBackend(sandbox="none").start(deep))

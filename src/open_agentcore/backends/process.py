@@ -27,6 +27,7 @@ from .base import BackendUnavailable, WorkerSpec, WorkerStartFailed
 logger = logging.getLogger("open_agentcore.backends.process")
 
 LAUNCHER = Path(worker_main.__file__).resolve()
+_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 _BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
@@ -119,6 +120,11 @@ class ProcessBackend:
         for sub in ("home", "tmp"):
             (spec.work_dir / sub).mkdir(parents=True, exist_ok=True)
         socket_path = spec.work_dir / "worker.sock"
+        if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
+            raise WorkerStartFailed(
+                spec.worker_id,
+                f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes; use a shorter data dir",
+            )
         socket_path.unlink(missing_ok=True)
         log_path = spec.work_dir / "worker.log"
         command = [

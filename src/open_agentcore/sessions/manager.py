@@ -1,0 +1,302 @@
+"""The session table: which worker serves which session, starting, reusing and stopping them.
+
+A session id maps to exactly one live worker for its whole life. A new id starts a worker (taken
+from the warm pool when one is ready); a worker that exits ends its session, and the next call
+with that id starts a fresh one. The reaper stops sessions that sat idle too long, or lived past
+their maximum lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from open_agentcore.backends import Backend, WorkerHandle, WorkerSpec
+
+from .worker_client import WorkerClient
+
+logger = logging.getLogger("open_agentcore.sessions")
+
+
+class SessionLimitReached(Exception):
+    """The server already hosts as many live sessions as it may."""
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """Everything needed to start a worker for one runtime version."""
+
+    runtime_id: str
+    runtime_arn: str
+    version: int
+    python: Path
+    code_dir: Path
+    entrypoint: str
+    environment: Mapping[str, str]
+    read_only_paths: Sequence[Path] = ()
+    idle_timeout: float = 900.0
+    max_lifetime: float = 28800.0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.runtime_id, self.version)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Limits and places for the session table, built once from the server's flags."""
+
+    work_root: Path
+    hidden_paths: Sequence[Path] = ()
+    max_sessions: int = 200
+    warm_pool: int = 1
+    start_timeout: float = 60.0
+    stop_grace: float = 10.0
+    reap_interval: float = 5.0
+
+
+@dataclass
+class LiveSession:
+    """A session with its worker; `in_flight` counts requests being served right now."""
+
+    session_id: str
+    target: SessionTarget
+    handle: WorkerHandle
+    client: WorkerClient
+    started_at: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+    watcher: asyncio.Task[None] | None = None
+
+    def idle_seconds(self, now: float | None = None) -> float:
+        return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
+
+
+SessionListener = Callable[[str, LiveSession, str], None]
+"""Called with ("started" | "ended", session, reason) so the caller can record it."""
+
+
+class SessionManager:
+    """Routes session ids to workers on a backend, and owns every worker it starts."""
+
+    def __init__(
+        self, backend: Backend, config: SessionConfig, listener: SessionListener | None = None
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self._listener = listener
+        self._sessions: dict[tuple[str, str], LiveSession] = {}
+        self._starting: dict[tuple[str, str], asyncio.Lock] = {}
+        self._warm: dict[tuple[str, int], list[WorkerHandle]] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+        self._warming_counts: dict[tuple[str, int], int] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    # Routing ---------------------------------------------------------------------------------
+
+    async def acquire(self, target: SessionTarget, session_id: str) -> LiveSession:
+        """The live session for this id (starting its worker if needed), marked busy; pair with `release`."""
+        key = (target.runtime_id, session_id)
+        live = self._sessions.get(key)
+        if live is None or live.target.version != target.version or not live.handle.alive():
+            lock = self._starting.setdefault(key, asyncio.Lock())
+            async with lock:
+                live = self._sessions.get(key)
+                if live is not None and (live.target.version != target.version or not live.handle.alive()):
+                    await self._end(live, "replaced")
+                    live = None
+                if live is None:
+                    live = await self._start(target, session_id)
+            self._starting.pop(key, None)
+        live.in_flight += 1
+        return live
+
+    def release(self, live: LiveSession) -> None:
+        """Mark one request of `live` as finished."""
+        live.in_flight = max(0, live.in_flight - 1)
+        live.last_activity = time.monotonic()
+
+    def get(self, runtime_id: str, session_id: str) -> LiveSession | None:
+        """The live session, if there is one."""
+        return self._sessions.get((runtime_id, session_id))
+
+    def sessions(self, runtime_id: str | None = None) -> list[LiveSession]:
+        """Live sessions, of one runtime or all."""
+        return [s for (rid, _), s in self._sessions.items() if runtime_id is None or rid == runtime_id]
+
+    async def _start(self, target: SessionTarget, session_id: str) -> LiveSession:
+        if len(self._sessions) >= self.config.max_sessions:
+            raise SessionLimitReached(
+                f"this server already hosts {len(self._sessions)} sessions (--max-sessions "
+                f"{self.config.max_sessions}); stop some or raise the limit"
+            )
+        handle = self._take_warm(target) or await self.backend.start(self._spec(target, session_id))
+        live = LiveSession(
+            session_id=session_id, target=target, handle=handle, client=WorkerClient(handle.socket_path)
+        )
+        self._sessions[(target.runtime_id, session_id)] = live
+        live.watcher = asyncio.get_running_loop().create_task(self._watch(live))
+        self._notify("started", live, "")
+        self._refill(target)
+        return live
+
+    def _spec(self, target: SessionTarget, session_id: str | None) -> WorkerSpec:
+        # Short: the worker's unix socket lives under its work dir, and socket paths max out at 107 bytes.
+        worker_id = f"w{secrets.token_hex(6)}"
+        environment = {
+            **target.environment,
+            "AGENTCORE_RUNTIME_ARN": target.runtime_arn,
+            "AGENTCORE_SESSION_ID": session_id or "",
+        }
+        return WorkerSpec(
+            worker_id=worker_id,
+            python=target.python,
+            code_dir=target.code_dir,
+            entrypoint=target.entrypoint,
+            work_dir=self.config.work_root / worker_id,
+            environment=environment,
+            read_only_paths=tuple(target.read_only_paths),
+            hidden_paths=tuple(self.config.hidden_paths),
+            start_timeout=self.config.start_timeout,
+        )
+
+    async def _watch(self, live: LiveSession) -> None:
+        code = await live.handle.wait_exit()
+        if self._sessions.get((live.target.runtime_id, live.session_id)) is live:
+            logger.warning("Worker of session %s exited with %s", live.session_id, code)
+            await self._end(live, f"worker exited with code {code}", stop=False)
+
+    # Warm pool -----------------------------------------------------------------------------
+
+    def _take_warm(self, target: SessionTarget) -> WorkerHandle | None:
+        ready = self._warm.get(target.key, [])
+        while ready:
+            handle = ready.pop()
+            if handle.alive():
+                return handle
+        return None
+
+    def _refill(self, target: SessionTarget) -> None:
+        """Start warm workers in the background until the pool for this version is full."""
+        pending = self._warming_counts.get(target.key, 0)
+        missing = self.config.warm_pool - len(self._warm.get(target.key, [])) - pending
+        for _ in range(max(0, missing)):
+            self._warming_counts[target.key] = self._warming_counts.get(target.key, 0) + 1
+            task = asyncio.get_running_loop().create_task(self._warm_one(target))
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+
+    async def _warm_one(self, target: SessionTarget) -> None:
+        try:
+            handle = await self.backend.start(self._spec(target, None))
+        except Exception:
+            # A warm worker that fails to start is only a missed optimisation; the cold start
+            # of the next session reports the real error to its caller.
+            logger.warning("Warm worker for %s v%s failed to start", *target.key, exc_info=True)
+            return
+        finally:
+            self._warming_counts[target.key] -= 1
+        self._warm.setdefault(target.key, []).append(handle)
+
+    async def prepare(self, target: SessionTarget) -> None:
+        """Fill the warm pool for a version that just became ready."""
+        self._refill(target)
+
+    # Stopping ------------------------------------------------------------------------------
+
+    async def stop(self, runtime_id: str, session_id: str, reason: str = "stopped") -> bool:
+        """Stop a session's worker now; False when there was no such live session."""
+        live = self._sessions.get((runtime_id, session_id))
+        if live is None:
+            return False
+        await self._end(live, reason)
+        return True
+
+    async def stop_runtime(self, runtime_id: str, reason: str = "runtime deleted") -> None:
+        """Stop every session and warm worker of a runtime."""
+        for live in self.sessions(runtime_id):
+            await self._end(live, reason)
+        for key in [k for k in self._warm if k[0] == runtime_id]:
+            for handle in self._warm.pop(key):
+                await self.backend.stop(handle, self.config.stop_grace)
+
+    async def _end(self, live: LiveSession, reason: str, stop: bool = True) -> None:
+        key = (live.target.runtime_id, live.session_id)
+        if self._sessions.get(key) is live:
+            del self._sessions[key]
+        if live.watcher is not None and live.watcher is not asyncio.current_task():
+            live.watcher.cancel()
+        await live.client.close()
+        if stop:
+            await self.backend.stop(live.handle, self.config.stop_grace)
+        self._notify("ended", live, reason)
+
+    def _notify(self, event: str, live: LiveSession, reason: str) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(event, live, reason)
+            except Exception:
+                logger.exception("Session listener failed on %s", event)
+
+    # Reaping -------------------------------------------------------------------------------
+
+    def start_reaper(self) -> None:
+        """Run `reap_once` every `reap_interval` seconds until `close()`."""
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reap_interval)
+            try:
+                await self.reap_once()
+            except Exception:
+                logger.exception("Session reaper pass failed")
+
+    async def reap_once(self) -> list[str]:
+        """Stop sessions past their idle timeout (when `/ping` says Healthy) or max lifetime."""
+        now = time.monotonic()
+        stopped: list[str] = []
+        for live in list(self._sessions.values()):
+            if live.in_flight:
+                continue
+            if now - live.started_at >= live.target.max_lifetime:
+                await self._end(live, "max lifetime reached")
+                stopped.append(live.session_id)
+            elif live.idle_seconds(now) >= live.target.idle_timeout:
+                status = await live.client.ping()
+                if status != "HealthyBusy" and live.in_flight == 0:
+                    await self._end(live, "idle timeout")
+                    stopped.append(live.session_id)
+        return stopped
+
+    async def close(self) -> None:
+        """Stop the reaper, every session and every warm worker (server shutdown)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for task in list(self._warming):
+            task.cancel()
+        for live in list(self._sessions.values()):
+            await self._end(live, "server stopping")
+        for handles in self._warm.values():
+            for handle in handles:
+                await self.backend.stop(handle, self.config.stop_grace)
+        self._warm.clear()
+
+
+__all__ = [
+    "LiveSession",
+    "SessionConfig",
+    "SessionLimitReached",
+    "SessionListener",
+    "SessionManager",
+    "SessionTarget",
+]
