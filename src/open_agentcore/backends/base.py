@@ -26,11 +26,20 @@ class WorkerSpec:
 class WorkerHandle(Protocol):
     """A started worker."""
 
-    worker_id: str
-    pid: int
-    socket_path: Path
-    log_path: Path
-    sandboxed: bool
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def socket_path(self) -> Path: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    @property
+    def sandboxed(self) -> bool: ...
 
     def alive(self) -> bool: ...
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from . import worker_main
-from .base import BackendUnavailable, WorkerSpec, WorkerStartFailed
+from .base import BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
 
 logger = logging.getLogger("open_agentcore.backends.process")
 
@@ -175,8 +175,10 @@ class ProcessBackend:
                     )
                 await asyncio.sleep(0.01)
 
-    async def stop(self, handle: ProcessWorker, grace: float = 10.0) -> None:
+    async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None:
         """SIGTERM the worker's process group, SIGKILL after `grace` seconds; idempotent, reaps it."""
+        if not isinstance(handle, ProcessWorker):
+            raise TypeError(f"the process backend did not start {handle!r}")
         process = handle.process
         if process.returncode is None:
             _signal_group(process.pid, signal.SIGTERM)

@@ -1,0 +1,183 @@
+"""The runtime lifecycle: versions created and updated from requests, built in the background,
+and resolved to a ready worker target for each invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from open_agentcore.artifacts import ArtifactError, ArtifactStore, BuildFailed, EnvironmentBuilder, unpack
+from open_agentcore.sessions import SessionManager, SessionTarget
+from open_agentcore.store import DEFAULT_ENDPOINT, RuntimeRecord, Store, VersionRecord
+
+from .validation import check_configuration, check_name
+
+logger = logging.getLogger("open_agentcore.runtimes")
+
+
+class RuntimeNotReady(Exception):
+    """The runtime (or the endpoint asked for) has no version that finished building."""
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """Where the service keeps unpacked code and build logs."""
+
+    code_root: Path
+    build_logs: Path
+    sdk_python: Path
+
+
+def runtime_id_from(reference: str) -> str:
+    """The runtime id from an ARN (`...:runtime/<id>`) or an id given as is."""
+    return reference.rsplit(":runtime/", 1)[1].split("/", 1)[0] if ":runtime/" in reference else reference
+
+
+class RuntimeService:
+    """Creates, updates and deletes runtimes; builds their versions; routes invocations to them."""
+
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        builder: EnvironmentBuilder,
+        sessions: SessionManager,
+        paths: RuntimePaths,
+        region: str,
+        account_id: str,
+        min_lifecycle_seconds: int = 60,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.builder = builder
+        self.sessions = sessions
+        self.paths = paths
+        self.region = region
+        self.account_id = account_id
+        self.min_lifecycle_seconds = min_lifecycle_seconds
+        self._targets: dict[tuple[str, int], SessionTarget] = {}
+        self._builds: set[asyncio.Task[None]] = set()
+
+    # Control plane ---------------------------------------------------------------------------
+
+    async def create(self, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
+        name = check_name(request.get("agentRuntimeName"))
+        config = check_configuration(request, self.min_lifecycle_seconds)
+        runtime, version = await asyncio.to_thread(
+            self.store.create_runtime,
+            name,
+            self.region,
+            self.account_id,
+            config,
+            request.get("description", ""),
+        )
+        self._start_build(runtime, version)
+        return runtime, version
+
+    async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
+        config = check_configuration(request, self.min_lifecycle_seconds)
+        version = await asyncio.to_thread(self.store.add_version, runtime_id, config)
+        runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
+        self._start_build(runtime, version)
+        return runtime, version
+
+    async def delete(self, runtime_id: str) -> RuntimeRecord:
+        record = await asyncio.to_thread(self.store.delete_runtime, runtime_id)
+        await self.sessions.stop_runtime(runtime_id)
+        for key in [k for k in self._targets if k[0] == runtime_id]:
+            del self._targets[key]
+        return record
+
+    def build_log(self, runtime_id: str, version: int) -> Path:
+        return self.paths.build_logs / runtime_id / f"{version}.log"
+
+    # Builds ----------------------------------------------------------------------------------
+
+    def _start_build(self, runtime: RuntimeRecord, version: VersionRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._build(runtime, version))
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
+
+    async def _build(self, runtime: RuntimeRecord, version: VersionRecord) -> None:
+        failure: str | None = None
+        try:
+            target = await asyncio.to_thread(self._prepare, runtime, version)
+            self._targets[(runtime.id, version.version)] = target
+        except BuildFailed as error:
+            failure = f"the environment build failed: {error.reason}"
+        except ArtifactError as error:
+            failure = str(error)
+        except Exception as error:  # a build is a boundary: record the failure, keep the server up
+            logger.exception("Build of %s version %s failed", runtime.id, version.version)
+            failure = f"internal error while building: {type(error).__name__}: {error}"
+        try:
+            await asyncio.to_thread(self.store.finish_version, runtime.id, version.version, failure)
+        except Exception:
+            logger.warning("Runtime %s disappeared while building", runtime.id, exc_info=True)
+            return
+        if failure is None:
+            await self.sessions.prepare(self._targets[(runtime.id, version.version)])
+
+    def _prepare(self, runtime: RuntimeRecord, version: VersionRecord) -> SessionTarget:
+        """Unpack and build one version (blocking; runs in a thread)."""
+        artifact = version.config["agentRuntimeArtifact"]
+        log_path = self.build_log(runtime.id, version.version)
+        if "containerConfiguration" in artifact:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("container images need a container backend, and none is configured\n")
+            raise ArtifactError(
+                "containerConfiguration needs a container backend (Docker/Podman), which this server "
+                "does not have; deploy code instead (agentcore deploy)"
+            )
+        code = artifact["codeConfiguration"]
+        key = code["code"]["s3"]["prefix"]
+        code_dir = unpack(self.artifacts.path(key), self.paths.code_root / key.removesuffix(".zip"))
+        entrypoint = code["entryPoint"][0]
+        if not (code_dir / entrypoint).is_file():
+            raise ArtifactError(f"entryPoint {entrypoint!r} is not in the uploaded code")
+        built = self.builder.build(code_dir, log_path)
+        lifecycle = version.config["lifecycleConfiguration"]
+        return SessionTarget(
+            runtime_id=runtime.id,
+            runtime_arn=runtime.arn,
+            version=version.version,
+            python=built.python,
+            code_dir=code_dir,
+            entrypoint=entrypoint,
+            environment=dict(version.config.get("environmentVariables", {})),
+            read_only_paths=tuple(p for p in (built.root,) if p is not None),
+            idle_timeout=float(lifecycle["idleRuntimeSessionTimeout"]),
+            max_lifetime=float(lifecycle["maxLifetime"]),
+        )
+
+    async def wait_for_builds(self) -> None:
+        """Wait until every build started so far has finished (tests, shutdown)."""
+        while self._builds:
+            await asyncio.gather(*self._builds, return_exceptions=True)
+
+    # Data plane ------------------------------------------------------------------------------
+
+    async def target(self, reference: str, qualifier: str | None) -> tuple[RuntimeRecord, SessionTarget]:
+        """The runtime and the ready version an invocation of `qualifier` (an endpoint) goes to."""
+        runtime_id = runtime_id_from(reference)
+        runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
+        endpoint = await asyncio.to_thread(self.store.get_endpoint, runtime_id, qualifier or DEFAULT_ENDPOINT)
+        if endpoint.live_version is None:
+            raise RuntimeNotReady(
+                f"agent runtime {runtime_id} has no ready version on endpoint {endpoint.name} yet "
+                f"(runtime status {runtime.status.value}"
+                + (f": {runtime.failure_reason}" if runtime.failure_reason else "")
+                + ")"
+            )
+        key = (runtime_id, endpoint.live_version)
+        if key not in self._targets:
+            # After a restart: the build is cached, so this only unpacks (once) and looks up.
+            version = await asyncio.to_thread(self.store.get_version, runtime_id, endpoint.live_version)
+            self._targets[key] = await asyncio.to_thread(self._prepare, runtime, version)
+        return runtime, self._targets[key]
+
+
+__all__ = ["RuntimeNotReady", "RuntimePaths", "RuntimeService", "runtime_id_from"]

@@ -1,0 +1,131 @@
+"""Checking control-plane requests field by field, with messages that name the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from open_agentcore.artifacts import BUCKET
+
+NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
+RUNTIME_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$")
+_HEADER = re.compile(r"^(Authorization|X-Amzn-Bedrock-AgentCore-Runtime-Custom-[A-Za-z0-9-]+)$", re.I)
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+PROTOCOLS = ("HTTP", "MCP", "A2A", "AGUI")
+MAX_LIFECYCLE = 28800
+
+
+class InvalidRequest(Exception):
+    """A request field is missing or malformed; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _require(request: dict[str, Any], field: str, kind: type) -> Any:
+    value = request.get(field)
+    if value is None:
+        raise InvalidRequest(field, f"{field} is required")
+    if not isinstance(value, kind):
+        raise InvalidRequest(field, f"{field} must be a {kind.__name__}")
+    return value
+
+
+def check_name(value: Any, field: str = "agentRuntimeName") -> str:
+    if not isinstance(value, str) or not NAME.match(value):
+        raise InvalidRequest(field, f"{field} must match [a-zA-Z][a-zA-Z0-9_]{{0,47}}, got {value!r}")
+    return value
+
+
+def check_artifact(request: dict[str, Any]) -> dict[str, Any]:
+    """The artifact must be code in our artifact store (container images need a container backend)."""
+    artifact: dict[str, Any] = _require(request, "agentRuntimeArtifact", dict)
+    if "containerConfiguration" in artifact:
+        return artifact  # accepted here; the build fails it with a clear reason
+    code = artifact.get("codeConfiguration")
+    if not isinstance(code, dict):
+        raise InvalidRequest("agentRuntimeArtifact", "agentRuntimeArtifact needs codeConfiguration")
+    s3 = (code.get("code") or {}).get("s3") if isinstance(code.get("code"), dict) else None
+    if not isinstance(s3, dict) or not isinstance(s3.get("prefix"), str):
+        raise InvalidRequest(
+            "agentRuntimeArtifact.codeConfiguration.code.s3", "code.s3.bucket and prefix are required"
+        )
+    if s3.get("bucket") != BUCKET:
+        raise InvalidRequest(
+            "agentRuntimeArtifact.codeConfiguration.code.s3.bucket",
+            "code must be uploaded to this server (PUT /_agentcore/artifacts) and referenced as "
+            f"bucket {BUCKET!r}",
+        )
+    entry = code.get("entryPoint")
+    if not isinstance(entry, list) or not entry or not all(isinstance(e, str) and e for e in entry):
+        raise InvalidRequest(
+            "agentRuntimeArtifact.codeConfiguration.entryPoint", "entryPoint must list the file"
+        )
+    if any(".." in part or part.startswith("/") for part in entry[0].split("/")):
+        raise InvalidRequest(
+            "agentRuntimeArtifact.codeConfiguration.entryPoint", "entryPoint must stay in the code"
+        )
+    return artifact
+
+
+def check_lifecycle(request: dict[str, Any], minimum: int) -> dict[str, int]:
+    """idleRuntimeSessionTimeout and maxLifetime, each `minimum`..28800 s (defaults 900 / 28800)."""
+    lifecycle = request.get("lifecycleConfiguration") or {}
+    if not isinstance(lifecycle, dict):
+        raise InvalidRequest("lifecycleConfiguration", "lifecycleConfiguration must be an object")
+    result = {
+        "idleRuntimeSessionTimeout": lifecycle.get("idleRuntimeSessionTimeout", 900),
+        "maxLifetime": lifecycle.get("maxLifetime", MAX_LIFECYCLE),
+    }
+    for field, value in result.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_LIFECYCLE:
+            raise InvalidRequest(
+                f"lifecycleConfiguration.{field}",
+                f"{field} must be between {minimum} and {MAX_LIFECYCLE} seconds",
+            )
+    if result["idleRuntimeSessionTimeout"] > result["maxLifetime"]:
+        raise InvalidRequest("lifecycleConfiguration", "idleRuntimeSessionTimeout cannot exceed maxLifetime")
+    return result
+
+
+def check_configuration(request: dict[str, Any], minimum_lifecycle: int) -> dict[str, Any]:
+    """The whole version configuration to store, with defaults filled in."""
+    _require(request, "roleArn", str)
+    config: dict[str, Any] = {
+        "agentRuntimeArtifact": check_artifact(request),
+        "roleArn": request["roleArn"],
+        "lifecycleConfiguration": check_lifecycle(request, minimum_lifecycle),
+        "protocolConfiguration": {"serverProtocol": "HTTP"},
+    }
+    protocol = (request.get("protocolConfiguration") or {}).get("serverProtocol", "HTTP")
+    if protocol not in PROTOCOLS:
+        raise InvalidRequest(
+            "protocolConfiguration.serverProtocol", f"serverProtocol must be one of {PROTOCOLS}"
+        )
+    config["protocolConfiguration"] = {"serverProtocol": protocol}
+    variables = request.get("environmentVariables") or {}
+    if not isinstance(variables, dict) or len(variables) > 50:
+        raise InvalidRequest(
+            "environmentVariables", "environmentVariables must map at most 50 names to values"
+        )
+    for key, value in variables.items():
+        if not _ENV_KEY.match(key) or not isinstance(value, str):
+            raise InvalidRequest(
+                "environmentVariables", f"environment variable {key!r} is not a valid name/value"
+            )
+    config["environmentVariables"] = variables
+    allowlist = (request.get("requestHeaderConfiguration") or {}).get("requestHeaderAllowlist", [])
+    if not isinstance(allowlist, list) or not all(isinstance(h, str) and _HEADER.match(h) for h in allowlist):
+        raise InvalidRequest(
+            "requestHeaderConfiguration.requestHeaderAllowlist",
+            "only Authorization and X-Amzn-Bedrock-AgentCore-Runtime-Custom-* headers can be allowlisted",
+        )
+    config["requestHeaderConfiguration"] = {"requestHeaderAllowlist": allowlist}
+    for field in ("networkConfiguration", "authorizerConfiguration", "description", "tags"):
+        if field in request:
+            config[field] = request[field]
+    return config
+
+
+__all__ = ["NAME", "RUNTIME_ID", "InvalidRequest", "check_configuration", "check_name"]

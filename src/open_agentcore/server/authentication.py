@@ -1,0 +1,115 @@
+"""Every request but the health check must carry a valid SigV4 signature (headers or presigned URL).
+
+The body is read here, once, to check its hash against the signature, then replayed to the route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from open_agentcore.auth import (
+    KeyLookup,
+    MissingAuthentication,
+    SignatureError,
+    authorization_scheme,
+    verify_headers,
+    verify_presigned,
+)
+
+logger = logging.getLogger("open_agentcore.server.auth")
+
+PUBLIC_PATHS = frozenset({"/_agentcore/health"})
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class SigV4Authentication:
+    """ASGI middleware: verify, then pass the request on with the caller's principal in `state`."""
+
+    def __init__(self, app: ASGIApp, lookup: KeyLookup, max_body: Callable[[str], int]) -> None:
+        self.app = app
+        self.lookup = lookup
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        raw_query = scope["query_string"].decode("latin-1")
+        body = b""
+        if scope["type"] == "http":
+            try:
+                body = await _read_body(receive, self.max_body(scope["path"]))
+            except PayloadTooLarge:
+                await _refuse(send, 413, "ValidationException", "the request body is too large")
+                return
+        method = scope.get("method", "GET")
+        try:
+            if authorization_scheme(dict((k.lower(), v) for k, v in headers), raw_query) == "presigned":
+                credential = verify_presigned(method, raw_path, raw_query, headers, self.lookup)
+            else:
+                digest = hashlib.sha256(body).hexdigest()
+                credential = verify_headers(method, raw_path, raw_query, headers, digest, self.lookup)
+        except SignatureError as error:
+            logger.info("Refused %s %s: %s", method, scope["path"], type(error).__name__)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                status = 403 if isinstance(error, MissingAuthentication) else error.status
+                await _refuse(send, status, error.code, str(error))
+            return
+        scope.setdefault("state", {})["principal"] = credential.principal
+        await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"message": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-errortype", code.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["PUBLIC_PATHS", "SigV4Authentication"]

@@ -1,0 +1,43 @@
+"""The server's configuration: one typed object, built once from flags and environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def agentcore_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """`$AGENTCORE_HOME`, else `~/.agentcore`."""
+    return Path(environ.get("AGENTCORE_HOME") or Path.home() / ".agentcore")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `agentcore server run` can be told."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8900
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    backend: str = "process"
+    sandbox: str = "auto"
+    store_url: str | None = None
+    min_lifecycle_seconds: int = 60
+    max_sessions: int = 200
+    warm_pool: int = 1
+    reap_interval: float = 5.0
+    max_payload: int = 100 * 1024 * 1024
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+__all__ = ["ServerConfig", "agentcore_home"]

@@ -1,0 +1,188 @@
+"""Control-plane routes, exactly as boto3's `bedrock-agentcore-control` sends them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from open_agentcore.runtimes import RuntimeService
+from open_agentcore.runtimes.validation import check_name
+from open_agentcore.store import RuntimeRecord, VersionRecord
+
+from .errors import ValidationError
+from .requests import json_body, max_results, version_param
+from .shapes import endpoint_detail, runtime_detail, runtime_summary, timestamp, version_summary
+
+
+def _service(request: Request) -> RuntimeService:
+    service: RuntimeService = request.app.state.runtimes
+    return service
+
+
+async def create_runtime(request: Request) -> Response:
+    service = _service(request)
+    body = await json_body(request)
+    token = body.get("clientToken")
+    if isinstance(token, str) and token:
+        existing = await asyncio.to_thread(service.store.recall_token, "CreateAgentRuntime", token)
+        if existing is not None:
+            runtime = await asyncio.to_thread(service.store.get_runtime, existing)
+            version = await asyncio.to_thread(service.store.get_version, existing, 1)
+            return _created(runtime, version)
+    runtime, version = await service.create(body)
+    if isinstance(token, str) and token:
+        await asyncio.to_thread(service.store.remember_token, "CreateAgentRuntime", token, runtime.id)
+    return _created(runtime, version)
+
+
+def _created(runtime: RuntimeRecord, version: VersionRecord) -> Response:
+    return JSONResponse(
+        {
+            "agentRuntimeArn": runtime.arn,
+            "agentRuntimeId": runtime.id,
+            "agentRuntimeVersion": str(version.version),
+            "createdAt": timestamp(version.created_at),
+            "status": version.status.value,
+        },
+        status_code=202,
+    )
+
+
+async def get_runtime(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id = request.path_params["runtime_id"]
+    version = version_param(request.query_params.get("version"))
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    record = await asyncio.to_thread(store.get_version, runtime_id, version)
+    return JSONResponse(runtime_detail(runtime, record))
+
+
+async def list_runtimes(request: Request) -> Response:
+    store = _service(request).store
+    page = await asyncio.to_thread(
+        store.list_runtimes, max_results(request), request.query_params.get("nextToken")
+    )
+    body: dict[str, object] = {"agentRuntimes": [runtime_summary(r) for r in page.items]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return JSONResponse(body)
+
+
+async def update_runtime(request: Request) -> Response:
+    runtime, version = await _service(request).update(
+        request.path_params["runtime_id"], await json_body(request)
+    )
+    return JSONResponse(
+        {
+            "agentRuntimeArn": runtime.arn,
+            "agentRuntimeId": runtime.id,
+            "agentRuntimeVersion": str(version.version),
+            "createdAt": timestamp(runtime.created_at),
+            "lastUpdatedAt": timestamp(version.created_at),
+            "status": version.status.value,
+        },
+        status_code=202,
+    )
+
+
+async def delete_runtime(request: Request) -> Response:
+    runtime = await _service(request).delete(request.path_params["runtime_id"])
+    return JSONResponse(
+        {
+            "status": "DELETING",
+            "agentRuntimeId": runtime.id,
+            "agentRuntimeVersion": str(runtime.latest_version),
+        },
+        status_code=202,
+    )
+
+
+async def list_versions(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id = request.path_params["runtime_id"]
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    page = await asyncio.to_thread(
+        store.list_versions, runtime_id, max_results(request), request.query_params.get("nextToken")
+    )
+    body: dict[str, object] = {"agentRuntimes": [version_summary(runtime, v) for v in page.items]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return JSONResponse(body)
+
+
+async def create_endpoint(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id = request.path_params["runtime_id"]
+    body = await json_body(request)
+    name = check_name(body.get("name"), "name")
+    version = version_param(body.get("agentRuntimeVersion"))
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    endpoint = await asyncio.to_thread(
+        store.create_endpoint, runtime_id, name, version, body.get("description", "")
+    )
+    return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
+
+
+async def get_endpoint(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    return JSONResponse(
+        endpoint_detail(runtime, await asyncio.to_thread(store.get_endpoint, runtime_id, name))
+    )
+
+
+async def list_endpoints(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id = request.path_params["runtime_id"]
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    page = await asyncio.to_thread(
+        store.list_endpoints, runtime_id, max_results(request), request.query_params.get("nextToken")
+    )
+    body: dict[str, object] = {"runtimeEndpoints": [endpoint_detail(runtime, e) for e in page.items]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return JSONResponse(body)
+
+
+async def update_endpoint(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    body = await json_body(request)
+    version = version_param(body.get("agentRuntimeVersion"))
+    runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
+    endpoint = await asyncio.to_thread(
+        store.update_endpoint, runtime_id, name, version, body.get("description")
+    )
+    return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
+
+
+async def delete_endpoint(request: Request) -> Response:
+    store = _service(request).store
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    if name == "DEFAULT":
+        raise ValidationError("the DEFAULT endpoint is deleted with its runtime", field="endpointName")
+    endpoint = await asyncio.to_thread(store.delete_endpoint, runtime_id, name)
+    return JSONResponse(
+        {"status": "DELETING", "agentRuntimeId": runtime_id, "endpointName": endpoint.name}, status_code=202
+    )
+
+
+ROUTES = [
+    Route("/runtimes/", create_runtime, methods=["PUT"]),
+    Route("/runtimes/", list_runtimes, methods=["POST"]),
+    Route("/runtimes/{runtime_id}/", get_runtime, methods=["GET"]),
+    Route("/runtimes/{runtime_id}/", update_runtime, methods=["PUT"]),
+    Route("/runtimes/{runtime_id}/", delete_runtime, methods=["DELETE"]),
+    Route("/runtimes/{runtime_id}/versions/", list_versions, methods=["POST"]),
+    Route("/runtimes/{runtime_id}/runtime-endpoints/", create_endpoint, methods=["PUT"]),
+    Route("/runtimes/{runtime_id}/runtime-endpoints/", list_endpoints, methods=["POST"]),
+    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", get_endpoint, methods=["GET"]),
+    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", update_endpoint, methods=["PUT"]),
+    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", delete_endpoint, methods=["DELETE"]),
+]
+
+__all__ = ["ROUTES"]

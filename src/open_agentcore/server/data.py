@@ -1,0 +1,135 @@
+"""Data-plane routes: InvokeAgentRuntime and StopRuntimeSession, as boto3's `bedrock-agentcore` sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from open_agentcore.runtimes import RuntimeService
+from open_agentcore.sessions import LiveSession, SessionManager, WorkerReply, WorkerUnreachable
+
+from .errors import NotFound, RuntimeClientError, ValidationError
+
+logger = logging.getLogger("open_agentcore.server.data")
+
+SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+# Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
+_PASSED = (
+    "content-type", "accept", SESSION_HEADER, "x-amzn-bedrock-agentcore-runtime-user-id",
+    "x-amzn-trace-id", "traceparent", "tracestate", "baggage", "mcp-session-id", "mcp-protocol-version",
+)  # fmt: skip
+_CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+_ERROR_BODY_LIMIT = 2000
+
+
+def session_id_of(request: Request) -> str:
+    session_id = request.headers.get(SESSION_HEADER) or str(uuid.uuid4())
+    if not 1 <= len(session_id) <= 256:
+        raise ValidationError("runtimeSessionId must be 1 to 256 characters", field="runtimeSessionId")
+    return session_id
+
+
+def worker_headers(request: Request, session_id: str, allowlist: list[str]) -> list[tuple[str, str]]:
+    allowed = {name.lower() for name in allowlist}
+    headers = [(SESSION_HEADER, session_id)]
+    for name, value in request.headers.items():
+        if name == SESSION_HEADER:
+            continue
+        if name in _PASSED or (
+            name in allowed and (name == "authorization" or name.startswith(_CUSTOM_PREFIX))
+        ):
+            headers.append((name, value))
+    return headers
+
+
+async def invoke(request: Request) -> Response:
+    service: RuntimeService = request.app.state.runtimes
+    sessions: SessionManager = request.app.state.sessions
+    session_id = session_id_of(request)
+    runtime, target = await service.target(
+        request.path_params["runtime"], request.query_params.get("qualifier")
+    )
+    version = await _version_config(service, runtime.id, target.version)
+    allowlist = version.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
+    body = await request.body()
+    live = await sessions.acquire(target, session_id)
+    try:
+        reply = await live.client.send(
+            "POST", "/invocations", worker_headers(request, session_id, allowlist), body
+        )
+    except WorkerUnreachable as error:
+        sessions.release(live)
+        await sessions.stop(runtime.id, session_id, "worker unreachable")
+        raise RuntimeClientError(f"the agent's worker is not reachable: {error}") from None
+    if not 200 <= reply.status < 300:
+        text = await _drain(reply)
+        sessions.release(live)
+        raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
+    content_type = dict(reply.headers).get("content-type", "application/json")
+    return StreamingResponse(
+        _relay(reply),
+        status_code=200,
+        media_type=None,
+        headers={"content-type": content_type, SESSION_HEADER: session_id},
+        background=BackgroundTask(_finish, sessions, live, reply),
+    )
+
+
+async def _version_config(service: RuntimeService, runtime_id: str, version: int) -> dict[str, Any]:
+    record = await asyncio.to_thread(service.store.get_version, runtime_id, version)
+    return record.config
+
+
+async def _relay(reply: WorkerReply) -> AsyncIterator[bytes]:
+    # Chunk by chunk, as the worker writes them: each send waits for the client, so a slow
+    # reader holds the worker back instead of growing server memory.
+    try:
+        async for chunk in reply.body:
+            yield chunk
+    except WorkerUnreachable as error:
+        logger.warning("Worker stream broke off: %s", error)
+
+
+async def _finish(sessions: SessionManager, live: LiveSession, reply: WorkerReply) -> None:
+    await reply.close()
+    sessions.release(live)
+
+
+async def _drain(reply: WorkerReply) -> str:
+    chunks: list[bytes] = []
+    try:
+        async for chunk in reply.body:
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > _ERROR_BODY_LIMIT:
+                break
+    finally:
+        await reply.close()
+    return b"".join(chunks).decode(errors="replace")[:_ERROR_BODY_LIMIT]
+
+
+async def stop_session(request: Request) -> Response:
+    service: RuntimeService = request.app.state.runtimes
+    sessions: SessionManager = request.app.state.sessions
+    session_id = request.headers.get(SESSION_HEADER)
+    if not session_id:
+        raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
+    runtime, _ = await service.target(request.path_params["runtime"], request.query_params.get("qualifier"))
+    if not await sessions.stop(runtime.id, session_id, "stopped by StopRuntimeSession"):
+        raise NotFound(f"no active session {session_id!r} on agent runtime {runtime.id}")
+    return JSONResponse({}, headers={SESSION_HEADER: session_id})
+
+
+ROUTES = [
+    Route("/runtimes/{runtime:path}/invocations", invoke, methods=["POST"]),
+    Route("/runtimes/{runtime:path}/stopruntimesession", stop_session, methods=["POST"]),
+]
+
+__all__ = ["ROUTES"]
