@@ -1,7 +1,4 @@
-"""What the store can refuse: one type per failure a caller can act on, all under `StoreError`.
-
-Nothing above the store ever sees a SQLAlchemy or driver exception for these cases.
-"""
+"""What the store can refuse, one type per failure a caller can act on."""
 
 from __future__ import annotations
 
@@ -10,86 +7,41 @@ class StoreError(Exception):
     """Base of every store failure."""
 
 
-class NotFoundError(StoreError):
-    """Base of the "no such thing" failures (the wire's ResourceNotFoundException)."""
+class RuntimeNotFound(StoreError):
+    """No runtime with that id (or it was deleted)."""
 
 
-class ConflictError(StoreError):
-    """Base of the "that clashes with what exists" failures (the wire's ConflictException)."""
-
-
-class RuntimeNotFound(NotFoundError):
-    """No runtime with that id."""
-
-
-class VersionNotFound(NotFoundError):
+class VersionNotFound(StoreError):
     """The runtime has no such version."""
 
 
-class EndpointNotFound(NotFoundError):
+class EndpointNotFound(StoreError):
     """The runtime has no endpoint of that name."""
 
 
-class SessionNotFound(NotFoundError):
-    """The runtime has no session with that id."""
-
-
-class AccessKeyNotFound(NotFoundError):
-    """No access key with that id (or it was revoked and revoked keys were not asked for)."""
-
-
-class ResourcePolicyNotFound(NotFoundError):
-    """The runtime has no resource policy."""
-
-
-class RuntimeNameConflict(ConflictError):
+class RuntimeNameConflict(StoreError):
     """Another runtime already has that name."""
 
 
-class EndpointNameConflict(ConflictError):
+class EndpointNameConflict(StoreError):
     """The runtime already has an endpoint of that name."""
 
 
-class AccessKeyConflict(ConflictError):
-    """An access key with that id already exists."""
-
-
-class ClientTokenConflict(ConflictError):
-    """The client token was already used for a request with different parameters."""
-
-
-class DefaultEndpointProtected(StoreError):
-    """The `DEFAULT` endpoint is managed by the store: it cannot be created, retargeted or deleted."""
-
-
 class InvalidPaginationToken(StoreError):
-    """A `nextToken` this store did not issue for this listing (or one that was altered)."""
+    """A `nextToken` this store did not issue."""
 
 
 class SchemaTooNew(StoreError):
-    """The database was written by a newer open-agentcore than this one."""
-
-
-class UnsupportedDatabaseURL(StoreError):
-    """The store URL names a database other than `sqlite:///...` or `postgresql://...`."""
+    """The database was written by a newer version of open-agentcore."""
 
 
 __all__ = [
-    "AccessKeyConflict",
-    "AccessKeyNotFound",
-    "ClientTokenConflict",
-    "ConflictError",
-    "DefaultEndpointProtected",
     "EndpointNameConflict",
     "EndpointNotFound",
     "InvalidPaginationToken",
-    "NotFoundError",
-    "ResourcePolicyNotFound",
     "RuntimeNameConflict",
     "RuntimeNotFound",
     "SchemaTooNew",
-    "SessionNotFound",
     "StoreError",
-    "UnsupportedDatabaseURL",
     "VersionNotFound",
 ]
