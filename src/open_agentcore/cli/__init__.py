@@ -1,0 +1,5 @@
+"""The `agentcore` command line."""
+
+from .main import main
+
+__all__ = ["main"]

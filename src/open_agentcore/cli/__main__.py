@@ -1,0 +1,7 @@
+"""`python -m open_agentcore.cli`."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""`agentcore server ...` as a user runs it: real processes, a real server, boto3 on its credentials."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import httpx
+import pytest
+
+from tests.conftest import free_port, wait_until
+
+AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload):
+    return {"ok": True}
+"""
+
+
+def agentcore(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "AGENTCORE_HOME": str(home)}
+    for name in ("AGENTCORE_ADMIN_ACCESS_KEY_ID", "AGENTCORE_ADMIN_SECRET_ACCESS_KEY"):
+        environment.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "open_agentcore.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=environment,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="oach-", dir="/tmp"))
+    yield path
+    pid_file = path / "server" / "server.pid"
+    if pid_file.exists():
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def clients(home: Path, port: int) -> tuple[Any, Any, botocore.credentials.Credentials]:
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in agentcore(home, "server", "credentials", "--port", str(port)).stdout.splitlines()
+    )
+    assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+    credentials = botocore.credentials.Credentials(
+        exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
+    )
+    settings = {
+        "region_name": exports["AWS_REGION"], "endpoint_url": exports["AWS_ENDPOINT_URL"],
+        "aws_access_key_id": credentials.access_key, "aws_secret_access_key": credentials.secret_key,
+    }  # fmt: skip
+    control = boto3.client("bedrock-agentcore-control", **settings)
+    return control, boto3.client("bedrock-agentcore", **settings), credentials
+
+
+def upload(port: int, credentials: botocore.credentials.Credentials) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("agent.py", AGENT)
+    url = f"http://127.0.0.1:{port}/_agentcore/artifacts"
+    request = botocore.awsrequest.AWSRequest(method="PUT", url=url, data=buffer.getvalue())
+    botocore.auth.SigV4Auth(credentials, "bedrock-agentcore", "us-east-1").add_auth(request)
+    return str(httpx.put(url, content=buffer.getvalue(), headers=dict(request.headers)).json()["key"])
+
+
+def test_start_status_credentials_stop(home: Path) -> None:
+    port = free_port()
+    started = agentcore(home, "server", "start", "--port", str(port))
+    assert started.returncode == 0, started.stderr
+    assert f"running at http://127.0.0.1:{port}" in started.stdout
+    status = agentcore(home, "server", "status", "--port", str(port))
+    assert status.returncode == 0 and "sandbox" in status.stdout
+    credentials = home / "server" / "admin-credentials.json"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    control, _, _ = clients(home, port)
+    assert control.list_agent_runtimes()["agentRuntimes"] == []
+    again = agentcore(home, "server", "start", "--port", str(port))
+    assert again.returncode == 1 and "already answers" in again.stderr and len(again.stderr.splitlines()) == 1
+    stopped = agentcore(home, "server", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert agentcore(home, "server", "status", "--port", str(port)).returncode == 1
+    nothing = agentcore(home, "server", "stop")
+    assert nothing.returncode == 1 and nothing.stderr.startswith("agentcore: no runtime server")
+
+
+def test_kill_9_loses_no_runtime_and_leaves_no_worker(home: Path) -> None:
+    port = free_port()
+    assert agentcore(home, "server", "start", "--port", str(port), "--warm-pool", "0").returncode == 0
+    control, data, credentials = clients(home, port)
+    key = upload(port, credentials)
+    created = control.create_agent_runtime(
+        agentRuntimeName="survivor", roleArn="arn:aws:iam::000000000000:role/r",
+        agentRuntimeArtifact={"codeConfiguration": {
+            "code": {"s3": {"bucket": "agentcore-artifacts", "prefix": key}},
+            "runtime": "PYTHON_3_11", "entryPoint": ["agent.py"]}},
+    )  # fmt: skip
+    runtime_id = created["agentRuntimeId"]
+    wait_until(lambda: control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY", timeout=60)
+    reply = data.invoke_agent_runtime(
+        agentRuntimeArn=created["agentRuntimeArn"], payload=b"{}", runtimeSessionId="k" * 33
+    )
+    assert json.loads(reply["response"].read()) == {"ok": True}
+    server_pid = int((home / "server" / "server.pid").read_text())
+    workers = [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and b"worker_main.py" in _cmdline(p) and str(home).encode() in _cmdline(p)
+    ]  # fmt: skip
+    assert workers, "the invocation should have started a worker"
+    os.kill(server_pid, signal.SIGKILL)
+    wait_until(lambda: not any(p.exists() and _cmdline(p) for p in workers), timeout=20)
+    assert agentcore(home, "server", "start", "--port", str(port)).returncode == 0
+    control, data, _ = clients(home, port)
+    assert control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY"
+    reply = data.invoke_agent_runtime(
+        agentRuntimeArn=created["agentRuntimeArn"], payload=b"{}", runtimeSessionId="k" * 33
+    )
+    assert json.loads(reply["response"].read()) == {"ok": True}
+    assert agentcore(home, "server", "stop").returncode == 0
+
+
+def invoke(data: Any, arn: str) -> Any:
+    reply = data.invoke_agent_runtime(agentRuntimeArn=arn, payload=b"{}", runtimeSessionId="k" * 33)
+    return json.loads(reply["response"].read())
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["server"], ["server", "run"], ["server", "start"], ["server", "stop"]]
+)
+def test_every_command_has_help(command: list[str], home: Path) -> None:
+    helped = agentcore(home, *command, "--help")
+    assert helped.returncode == 0 and "usage: agentcore" in helped.stdout
+
+
+def test_usage_errors_exit_2(home: Path) -> None:
+    assert agentcore(home, "server", "fly").returncode == 2
+    assert agentcore(home).returncode == 2
