@@ -70,7 +70,9 @@ def test_handler_exception_is_500_with_message_and_a_json_log_line_with_the_stac
     assert errors[0]["requestId"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b'{"a": 1', b"[" * 100_000 + b"]" * 100_000])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"", b"\xff\xfe", b'{"a": 1', b"[" * 100_000 + b"]" * 100_000]
+)
 def test_body_that_is_not_json_is_400(body: bytes) -> None:
     with _app(lambda payload: "unreachable") as client:
         reply = client.post("/invocations", content=body, headers={"content-type": "application/json"})
