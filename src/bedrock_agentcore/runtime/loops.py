@@ -75,33 +75,63 @@ class _Job(Generic[_T]):
         self.abandoned = False
         self.worker: WorkerLoop | None = None
         self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def start(self, worker: WorkerLoop, attempt: int) -> None:
-        """Runs on `worker`'s loop: queue the coroutine there as a task."""
-        self.context.run(worker.loop.create_task, self._run(worker, attempt))
+        """Runs on `worker`'s loop: run the coroutine's first step now, the rest as a task.
+
+        Most handlers either finish without ever suspending (no task is needed at all) or are
+        about to wait for I/O anyway, so starting eagerly saves a task and a loop iteration.
+        """
+        if not self._claim(worker, attempt):
+            return
+        try:
+            yielded = self.context.run(self.coro.send, None)
+        except StopIteration as done:
+            self._report(True, done.value)
+            return
+        except BaseException as error:  # handed to the awaiting caller, not swallowed
+            self._report(False, error)
+            return
+        self.task = self.context.run(worker.loop.create_task, self._resume(yielded))
 
     def _claim(self, worker: WorkerLoop, attempt: int) -> bool:
-        # Claimed when the task first runs, not when it is queued: a task queued behind a
-        # handler that blocks this loop has not started, and may still be moved elsewhere.
+        # Claimed when the loop gets to it, not when it is posted: a job queued behind a handler
+        # that blocks this loop has not started, and may still be moved elsewhere.
         with self.lock:
             worker.stalled = False
             if self.started or self.abandoned or attempt != self.attempt:
                 return False
             self.started = True
             self.worker = worker
-            self.task = asyncio.current_task()
             return True
 
-    async def _run(self, worker: WorkerLoop, attempt: int) -> None:
-        if not self._claim(worker, attempt):
-            return
+    async def _resume(self, yielded: Any) -> None:
+        """Drive the rest of a coroutine that suspended in its eager first step (as a Task would)."""
+        coro = self.coro
         try:
-            outcome: tuple[bool, Any] = (True, await self.coro)
+            while True:
+                if yielded is None:
+                    await asyncio.sleep(0)  # a bare yield: give the loop one turn
+                elif asyncio.isfuture(yielded):
+                    yielded._asyncio_future_blocking = False
+                    try:
+                        await asyncio.wait([yielded])  # the coroutine reads the outcome itself
+                    except asyncio.CancelledError:
+                        yielded.cancel()
+                        yielded = coro.throw(asyncio.CancelledError())
+                        continue
+                else:
+                    yielded = coro.throw(RuntimeError(f"a coroutine yielded {yielded!r}, not a future"))
+                    continue
+                yielded = coro.send(None)
+        except StopIteration as done:
+            self._report(True, done.value)
         except BaseException as error:  # handed to the awaiting caller, not swallowed
-            outcome = (False, error)
+            self._report(False, error)
+
+    def _report(self, ok: bool, value: Any) -> None:
         # Settles the caller's future the moment the coroutine ends, in the same loop iteration.
-        self.inbox.post(_settle, self.result, *outcome)
+        self.inbox.post(_settle, self.result, ok, value)
 
     def cancel(self) -> None:
         """Runs on the caller's loop when the caller gives up."""
@@ -126,6 +156,9 @@ class LoopPool:
         self.stall_after = stall_after
         self._loops: list[WorkerLoop] = []
         self._lock = threading.Lock()
+        self._watched: dict[_Job[Any], tuple[WorkerLoop, float]] = {}
+        # One watchdog timer per calling loop (normally just the server's).
+        self._watchdogs: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
 
     @property
     def size(self) -> int:
@@ -156,7 +189,7 @@ class LoopPool:
         job = _Job(coro, context)
         worker = pinned or self._lively()
         if pinned is None:
-            job.timer = job.caller.call_later(self.stall_after, self._check, job, worker)
+            self._watch(job, worker)
         worker.inbox.post_batched(job.start, worker, 0)
         try:
             value = await job.result
@@ -164,13 +197,36 @@ class LoopPool:
             job.cancel()
             raise
         finally:
-            if job.timer is not None:
-                job.timer.cancel()
+            self._watched.pop(job, None)
         assert job.worker is not None
         return value, job.worker
 
-    def _check(self, job: _Job[Any], worker: WorkerLoop) -> None:
-        """Caller's loop, `stall_after` after dispatch: move the job if its loop has not started it."""
+    def _watch(self, job: _Job[Any], worker: WorkerLoop) -> None:
+        # One watchdog timer for all jobs in flight, not a timer per job: this is the hot path.
+        self._watched[job] = (worker, job.caller.time() + self.stall_after)
+        if job.caller not in self._watchdogs:
+            self._watchdogs[job.caller] = job.caller.call_later(
+                self.stall_after, self._check_stalls, job.caller
+            )
+
+    def _check_stalls(self, caller: asyncio.AbstractEventLoop) -> None:
+        """Caller's loop: move every job whose loop has not started it within `stall_after`."""
+        del self._watchdogs[caller]
+        now = caller.time()
+        pending = False
+        for job, (worker, deadline) in list(self._watched.items()):
+            if job.caller is not caller:
+                continue
+            if job.started or job.abandoned:
+                del self._watched[job]
+                continue
+            if deadline <= now:
+                self._move(job, worker)
+            pending = True
+        if pending:
+            self._watchdogs[caller] = caller.call_later(self.stall_after / 2, self._check_stalls, caller)
+
+    def _move(self, job: _Job[Any], worker: WorkerLoop) -> None:
         with job.lock:
             if job.started or job.abandoned:
                 return
@@ -178,7 +234,7 @@ class LoopPool:
             job.attempt += 1
             attempt = job.attempt
         successor = self._lively(after=worker)
-        job.timer = job.caller.call_later(self.stall_after, self._check, job, successor)
+        self._watched[job] = (successor, job.caller.time() + self.stall_after)
         successor.inbox.post_batched(job.start, successor, attempt)
 
     def close(self) -> None:
