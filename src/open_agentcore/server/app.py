@@ -31,11 +31,12 @@ from open_agentcore.backends import ProcessBackend, WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady, RuntimePaths, RuntimeService
 from open_agentcore.sessions import SessionConfig, SessionLimitReached, SessionManager
 from open_agentcore.store import (
-    EndpointNameConflict,
+    ConflictError,
+    DatabaseUnavailable,
+    DefaultEndpointProtected,
     InvalidPaginationToken,
-    RuntimeNameConflict,
+    NotFoundError,
     Store,
-    StoreError,
 )
 
 from . import control, data, extensions
@@ -60,12 +61,17 @@ def _wire_error(error: Exception) -> ServiceError:
         return error
     if isinstance(error, InvalidRequest):
         return ValidationError(str(error), field=error.field)
-    if isinstance(error, (RuntimeNameConflict, EndpointNameConflict)):
+    if isinstance(error, ConflictError):
         return Conflict(str(error))
     if isinstance(error, InvalidPaginationToken):
         return ValidationError(str(error), field="nextToken")
-    if isinstance(error, StoreError):
+    if isinstance(error, DefaultEndpointProtected):
+        return ValidationError(str(error), field="endpointName")
+    if isinstance(error, NotFoundError):
         return NotFound(str(error))
+    if isinstance(error, DatabaseUnavailable):
+        logger.error("Database unavailable: %s", error)
+        return InternalError("the server's database is unavailable; try again")
     if isinstance(error, (ArtifactNotFound, ArtifactTooLarge, ArtifactError)):
         return ValidationError(str(error))
     if isinstance(error, SessionLimitReached):

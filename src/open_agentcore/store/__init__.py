@@ -1,41 +1,78 @@
-"""Persistent state of the runtime server: runtimes, immutable versions, endpoints (SQLAlchemy 2)."""
+"""Persistent state of the runtime server on SQLAlchemy 2: SQLite by default, PostgreSQL by URL.
 
+Runtimes, their immutable versions, endpoints, sessions, access keys, resource policies and
+client-token idempotency, behind one thread-safe `Store` that hands out frozen records.
+"""
+
+from .engine import MIGRATIONS
 from .errors import (
+    AccessKeyConflict,
+    AccessKeyNotFound,
+    ClientTokenConflict,
+    ConflictError,
+    DatabaseUnavailable,
+    DefaultEndpointProtected,
     EndpointNameConflict,
     EndpointNotFound,
     InvalidPaginationToken,
+    NotFoundError,
+    ResourcePolicyNotFound,
     RuntimeNameConflict,
     RuntimeNotFound,
     SchemaTooNew,
+    SessionNotFound,
     StoreError,
+    UnsupportedDatabaseURL,
     VersionNotFound,
 )
 from .records import (
     DEFAULT_ENDPOINT,
+    AccessKeyRecord,
     EndpointRecord,
     EndpointStatus,
     Page,
+    ResourcePolicyRecord,
     RuntimeRecord,
     RuntimeStatus,
+    SessionRecord,
+    SessionState,
     VersionRecord,
 )
-from .repository import Store
+from .repository import Store, open_store
+from .transactions import MAX_PAGE_SIZE
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "MAX_PAGE_SIZE",
+    "MIGRATIONS",
+    "AccessKeyConflict",
+    "AccessKeyNotFound",
+    "AccessKeyRecord",
+    "ClientTokenConflict",
+    "ConflictError",
+    "DatabaseUnavailable",
+    "DefaultEndpointProtected",
     "EndpointNameConflict",
     "EndpointNotFound",
     "EndpointRecord",
     "EndpointStatus",
     "InvalidPaginationToken",
+    "NotFoundError",
     "Page",
+    "ResourcePolicyNotFound",
+    "ResourcePolicyRecord",
     "RuntimeNameConflict",
     "RuntimeNotFound",
     "RuntimeRecord",
     "RuntimeStatus",
     "SchemaTooNew",
+    "SessionNotFound",
+    "SessionRecord",
+    "SessionState",
     "Store",
     "StoreError",
+    "UnsupportedDatabaseURL",
     "VersionNotFound",
     "VersionRecord",
+    "open_store",
 ]

@@ -1,315 +1,331 @@
-"""The `Store`: every read and write of runtimes, versions and endpoints, one transaction each."""
+"""The `Store`: runtimes and their immutable versions, one transaction per call.
+
+Endpoints, sessions, access keys and resource policies are in their own modules; `Store` gathers
+them into one object the server holds for its whole life and calls from any thread.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime
 import secrets
 import string
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .engine import make_engine
-from .errors import (
-    EndpointNameConflict,
-    EndpointNotFound,
-    InvalidPaginationToken,
-    RuntimeNameConflict,
-    RuntimeNotFound,
-    VersionNotFound,
-)
-from .records import (
-    DEFAULT_ENDPOINT,
-    EndpointRecord,
-    EndpointStatus,
-    Page,
-    RuntimeRecord,
-    RuntimeStatus,
-    VersionRecord,
-)
-from .tables import ClientToken, Endpoint, Runtime, RuntimeVersion
+from .access import AccessRepository
+from .endpoints import EndpointRepository, follow_build, new_endpoint, retarget_default
+from .engine import open_engine
+from .errors import RuntimeNameConflict
+from .records import DEFAULT_ENDPOINT, Page, RuntimeRecord, RuntimeStatus, VersionRecord
+from .sessions import SessionRepository
+from .tables import Runtime, RuntimeVersion
+from .transactions import fingerprint, utcnow
+
+CREATE_RUNTIME = "CreateAgentRuntime"
+UPDATE_RUNTIME = "UpdateAgentRuntime"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+_FAILED = (RuntimeStatus.CREATE_FAILED, RuntimeStatus.UPDATE_FAILED)
+_BUILD_ENDED = (RuntimeStatus.READY, *_FAILED)
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+class Store(EndpointRepository, SessionRepository, AccessRepository):
+    """The runtime server's persistent state: SQLite by default, PostgreSQL shared by replicas.
 
-
-def _aware(moment: datetime.datetime) -> datetime.datetime:
-    # SQLite hands datetimes back without their zone; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
-def _runtime(row: Runtime) -> RuntimeRecord:
-    return RuntimeRecord(
-        row.id, row.name, row.arn, RuntimeStatus(row.status), row.latest_version, row.failure_reason,
-        row.description, _aware(row.created_at), _aware(row.updated_at),
-    )  # fmt: skip
-
-
-def _version(row: RuntimeVersion) -> VersionRecord:
-    return VersionRecord(
-        row.runtime_id, row.version, dict(row.config), RuntimeStatus(row.status), row.failure_reason,
-        _aware(row.created_at),
-    )  # fmt: skip
-
-
-def _endpoint(row: Endpoint) -> EndpointRecord:
-    return EndpointRecord(
-        row.runtime_id, row.name, row.arn, row.target_version, row.live_version, EndpointStatus(row.status),
-        row.description, _aware(row.created_at), _aware(row.updated_at),
-    )  # fmt: skip
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("o:") or not text[2:].isdigit():
-            raise ValueError(text)
-        return int(text[2:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidPaginationToken("nextToken is not one this server issued") from None
-
-
-class Store:
-    """The runtime server's persistent state (SQLite by default, PostgreSQL by URL)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    Thread-safe; every method is one transaction and returns frozen records, never live rows.
+    Failures are the `StoreError` subclasses of `store.errors`. Deleting a runtime removes it at
+    once with its versions, endpoints, sessions and resource policy (no soft delete): the name is
+    free again immediately, and the record returned says DELETING, as the API reports it.
+    `engine` is exposed for diagnostics and tests; callers need nothing from it.
+    """
 
     @classmethod
     def open(cls, url: str) -> Store:
-        return cls(make_engine(url))
+        """Open (creating or migrating) the database at `url`; see `open_store`."""
+        return cls(open_engine(url))
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def __enter__(self) -> Store:
+        return self
 
-    # Runtimes ------------------------------------------------------------------------------
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Runtimes ----------------------------------------------------------------------------------
 
     def create_runtime(
-        self, name: str, region: str, account: str, config: dict[str, Any], description: str = ""
+        self,
+        name: str,
+        region: str,
+        account: str,
+        config: dict[str, Any],
+        description: str = "",
+        client_token: str | None = None,
     ) -> tuple[RuntimeRecord, VersionRecord]:
-        """A new runtime with version 1 (CREATING) and its DEFAULT endpoint, in one transaction."""
-        runtime_id = f"{name}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(10))}"
-        arn = f"arn:aws:bedrock-agentcore:{region}:{account}:runtime/{runtime_id}"
-        now = _now()
+        """A new runtime `<name>-<10 alphanumerics>` with version 1 (CREATING) and its DEFAULT endpoint.
+
+        Raises `RuntimeNameConflict`, `ClientTokenConflict`. A retry with the same `client_token`
+        and parameters returns what the first request created.
+        """
+        digest = fingerprint(name, region, account, config, description)
         try:
-            with self._session() as session:
+            with self._write() as session:
+                if client_token and (replay := self._created_by(session, client_token, digest)):
+                    return replay
+                if session.scalar(select(Runtime.id).where(Runtime.name == name)) is not None:
+                    raise RuntimeNameConflict(f"an agent runtime named {name!r} already exists")
+                runtime_id = f"{name}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(10))}"
+                now = utcnow()
                 runtime = Runtime(
-                    id=runtime_id, name=name, arn=arn, status=RuntimeStatus.CREATING.value, latest_version=1,
-                    failure_reason=None, description=description, created_at=now, updated_at=now,
-                )  # fmt: skip
+                    id=runtime_id,
+                    name=name,
+                    arn=f"arn:aws:bedrock-agentcore:{region}:{account}:runtime/{runtime_id}",
+                    status=RuntimeStatus.CREATING,
+                    latest_version=1,
+                    description=description,
+                    created_at=now,
+                    updated_at=now,
+                )
                 version = RuntimeVersion(
-                    runtime_id=runtime_id, version=1, config=config, status=RuntimeStatus.CREATING.value,
-                    failure_reason=None, created_at=now,
-                )  # fmt: skip
+                    runtime_id=runtime_id,
+                    version=1,
+                    config=config,
+                    status=RuntimeStatus.CREATING,
+                    created_at=now,
+                    updated_at=now,
+                )
                 session.add(runtime)
                 session.flush()
-                session.add(version)
-                session.add(self._new_endpoint(runtime, DEFAULT_ENDPOINT, 1, "", now))
+                session.add_all([version, new_endpoint(runtime, DEFAULT_ENDPOINT, version, "", now)])
+                if client_token:
+                    self._claim(session, CREATE_RUNTIME, client_token, digest, runtime_id)
+                session.flush()
+                return runtime.record(version), version.record()
         except IntegrityError:
+            # Lost a race with a concurrent create: of the same request (a replay), or of the name.
+            if client_token:
+                with self._read() as session:
+                    if replay := self._created_by(session, client_token, digest):
+                        return replay
             raise RuntimeNameConflict(f"an agent runtime named {name!r} already exists") from None
-        return _runtime(runtime), _version(version)
 
-    @staticmethod
-    def _new_endpoint(
-        runtime: Runtime, name: str, version: int, description: str, now: datetime.datetime
-    ) -> Endpoint:
-        return Endpoint(
-            runtime_id=runtime.id, name=name, arn=f"{runtime.arn}/runtime-endpoint/{name}",
-            target_version=version, live_version=None, status=EndpointStatus.CREATING.value,
-            description=description, created_at=now, updated_at=now,
-        )  # fmt: skip
+    def _created_by(
+        self, session: Session, token: str, digest: str
+    ) -> tuple[RuntimeRecord, VersionRecord] | None:
+        runtime_id = self._claimed(session, CREATE_RUNTIME, token, digest)
+        runtime = session.get(Runtime, runtime_id) if runtime_id else None
+        if runtime is None:
+            return None
+        first = self._version_row(session, runtime.id, 1)
+        return runtime.record(self._version_row(session, runtime.id, runtime.latest_version)), first.record()
 
-    def get_runtime(self, runtime_id: str) -> RuntimeRecord:
-        with self._session() as session:
-            return _runtime(self._runtime_row(session, runtime_id))
+    def get_runtime(self, runtime_id: str, version: int | None = None) -> RuntimeRecord:
+        """A runtime described at `version` (the latest when None).
 
-    @staticmethod
-    def _runtime_row(session: Session, runtime_id: str) -> Runtime:
-        row = session.get(Runtime, runtime_id)
-        if row is None or row.status == RuntimeStatus.DELETING.value:
-            raise RuntimeNotFound(f"no agent runtime with id {runtime_id!r}")
-        return row
+        Raises `RuntimeNotFound`, `VersionNotFound`.
+        """
+        with self._read() as session:
+            runtime = self._runtime_row(session, runtime_id)
+            return runtime.record(self._version_row(session, runtime_id, version or runtime.latest_version))
 
-    def list_runtimes(self, max_results: int = 100, next_token: str | None = None) -> Page:
-        offset = _decode_token(next_token)
-        with self._session() as session:
-            query = select(Runtime).where(Runtime.status != RuntimeStatus.DELETING.value)
-            rows = session.scalars(
-                query.order_by(Runtime.created_at, Runtime.id).offset(offset).limit(max_results + 1)
+    def list_runtimes(self, max_results: int = 100, next_token: str | None = None) -> Page[RuntimeRecord]:
+        """Runtimes ordered by id, each at its latest version. Raises `InvalidPaginationToken`."""
+        after = self._tokens.resume("runtimes", next_token)
+        with self._read() as session:
+            query = select(Runtime, RuntimeVersion).join(
+                RuntimeVersion,
+                (RuntimeVersion.runtime_id == Runtime.id)
+                & (RuntimeVersion.version == Runtime.latest_version),
             )
-            records = [_runtime(row) for row in rows]
-        more = len(records) > max_results
-        return Page(records[:max_results], _encode_token(offset + max_results) if more else None)
+            if after is not None:
+                query = query.where(Runtime.id > str(after))
+            rows = session.execute(query.order_by(Runtime.id).limit(self._limit(max_results) + 1)).all()
+            return self._page(
+                "runtimes", rows, max_results, lambda row: row[0].id, lambda row: row[0].record(row[1])
+            )
+
+    def set_runtime_status(
+        self, runtime_id: str, status: RuntimeStatus, failure_reason: str | None = None
+    ) -> RuntimeRecord:
+        """Set a runtime's own status (its versions' statuses are `set_version_status`'s business)."""
+        with self._write() as session:
+            runtime = self._runtime_row(session, runtime_id, lock=True)
+            runtime.status, runtime.failure_reason, runtime.updated_at = status, failure_reason, utcnow()
+            return runtime.record(self._version_row(session, runtime_id, runtime.latest_version))
 
     def delete_runtime(self, runtime_id: str) -> RuntimeRecord:
-        """Remove a runtime with its versions and endpoints; returns it as it was."""
-        with self._session() as session:
-            row = self._runtime_row(session, runtime_id)
-            record = _runtime(row)
-            session.delete(row)
-        return record
+        """Remove a runtime with its versions, endpoints, sessions and policy; returns it, status DELETING.
 
-    # Versions ------------------------------------------------------------------------------
+        Stopping the runtime's workers is the caller's job. Raises `RuntimeNotFound`.
+        """
+        with self._write() as session:
+            runtime = self._runtime_row(session, runtime_id, lock=True)
+            runtime.status = RuntimeStatus.DELETING
+            record = runtime.record(self._version_row(session, runtime_id, runtime.latest_version))
+            session.expunge(runtime)
+            session.execute(delete(Runtime).where(Runtime.id == runtime_id))  # the rest goes by cascade
+            return record
 
-    def add_version(self, runtime_id: str, config: dict[str, Any]) -> VersionRecord:
-        """A new immutable version (UPDATING); the runtime points at it as its latest."""
-        now = _now()
-        with self._session() as session:
-            runtime = self._runtime_row(session, runtime_id)
-            number = (session.scalar(select(func.max(RuntimeVersion.version)).where(
-                RuntimeVersion.runtime_id == runtime_id)) or 0) + 1  # fmt: skip
+    # Versions ----------------------------------------------------------------------------------
+
+    def add_version(
+        self,
+        runtime_id: str,
+        config: dict[str, Any],
+        description: str | None = None,
+        client_token: str | None = None,
+    ) -> VersionRecord:
+        """A new immutable version (UPDATING); the runtime and its DEFAULT endpoint now target it.
+
+        `description`, when given, becomes the runtime's. Raises `RuntimeNotFound`, `ClientTokenConflict`.
+        """
+        digest = fingerprint(runtime_id, config, description)
+        now = utcnow()
+        with self._write() as session:
+            runtime = self._runtime_row(session, runtime_id, lock=True)
+            if client_token and (made := self._claimed(session, UPDATE_RUNTIME, client_token, digest)):
+                owner, _, number_text = made.rpartition("/")
+                if owner == runtime_id and number_text.isdigit():
+                    previous = session.get(RuntimeVersion, (runtime_id, int(number_text)))
+                    if previous is not None:
+                        return previous.record()
+            number = runtime.latest_version + 1
             version = RuntimeVersion(
-                runtime_id=runtime_id, version=number, config=config, status=RuntimeStatus.UPDATING.value,
-                failure_reason=None, created_at=now,
-            )  # fmt: skip
+                runtime_id=runtime_id,
+                version=number,
+                config=config,
+                status=RuntimeStatus.UPDATING,
+                created_at=now,
+                updated_at=now,
+            )
             session.add(version)
-            runtime.latest_version = number
-            runtime.status = RuntimeStatus.UPDATING.value
-            runtime.updated_at = now
-        return _version(version)
+            runtime.latest_version, runtime.status, runtime.updated_at = number, RuntimeStatus.UPDATING, now
+            runtime.failure_reason = None
+            if description is not None:
+                runtime.description = description
+            retarget_default(session, runtime_id, number, now)
+            if client_token:
+                self._claim(session, UPDATE_RUNTIME, client_token, digest, f"{runtime_id}/{number}")
+            session.flush()
+            return version.record()
 
     def get_version(self, runtime_id: str, version: int | None = None) -> VersionRecord:
-        with self._session() as session:
+        """One version (the latest when None). Raises `RuntimeNotFound`, `VersionNotFound`."""
+        with self._read() as session:
             runtime = self._runtime_row(session, runtime_id)
-            row = session.get(RuntimeVersion, (runtime_id, version or runtime.latest_version))
-            if row is None:
-                raise VersionNotFound(f"agent runtime {runtime_id!r} has no version {version}")
-            return _version(row)
+            return self._version_row(session, runtime_id, version or runtime.latest_version).record()
 
-    def list_versions(self, runtime_id: str, max_results: int = 100, next_token: str | None = None) -> Page:
-        offset = _decode_token(next_token)
-        with self._session() as session:
+    def list_versions(
+        self, runtime_id: str, max_results: int = 100, next_token: str | None = None
+    ) -> Page[VersionRecord]:
+        """A runtime's versions, newest first. Raises `RuntimeNotFound`, `InvalidPaginationToken`."""
+        listing = f"versions/{runtime_id}"
+        after = self._tokens.resume(listing, next_token)
+        with self._read() as session:
             self._runtime_row(session, runtime_id)
             query = select(RuntimeVersion).where(RuntimeVersion.runtime_id == runtime_id)
-            rows = session.scalars(
-                query.order_by(RuntimeVersion.version.desc()).offset(offset).limit(max_results + 1)
+            if after is not None:
+                query = query.where(RuntimeVersion.version < int(after))
+            query = query.order_by(RuntimeVersion.version.desc()).limit(self._limit(max_results) + 1)
+            rows = session.scalars(query).all()
+            return self._page(listing, rows, max_results, lambda row: row.version, RuntimeVersion.record)
+
+    def set_version_status(
+        self,
+        runtime_id: str,
+        version: int,
+        status: RuntimeStatus,
+        failure_reason: str | None = None,
+        *,
+        artifact_key: str | None = None,
+        environment_hash: str | None = None,
+    ) -> VersionRecord:
+        """Record a version's build progress; its configuration never changes.
+
+        The runtime's status follows its latest version's. When a build ends (READY or *_FAILED) the
+        endpoints follow (see `endpoints.follow_build`). `artifact_key` and `environment_hash` are set
+        when given. Raises `RuntimeNotFound`, `VersionNotFound`, and `ValueError` for DELETING.
+        """
+        with self._write() as session:
+            return self._set_version_status(
+                session, runtime_id, version, lambda _: status, failure_reason, artifact_key, environment_hash
             )
-            records = [_version(row) for row in rows]
-        more = len(records) > max_results
-        return Page(records[:max_results], _encode_token(offset + max_results) if more else None)
 
-    def finish_version(self, runtime_id: str, version: int, failure: str | None = None) -> None:
-        """Record a build's outcome: READY (DEFAULT moves to it) or CREATE_/UPDATE_FAILED."""
-        now = _now()
-        with self._session() as session:
-            runtime = self._runtime_row(session, runtime_id)
-            row = session.get(RuntimeVersion, (runtime_id, version))
-            if row is None:
-                raise VersionNotFound(f"agent runtime {runtime_id!r} has no version {version}")
-            first = version == 1
+    def finish_version(self, runtime_id: str, version: int, failure: str | None = None) -> VersionRecord:
+        """Record a build's outcome: READY, or CREATE_FAILED (a version that was CREATING) / UPDATE_FAILED."""
+
+        def outcome(current: RuntimeStatus) -> RuntimeStatus:
             if failure is None:
-                row.status = RuntimeStatus.READY.value
-            else:
-                row.status = (RuntimeStatus.CREATE_FAILED if first else RuntimeStatus.UPDATE_FAILED).value
-            row.failure_reason = failure
-            if runtime.latest_version == version:
-                runtime.status, runtime.failure_reason, runtime.updated_at = row.status, failure, now
-            for endpoint in session.scalars(select(Endpoint).where(Endpoint.runtime_id == runtime_id)):
-                if endpoint.target_version == version or (
-                    endpoint.name == DEFAULT_ENDPOINT and failure is None
-                ):
-                    if failure is None:
-                        endpoint.target_version = version
-                        endpoint.live_version = version
-                        endpoint.status = EndpointStatus.READY.value
-                    elif endpoint.live_version is None:
-                        endpoint.status = EndpointStatus.CREATE_FAILED.value
-                    endpoint.updated_at = now
+                return RuntimeStatus.READY
+            return (
+                RuntimeStatus.CREATE_FAILED
+                if current is RuntimeStatus.CREATING
+                else RuntimeStatus.UPDATE_FAILED
+            )
 
-    # Endpoints -----------------------------------------------------------------------------
+        with self._write() as session:
+            return self._set_version_status(session, runtime_id, version, outcome, failure, None, None)
 
-    def create_endpoint(
-        self, runtime_id: str, name: str, version: int | None, description: str = ""
-    ) -> EndpointRecord:
-        now = _now()
-        try:
-            with self._session() as session:
-                runtime = self._runtime_row(session, runtime_id)
-                target = version or runtime.latest_version
-                pinned = session.get(RuntimeVersion, (runtime_id, target))
-                if pinned is None:
-                    raise VersionNotFound(f"agent runtime {runtime_id!r} has no version {target}")
-                endpoint = self._new_endpoint(runtime, name, target, description, now)
-                if pinned.status == RuntimeStatus.READY.value:
-                    endpoint.live_version, endpoint.status = target, EndpointStatus.READY.value
-                session.add(endpoint)
-        except IntegrityError:
-            raise EndpointNameConflict(
-                f"agent runtime {runtime_id!r} already has an endpoint {name!r}"
-            ) from None
-        return _endpoint(endpoint)
+    def _set_version_status(
+        self,
+        session: Session,
+        runtime_id: str,
+        version: int,
+        status_from: Callable[[RuntimeStatus], RuntimeStatus],
+        failure_reason: str | None,
+        artifact_key: str | None,
+        environment_hash: str | None,
+    ) -> VersionRecord:
+        runtime = self._runtime_row(session, runtime_id, lock=True)
+        row = self._version_row(session, runtime_id, version)
+        status: RuntimeStatus = status_from(row.status)
+        if status is RuntimeStatus.DELETING:
+            raise ValueError("a version is never DELETING; delete the runtime")
+        now = utcnow()
+        row.status, row.updated_at = status, now
+        row.failure_reason = failure_reason if status in _FAILED else None
+        if artifact_key is not None:
+            row.artifact_key = artifact_key
+        if environment_hash is not None:
+            row.environment_hash = environment_hash
+        if version == runtime.latest_version and runtime.status is not RuntimeStatus.DELETING:
+            runtime.status, runtime.failure_reason, runtime.updated_at = status, row.failure_reason, now
+        if status in _BUILD_ENDED:
+            session.flush()
+            follow_build(session, row, now)
+        return row.record()
 
-    def get_endpoint(self, runtime_id: str, name: str) -> EndpointRecord:
-        with self._session() as session:
-            return _endpoint(self._endpoint_row(session, runtime_id, name))
+    # Idempotency -------------------------------------------------------------------------------
 
-    def _endpoint_row(self, session: Session, runtime_id: str, name: str) -> Endpoint:
-        self._runtime_row(session, runtime_id)
-        row = session.scalar(select(Endpoint).where(Endpoint.runtime_id == runtime_id, Endpoint.name == name))
-        if row is None:
-            raise EndpointNotFound(f"agent runtime {runtime_id!r} has no endpoint {name!r}")
-        return row
+    def remember_token(self, operation: str, token: str, resource_id: str, request_digest: str = "") -> None:
+        """Note that (operation, client token) made `resource_id`, for operations without built-in support.
 
-    def list_endpoints(self, runtime_id: str, max_results: int = 100, next_token: str | None = None) -> Page:
-        offset = _decode_token(next_token)
-        with self._session() as session:
-            self._runtime_row(session, runtime_id)
-            query = select(Endpoint).where(Endpoint.runtime_id == runtime_id).order_by(Endpoint.id)
-            records = [_endpoint(row) for row in session.scalars(query.offset(offset).limit(max_results + 1))]
-        more = len(records) > max_results
-        return Page(records[:max_results], _encode_token(offset + max_results) if more else None)
+        `create_runtime`, `add_version` and `create_endpoint` take `client_token` themselves, atomically.
+        """
+        with self._write() as session:
+            self._claim(session, operation, token, request_digest, resource_id)
 
-    def update_endpoint(
-        self, runtime_id: str, name: str, version: int | None, description: str | None = None
-    ) -> EndpointRecord:
-        with self._session() as session:
-            row = self._endpoint_row(session, runtime_id, name)
-            if version is not None:
-                pinned = session.get(RuntimeVersion, (runtime_id, version))
-                if pinned is None:
-                    raise VersionNotFound(f"agent runtime {runtime_id!r} has no version {version}")
-                row.target_version = version
-                if pinned.status == RuntimeStatus.READY.value:
-                    row.live_version, row.status = version, EndpointStatus.READY.value
-            if description is not None:
-                row.description = description
-            row.updated_at = _now()
-            return _endpoint(row)
+    def recall_token(self, operation: str, token: str, request_digest: str = "") -> str | None:
+        """The resource an earlier (operation, client token) made, if any.
 
-    def delete_endpoint(self, runtime_id: str, name: str) -> EndpointRecord:
-        with self._session() as session:
-            row = self._endpoint_row(session, runtime_id, name)
-            record = _endpoint(row)
-            session.delete(row)
-        return record
-
-    # Idempotency ---------------------------------------------------------------------------
-
-    def remember_token(self, operation: str, token: str, resource_id: str) -> None:
-        with self._session() as session:
-            session.merge(ClientToken(operation=operation, token=token, resource_id=resource_id))
-
-    def recall_token(self, operation: str, token: str) -> str | None:
-        with self._session() as session:
-            row = session.get(ClientToken, (operation, token))
-            return row.resource_id if row is not None else None
+        Raises `ClientTokenConflict` when both requests carried a digest and they differ.
+        """
+        with self._read() as session:
+            return self._claimed(session, operation, token, request_digest)
 
 
-__all__ = ["Store"]
+def open_store(url: str) -> Store:
+    """Open the store at `sqlite:///<path>` or `postgresql://user:password@host:port/database`.
+
+    Creates the schema in a new database and applies pending migrations to an old one. Raises
+    `UnsupportedDatabaseURL`, `DatabaseUnavailable`, `SchemaTooNew`.
+    """
+    return Store.open(url)
+
+
+__all__ = ["Store", "open_store"]
