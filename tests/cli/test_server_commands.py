@@ -65,6 +65,7 @@ def clients(home: Path, port: int) -> tuple[Any, Any, botocore.credentials.Crede
         for line in agentcore(home, "server", "credentials", "--port", str(port)).stdout.splitlines()
     )
     assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+    assert exports["AWS_DEFAULT_REGION"] == exports["AWS_REGION"]  # botocore reads the former
     credentials = botocore.credentials.Credentials(
         exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
     )

@@ -204,7 +204,9 @@ def print_credentials(args: argparse.Namespace) -> int:
     print(f"export AWS_ACCESS_KEY_ID={credential.access_key_id}")
     print(f"export AWS_SECRET_ACCESS_KEY={credential.secret_access_key}")
     print(f"export AWS_ENDPOINT_URL=http://{args.host}:{args.port}")
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION is for the other SDKs and our client.
     print("export AWS_REGION=us-east-1")
+    print("export AWS_DEFAULT_REGION=us-east-1")
     return 0
 
 
