@@ -196,3 +196,14 @@ def test_boto3_with_a_wrong_key_gets_unrecognized_client(server: Server) -> None
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         stranger.list_agent_runtimes()
     assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_an_agent_with_requirements_runs_in_its_built_environment(server: Server) -> None:
+    agent = AGENT.replace("import uuid\n", "import uuid\nimport six\n").replace(
+        '"version": "v1"}', '"version": "v1", "six": six.__version__}'
+    )
+    arn = server.deploy({"agent.py": agent, "requirements.txt": "six==1.16.0\n"}, "withdeps")[
+        "agentRuntimeArn"
+    ]
+    reply = json.loads(call(server, arn, {}, "d" * 33)[1])
+    assert reply["six"] == "1.16.0" and reply["count"] == 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import shutil
@@ -72,6 +74,24 @@ def probe_bwrap() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def interpreter_paths(python: str) -> tuple[str, ...]:
+    """The directories an interpreter imports from (prefixes and sys.path), asked of it once.
+
+    They must stay visible inside the sandbox even when they sit under a hidden path or /tmp
+    (a checkout in /tmp, an environment in the server's data dir, an editable install).
+    """
+    probe = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, *sys.path]))"
+    try:
+        done = subprocess.run(  # noqa: S603 - the worker's own interpreter, fixed arguments
+            [python, "-c", probe], capture_output=True, text=True, timeout=60, cwd="/"
+        )
+        found = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        found = []
+    return tuple(sorted({path for path in found if path and os.path.isdir(path)}))
+
+
 def bwrap_prefix(spec: WorkerSpec) -> list[str]:
     """The bubblewrap arguments that confine one worker (later binds win over earlier tmpfs)."""
     # /tmp here is a fresh tmpfs inside the sandbox, not the host's.
@@ -79,7 +99,8 @@ def bwrap_prefix(spec: WorkerSpec) -> list[str]:
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
     for hidden in spec.hidden_paths:
         args += ["--tmpfs", str(hidden)]
-    for path in (spec.code_dir, *spec.read_only_paths, LAUNCHER.parent):
+    visible = (*interpreter_paths(str(spec.python)), spec.code_dir, *spec.read_only_paths, LAUNCHER.parent)
+    for path in visible:
         args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(spec.work_dir), str(spec.work_dir), "--chdir", str(spec.code_dir)]
     return args
