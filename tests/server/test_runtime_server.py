@@ -207,3 +207,62 @@ def test_an_agent_with_requirements_runs_in_its_built_environment(server: Server
     ]
     reply = json.loads(call(server, arn, {}, "d" * 33)[1])
     assert reply["six"] == "1.16.0" and reply["count"] == 1
+
+
+HEADERS_AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload, context):
+    seen = {k.lower(): v for k, v in context.request.headers.items()}
+    return {
+        "forwarded": dict(context.request_headers or {}),
+        "user": seen.get("x-amzn-bedrock-agentcore-runtime-user-id"),
+        "trace": seen.get("x-amzn-trace-id"),
+        "has_signature": "x-amz-date" in seen or "authorization" in seen,
+    }
+"""
+
+
+def test_allowlisted_headers_user_id_and_trace_reach_the_worker_and_nothing_else(server: Server) -> None:
+    arn = server.deploy(
+        {"agent.py": HEADERS_AGENT},
+        "headers",
+        requestHeaderConfiguration={
+            "requestHeaderAllowlist": ["X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant"]
+        },
+    )["agentRuntimeArn"]
+
+    def add_headers(request: Any, **_: Any) -> None:
+        request.headers["X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant"] = "blue"
+        request.headers["X-Amzn-Bedrock-AgentCore-Runtime-Custom-Other"] = "not allowlisted"
+
+    server.data.meta.events.register("before-sign.bedrock-agentcore.InvokeAgentRuntime", add_headers)
+    try:
+        _, body = call(server, arn, {}, "h" * 33, runtimeUserId="user-7", traceId="Root=1-abc")
+    finally:
+        server.data.meta.events.unregister("before-sign.bedrock-agentcore.InvokeAgentRuntime", add_headers)
+    seen = json.loads(body)
+    assert seen["forwarded"] == {"X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant": "blue"}
+    assert (seen["user"], seen["trace"]) == ("user-7", "Root=1-abc")
+    assert seen["has_signature"] is False  # the caller's SigV4 headers never reach the agent
+
+
+def test_a_container_artifact_fails_with_a_clear_reason(server: Server) -> None:
+    created = server.control.create_agent_runtime(
+        agentRuntimeName="container",
+        roleArn="arn:aws:iam::000000000000:role/agent",
+        agentRuntimeArtifact={"containerConfiguration": {"containerUri": "example.test/agent:latest"}},
+    )
+    described = server.wait_ready(created["agentRuntimeId"])
+    assert described["status"] == "CREATE_FAILED"
+    assert "container backend" in described["failureReason"]
+
+
+def test_session_ids_longer_than_256_characters_are_refused(server: Server) -> None:
+    arn = server.deploy({"agent.py": AGENT}, "sessions")["agentRuntimeArn"]
+    with pytest.raises(server.data.exceptions.ValidationException, match="runtimeSessionId"):
+        call(server, arn, {}, "x" * 257)

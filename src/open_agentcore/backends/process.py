@@ -92,10 +92,10 @@ def interpreter_paths(python: str) -> tuple[str, ...]:
     return tuple(sorted({path for path in found if path and os.path.isdir(path)}))
 
 
-def bwrap_prefix(spec: WorkerSpec) -> list[str]:
+def bwrap_prefix(spec: WorkerSpec, binary: str = "bwrap") -> list[str]:
     """The bubblewrap arguments that confine one worker (later binds win over earlier tmpfs)."""
     # /tmp here is a fresh tmpfs inside the sandbox, not the host's.
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108
+    args = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
     for hidden in spec.hidden_paths:
         args += ["--tmpfs", str(hidden)]
@@ -118,6 +118,9 @@ class ProcessBackend:
         if sandbox == "bwrap" and problem is not None:
             raise BackendUnavailable(f"--sandbox bwrap was asked for, but {problem}")
         self.sandboxed = sandbox != "none" and problem is None
+        # Resolved now, in the server's environment: the worker's clean environment decides
+        # nothing about which bubblewrap runs.
+        self._bwrap = shutil.which("bwrap") or "bwrap"
         self._why_not = "disabled" if sandbox == "none" else problem
 
     def sandbox_mode(self) -> str:
@@ -153,7 +156,7 @@ class ProcessBackend:
             "--entrypoint", spec.entrypoint, "--socket", str(socket_path),
         ]  # fmt: skip
         if self.sandboxed:
-            command = bwrap_prefix(spec) + command
+            command = bwrap_prefix(spec, self._bwrap) + command
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *command,
