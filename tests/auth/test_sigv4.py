@@ -1,25 +1,20 @@
-"""SigV4 verification against requests signed by botocore itself: `auth/sigv4.py`.
+"""Header-signed requests: `auth/sigv4.py` `verify_headers` and `authorization_scheme`.
 
-AWS cannot exist here: static fake credentials stand in for an account, and boto3 clients are
-stopped just before sending so the exact bytes they would put on the wire can be verified.
+Every accepted request here was signed by botocore itself (see `wire.py`); every rejection is
+that request changed in one way.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import datetime
 import hashlib
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-import boto3
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from bedrock_agentcore.runtime.client import AgentCoreRuntimeClient
 from open_agentcore.auth import (
     Credential,
     IncompleteSignature,
@@ -30,247 +25,344 @@ from open_agentcore.auth import (
     UnrecognizedClient,
     authorization_scheme,
     verify_headers,
-    verify_presigned,
 )
-from open_agentcore.auth.sigv4 import parse_authorization
+from open_agentcore.auth.canonical import canonical_uri
+from open_agentcore.auth.sigv4 import _signing_key
 
-KEY = Credential("AKIAFAKEKEY000000001", "fake+secret/for/tests/only/000000000000", "admin")
-ARN = "arn:aws:bedrock-agentcore:us-east-1:000000000000:runtime/hello-Ab12Cd34Ef"
+from .wire import ARN, ENCODED_ARN, ENDPOINT, KEY, WireRequest, capture, fake_session, lookup, sign
 
-
-def lookup(access_key_id: str) -> Credential | None:
-    return KEY if access_key_id == KEY.access_key_id else None
-
-
-class Captured(Exception):
-    """Raised from botocore's before-send hook: the request is complete but never sent."""
-
-    def __init__(self, request: Any) -> None:
-        self.request = request
-
-
-def capture(service: str, call: str, **params: Any) -> dict[str, Any]:
-    client = boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id=KEY.access_key_id,
-        aws_secret_access_key=KEY.secret_access_key,
-    )
-
-    def stop(request: Any, **_: Any) -> None:
-        raise Captured(request)
-
-    client.meta.events.register("before-send", stop)
-    with pytest.raises(Captured) as captured:
-        getattr(client, call)(**params)
-    request = captured.value.request
-    url = urlsplit(request.url)
-    body = request.body or b""
-    if isinstance(body, str):
-        body = body.encode()
-    headers = [(k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()]
-    # The HTTP library adds Host on the wire; botocore signed it from the URL.
-    headers.append(("Host", url.netloc))
-    return {
-        "method": request.method,
-        "raw_path": url.path,
-        "raw_query": url.query,
-        "headers": headers,
-        "body": body,
-    }
-
-
-def verify(wire: dict[str, Any], **overrides: Any) -> Credential:
-    args = {**wire, **overrides}
-    return verify_headers(
-        args["method"],
-        args["raw_path"],
-        args["raw_query"],
-        args["headers"],
-        hashlib.sha256(args["body"]).hexdigest(),
-        lookup,
-        now=overrides.get("now"),
-    )
-
-
-WIRES = {
-    "invoke": ("bedrock-agentcore", "invoke_agent_runtime", {"agentRuntimeArn": ARN, "payload": b'{"a": 1}',
-               "runtimeSessionId": "s" * 40, "qualifier": "DEFAULT"}),
-    "get": ("bedrock-agentcore-control", "get_agent_runtime", {"agentRuntimeId": "hello-Ab12Cd34Ef"}),
-    "list_versions": ("bedrock-agentcore-control", "list_agent_runtime_versions",
-                      {"agentRuntimeId": "hello-Ab12Cd34Ef", "maxResults": 5, "nextToken": "x y/+=~"}),
-    "create": ("bedrock-agentcore-control", "create_agent_runtime", {
-        "agentRuntimeName": "hello", "roleArn": "arn:aws:iam::000000000000:role/r",
-        "agentRuntimeArtifact": {"codeConfiguration": {"code": {"s3": {"bucket": "b", "prefix": "k.zip"}},
-                                                       "runtime": "PYTHON_3_11",
-                                                       "entryPoint": ["agent.py"]}}}),
+RUNTIME_ID = "hello-abc1234567"
+SESSION_ID = "0f9b8d9e-7c6a-4b5e-9d3c-2a1b0c9d8e7f-session"
+BOTO3_CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "invoke_agent_runtime": (
+        "bedrock-agentcore",
+        "invoke_agent_runtime",
+        {"agentRuntimeArn": ARN, "payload": b"{}", "runtimeSessionId": SESSION_ID},
+    ),
+    "invoke_with_qualifier": (
+        "bedrock-agentcore",
+        "invoke_agent_runtime",
+        {"agentRuntimeArn": ARN, "payload": b'{"prompt": "hi"}', "runtimeSessionId": SESSION_ID,
+         "qualifier": "DEFAULT", "contentType": "application/json", "accept": "text/event-stream"},
+    ),
+    "get_agent_runtime": ("bedrock-agentcore-control", "get_agent_runtime", {"agentRuntimeId": RUNTIME_ID}),
+    "list_agent_runtimes": (
+        "bedrock-agentcore-control",
+        "list_agent_runtimes",
+        {"maxResults": 5, "nextToken": "x y"},
+    ),
+    "list_agent_runtime_versions": (
+        "bedrock-agentcore-control",
+        "list_agent_runtime_versions",
+        {"agentRuntimeId": RUNTIME_ID, "maxResults": 5, "nextToken": "x y/+=~%"},
+    ),
+    "create_agent_runtime": (
+        "bedrock-agentcore-control",
+        "create_agent_runtime",
+        {"agentRuntimeName": "hello", "roleArn": "arn:aws:iam::000000000000:role/r",
+         "agentRuntimeArtifact": {"codeConfiguration": {
+             "code": {"s3": {"bucket": "agentcore-artifacts", "prefix": "k.zip"}},
+             "runtime": "PYTHON_3_11", "entryPoint": ["agent.py"]}}},
+    ),
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(WIRES))
-def test_boto3_requests_verify(name: str) -> None:
-    service, call, params = WIRES[name]
-    wire = capture(service, call, **params)
-    assert verify(wire) == KEY
+def verify(request: WireRequest, **options: Any) -> Credential:
+    return verify_headers(
+        request.method,
+        request.raw_path,
+        request.raw_query,
+        request.headers,
+        request.payload_sha256,
+        options.pop("lookup", lookup),
+        **options,
+    )
 
 
-def test_the_arn_path_is_double_encoded_when_canonicalised() -> None:
-    wire = capture(*WIRES["invoke"][:2], **WIRES["invoke"][2])
-    assert wire["raw_path"] == f"/runtimes/{quote(ARN, safe='')}/invocations"
-    decoded_path = f"/runtimes/{ARN}/invocations"
-    with pytest.raises(SignatureMismatch):
-        verify(wire, raw_path=decoded_path)
+@pytest.fixture(scope="module")
+def invoke() -> WireRequest:
+    service, operation, params = BOTO3_CALLS["invoke_agent_runtime"]
+    return capture(service, operation, **params)
 
 
-@pytest.fixture
-def invoke_wire() -> dict[str, Any]:
-    return capture(*WIRES["invoke"][:2], **WIRES["invoke"][2])
+# Accepted -----------------------------------------------------------------------------------
 
 
-def _replace_header(wire: dict[str, Any], name: str, value: str | None) -> list[tuple[str, str]]:
-    kept = [(k, v) for k, v in wire["headers"] if k.lower() != name.lower()]
-    return kept if value is None else [*kept, (name, value)]
+@pytest.mark.parametrize("call", sorted(BOTO3_CALLS))
+def test_boto3_requests_verify(call: str) -> None:
+    service, operation, params = BOTO3_CALLS[call]
+    assert verify(capture(service, operation, **params)) == KEY
+
+
+def test_invoke_puts_the_arn_percent_encoded_in_the_path(invoke: WireRequest) -> None:
+    assert invoke.raw_path == f"/runtimes/{ENCODED_ARN}/invocations"
+
+
+def test_the_raw_path_is_encoded_again_when_canonicalised(invoke: WireRequest) -> None:
+    assert canonical_uri(invoke.raw_path) == f"/runtimes/{ENCODED_ARN.replace('%', '%25')}/invocations"
+    with pytest.raises(SignatureMismatch):  # what a server that decoded the path first would check
+        verify(dataclasses.replace(invoke, raw_path=f"/runtimes/{ARN}/invocations"))
+
+
+def test_header_names_match_in_any_case(invoke: WireRequest) -> None:
+    lower = dataclasses.replace(invoke, headers=tuple((k.lower(), v) for k, v in invoke.headers))
+    upper = dataclasses.replace(invoke, headers=tuple((k.upper(), v) for k, v in invoke.headers))
+    assert verify(lower) == verify(upper) == KEY
+
+
+def test_headers_may_be_a_mapping(invoke: WireRequest) -> None:
+    assert verify(dataclasses.replace(invoke, headers=dict(invoke.headers))) == KEY  # type: ignore[arg-type]
+
+
+def test_an_unsigned_header_may_change(invoke: WireRequest) -> None:
+    assert verify(invoke.with_header("User-Agent", "something else")) == KEY
+
+
+def test_any_region_in_the_scope_is_accepted() -> None:
+    request = sign("GET", f"{ENDPOINT}/runtimes/{RUNTIME_ID}/", region="eu-west-3")
+    assert "/eu-west-3/bedrock-agentcore/" in request.header("Authorization")
+    assert verify(request) == KEY
+
+
+def test_dot_segments_and_double_slashes_are_normalised_like_botocore() -> None:
+    assert verify(sign("GET", f"{ENDPOINT}/runtimes/./x//y/../{RUNTIME_ID}/")) == KEY
+
+
+def test_repeated_and_reserved_query_parameters_verify() -> None:
+    request = sign("POST", f"{ENDPOINT}/runtimes/?b=2&a=1&a=0&tok=x%2By%20z%2F&flag&e=")
+    assert verify(request) == KEY
+
+
+def test_whitespace_in_signed_header_values_is_collapsed() -> None:
+    request = sign("GET", f"{ENDPOINT}/runtimes/", headers={"X-Amzn-Trace": "  a   b\tc  "})
+    assert verify(request.with_header("X-Amzn-Trace", "a b c")) == KEY
+
+
+def test_a_matching_content_sha256_header_is_accepted() -> None:
+    body = b'{"prompt": "hello"}'
+    request = sign("POST", f"{ENDPOINT}/runtimes/", body, {"X-Amz-Content-SHA256": _sha256(body)})
+    assert verify(request) == KEY
+
+
+def test_a_websocket_signed_by_our_sdk_client_verifies() -> None:
+    client = AgentCoreRuntimeClient("us-east-1", "http://127.0.0.1:8900", session=fake_session())
+    url, headers = client.generate_ws_connection(ARN, session_id="s-1", endpoint_name="DEFAULT")
+    path, _, query = url.removeprefix("ws://127.0.0.1:8900").partition("?")
+    assert verify(WireRequest("GET", path, query, tuple(headers.items()), b"")) == KEY
+
+
+def test_signing_keys_are_cached(invoke: WireRequest) -> None:
+    verify(invoke)
+    hits = _signing_key.cache_info().hits
+    verify(invoke)
+    assert _signing_key.cache_info().hits == hits + 1
+
+
+# Refused ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("change", "error"),
+    "change",
     [
-        ({"raw_path": "/runtimes/other/invocations"}, SignatureMismatch),
-        ({"raw_query": "qualifier=OTHER"}, SignatureMismatch),
-        ({"body": b'{"a": 2}'}, SignatureMismatch),
-        ({"method": "PUT"}, SignatureMismatch),
+        {"raw_path": f"/runtimes/{ENCODED_ARN.replace('hello', 'other')}/invocations"},
+        {"raw_path": f"/runtimes/{ENCODED_ARN}/invocations/"},
+        {"raw_query": "qualifier=DEFAULT"},
+        {"method": "PUT"},
+        {"body": b'{"a": 1}'},
+        {"body": b""},
     ],
+    ids=["path", "trailing-slash", "query", "method", "body", "empty-body"],
 )
-def test_tampering_is_refused(
-    invoke_wire: dict[str, Any], change: dict[str, Any], error: type[Exception]
-) -> None:
-    with pytest.raises(error):
-        verify(invoke_wire, **change)
+def test_a_tampered_request_is_refused(invoke: WireRequest, change: dict[str, Any]) -> None:
+    with pytest.raises(SignatureMismatch, match="does not match the signature you provided"):
+        verify(dataclasses.replace(invoke, **change))
 
 
-def test_a_tampered_signed_header_is_refused(invoke_wire: dict[str, Any]) -> None:
-    headers = _replace_header(invoke_wire, "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id", "t" * 40)
-    with pytest.raises(SignatureMismatch):  # boto3 signs the session header: it cannot be swapped
-        verify(invoke_wire, headers=headers)
-    verify(invoke_wire, headers=_replace_header(invoke_wire, "User-Agent", "changed"))  # never signed
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("X-Amzn-Bedrock-AgentCore-Runtime-Session-Id", "t" * 40), ("Host", "evil.example:9")],
+)
+def test_a_tampered_signed_header_is_refused(invoke: WireRequest, name: str, value: str) -> None:
     with pytest.raises(SignatureMismatch):
-        verify(invoke_wire, headers=_replace_header(invoke_wire, "Host", "evil.example"))
+        verify(invoke.with_header(name, value))
 
 
-def test_unknown_key_and_wrong_secret(invoke_wire: dict[str, Any]) -> None:
+def test_a_tampered_query_value_is_refused() -> None:
+    request = capture(*BOTO3_CALLS["list_agent_runtimes"][:2], **BOTO3_CALLS["list_agent_runtimes"][2])
+    with pytest.raises(SignatureMismatch):
+        verify(
+            dataclasses.replace(request, raw_query=request.raw_query.replace("maxResults=5", "maxResults=6"))
+        )
+
+
+def test_an_unknown_key_is_unrecognized(invoke: WireRequest) -> None:
     with pytest.raises(UnrecognizedClient):
-        verify_headers(
-            invoke_wire["method"], invoke_wire["raw_path"], invoke_wire["raw_query"], invoke_wire["headers"],
-            hashlib.sha256(invoke_wire["body"]).hexdigest(), lambda key: None,
-        )  # fmt: skip
+        verify(invoke, lookup=lambda key_id: None)
+
+
+def test_the_wrong_secret_is_a_mismatch(invoke: WireRequest) -> None:
     wrong = Credential(KEY.access_key_id, "not-the-secret", "admin")
     with pytest.raises(SignatureMismatch):
-        verify_headers(
-            invoke_wire["method"], invoke_wire["raw_path"], invoke_wire["raw_query"], invoke_wire["headers"],
-            hashlib.sha256(invoke_wire["body"]).hexdigest(), lambda key: wrong,
-        )  # fmt: skip
+        verify(invoke, lookup=lambda key_id: wrong)
 
 
-@pytest.mark.parametrize("minutes", [-6, 6])
-def test_clock_skew_over_five_minutes_is_refused(invoke_wire: dict[str, Any], minutes: int) -> None:
-    now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+@pytest.mark.parametrize(("minutes", "wording"), [(-6, "not yet current"), (6, "Signature expired")])
+def test_clock_skew_over_five_minutes_is_refused(invoke: WireRequest, minutes: int, wording: str) -> None:
+    with pytest.raises(RequestExpired, match=wording):
+        verify(invoke, now=invoke.signed_at + datetime.timedelta(minutes=minutes))
+
+
+@pytest.mark.parametrize("minutes", [-4, 4])
+def test_clock_skew_within_five_minutes_is_accepted(invoke: WireRequest, minutes: int) -> None:
+    assert verify(invoke, now=invoke.signed_at + datetime.timedelta(minutes=minutes)) == KEY
+
+
+def test_max_skew_is_configurable(invoke: WireRequest) -> None:
     with pytest.raises(RequestExpired):
-        verify(invoke_wire, now=now)
-    verify(invoke_wire, now=now - datetime.timedelta(minutes=minutes / 2))
+        verify(
+            invoke,
+            now=invoke.signed_at + datetime.timedelta(minutes=2),
+            max_skew=datetime.timedelta(minutes=1),
+        )
 
 
-def test_missing_pieces_are_typed_errors(invoke_wire: dict[str, Any]) -> None:
-    with pytest.raises(MissingAuthentication):
-        verify(invoke_wire, headers=_replace_header(invoke_wire, "Authorization", None))
-    with pytest.raises(IncompleteSignature):
-        verify(invoke_wire, headers=_replace_header(invoke_wire, "X-Amz-Date", None))
-    authorization = dict(invoke_wire["headers"])["Authorization"]
-    other_service = authorization.replace("/bedrock-agentcore/", "/s3/")
+def test_another_service_is_refused(invoke: WireRequest) -> None:
     with pytest.raises(IncompleteSignature, match="service"):
-        verify(invoke_wire, headers=_replace_header(invoke_wire, "Authorization", other_service))
+        verify(invoke, service="bedrock-agentcore-control")
+    with pytest.raises(IncompleteSignature, match="service"):
+        verify(sign("GET", f"{ENDPOINT}/runtimes/", service="s3"))
 
 
-def test_error_messages_never_contain_secrets_or_signatures(invoke_wire: dict[str, Any]) -> None:
+def test_no_authorization_is_missing_authentication(invoke: WireRequest) -> None:
+    with pytest.raises(MissingAuthentication, match="Missing Authentication Token"):
+        verify(invoke.with_header("Authorization", None))
+
+
+def test_a_bearer_token_is_not_a_signature(invoke: WireRequest) -> None:
+    with pytest.raises(IncompleteSignature, match="Bearer") as refused:
+        verify(invoke.with_header("Authorization", "Bearer eyJhbGciOiJub25lIn0.secret-token."))
+    assert "secret-token" not in str(refused.value)
+
+
+def test_missing_x_amz_date_is_incomplete(invoke: WireRequest) -> None:
+    with pytest.raises(IncompleteSignature, match="X-Amz-Date"):
+        verify(invoke.with_header("X-Amz-Date", None))
+
+
+def _authorization(invoke: WireRequest) -> str:
+    return invoke.header("Authorization")
+
+
+MALFORMED: dict[str, Callable[[str], str]] = {
+    "algorithm-only": lambda a: "AWS4-HMAC-SHA256",
+    "other-algorithm": lambda a: a.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256"),
+    "no-signature": lambda a: a.rsplit(", Signature=", 1)[0],
+    "duplicate-part": lambda a: a + ", Signature=" + "0" * 64,
+    "unknown-part": lambda a: a + ", Extra=1",
+    "short-scope": lambda a: a.replace("/aws4_request", ""),
+    "bad-terminator": lambda a: a.replace("/aws4_request", "/aws5_request"),
+    "scope-date-not-x-amz-date": lambda a: a.replace("/20", "/19", 1),
+    "upper-case-signed-header": lambda a: a.replace("SignedHeaders=host", "SignedHeaders=Host"),
+    "unsorted-signed-headers": lambda a: a.replace("host;x-amz-date", "x-amz-date;host"),
+    "host-not-signed": lambda a: a.replace("SignedHeaders=host;", "SignedHeaders="),
+    "signed-header-absent": lambda a: a.replace("SignedHeaders=host;", "SignedHeaders=accept;host;"),
+    "signature-not-hex": lambda a: a[:-64] + "z" * 64,
+    "signature-short": lambda a: a[:-2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_authorization_header_is_incomplete(invoke: WireRequest, name: str) -> None:
+    header = MALFORMED[name](_authorization(invoke))
+    with pytest.raises(IncompleteSignature):
+        verify(invoke.with_header("Authorization", header))
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-Amz-Date"])
+def test_a_repeated_authentication_header_is_incomplete(invoke: WireRequest, name: str) -> None:
+    request = dataclasses.replace(invoke, headers=(*invoke.headers, (name.lower(), invoke.header(name))))
+    with pytest.raises(IncompleteSignature, match="only once"):
+        verify(request)
+
+
+def test_a_malformed_x_amz_date_is_incomplete(invoke: WireRequest) -> None:
+    with pytest.raises(IncompleteSignature, match="X-Amz-Date"):
+        verify(invoke.with_header("X-Amz-Date", invoke.header("X-Amz-Date")[:-1]))
+
+
+def test_unsigned_payload_is_refused() -> None:
+    request = sign("POST", f"{ENDPOINT}/runtimes/", b"{}", {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    with pytest.raises(IncompleteSignature, match="sign the body"):
+        verify(request)
+
+
+def test_a_content_sha256_header_that_is_not_the_body_hash_is_refused() -> None:
+    request = sign("POST", f"{ENDPOINT}/runtimes/", b"{}", {"X-Amz-Content-SHA256": _sha256(b"{}")})
+    with pytest.raises(SignatureMismatch, match="x-amz-content-sha256"):
+        verify(dataclasses.replace(request, body=b"[]"))
+
+
+# What the errors say ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["wrong-secret", "changed-body"])
+def test_error_messages_never_contain_the_secret_or_the_signature(invoke: WireRequest, failure: str) -> None:
+    signature = _authorization(invoke).rsplit("Signature=", 1)[1]
+    wrong = Credential(KEY.access_key_id, KEY.secret_access_key + "x", "admin")
     with pytest.raises(SignatureError) as refused:
-        verify(invoke_wire, body=b"changed")
-    signature = dict(invoke_wire["headers"])["Authorization"].rsplit("Signature=", 1)[1]
-    assert KEY.secret_access_key not in str(refused.value) and signature not in str(refused.value)
+        if failure == "wrong-secret":
+            verify(invoke, lookup=lambda key_id: wrong)
+        else:
+            verify(dataclasses.replace(invoke, body=b"x"))
+    assert KEY.secret_access_key not in str(refused.value)
+    assert signature not in str(refused.value)
 
 
-def test_authorization_scheme() -> None:
-    assert authorization_scheme({"authorization": "AWS4-HMAC-SHA256 Credential=x"}, "") == "sigv4"
-    assert authorization_scheme({"authorization": "Bearer abc"}, "") == "bearer"
-    assert authorization_scheme({}, "a=1&X-Amz-Signature=ff") == "presigned"
-    assert authorization_scheme({}, "") is None
+def test_a_credential_repr_hides_the_secret() -> None:
+    assert KEY.secret_access_key not in repr(KEY)
 
 
-# Presigned URLs, as our AgentCoreRuntimeClient (through botocore) makes them ------------------
+@pytest.mark.parametrize(
+    ("error", "wire_name", "status"),
+    [
+        (MissingAuthentication, "MissingAuthenticationTokenException", 403),
+        (IncompleteSignature, "IncompleteSignatureException", 400),
+        (UnrecognizedClient, "UnrecognizedClientException", 403),
+        (SignatureMismatch, "InvalidSignatureException", 403),
+        (RequestExpired, "InvalidSignatureException", 403),
+    ],
+)
+def test_each_error_carries_its_wire_name_and_status(
+    error: type[SignatureError], wire_name: str, status: int
+) -> None:
+    assert (error.wire_name, error.status, error("m").code) == (wire_name, status, wire_name)
 
 
-def presign(expires: int = 300, query: str = "qualifier=DEFAULT") -> tuple[str, str, str]:
-    credentials = botocore.credentials.Credentials(KEY.access_key_id, KEY.secret_access_key)
-    url = f"https://agents.test:8443/runtimes/{quote(ARN, safe='')}/ws?{query}"
-    request = botocore.awsrequest.AWSRequest(method="GET", url=url, headers={"host": "agents.test:8443"})
-    botocore.auth.SigV4QueryAuth(credentials, "bedrock-agentcore", "us-east-1", expires=expires).add_auth(
-        request
-    )
-    parts = urlsplit(request.url)
-    return parts.path, parts.query, parts.netloc
+# authorization_scheme -----------------------------------------------------------------------
 
 
-def check(path: str, query: str, host: str, **kwargs: Any) -> Credential:
-    return verify_presigned("GET", path, query, [("Host", host)], lookup, **kwargs)
+@pytest.mark.parametrize(
+    ("headers", "query", "scheme"),
+    [
+        ([("Authorization", "AWS4-HMAC-SHA256 Credential=x")], "", "sigv4"),
+        ([("authorization", "Basic dXNlcg==")], "", "sigv4"),  # verify_headers says what is wrong
+        ([("AUTHORIZATION", "Bearer abc")], "", "bearer"),
+        ([("Authorization", "bearer abc")], "qualifier=DEFAULT", "bearer"),
+        ([], "qualifier=DEFAULT&X-Amz-Signature=ff", "presigned"),
+        ([], "X-Amz-Credential=AKIA%2F", "presigned"),
+        ([("Authorization", "  ")], "", None),
+        ([], "qualifier=X-Amz-Signature", None),
+        ([], "", None),
+    ],
+)
+def test_authorization_scheme(headers: list[tuple[str, str]], query: str, scheme: str | None) -> None:
+    assert authorization_scheme(headers, query) == scheme
 
 
-def test_presigned_url_verifies() -> None:
-    assert check(*presign(query="qualifier=DEFAULT&X-Amzn-Bedrock-AgentCore-Runtime-Session-Id=abc")) == KEY
+def test_a_header_and_a_presigned_query_together_are_refused() -> None:
+    with pytest.raises(IncompleteSignature, match="not both"):
+        authorization_scheme({"authorization": "Bearer abc"}, "X-Amz-Signature=ff")
 
 
-def test_presigned_url_expires() -> None:
-    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=121)
-    with pytest.raises(RequestExpired):
-        check(*presign(expires=120), now=later)
-
-
-def test_presigned_expiry_over_300_is_refused() -> None:
-    with pytest.raises(IncompleteSignature, match="300"):
-        check(*presign(expires=301))
-
-
-@pytest.mark.parametrize("edit", ["qualifier=OTHER", "drop-signed-headers", "extra"])
-def test_presigned_tampering_is_refused(edit: str) -> None:
-    path, query, host = presign()
-    if edit == "qualifier=OTHER":
-        query = query.replace("qualifier=DEFAULT", edit)
-    elif edit == "drop-signed-headers":
-        query = "&".join(p for p in query.split("&") if not p.startswith("X-Amz-SignedHeaders"))
-    else:
-        query += "&tenant=red"
-    with pytest.raises(SignatureError):
-        check(path, query, host)
-
-
-# Parsers never raise anything but the typed errors -----------------------------------------
-
-
-@given(st.text(max_size=300))
-def test_authorization_parser_only_raises_typed_errors(value: str) -> None:
-    with contextlib.suppress(IncompleteSignature):
-        parse_authorization(value)
-
-
-@given(st.text(max_size=300), st.text(max_size=100))
-def test_header_verifier_only_raises_typed_errors(authorization: str, date: str) -> None:
-    headers = [("Authorization", "AWS4-HMAC-SHA256 " + authorization), ("X-Amz-Date", date), ("Host", "h")]
-    with contextlib.suppress(SignatureError):
-        verify_headers("GET", "/", "", headers, hashlib.sha256(b"").hexdigest(), lookup)
-
-
-@given(st.lists(st.tuples(st.sampled_from(
-    ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
-     "X-Amz-Signature", "qualifier"]), st.text(max_size=60)), max_size=8))  # fmt: skip
-def test_presigned_verifier_only_raises_typed_errors(pairs: list[tuple[str, str]]) -> None:
-    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
-    with contextlib.suppress(SignatureError):
-        verify_presigned("GET", "/runtimes/x/ws", query, [("Host", "h")], lookup)
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from typing import Any
 
@@ -266,3 +267,13 @@ def test_session_ids_longer_than_256_characters_are_refused(server: Server) -> N
     arn = server.deploy({"agent.py": AGENT}, "sessions")["agentRuntimeArn"]
     with pytest.raises(server.data.exceptions.ValidationException, match="runtimeSessionId"):
         call(server, arn, {}, "x" * 257)
+
+
+@pytest.mark.parametrize("path", ["/runtimes/x/../y/", "/runtimes//", "/runtimes/./x/"])
+def test_paths_with_dot_or_empty_segments_are_refused_before_routing(server: Server, path: str) -> None:
+    # http.client sends the path exactly as given (httpx would normalise the dots away).
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=10)
+    connection.request("GET", path)
+    refused = connection.getresponse()
+    assert refused.status == 400 and refused.getheader("x-amzn-errortype") == "ValidationException"
+    connection.close()

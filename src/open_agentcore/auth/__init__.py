@@ -1,32 +1,48 @@
-"""Authentication and authorisation: SigV4 verification and the server's access keys."""
+"""Authentication: SigV4 verification (headers and presigned URLs) and the server's admin key."""
 
-from .credentials import CredentialsError, load_admin_credential
-from .sigv4 import (
-    Credential,
+from .claims import PresignedClaim, SignatureClaim, parse_authorization, parse_presigned_query
+from .credentials import AdminCredentials, CredentialsError, load_admin_credential
+from .errors import (
     IncompleteSignature,
-    KeyLookup,
     MissingAuthentication,
     RequestExpired,
     SignatureError,
     SignatureMismatch,
     UnrecognizedClient,
+)
+from .sigv4 import (
+    MAX_PRESIGNED_EXPIRY,
+    MAX_SKEW,
+    SERVICE,
+    AuthScheme,
+    Credential,
+    KeyLookup,
     authorization_scheme,
     verify_headers,
     verify_presigned,
 )
 
 __all__ = [
+    "MAX_PRESIGNED_EXPIRY",
+    "MAX_SKEW",
+    "SERVICE",
+    "AdminCredentials",
+    "AuthScheme",
     "Credential",
     "CredentialsError",
     "IncompleteSignature",
     "KeyLookup",
     "MissingAuthentication",
+    "PresignedClaim",
     "RequestExpired",
+    "SignatureClaim",
     "SignatureError",
     "SignatureMismatch",
     "UnrecognizedClient",
     "authorization_scheme",
     "load_admin_credential",
+    "parse_authorization",
+    "parse_presigned_query",
     "verify_headers",
     "verify_presigned",
 ]

@@ -44,6 +44,11 @@ class SigV4Authentication:
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if _ambiguous(raw_path):
+            # The signature covers the normalised path, routing sees the path as sent: refuse
+            # anything where the two could differ rather than route on one and verify the other.
+            await _refuse(send, 400, "ValidationException", "the request path has empty or dot segments")
+            return
         raw_query = scope["query_string"].decode("latin-1")
         body = b""
         if scope["type"] == "http":
@@ -65,10 +70,17 @@ class SigV4Authentication:
                 await send({"type": "websocket.close", "code": 1008})
             else:
                 status = 403 if isinstance(error, MissingAuthentication) else error.status
-                await _refuse(send, status, error.code, str(error))
+                await _refuse(send, status, error.wire_name, str(error))
             return
         scope.setdefault("state", {})["principal"] = credential.principal
         await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
+
+
+def _ambiguous(raw_path: str) -> bool:
+    segments = raw_path.split("/")[1:]
+    # A trailing slash (the control plane's `/runtimes/`) is normal; empty segments elsewhere are not.
+    inner = segments[:-1] if segments and segments[-1] == "" else segments
+    return any(segment in ("", ".", "..") for segment in inner)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
