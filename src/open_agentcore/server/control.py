@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,6 +39,14 @@ async def create_runtime(request: Request) -> Response:
     return _created(runtime, version)
 
 
+def _page(key: str, items: list[dict[str, Any]], next_token: str | None) -> Response:
+    """A listing in the wire shape: the items under `key`, and `nextToken` when there is more."""
+    body: dict[str, Any] = {key: items}
+    if next_token:
+        body["nextToken"] = next_token
+    return JSONResponse(body)
+
+
 def _created(runtime: RuntimeRecord, version: VersionRecord) -> Response:
     return JSONResponse(
         {
@@ -65,10 +74,7 @@ async def list_runtimes(request: Request) -> Response:
     page = await asyncio.to_thread(
         store.list_runtimes, max_results(request), request.query_params.get("nextToken")
     )
-    body: dict[str, object] = {"agentRuntimes": [runtime_summary(r) for r in page.items]}
-    if page.next_token:
-        body["nextToken"] = page.next_token
-    return JSONResponse(body)
+    return _page("agentRuntimes", [runtime_summary(r) for r in page.items], page.next_token)
 
 
 async def update_runtime(request: Request) -> Response:
@@ -107,10 +113,7 @@ async def list_versions(request: Request) -> Response:
     page = await asyncio.to_thread(
         store.list_versions, runtime_id, max_results(request), request.query_params.get("nextToken")
     )
-    body: dict[str, object] = {"agentRuntimes": [version_summary(runtime, v) for v in page.items]}
-    if page.next_token:
-        body["nextToken"] = page.next_token
-    return JSONResponse(body)
+    return _page("agentRuntimes", [version_summary(runtime, v) for v in page.items], page.next_token)
 
 
 async def create_endpoint(request: Request) -> Response:
@@ -142,10 +145,7 @@ async def list_endpoints(request: Request) -> Response:
     page = await asyncio.to_thread(
         store.list_endpoints, runtime_id, max_results(request), request.query_params.get("nextToken")
     )
-    body: dict[str, object] = {"runtimeEndpoints": [endpoint_detail(runtime, e) for e in page.items]}
-    if page.next_token:
-        body["nextToken"] = page.next_token
-    return JSONResponse(body)
+    return _page("runtimeEndpoints", [endpoint_detail(runtime, e) for e in page.items], page.next_token)
 
 
 async def update_endpoint(request: Request) -> Response:
