@@ -1,7 +1,7 @@
 """The runtime server: assembles routes, authentication, services and error mapping.
 
-Services raise their own errors; `_wire_error` below is the one place they become AWS error
-shapes, so every failure reaches boto3 as a typed exception with a clear message.
+Services raise their own errors; `wire.wire_error` is the one place they become AWS error shapes,
+so every failure reaches boto3 as a typed exception with a clear message.
 """
 
 from __future__ import annotations
@@ -19,71 +19,23 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from open_agentcore.artifacts import (
-    ArtifactError,
-    ArtifactNotFound,
-    ArtifactStore,
-    ArtifactTooLarge,
-    EnvironmentBuilder,
-)
+from open_agentcore.artifacts import ArtifactStore, EnvironmentBuilder
 from open_agentcore.auth import Credential, KeyLookup, load_admin_credential
-from open_agentcore.backends import ProcessBackend, WorkerStartFailed
-from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady, RuntimePaths, RuntimeService
-from open_agentcore.sessions import SessionConfig, SessionLimitReached, SessionManager
-from open_agentcore.store import (
-    ConflictError,
-    DatabaseUnavailable,
-    DefaultEndpointProtected,
-    InvalidPaginationToken,
-    NotFoundError,
-    Store,
-)
+from open_agentcore.backends import ProcessBackend
+from open_agentcore.runtimes import RuntimePaths, RuntimeService
+from open_agentcore.sessions import SessionConfig, SessionManager
+from open_agentcore.store import Store
 
-from . import control, data, extensions
+from . import control, data, extensions, websocket
 from .authentication import SigV4Authentication
 from .config import ServerConfig
-from .errors import (
-    Conflict,
-    InternalError,
-    NotFound,
-    QuotaExceeded,
-    RuntimeClientError,
-    ServiceError,
-    ValidationError,
-)
+from .wire import wire_error
 
 logger = logging.getLogger("open_agentcore.server")
 
 
-def _wire_error(error: Exception) -> ServiceError:
-    """The AWS error a service failure is reported as."""
-    if isinstance(error, ServiceError):
-        return error
-    if isinstance(error, InvalidRequest):
-        return ValidationError(str(error), field=error.field)
-    if isinstance(error, ConflictError):
-        return Conflict(str(error))
-    if isinstance(error, InvalidPaginationToken):
-        return ValidationError(str(error), field="nextToken")
-    if isinstance(error, DefaultEndpointProtected):
-        return ValidationError(str(error), field="endpointName")
-    if isinstance(error, NotFoundError):
-        return NotFound(str(error))
-    if isinstance(error, DatabaseUnavailable):
-        logger.error("Database unavailable: %s", error)
-        return InternalError("the server's database is unavailable; try again")
-    if isinstance(error, (ArtifactNotFound, ArtifactTooLarge, ArtifactError)):
-        return ValidationError(str(error))
-    if isinstance(error, SessionLimitReached):
-        return QuotaExceeded(str(error))
-    if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
-        return RuntimeClientError(str(error))
-    logger.error("Unhandled error", exc_info=error)
-    return InternalError("the server failed to handle the request; see its log")
-
-
 async def _handle(request: Request, error: Exception) -> Response:
-    return _wire_error(error).response()
+    return wire_error(error).response()
 
 
 def _lookup(admin: Credential) -> KeyLookup:
@@ -93,11 +45,26 @@ def _lookup(admin: Credential) -> KeyLookup:
     return lookup
 
 
+class _DeniedHandshakeNoise(logging.Filter):
+    """Drops uvicorn's false alarm after a WebSocket handshake is refused with a response.
+
+    uvicorn's websockets-sansio protocol sends the refusal but does not mark the handshake done,
+    then logs this ERROR when the app returns (upstream Kludex/uvicorn#3138). Every refusal we
+    send is deliberate, so the line is noise that would page someone.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
 def build_app(config: ServerConfig) -> Starlette:
     """The ASGI app of a runtime server; its services start and stop with its lifespan."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.data_dir.chmod(0o700)
     admin = load_admin_credential(config.data_dir, os.environ)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
+        uvicorn_log.addFilter(_DeniedHandshakeNoise())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,7 +106,7 @@ def build_app(config: ServerConfig) -> Starlette:
         return 250 * 1024 * 1024 if path == "/_agentcore/artifacts" else config.max_payload
 
     return Starlette(
-        routes=[*extensions.ROUTES, *control.ROUTES, *data.ROUTES],
+        routes=[*extensions.ROUTES, *control.ROUTES, *data.ROUTES, *websocket.ROUTES],
         middleware=[Middleware(SigV4Authentication, lookup=_lookup(admin), max_body=max_body)],
         exception_handlers={Exception: _handle},
         lifespan=lifespan,

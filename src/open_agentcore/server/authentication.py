@@ -47,7 +47,8 @@ class SigV4Authentication:
         if _ambiguous(raw_path):
             # The signature covers the normalised path, routing sees the path as sent: refuse
             # anything where the two could differ rather than route on one and verify the other.
-            await _refuse(send, 400, "ValidationException", "the request path has empty or dot segments")
+            message = "the request path has empty or dot segments"
+            await _refuse(scope, send, 400, "ValidationException", message)
             return
         raw_query = scope["query_string"].decode("latin-1")
         body = b""
@@ -55,7 +56,7 @@ class SigV4Authentication:
             try:
                 body = await _read_body(receive, self.max_body(scope["path"]))
             except PayloadTooLarge:
-                await _refuse(send, 413, "ValidationException", "the request body is too large")
+                await _refuse(scope, send, 413, "ValidationException", "the request body is too large")
                 return
         method = scope.get("method", "GET")
         try:
@@ -66,11 +67,8 @@ class SigV4Authentication:
                 credential = verify_headers(method, raw_path, raw_query, headers, digest, self.lookup)
         except SignatureError as error:
             logger.info("Refused %s %s: %s", method, scope["path"], type(error).__name__)
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            else:
-                status = 403 if isinstance(error, MissingAuthentication) else error.status
-                await _refuse(send, status, error.wire_name, str(error))
+            status = 403 if isinstance(error, MissingAuthentication) else error.status
+            await _refuse(scope, send, status, error.wire_name, str(error))
             return
         scope.setdefault("state", {})["principal"] = credential.principal
         await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
@@ -113,15 +111,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """An AWS error response; a WebSocket handshake is refused with the same response when the
+    server can send one (else plainly: uvicorn then answers 403)."""
+    if scope["type"] == "websocket":
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        prefix = "websocket.http.response"
+    else:
+        prefix = "http.response"
     body = json.dumps({"message": message}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"x-amzn-errortype", code.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.body", "body": body})
 
 
 __all__ = ["PUBLIC_PATHS", "SigV4Authentication"]

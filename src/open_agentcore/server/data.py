@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -26,25 +27,32 @@ _PASSED = (
     "content-type", "accept", SESSION_HEADER, "x-amzn-bedrock-agentcore-runtime-user-id",
     "x-amzn-trace-id", "traceparent", "tracestate", "baggage", "mcp-session-id", "mcp-protocol-version",
 )  # fmt: skip
-_CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
 _ERROR_BODY_LIMIT = 2000
+# Where each server protocol's agent listens inside its worker (AgentCore's service contract).
+_WORKER_PATHS = {"HTTP": "/invocations", "MCP": "/mcp", "A2A": "/", "AGUI": "/invocations"}
+AGENT_CARD_PATH = "/.well-known/agent-card.json"
 
 
-def session_id_of(request: Request) -> str:
-    session_id = request.headers.get(SESSION_HEADER) or str(uuid.uuid4())
+def session_id_of(sent: str | None) -> str:
+    """The session id the caller sent, else a new one (boto3 always sends one; curl may not)."""
+    session_id = sent or str(uuid.uuid4())
     if not 1 <= len(session_id) <= 256:
         raise ValidationError("runtimeSessionId must be 1 to 256 characters", field="runtimeSessionId")
     return session_id
 
 
-def worker_headers(request: Request, session_id: str, allowlist: list[str]) -> list[tuple[str, str]]:
+def worker_headers(
+    incoming: Iterable[tuple[str, str]], session_id: str, allowlist: list[str]
+) -> list[tuple[str, str]]:
+    """What the worker is sent of the caller's (lower-cased) headers."""
     allowed = {name.lower() for name in allowlist}
     headers = [(SESSION_HEADER, session_id)]
-    for name, value in request.headers.items():
+    for name, value in incoming:
         if name == SESSION_HEADER:
             continue
         if name in _PASSED or (
-            name in allowed and (name == "authorization" or name.startswith(_CUSTOM_PREFIX))
+            name in allowed and (name == "authorization" or name.startswith(CUSTOM_PREFIX))
         ):
             headers.append((name, value))
     return headers
@@ -53,18 +61,17 @@ def worker_headers(request: Request, session_id: str, allowlist: list[str]) -> l
 async def invoke(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
-    session_id = session_id_of(request)
+    session_id = session_id_of(request.headers.get(SESSION_HEADER))
     runtime, target = await service.target(
         request.path_params["runtime"], request.query_params.get("qualifier")
     )
-    version = await _version_config(service, runtime.id, target.version)
-    allowlist = version.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
+    config = await version_config(service, runtime.id, target.version)
+    allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
+    headers = worker_headers(request.headers.items(), session_id, allowlist)
     body = await request.body()
     live = await sessions.acquire(target, session_id)
     try:
-        reply = await live.client.send(
-            "POST", "/invocations", worker_headers(request, session_id, allowlist), body
-        )
+        reply = await live.client.send(request.method, _WORKER_PATHS[protocol_of(config)], headers, body)
     except WorkerUnreachable as error:
         sessions.release(live)
         await sessions.stop(runtime.id, session_id, "worker unreachable")
@@ -83,9 +90,14 @@ async def invoke(request: Request) -> Response:
     )
 
 
-async def _version_config(service: RuntimeService, runtime_id: str, version: int) -> dict[str, Any]:
+async def version_config(service: RuntimeService, runtime_id: str, version: int) -> dict[str, Any]:
+    """The configuration snapshot of one runtime version."""
     record = await asyncio.to_thread(service.store.get_version, runtime_id, version)
     return record.config
+
+
+def protocol_of(config: dict[str, Any]) -> str:
+    return str(config.get("protocolConfiguration", {}).get("serverProtocol", "HTTP"))
 
 
 async def _relay(reply: WorkerReply) -> AsyncIterator[bytes]:
@@ -103,16 +115,47 @@ async def _finish(sessions: SessionManager, live: LiveSession, reply: WorkerRepl
     sessions.release(live)
 
 
-async def _drain(reply: WorkerReply) -> str:
+async def _drain(reply: WorkerReply, limit: int = _ERROR_BODY_LIMIT) -> str:
     chunks: list[bytes] = []
+    size = 0
     try:
         async for chunk in reply.body:
             chunks.append(chunk)
-            if sum(map(len, chunks)) > _ERROR_BODY_LIMIT:
+            size += len(chunk)
+            if size > limit:
                 break
     finally:
         await reply.close()
-    return b"".join(chunks).decode(errors="replace")[:_ERROR_BODY_LIMIT]
+    return b"".join(chunks).decode(errors="replace")[:limit]
+
+
+async def agent_card(request: Request) -> Response:
+    """GetAgentCard: the A2A agent's card, as its worker serves it; no card for other protocols."""
+    service: RuntimeService = request.app.state.runtimes
+    sessions: SessionManager = request.app.state.sessions
+    session_id = session_id_of(request.headers.get(SESSION_HEADER))
+    runtime, target = await service.target(
+        request.path_params["runtime"], request.query_params.get("qualifier")
+    )
+    config = await version_config(service, runtime.id, target.version)
+    if (protocol := protocol_of(config)) != "A2A":
+        raise NotFound(f"agent runtime {runtime.id} serves {protocol}; only A2A agents have an agent card")
+    live = await sessions.acquire(target, session_id)
+    try:
+        reply = await live.client.send("GET", AGENT_CARD_PATH, [(SESSION_HEADER, session_id)], b"")
+        text = await _drain(reply, limit=1024 * 1024)
+    except WorkerUnreachable as error:
+        raise RuntimeClientError(f"the agent's worker is not reachable: {error}") from None
+    finally:
+        sessions.release(live)
+    if reply.status != 200:
+        detail = text[:_ERROR_BODY_LIMIT]
+        raise RuntimeClientError(f"the agent answered {reply.status} for its agent card: {detail}")
+    try:
+        card = json.loads(text)
+    except ValueError:
+        raise RuntimeClientError("the agent's card is not JSON") from None
+    return JSONResponse(card, headers={SESSION_HEADER: session_id})
 
 
 async def stop_session(request: Request) -> Response:
@@ -128,8 +171,9 @@ async def stop_session(request: Request) -> Response:
 
 
 ROUTES = [
+    Route("/runtimes/{runtime:path}/invocations" + AGENT_CARD_PATH, agent_card, methods=["GET"]),
     Route("/runtimes/{runtime:path}/invocations", invoke, methods=["POST"]),
     Route("/runtimes/{runtime:path}/stopruntimesession", stop_session, methods=["POST"]),
 ]
 
-__all__ = ["ROUTES"]
+__all__ = ["CUSTOM_PREFIX", "ROUTES", "SESSION_HEADER", "session_id_of", "version_config", "worker_headers"]

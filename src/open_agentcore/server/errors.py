@@ -1,7 +1,7 @@
 """AWS rest-json error shapes: every failure a client can see, as boto3 expects to parse it.
 
 Services raise their own typed errors; the server maps them to one of these at the edge, in
-`app.py`'s exception handlers, and nowhere else.
+`wire.py`, and nowhere else.
 """
 
 from __future__ import annotations

@@ -1,0 +1,154 @@
+"""`/runtimes/{arn}/ws`: a client's WebSocket proxied both ways to its session worker's `/ws`.
+
+The caller is authenticated before this runs (SigV4 headers or a presigned query). Anything that
+fails before the client is accepted (unknown runtime, worker that cannot start or refuses the
+handshake) is refused as an HTTP response with the AWS error shape, like any other route; after
+that, each side's close code and reason are passed to the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from open_agentcore.runtimes import RuntimeService
+from open_agentcore.sessions import LiveSession, SessionManager
+
+from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, version_config, worker_headers
+from .errors import RuntimeClientError, ServiceError
+from .wire import wire_error
+
+logger = logging.getLogger("open_agentcore.server.websocket")
+
+# Codes a peer may report but never send: 1005 "no status" and 1006 "abnormal closure".
+_NO_STATUS, _ABNORMAL = 1005, 1006
+_MAX_MESSAGE = 100 * 1024 * 1024
+
+
+async def proxy(websocket: WebSocket) -> None:
+    sessions: SessionManager = websocket.app.state.sessions
+    try:
+        live, upstream = await _open_upstream(websocket)
+    except Exception as error:  # every failure before accepting is refused in the AWS shape
+        await _refuse(websocket, wire_error(error))
+        return
+    try:
+        await websocket.accept(subprotocol=upstream.subprotocol)
+        await _pump(websocket, upstream)
+    finally:
+        await upstream.close()
+        sessions.release(live)
+
+
+async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConnection]:
+    service: RuntimeService = websocket.app.state.runtimes
+    sessions: SessionManager = websocket.app.state.sessions
+    # Browsers cannot set headers on a WebSocket: a presigned URL carries them in its query.
+    query = [(name.lower(), value) for name, value in websocket.query_params.multi_items()]
+    from_query = dict(query)
+    session_id = session_id_of(websocket.headers.get(SESSION_HEADER) or from_query.get(SESSION_HEADER))
+    runtime, target = await service.target(websocket.path_params["runtime"], from_query.get("qualifier"))
+    config = await version_config(service, runtime.id, target.version)
+    allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
+    incoming = [*websocket.headers.items()]
+    incoming += [(name, value) for name, value in query if name.startswith(CUSTOM_PREFIX)]
+    headers = worker_headers(incoming, session_id, allowlist)
+    live = await sessions.acquire(target, session_id)
+    try:
+        upstream = await unix_connect(
+            str(live.client.socket_path),
+            uri="ws://worker/ws",
+            additional_headers=headers,
+            subprotocols=_subprotocols(websocket) or None,
+            max_size=_MAX_MESSAGE,
+            open_timeout=10,
+            ping_interval=None,
+        )
+    except InvalidStatus as error:
+        sessions.release(live)
+        raise RuntimeClientError(
+            f"the agent refused the WebSocket with HTTP {error.response.status_code}"
+        ) from None
+    except (InvalidHandshake, OSError, TimeoutError) as error:
+        sessions.release(live)
+        raise RuntimeClientError(f"the agent's WebSocket is not reachable: {error}") from None
+    except BaseException:
+        sessions.release(live)
+        raise
+    return live, upstream
+
+
+def _subprotocols(websocket: WebSocket) -> list[Any]:
+    offered = websocket.headers.get("sec-websocket-protocol", "")
+    return [name.strip() for name in offered.split(",") if name.strip()]
+
+
+async def _pump(websocket: WebSocket, upstream: ClientConnection) -> None:
+    """Relay messages both ways until one side closes, then close the other with its code."""
+    to_worker = asyncio.create_task(_client_to_worker(websocket, upstream))
+    to_client = asyncio.create_task(_worker_to_client(websocket, upstream))
+    try:
+        await asyncio.wait({to_worker, to_client}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (to_worker, to_client):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _client_to_worker(websocket: WebSocket, upstream: ClientConnection) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            await upstream.close(code=1000 if code in (_NO_STATUS, _ABNORMAL) else code, reason=reason)
+            return
+        try:
+            if message.get("text") is not None:
+                await upstream.send(message["text"])
+            elif message.get("bytes") is not None:
+                await upstream.send(message["bytes"])
+        except ConnectionClosed:
+            return  # the worker side's own task reports its close
+
+
+async def _worker_to_client(websocket: WebSocket, upstream: ClientConnection) -> None:
+    try:
+        async for message in upstream:
+            if isinstance(message, str):
+                await websocket.send_text(message)
+            else:
+                await websocket.send_bytes(message)
+    except ConnectionClosed:
+        pass
+    except WebSocketDisconnect:
+        return
+    code = upstream.close_code
+    reason = upstream.close_reason or ""
+    if code is None or code == _ABNORMAL:
+        code, reason = 1011, reason or "the agent's worker went away"
+    elif code == _NO_STATUS:
+        code = 1000
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=reason)
+
+
+async def _refuse(websocket: WebSocket, error: ServiceError) -> None:
+    logger.info("Refused WebSocket %s: %s", websocket.url.path, error.message)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error.response())
+    else:
+        await websocket.close(code=1008, reason=error.message[:120])
+
+
+ROUTES = [WebSocketRoute("/runtimes/{runtime:path}/ws", proxy)]
+
+__all__ = ["ROUTES"]

@@ -1,0 +1,59 @@
+"""The one place service failures become AWS error shapes, for HTTP routes and WebSockets alike."""
+
+from __future__ import annotations
+
+import logging
+
+from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTooLarge
+from open_agentcore.backends import WorkerStartFailed
+from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
+from open_agentcore.sessions import SessionLimitReached
+from open_agentcore.store import (
+    ConflictError,
+    DatabaseUnavailable,
+    DefaultEndpointProtected,
+    InvalidPaginationToken,
+    NotFoundError,
+)
+
+from .errors import (
+    Conflict,
+    InternalError,
+    NotFound,
+    QuotaExceeded,
+    RuntimeClientError,
+    ServiceError,
+    ValidationError,
+)
+
+logger = logging.getLogger("open_agentcore.server")
+
+
+def wire_error(error: Exception) -> ServiceError:
+    """The AWS error a service failure is reported as."""
+    if isinstance(error, ServiceError):
+        return error
+    if isinstance(error, InvalidRequest):
+        return ValidationError(str(error), field=error.field)
+    if isinstance(error, ConflictError):
+        return Conflict(str(error))
+    if isinstance(error, InvalidPaginationToken):
+        return ValidationError(str(error), field="nextToken")
+    if isinstance(error, DefaultEndpointProtected):
+        return ValidationError(str(error), field="endpointName")
+    if isinstance(error, NotFoundError):
+        return NotFound(str(error))
+    if isinstance(error, DatabaseUnavailable):
+        logger.error("Database unavailable: %s", error)
+        return InternalError("the server's database is unavailable; try again")
+    if isinstance(error, (ArtifactNotFound, ArtifactTooLarge, ArtifactError)):
+        return ValidationError(str(error))
+    if isinstance(error, SessionLimitReached):
+        return QuotaExceeded(str(error))
+    if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
+        return RuntimeClientError(str(error))
+    logger.error("Unhandled error", exc_info=error)
+    return InternalError("the server failed to handle the request; see its log")
+
+
+__all__ = ["wire_error"]
