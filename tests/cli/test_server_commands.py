@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 from tests.conftest import free_port, wait_until
 
 AGENT = """
+import time
 from bedrock_agentcore import BedrockAgentCoreApp
 
 app = BedrockAgentCoreApp()
@@ -33,6 +35,7 @@ app = BedrockAgentCoreApp()
 
 @app.entrypoint
 def invoke(payload):
+    time.sleep(payload.get("think", 0))
     return {"ok": True}
 """
 
@@ -111,24 +114,14 @@ def test_kill_9_loses_no_runtime_and_leaves_no_worker(home: Path) -> None:
     port = free_port()
     assert agentcore(home, "server", "start", "--port", str(port), "--warm-pool", "0").returncode == 0
     control, data, credentials = clients(home, port)
-    key = upload(port, credentials)
-    created = control.create_agent_runtime(
-        agentRuntimeName="survivor", roleArn="arn:aws:iam::000000000000:role/r",
-        agentRuntimeArtifact={"codeConfiguration": {
-            "code": {"s3": {"bucket": "agentcore-artifacts", "prefix": key}},
-            "runtime": "PYTHON_3_11", "entryPoint": ["agent.py"]}},
-    )  # fmt: skip
+    created = deploy(control, port, credentials, "survivor")
     runtime_id = created["agentRuntimeId"]
-    wait_until(lambda: control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY", timeout=60)
     reply = data.invoke_agent_runtime(
         agentRuntimeArn=created["agentRuntimeArn"], payload=b"{}", runtimeSessionId="k" * 33
     )
     assert json.loads(reply["response"].read()) == {"ok": True}
     server_pid = int((home / "server" / "server.pid").read_text())
-    workers = [
-        p for p in Path("/proc").iterdir()
-        if p.name.isdigit() and b"worker_main.py" in _cmdline(p) and str(home).encode() in _cmdline(p)
-    ]  # fmt: skip
+    workers = workers_of(home)
     assert workers, "the invocation should have started a worker"
     os.kill(server_pid, signal.SIGKILL)
     wait_until(lambda: not any(p.exists() and _cmdline(p) for p in workers), timeout=20)
@@ -140,6 +133,65 @@ def test_kill_9_loses_no_runtime_and_leaves_no_worker(home: Path) -> None:
     )
     assert json.loads(reply["response"].read()) == {"ok": True}
     assert agentcore(home, "server", "stop").returncode == 0
+
+
+def test_stop_drains_invocations_in_flight_then_stops_the_workers(home: Path) -> None:
+    port = free_port()
+    assert agentcore(home, "server", "start", "--port", str(port), "--warm-pool", "0").returncode == 0
+    control, data, credentials = clients(home, port)
+    created = deploy(control, port, credentials, "drained")
+    answers: list[Any] = []
+
+    def slow_call() -> None:
+        reply = data.invoke_agent_runtime(
+            agentRuntimeArn=created["agentRuntimeArn"], payload=b'{"think": 2}', runtimeSessionId="d" * 33
+        )
+        answers.append(json.loads(reply["response"].read()))
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    sessions_path = f"/_agentcore/runtimes/{created['agentRuntimeId']}/sessions"
+
+    def busy() -> bool:
+        listed = signed_get(port, credentials, sessions_path).json()["sessions"]
+        return any(session["state"] == "BUSY" for session in listed)
+
+    wait_until(busy, timeout=60, interval=0.05)
+    workers = workers_of(home)
+    stopped = agentcore(home, "server", "stop")
+    caller.join(timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert answers == [{"ok": True}], "the invocation in flight should have been answered before stopping"
+    assert workers and not any(p.exists() and _cmdline(p) for p in workers)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/_agentcore/health")
+
+
+def deploy(control: Any, port: int, credentials: botocore.credentials.Credentials, name: str) -> Any:
+    key = upload(port, credentials)
+    created = control.create_agent_runtime(
+        agentRuntimeName=name, roleArn="arn:aws:iam::000000000000:role/r",
+        agentRuntimeArtifact={"codeConfiguration": {
+            "code": {"s3": {"bucket": "agentcore-artifacts", "prefix": key}},
+            "runtime": "PYTHON_3_11", "entryPoint": ["agent.py"]}},
+    )  # fmt: skip
+    runtime_id = created["agentRuntimeId"]
+    wait_until(lambda: control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY", timeout=60)
+    return created
+
+
+def signed_get(port: int, credentials: botocore.credentials.Credentials, path: str) -> httpx.Response:
+    url = f"http://127.0.0.1:{port}{path}"
+    request = botocore.awsrequest.AWSRequest(method="GET", url=url)
+    botocore.auth.SigV4Auth(credentials, "bedrock-agentcore", "us-east-1").add_auth(request)
+    return httpx.get(url, headers=dict(request.headers))
+
+
+def workers_of(home: Path) -> list[Path]:
+    return [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and b"worker_main.py" in _cmdline(p) and str(home).encode() in _cmdline(p)
+    ]  # fmt: skip
 
 
 def invoke(data: Any, arn: str) -> Any:
