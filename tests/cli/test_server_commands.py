@@ -128,6 +128,10 @@ def test_kill_9_loses_no_runtime_and_leaves_no_worker(home: Path) -> None:
     assert agentcore(home, "server", "start", "--port", str(port)).returncode == 0
     control, data, _ = clients(home, port)
     assert control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY"
+    listed = signed_get(port, credentials, f"/_agentcore/runtimes/{runtime_id}/sessions?state=all").json()
+    assert [(s["sessionId"], s["state"], s["endReason"]) for s in listed["sessions"]] == [
+        ("k" * 33, "ENDED", "the server restarted")
+    ]
     reply = data.invoke_agent_runtime(
         agentRuntimeArn=created["agentRuntimeArn"], payload=b"{}", runtimeSessionId="k" * 33
     )

@@ -29,7 +29,8 @@ from open_agentcore.store import Store
 from . import control, data, extensions, websocket
 from .authentication import SigV4Authentication
 from .config import ServerConfig
-from .wire import wire_error
+from .journal import SessionJournal
+from .wire import KNOWN_FAILURES, wire_error
 
 logger = logging.getLogger("open_agentcore.server")
 
@@ -70,16 +71,20 @@ def build_app(config: ServerConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await asyncio.to_thread(Store.open, config.database_url)
         backend = ProcessBackend(sandbox=config.sandbox)
-        work_root = config.data_dir / "w"
+        journal = SessionJournal(store, backend.name)
+        if recovered := await asyncio.to_thread(journal.recover):
+            logger.warning("%d sessions were left by a previous server; marked ended", recovered)
         sessions = SessionManager(
             backend,
             SessionConfig(
-                work_root=work_root,
+                work_root=config.data_dir / "w",
+                log_root=config.data_dir / "logs" / "sessions",
                 hidden_paths=(config.data_dir,),
                 max_sessions=config.max_sessions,
                 warm_pool=config.warm_pool,
                 reap_interval=config.reap_interval,
             ),
+            listener=journal,
         )
         artifacts = ArtifactStore(config.data_dir / "artifacts")
         app.state.store = store
@@ -101,6 +106,7 @@ def build_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             await sessions.close()
+            await asyncio.to_thread(journal.close)
 
     def max_body(path: str) -> int:
         return 250 * 1024 * 1024 if path == "/_agentcore/artifacts" else config.max_payload
@@ -108,7 +114,7 @@ def build_app(config: ServerConfig) -> Starlette:
     return Starlette(
         routes=[*extensions.ROUTES, *control.ROUTES, *data.ROUTES, *websocket.ROUTES],
         middleware=[Middleware(SigV4Authentication, lookup=_lookup(admin), max_body=max_body)],
-        exception_handlers={Exception: _handle},
+        exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
     )
 

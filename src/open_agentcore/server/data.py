@@ -74,8 +74,8 @@ async def invoke(request: Request) -> Response:
         reply = await live.client.send(request.method, _WORKER_PATHS[protocol_of(config)], headers, body)
     except WorkerUnreachable as error:
         sessions.release(live)
-        await sessions.stop(runtime.id, session_id, "worker unreachable")
-        raise RuntimeClientError(f"the agent's worker is not reachable: {error}") from None
+        reason = await sessions.lost(live, error)
+        raise RuntimeClientError(f"the agent's session ended: {reason}") from None
     if not 200 <= reply.status < 300:
         text = await _drain(reply)
         sessions.release(live)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 import open_agentcore
 from open_agentcore.artifacts import ArtifactStore
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import SessionManager
+from open_agentcore.store import SessionRecord, SessionState
 
-from .errors import NotFound
+from .errors import NotFound, ValidationError
 from .requests import version_param
 
 
@@ -55,35 +59,70 @@ async def build_log(request: Request) -> Response:
 
 
 async def list_sessions(request: Request) -> Response:
+    """Live sessions with state and idle time; `?state=all` adds ended ones and why they ended."""
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     runtime_id = request.path_params["runtime_id"]
+    which = request.query_params.get("state", "live")
+    if which not in ("live", "all"):
+        raise ValidationError(f"state must be live or all, not {which!r}", field="state")
     await asyncio.to_thread(service.store.get_runtime, runtime_id)
     now = time.monotonic()
-    return JSONResponse(
+    listed: list[dict[str, Any]] = [
         {
-            "sessions": [
-                {
-                    "sessionId": live.session_id,
-                    "version": str(live.target.version),
-                    "state": "BUSY" if live.in_flight else "IDLE",
-                    "idleSeconds": round(live.idle_seconds(now), 3),
-                    "ageSeconds": round(now - live.started_at, 3),
-                    "pid": live.handle.pid,
-                    "sandboxed": live.handle.sandboxed,
-                }
-                for live in sessions.sessions(runtime_id)
-            ]
+            "sessionId": live.session_id,
+            "version": str(live.target.version),
+            "state": "BUSY" if live.in_flight else "IDLE",
+            "idleSeconds": round(live.idle_seconds(now), 3),
+            "ageSeconds": round(now - live.started_at, 3),
+            "pid": live.handle.pid,
+            "sandboxed": live.handle.sandboxed,
         }
-    )
+        for live in sessions.sessions(runtime_id)
+    ]
+    if which == "all":
+        live_ids = {entry["sessionId"] for entry in listed}
+        records = await asyncio.to_thread(_all_sessions, service, runtime_id)
+        listed += [
+            {
+                "sessionId": record.session_id,
+                "version": str(record.version) if record.version is not None else None,
+                "state": "ENDED",
+                "endedAt": record.ended_at.isoformat() if record.ended_at else None,
+                "endReason": record.end_reason,
+            }
+            for record in records
+            if record.state is SessionState.STOPPED and record.session_id not in live_ids
+        ]
+    return JSONResponse({"sessions": listed})
+
+
+def _all_sessions(service: RuntimeService, runtime_id: str) -> list[SessionRecord]:
+    records: list[SessionRecord] = []
+    token: str | None = None
+    while True:
+        page = service.store.list_sessions(runtime_id, max_results=100, next_token=token)
+        records += page.items
+        if not (token := page.next_token):
+            return records
 
 
 async def session_logs(request: Request) -> Response:
+    """What a session's worker printed: live, or kept after the session ended."""
     sessions: SessionManager = request.app.state.sessions
-    live = sessions.get(request.path_params["runtime_id"], request.path_params["session_id"])
-    if live is None:
-        raise NotFound(f"no active session {request.path_params['session_id']!r}")
-    return FileResponse(live.handle.log_path, media_type="text/plain; charset=utf-8")
+    runtime_id, session_id = request.path_params["runtime_id"], request.path_params["session_id"]
+    paths = sessions.logs_of(runtime_id, session_id)
+    if not paths:
+        raise NotFound(f"no session {session_id!r} on agent runtime {runtime_id} has a log")
+    return StreamingResponse(_read_all(paths), media_type="text/plain; charset=utf-8")
+
+
+def _read_all(paths: list[Path]) -> Iterator[bytes]:
+    # A plain iterator: Starlette runs it in a thread, so file reads never block the event loop.
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as log:
+            while chunk := log.read(64 * 1024):
+                yield chunk
 
 
 ROUTES = [

@@ -56,4 +56,20 @@ def wire_error(error: Exception) -> ServiceError:
     return InternalError("the server failed to handle the request; see its log")
 
 
-__all__ = ["wire_error"]
+# Failures with a known AWS shape. Starlette hands these to its exception middleware, which
+# answers and moves on; a handler for bare `Exception` also logs the error as unhandled.
+KNOWN_FAILURES: tuple[type[Exception], ...] = (
+    ServiceError,
+    InvalidRequest,
+    ConflictError,
+    InvalidPaginationToken,
+    DefaultEndpointProtected,
+    NotFoundError,
+    DatabaseUnavailable,
+    ArtifactError,
+    SessionLimitReached,
+    RuntimeNotReady,
+    WorkerStartFailed,
+)
+
+__all__ = ["KNOWN_FAILURES", "wire_error"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,9 @@ from open_agentcore.backends import Backend, WorkerHandle, WorkerSpec
 from .worker_client import WorkerClient
 
 logger = logging.getLogger("open_agentcore.sessions")
+
+# How long a worker that dropped a connection gets to exit before it is called unreachable.
+_EXIT_WAIT = 1.0
 
 
 class SessionLimitReached(Exception):
@@ -53,6 +58,7 @@ class SessionConfig:
     """Limits and places for the session table, built once from the server's flags."""
 
     work_root: Path
+    log_root: Path | None = None
     hidden_paths: Sequence[Path] = ()
     max_sessions: int = 200
     warm_pool: int = 1
@@ -73,6 +79,7 @@ class LiveSession:
     last_activity: float = field(default_factory=time.monotonic)
     in_flight: int = 0
     watcher: asyncio.Task[None] | None = None
+    ended: bool = False
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -224,9 +231,28 @@ class SessionManager:
             await self._end(live, reason)
         for key in [k for k in self._warm if k[0] == runtime_id]:
             for handle in self._warm.pop(key):
-                await self.backend.stop(handle, self.config.stop_grace)
+                await self._stop_warm(handle)
+
+    async def lost(self, live: LiveSession, error: Exception) -> str:
+        """End a session whose worker stopped answering; returns why, for the caller's error.
+
+        A worker that dropped the connection has usually just died: give it a moment to be
+        reaped so the reason says how it exited, else stop it as unreachable.
+        """
+        try:
+            code = await asyncio.wait_for(asyncio.shield(live.handle.wait_exit()), _EXIT_WAIT)
+        except asyncio.TimeoutError:
+            reason = f"worker unreachable ({error})"
+            await self._end(live, reason)
+            return reason
+        reason = f"worker exited with code {code}"
+        await self._end(live, reason, stop=False)
+        return reason
 
     async def _end(self, live: LiveSession, reason: str, stop: bool = True) -> None:
+        if live.ended:
+            return  # the watcher and a failed call may both see a worker die
+        live.ended = True
         key = (live.target.runtime_id, live.session_id)
         if self._sessions.get(key) is live:
             del self._sessions[key]
@@ -235,7 +261,38 @@ class SessionManager:
         await live.client.close()
         if stop:
             await self.backend.stop(live.handle, self.config.stop_grace)
+        await asyncio.to_thread(self._clear_work_dir, live.handle, live.target.runtime_id, live.session_id)
         self._notify("ended", live, reason)
+
+    def logs_of(self, runtime_id: str, session_id: str) -> list[Path]:
+        """A session's worker output, oldest first: what earlier workers of this id printed, kept
+        when they ended, then the live worker's log."""
+        kept = self._kept_log(runtime_id, session_id)
+        paths = [kept] if kept is not None and kept.exists() else []
+        live = self._sessions.get((runtime_id, session_id))
+        return [*paths, live.handle.log_path] if live is not None else paths
+
+    def _kept_log(self, runtime_id: str, session_id: str) -> Path | None:
+        if self.config.log_root is None:
+            return None
+        # Session ids may hold any character: the file is named by a digest of the id.
+        name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+        return self.config.log_root / runtime_id / f"{name}.log"
+
+    def _clear_work_dir(self, handle: WorkerHandle, runtime_id: str | None, session_id: str | None) -> None:
+        """Keep the worker's log (appended to its session's, as a restarted session goes on), then
+        delete its home, tmp and socket so ended sessions take no disk."""
+        kept = self._kept_log(runtime_id, session_id) if runtime_id and session_id else None
+        if kept is not None:
+            try:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with handle.log_path.open("rb") as source, kept.open("ab") as target:
+                    shutil.copyfileobj(source, target)
+            except OSError as error:
+                logger.warning("Could not keep the log of session %s: %s", session_id, error)
+        work_dir = handle.log_path.parent
+        if work_dir.parent == self.config.work_root:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
     def _notify(self, event: str, live: LiveSession, reason: str) -> None:
         if self._listener is not None:
@@ -288,8 +345,12 @@ class SessionManager:
             await self._end(live, "server stopping")
         for handles in self._warm.values():
             for handle in handles:
-                await self.backend.stop(handle, self.config.stop_grace)
+                await self._stop_warm(handle)
         self._warm.clear()
+
+    async def _stop_warm(self, handle: WorkerHandle) -> None:
+        await self.backend.stop(handle, self.config.stop_grace)
+        await asyncio.to_thread(self._clear_work_dir, handle, None, None)
 
 
 __all__ = [

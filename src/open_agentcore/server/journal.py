@@ -1,0 +1,67 @@
+"""The session table in the store: which worker holds each session, and why ended ones ended.
+
+The session manager tells the journal when sessions start and end; the journal writes that to
+the store on one background thread, in order, so the event loop never waits on the database.
+After a crash of the server the journal finds the sessions it left ACTIVE, makes sure their
+workers are gone, and marks them ended.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+
+from open_agentcore.backends import kill_orphan
+from open_agentcore.sessions import LiveSession
+from open_agentcore.store import SessionState, Store, StoreError
+
+logger = logging.getLogger("open_agentcore.server.journal")
+
+RESTART_REASON = "the server restarted"
+
+
+class SessionJournal:
+    def __init__(self, store: Store, backend: str) -> None:
+        self.store = store
+        self.backend = backend
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="session-journal")
+
+    def __call__(self, event: str, live: LiveSession, reason: str) -> None:
+        """The session manager's listener: queue the write and return at once."""
+        self._writer.submit(self._write, event, live.target.runtime_id, live.session_id, live, reason)
+
+    def _write(self, event: str, runtime_id: str, session_id: str, live: LiveSession, reason: str) -> None:
+        try:
+            if event == "started":
+                worker = {
+                    "workerId": live.handle.worker_id,
+                    "pid": live.handle.pid,
+                    "sandboxed": live.handle.sandboxed,
+                }
+                self.store.upsert_session(
+                    runtime_id, session_id, state=SessionState.ACTIVE, backend=self.backend,
+                    worker=worker, version=live.target.version,
+                )  # fmt: skip
+            else:
+                self.store.end_session(runtime_id, session_id, reason)
+        except StoreError as error:
+            # A runtime deleted meanwhile takes its sessions with it: nothing left to record.
+            logger.info("Session %s not recorded (%s): %s", session_id, event, error)
+
+    def recover(self) -> int:
+        """End the sessions a previous server left ACTIVE; returns how many. Call before serving."""
+        left = self.store.list_active_sessions()
+        for record in left:
+            pid, worker_id = record.worker.get("pid"), record.worker.get("workerId")
+            # The pid is the host's (of bubblewrap, when sandboxed); its command line names the worker.
+            if isinstance(pid, int) and isinstance(worker_id, str) and kill_orphan(pid, worker_id):
+                logger.warning("Killed worker %s left over from a previous server", worker_id)
+            self.store.end_session(record.runtime_id, record.session_id, RESTART_REASON)
+        return len(left)
+
+    def close(self) -> None:
+        """Finish the queued writes."""
+        self._writer.shutdown(wait=True)
+
+
+__all__ = ["RESTART_REASON", "SessionJournal"]
