@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+import botocore.config
+
 from tests.conftest import wait_until
-from tests.server.conftest import Server
+from tests.server.conftest import KEY_ID, SECRET, Server, artifact
 
 AGENT = """
 import os
@@ -95,3 +98,51 @@ def test_listing_and_logs_refuse_what_does_not_exist(server: Server) -> None:
     assert (missing.status_code, missing.headers["x-amzn-errortype"]) == (404, "ResourceNotFoundException")
     unknown = server.signed("GET", "/_agentcore/runtimes/missing-AAAAAAAAAA/sessions")
     assert unknown.status_code == 404
+
+
+LIFECYCLE_AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+from bedrock_agentcore.runtime.models import PingStatus
+
+app = BedrockAgentCoreApp()
+busy = False
+
+
+@app.entrypoint
+def invoke(payload):
+    global busy
+    busy = payload["busy"]
+    return {"busy": busy}
+
+
+@app.ping
+def status():
+    return PingStatus.HEALTHY_BUSY if busy else PingStatus.HEALTHY
+"""
+
+
+def test_idle_sessions_end_but_healthy_busy_ones_live_to_their_max_lifetime(server: Server) -> None:
+    # The fixture's server allows lifecycles down to 1 s (--min-lifecycle-seconds 1); boto3 itself
+    # checks the managed service's 60 s minimum unless told not to.
+    unchecked = boto3.client(
+        "bedrock-agentcore-control", region_name="us-east-1", endpoint_url=server.url,
+        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+        config=botocore.config.Config(parameter_validation=False),
+    )  # fmt: skip
+    created = unchecked.create_agent_runtime(
+        agentRuntimeName="lifecycle", roleArn="arn:aws:iam::000000000000:role/agent",
+        agentRuntimeArtifact=artifact(server.upload({"agent.py": LIFECYCLE_AGENT})),
+        lifecycleConfiguration={"idleRuntimeSessionTimeout": 1, "maxLifetime": 5},
+    )  # fmt: skip
+    server.wait_ready(created["agentRuntimeId"])
+    arn, runtime_id = created["agentRuntimeArn"], created["agentRuntimeId"]
+    idle, busy = "i" * 40, "b" * 40
+    assert invoke(server, arn, busy, busy=True) == {"busy": True}
+    assert invoke(server, arn, idle, busy=False) == {"busy": False}
+
+    def reason(session: str) -> str | None:
+        entry = listing(server, runtime_id).get(session)
+        return entry["endReason"] if entry and entry["state"] == "ENDED" else None
+
+    assert wait_until(lambda: reason(idle), timeout=20, interval=0.1) == "idle timeout"
+    assert wait_until(lambda: reason(busy), timeout=20, interval=0.1) == "max lifetime reached"
