@@ -10,6 +10,7 @@ from .errors import (
     SignatureMismatch,
     UnrecognizedClient,
 )
+from .signing import sign_headers
 from .sigv4 import (
     MAX_PRESIGNED_EXPIRY,
     MAX_SKEW,
@@ -43,6 +44,7 @@ __all__ = [
     "load_admin_credential",
     "parse_authorization",
     "parse_presigned_query",
+    "sign_headers",
     "verify_headers",
     "verify_presigned",
 ]

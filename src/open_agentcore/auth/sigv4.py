@@ -230,18 +230,23 @@ def _lookup(lookup: KeyLookup, access_key_id: str) -> Credential:
 def _signature_matches(
     credential: Credential, claim: SignatureClaim, amz_date: str, canonicals: Sequence[str]
 ) -> bool:
-    key = _signing_key(credential.secret_access_key, claim.date, claim.region, claim.service)
+    key = signing_key(credential.secret_access_key, claim.date, claim.region, claim.service)
     matches = False
     for canonical in canonicals:
-        digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{claim.scope}\n{digest}"
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = signature(key, amz_date, claim.scope, canonical)
         matches |= hmac.compare_digest(expected, claim.signature)
     return matches
 
 
+def signature(key: bytes, amz_date: str, scope: str, canonical: str) -> str:
+    """The hex SigV4 signature of a canonical request, with a key from `signing_key`."""
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
 @functools.lru_cache(maxsize=64)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     # Derived keys change daily per region and service; four HMACs per request are worth saving.
     key = ("AWS4" + secret).encode("utf-8", "surrogatepass")
     for part in (date, region, service, "aws4_request"):
@@ -260,6 +265,8 @@ __all__ = [
     "Headers",
     "KeyLookup",
     "authorization_scheme",
+    "signature",
+    "signing_key",
     "verify_headers",
     "verify_presigned",
 ]
