@@ -7,7 +7,7 @@ import sys
 
 import open_agentcore
 
-from . import server
+from . import configure, deploy, invoke, manage, server
 from .errors import CliError
 
 
@@ -15,12 +15,14 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="agentcore",
         description="Deploy, run and invoke AgentCore agents on your own machines.",
-        epilog="Start here: agentcore server start",
+        epilog="Start here: agentcore configure --entrypoint my_agent.py --non-interactive, "
+        'then agentcore deploy, then agentcore invoke \'{"prompt": "hello"}\'',
     )
     top.add_argument("--version", action="version", version=f"open-agentcore {open_agentcore.__version__}")
     top.add_argument("--verbose", action="store_true", help="show the full stack trace on errors")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server.add_commands(commands)
+    for module in (configure, deploy, invoke, manage, server):
+        module.add_commands(commands)
     return top
 
 
