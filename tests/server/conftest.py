@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import tempfile
@@ -100,5 +101,56 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
                 url, data_dir, boto3.client("bedrock-agentcore-control", **settings),
                 boto3.client("bedrock-agentcore", **settings),
             )  # fmt: skip
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def clients(url: str) -> tuple[Any, Any]:
+    """boto3's control-plane and data-plane clients for the server at `url`, with the admin key."""
+    settings = {
+        "region_name": "us-east-1",
+        "endpoint_url": url,
+        "aws_access_key_id": KEY_ID,
+        "aws_secret_access_key": SECRET,
+        "config": botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60),
+    }
+    return boto3.client("bedrock-agentcore-control", **settings), boto3.client(
+        "bedrock-agentcore", **settings
+    )
+
+
+def sign(
+    method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    """The headers of a request signed with the admin key (SigV4 as boto3 signs), `headers` included."""
+    request = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=headers or {})
+    credentials = botocore.credentials.Credentials(KEY_ID, secret)
+    botocore.auth.SigV4Auth(credentials, "bedrock-agentcore", "us-east-1").add_auth(request)
+    return dict(request.headers)
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
+    """A runtime server on `data_dir` (kept afterwards) with `ServerConfig` overrides, stopped on exit.
+
+    The admin key is in the environment only while the app is built, so module-scoped servers
+    work too. Starting another one on the same data dir and store is a server restart.
+    """
+    options: dict[str, Any] = {"min_lifecycle_seconds": 1, "warm_pool": 0, "reap_interval": 0.2}
+    options.update(overrides)
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
+        environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
+        app = build_app(ServerConfig(data_dir=data_dir, **options))
+    with serve_in_thread(app) as url:
+        yield Server(url, data_dir, *clients(url))
+
+
+@pytest.fixture
+def short_data_dir() -> Iterator[Path]:
+    """An empty data dir with a short path (worker sockets live under it), removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="oacs-", dir="/tmp"))
+    try:
+        yield data_dir
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

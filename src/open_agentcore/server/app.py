@@ -111,12 +111,16 @@ def build_app(config: ServerConfig) -> Starlette:
     def max_body(path: str) -> int:
         return 250 * 1024 * 1024 if path == "/_agentcore/artifacts" else config.max_payload
 
-    return Starlette(
+    app = Starlette(
         routes=[*extensions.ROUTES, *control.ROUTES, *data.ROUTES, *websocket.ROUTES],
         middleware=[Middleware(SigV4Authentication, lookup=_lookup(admin), max_body=max_body)],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
     )
+    # AWS answers a path it does not serve with an error, never a redirect to another path the
+    # client would have to sign again; Starlette would redirect `/x/` to `/x` and back.
+    app.router.redirect_slashes = False
+    return app
 
 
 __all__ = ["build_app"]

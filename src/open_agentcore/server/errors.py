@@ -68,6 +68,13 @@ class NotFound(ServiceError):
     status = 404
 
 
+class UnknownOperation(ServiceError):
+    """404 (no such path) or 405 (not with this method): no operation is served there."""
+
+    code = "UnknownOperationException"
+    status = 404
+
+
 class Conflict(ServiceError):
     code = "ConflictException"
     status = 409
@@ -100,5 +107,6 @@ __all__ = [
     "ServiceError",
     "Throttled",
     "Unauthorized",
+    "UnknownOperation",
     "ValidationError",
 ]

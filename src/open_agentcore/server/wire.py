@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
+
 from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTooLarge
 from open_agentcore.backends import WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
@@ -23,6 +25,7 @@ from .errors import (
     QuotaExceeded,
     RuntimeClientError,
     ServiceError,
+    UnknownOperation,
     ValidationError,
 )
 
@@ -52,6 +55,15 @@ def wire_error(error: Exception) -> ServiceError:
         return QuotaExceeded(str(error))
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
+    if isinstance(error, HTTPException) and error.status_code < 500:
+        # Starlette's router: no route for the path (404), or none for the method (405).
+        wired: ServiceError = (
+            UnknownOperation(f"no operation is served here: {error.detail}")
+            if error.status_code in (404, 405)
+            else ValidationError(str(error.detail))
+        )
+        wired.status = error.status_code
+        return wired
     logger.error("Unhandled error", exc_info=error)
     return InternalError("the server failed to handle the request; see its log")
 
@@ -70,6 +82,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     SessionLimitReached,
     RuntimeNotReady,
     WorkerStartFailed,
+    HTTPException,
 )
 
 __all__ = ["KNOWN_FAILURES", "wire_error"]

@@ -100,6 +100,7 @@ class SessionManager:
         self._listener = listener
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
+        self._launching = 0  # sessions whose worker is starting: not in `_sessions` yet, but counted
         self._warm: dict[tuple[str, int], list[WorkerHandle]] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self._warming_counts: dict[tuple[str, int], int] = {}
@@ -138,12 +139,18 @@ class SessionManager:
         return [s for (rid, _), s in self._sessions.items() if runtime_id is None or rid == runtime_id]
 
     async def _start(self, target: SessionTarget, session_id: str) -> LiveSession:
-        if len(self._sessions) >= self.config.max_sessions:
+        # Starting a worker takes a while: sessions still starting count against the limit, or
+        # a burst of new ids would all pass the check before any of them is in the table.
+        if len(self._sessions) + self._launching >= self.config.max_sessions:
             raise SessionLimitReached(
-                f"this server already hosts {len(self._sessions)} sessions (--max-sessions "
-                f"{self.config.max_sessions}); stop some or raise the limit"
+                f"this server already hosts {len(self._sessions) + self._launching} sessions "
+                f"(--max-sessions {self.config.max_sessions}); stop some or raise the limit"
             )
-        handle = self._take_warm(target) or await self.backend.start(self._spec(target, session_id))
+        self._launching += 1
+        try:
+            handle = self._take_warm(target) or await self.backend.start(self._spec(target, session_id))
+        finally:
+            self._launching -= 1
         live = LiveSession(
             session_id=session_id, target=target, handle=handle, client=WorkerClient(handle.socket_path)
         )
