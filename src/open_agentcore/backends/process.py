@@ -25,6 +25,7 @@ import httpx
 
 from . import worker_main
 from .base import BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .unix_http import unix_transport
 
 logger = logging.getLogger("open_agentcore.backends.process")
 
@@ -177,7 +178,7 @@ class ProcessBackend:
 
     async def _wait_ready(self, worker: ProcessWorker, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        transport = httpx.AsyncHTTPTransport(uds=str(worker.socket_path))
+        transport = unix_transport(worker.socket_path)
         async with httpx.AsyncClient(transport=transport, base_url="http://worker", timeout=1.0) as client:
             while True:
                 if not worker.alive():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,21 @@ class RuntimePaths:
     code_root: Path
     build_logs: Path
     sdk_python: Path
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an invocation goes: its runtime, the worker target of the endpoint's live version,
+    and that version's configuration snapshot."""
+
+    runtime: RuntimeRecord
+    target: SessionTarget
+    config: dict[str, Any]
+
+
+# Invocations resolve runtime → endpoint → version from memory for this long. This server's own
+# writes drop the cached routes at once; the bound is for other replicas sharing the store.
+ROUTE_TTL = 1.0
 
 
 def runtime_id_from(reference: str) -> str:
@@ -59,6 +75,7 @@ class RuntimeService:
         self.account_id = account_id
         self.min_lifecycle_seconds = min_lifecycle_seconds
         self._targets: dict[tuple[str, int], SessionTarget] = {}
+        self._routes: dict[tuple[str, str], tuple[float, Route]] = {}
         self._builds: set[asyncio.Task[None]] = set()
 
     # Control plane ---------------------------------------------------------------------------
@@ -80,12 +97,14 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         version = await asyncio.to_thread(self.store.add_version, runtime_id, config)
+        self.forget_routes(runtime_id)
         runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
         self._start_build(runtime, version)
         return runtime, version
 
     async def delete(self, runtime_id: str) -> RuntimeRecord:
         record = await asyncio.to_thread(self.store.delete_runtime, runtime_id)
+        self.forget_routes(runtime_id)
         await self.sessions.stop_runtime(runtime_id)
         for key in [k for k in self._targets if k[0] == runtime_id]:
             del self._targets[key]
@@ -115,6 +134,7 @@ class RuntimeService:
             failure = f"internal error while building: {type(error).__name__}: {error}"
         try:
             await asyncio.to_thread(self.store.finish_version, runtime.id, version.version, failure)
+            self.forget_routes(runtime.id)
         except Exception:
             logger.warning("Runtime %s disappeared while building", runtime.id, exc_info=True)
             return
@@ -160,11 +180,22 @@ class RuntimeService:
 
     # Data plane ------------------------------------------------------------------------------
 
-    async def target(self, reference: str, qualifier: str | None) -> tuple[RuntimeRecord, SessionTarget]:
-        """The runtime and the ready version an invocation of `qualifier` (an endpoint) goes to."""
+    async def route(self, reference: str, qualifier: str | None) -> Route:
+        """Where an invocation of `qualifier` (an endpoint, default DEFAULT) goes."""
         runtime_id = runtime_id_from(reference)
-        runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
-        endpoint = await asyncio.to_thread(self.store.get_endpoint, runtime_id, qualifier or DEFAULT_ENDPOINT)
+        key = (runtime_id, qualifier or DEFAULT_ENDPOINT)
+        cached = self._routes.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        route = await asyncio.to_thread(self._resolve, runtime_id, key[1])
+        self._routes[key] = (now + ROUTE_TTL, route)
+        return route
+
+    def _resolve(self, runtime_id: str, endpoint_name: str) -> Route:
+        """Look the route up in the store (blocking; runs in a thread)."""
+        runtime = self.store.get_runtime(runtime_id)
+        endpoint = self.store.get_endpoint(runtime_id, endpoint_name)
         if endpoint.live_version is None:
             raise RuntimeNotReady(
                 f"agent runtime {runtime_id} has no ready version on endpoint {endpoint.name} yet "
@@ -172,12 +203,22 @@ class RuntimeService:
                 + (f": {runtime.failure_reason}" if runtime.failure_reason else "")
                 + ")"
             )
-        key = (runtime_id, endpoint.live_version)
-        if key not in self._targets:
+        version = self.store.get_version(runtime_id, endpoint.live_version)
+        target = self._targets.get((runtime_id, version.version))
+        if target is None:
             # After a restart: the build is cached, so this only unpacks (once) and looks up.
-            version = await asyncio.to_thread(self.store.get_version, runtime_id, endpoint.live_version)
-            self._targets[key] = await asyncio.to_thread(self._prepare, runtime, version)
-        return runtime, self._targets[key]
+            target = self._targets[(runtime_id, version.version)] = self._prepare(runtime, version)
+        return Route(runtime, target, version.config)
+
+    def forget_routes(self, runtime_id: str) -> None:
+        """Drop cached routes of a runtime whose endpoints, versions or status just changed."""
+        for key in [k for k in self._routes if k[0] == runtime_id]:
+            del self._routes[key]
+
+    async def target(self, reference: str, qualifier: str | None) -> tuple[RuntimeRecord, SessionTarget]:
+        """The runtime and the ready version an invocation of `qualifier` (an endpoint) goes to."""
+        route = await self.route(reference, qualifier)
+        return route.runtime, route.target
 
 
-__all__ = ["RuntimeNotReady", "RuntimePaths", "RuntimeService", "runtime_id_from"]
+__all__ = ["ROUTE_TTL", "Route", "RuntimeNotReady", "RuntimePaths", "RuntimeService", "runtime_id_from"]

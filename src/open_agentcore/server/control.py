@@ -126,6 +126,7 @@ async def create_endpoint(request: Request) -> Response:
     endpoint = await asyncio.to_thread(
         store.create_endpoint, runtime_id, name, version, body.get("description", "")
     )
+    _service(request).forget_routes(runtime_id)
     return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
 
 
@@ -157,6 +158,7 @@ async def update_endpoint(request: Request) -> Response:
     endpoint = await asyncio.to_thread(
         store.update_endpoint, runtime_id, name, version, body.get("description")
     )
+    _service(request).forget_routes(runtime_id)
     return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
 
 
@@ -166,6 +168,7 @@ async def delete_endpoint(request: Request) -> Response:
     if name == "DEFAULT":
         raise ValidationError("the DEFAULT endpoint is deleted with its runtime", field="endpointName")
     endpoint = await asyncio.to_thread(store.delete_endpoint, runtime_id, name)
+    _service(request).forget_routes(runtime_id)
     return JSONResponse(
         {"status": "DELETING", "agentRuntimeId": runtime_id, "endpointName": endpoint.name}, status_code=202
     )

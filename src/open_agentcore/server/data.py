@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -62,10 +61,8 @@ async def invoke(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    runtime, target = await service.target(
-        request.path_params["runtime"], request.query_params.get("qualifier")
-    )
-    config = await version_config(service, runtime.id, target.version)
+    route = await service.route(request.path_params["runtime"], request.query_params.get("qualifier"))
+    target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     headers = worker_headers(request.headers.items(), session_id, allowlist)
     body = await request.body()
@@ -88,12 +85,6 @@ async def invoke(request: Request) -> Response:
         headers={"content-type": content_type, SESSION_HEADER: session_id},
         background=BackgroundTask(_finish, sessions, live, reply),
     )
-
-
-async def version_config(service: RuntimeService, runtime_id: str, version: int) -> dict[str, Any]:
-    """The configuration snapshot of one runtime version."""
-    record = await asyncio.to_thread(service.store.get_version, runtime_id, version)
-    return record.config
 
 
 def protocol_of(config: dict[str, Any]) -> str:
@@ -134,10 +125,8 @@ async def agent_card(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    runtime, target = await service.target(
-        request.path_params["runtime"], request.query_params.get("qualifier")
-    )
-    config = await version_config(service, runtime.id, target.version)
+    route = await service.route(request.path_params["runtime"], request.query_params.get("qualifier"))
+    runtime, target, config = route.runtime, route.target, route.config
     if (protocol := protocol_of(config)) != "A2A":
         raise NotFound(f"agent runtime {runtime.id} serves {protocol}; only A2A agents have an agent card")
     live = await sessions.acquire(target, session_id)
@@ -176,4 +165,4 @@ ROUTES = [
     Route("/runtimes/{runtime:path}/stopruntimesession", stop_session, methods=["POST"]),
 ]
 
-__all__ = ["CUSTOM_PREFIX", "ROUTES", "SESSION_HEADER", "session_id_of", "version_config", "worker_headers"]
+__all__ = ["CUSTOM_PREFIX", "ROUTES", "SESSION_HEADER", "session_id_of", "worker_headers"]

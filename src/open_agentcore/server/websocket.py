@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import LiveSession, SessionManager
 
-from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, version_config, worker_headers
+from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, worker_headers
 from .errors import RuntimeClientError, ServiceError
 from .wire import wire_error
 
@@ -54,8 +54,8 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     query = [(name.lower(), value) for name, value in websocket.query_params.multi_items()]
     from_query = dict(query)
     session_id = session_id_of(websocket.headers.get(SESSION_HEADER) or from_query.get(SESSION_HEADER))
-    runtime, target = await service.target(websocket.path_params["runtime"], from_query.get("qualifier"))
-    config = await version_config(service, runtime.id, target.version)
+    route = await service.route(websocket.path_params["runtime"], from_query.get("qualifier"))
+    target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     incoming = [*websocket.headers.items()]
     incoming += [(name, value) for name, value in query if name.startswith(CUSTOM_PREFIX)]

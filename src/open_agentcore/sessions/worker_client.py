@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from open_agentcore.backends.unix_http import unix_transport
+
 # Workers may take minutes to answer (an LLM thinking); only connecting must be quick.
 _TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=60.0)
 
@@ -35,7 +37,7 @@ class WorkerClient:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
         self._client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
+            transport=unix_transport(socket_path),
             base_url="http://worker",
             timeout=_TIMEOUT,
         )
@@ -44,7 +46,10 @@ class WorkerClient:
         self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> WorkerReply:
         """Send one request and return as soon as the response head arrives (body unread)."""
-        request = self._client.build_request(method, path, headers=list(headers), content=body)
+        # Header values arrive decoded as latin-1 (ASGI); encoded back, they reach the worker byte
+        # for byte, where httpx would refuse a str that is not ASCII.
+        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        request = self._client.build_request(method, path, headers=encoded, content=body)
         try:
             response = await self._client.send(request, stream=True)
         except (httpx.TransportError, OSError) as error:
