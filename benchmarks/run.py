@@ -1,4 +1,5 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
+Then the runtime server's own costs (server_bench.py).
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
@@ -19,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import load
+import server_bench
 from environments import Environment, describe, ours, reference
 from report import Metric, render
 from servers import UVICORN_SETTINGS, serving
@@ -152,7 +154,7 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"sdk-{stamp}.md").write_text(table)
     (RESULTS / f"sdk-{stamp}.json").write_text(json.dumps(rounds, indent=2))
-    return 0
+    return server_bench.main(["--quick"] if settings.quick else [])
 
 
 if __name__ == "__main__":
