@@ -27,7 +27,7 @@ from open_agentcore.auth import (
     verify_headers,
 )
 from open_agentcore.auth.canonical import canonical_uri
-from open_agentcore.auth.sigv4 import _signing_key
+from open_agentcore.auth.sigv4 import signing_key
 
 from .wire import ARN, ENCODED_ARN, ENDPOINT, KEY, WireRequest, capture, fake_session, lookup, sign
 
@@ -153,9 +153,9 @@ def test_a_websocket_signed_by_our_sdk_client_verifies() -> None:
 
 def test_signing_keys_are_cached(invoke: WireRequest) -> None:
     verify(invoke)
-    hits = _signing_key.cache_info().hits
+    hits = signing_key.cache_info().hits
     verify(invoke)
-    assert _signing_key.cache_info().hits == hits + 1
+    assert signing_key.cache_info().hits == hits + 1
 
 
 # Refused ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ _PASSED = (
 )  # fmt: skip
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
 _ERROR_BODY_LIMIT = 2000
+_WHOLE_ANSWER = 64 * 1024
 # Where each server protocol's agent listens inside its worker (AgentCore's service contract).
 _WORKER_PATHS = {"HTTP": "/invocations", "MCP": "/mcp", "A2A": "/", "AGUI": "/invocations"}
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
@@ -78,11 +79,22 @@ async def invoke(request: Request) -> Response:
         sessions.release(live)
         raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
     content_type = dict(reply.headers).get("content-type", "application/json")
+    answer_headers = {"content-type": content_type, SESSION_HEADER: session_id}
+    if reply.length is not None and reply.length <= _WHOLE_ANSWER:
+        # A small answer of known size (most JSON results): relayed in one piece, no chunking.
+        try:
+            body = await reply.read()
+        except WorkerUnreachable as error:
+            reason = await sessions.lost(live, error)
+            raise RuntimeClientError(f"the agent's session ended: {reason}") from None
+        finally:
+            sessions.release(live)
+        return Response(body, headers=answer_headers)
     return StreamingResponse(
         _relay(reply),
         status_code=200,
         media_type=None,
-        headers={"content-type": content_type, SESSION_HEADER: session_id},
+        headers=answer_headers,
         background=BackgroundTask(_finish, sessions, live, reply),
     )
 

@@ -1,80 +1,282 @@
-"""Talking HTTP to one worker over its unix socket, with a pooled connection per worker."""
+"""HTTP/1.1 to one worker over its unix socket: keep-alive connections, responses streamed through.
+
+This is the hop every invocation takes, so it is a small client written for it rather than a
+general one: the request goes out in one write, the response head is parsed once, and the body
+is relayed chunk by chunk as the worker writes it (Content-Length, chunked, or until close). The
+worker runs the agent's code and is not trusted: its response head is bounded in size and a
+malformed one ends the call as `WorkerUnreachable`, never as an exception of another kind.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from open_agentcore.backends.unix_http import unix_transport
-
-# Workers may take minutes to answer (an LLM thinking); only connecting must be quick.
-_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=60.0)
-
-
-@dataclass
-class WorkerReply:
-    """A worker's response head; iterate `body` to stream it through, then `close()`."""
-
-    status: int
-    headers: Sequence[tuple[str, str]]
-    body: AsyncIterator[bytes]
-    _response: httpx.Response
-
-    async def close(self) -> None:
-        await self._response.aclose()
+CONNECT_TIMEOUT = 5.0
+HEAD_LIMIT = 64 * 1024  # the worker's status line and headers, at most
+_READ_SIZE = 64 * 1024
+# Framing is ours to set; hop-by-hop headers are not forwarded.
+_NOT_FORWARDED = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+)
+_NO_BODY = frozenset({204, 304})
 
 
 class WorkerUnreachable(Exception):
-    """The worker's socket refused or dropped the connection (it crashed or is stopping)."""
+    """The worker refused or dropped the connection (it crashed or is stopping), or answered
+    something that is not HTTP."""
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.reused = False
+
+    def usable(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WorkerReply:
+    """A worker's response head; iterate `body` to relay it, then `close()` (always)."""
+
+    def __init__(
+        self, status: int, headers: list[tuple[str, str]], client: WorkerClient, connection: _Connection,
+        framing: tuple[str, int], keep_alive: bool,
+    ) -> None:  # fmt: skip
+        self.status = status
+        self.headers: Sequence[tuple[str, str]] = headers
+        self._client = client
+        self._connection: _Connection | None = connection
+        self._framing = framing
+        self._keep_alive = keep_alive
+        self._complete = False
+        self.body: AsyncIterator[bytes] = self._read_body()
+
+    async def _read_body(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        if connection is None:
+            return
+        reader = connection.reader
+        kind, length = self._framing
+        try:
+            if kind == "length":
+                remaining = length
+                while remaining:
+                    chunk = await reader.read(min(remaining, _READ_SIZE))
+                    if not chunk:
+                        raise WorkerUnreachable(
+                            "the worker closed the connection in the middle of its answer"
+                        )
+                    remaining -= len(chunk)
+                    yield chunk
+            elif kind == "chunked":
+                async for chunk in _chunks(reader):
+                    yield chunk
+            elif kind == "close":
+                while chunk := await reader.read(_READ_SIZE):
+                    yield chunk
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+            raise WorkerUnreachable(_describe(error)) from None
+        self._complete = True
+
+    @property
+    def length(self) -> int | None:
+        """The body's size when the worker declared it (Content-Length), else None (streamed)."""
+        kind, length = self._framing
+        return length if kind == "length" else None
+
+    async def read(self) -> bytes:
+        """The whole body (for answers whose `length` is known and small), then `close()`."""
+        try:
+            return b"".join([chunk async for chunk in self.body])
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Give the connection back for the next call when the answer was read whole, else drop it."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if not self._complete:
+            with contextlib.suppress(RuntimeError):  # still being iterated by a task just cancelled
+                await self.body.aclose()  # type: ignore[attr-defined]
+        if self._complete and self._keep_alive and connection.usable():
+            self._client._release(connection)
+        else:
+            connection.close()
 
 
 class WorkerClient:
-    """One keep-alive HTTP client per worker, reused by every call of its session."""
+    """Keep-alive HTTP/1.1 connections to one worker, shared by every call of its session."""
 
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
-        self._client = httpx.AsyncClient(
-            transport=unix_transport(socket_path),
-            base_url="http://worker",
-            timeout=_TIMEOUT,
-        )
+        self._idle: list[_Connection] = []
+        self._closed = False
 
     async def send(
         self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> WorkerReply:
-        """Send one request and return as soon as the response head arrives (body unread)."""
-        # Header values arrive decoded as latin-1 (ASGI); encoded back, they reach the worker byte
-        # for byte, where httpx would refuse a str that is not ASCII.
-        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        request = self._client.build_request(method, path, headers=encoded, content=body)
+        """Send one request; returns as soon as the response head arrives (body not read yet).
+
+        Header values are the ASGI server's latin-1 text, sent back byte for byte.
+        """
+        request = _serialise(method, path, headers, body)
+        for attempt in (1, 2):
+            connection = await self._connection()
+            try:
+                connection.writer.write(request)
+                await connection.writer.drain()
+                return await self._read_head(connection, method)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+                connection.close()
+                # A kept-alive connection the worker closed while idle: the request was never read.
+                nothing_read = isinstance(error, asyncio.IncompleteReadError) and not error.partial
+                if (
+                    attempt == 1
+                    and connection.reused
+                    and (nothing_read or isinstance(error, ConnectionError))
+                ):
+                    continue
+                raise WorkerUnreachable(_describe(error)) from None
+            except BaseException:  # cancelled (the caller gave up): the connection is mid-request
+                connection.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _connection(self) -> _Connection:
+        if self._closed:
+            raise WorkerUnreachable("the session's worker is stopping")
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.usable():
+                connection.reused = True
+                return connection
+            connection.close()
         try:
-            response = await self._client.send(request, stream=True)
-        except (httpx.TransportError, OSError) as error:
-            raise WorkerUnreachable(str(error) or type(error).__name__) from error
-        return WorkerReply(response.status_code, response.headers.multi_items(), _raw(response), response)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(self.socket_path), limit=HEAD_LIMIT), CONNECT_TIMEOUT
+            )
+        except (OSError, asyncio.TimeoutError) as error:
+            raise WorkerUnreachable(_describe(error)) from None
+        return _Connection(reader, writer)
+
+    async def _read_head(self, connection: _Connection, method: str) -> WorkerReply:
+        while True:
+            head = await connection.reader.readuntil(b"\r\n\r\n")
+            status, headers = _parse_head(head)
+            if status >= 200:
+                break  # 1xx interim answers are skipped
+        names = {name: value for name, value in headers}
+        keep_alive = names.get("connection", "").lower() != "close"
+        framing: tuple[str, int]
+        if method == "HEAD" or status in _NO_BODY:
+            framing = ("length", 0)
+        elif "chunked" in names.get("transfer-encoding", "").lower():
+            framing = ("chunked", 0)
+        elif "content-length" in names:
+            length = int(names["content-length"])
+            if length < 0:
+                raise ValueError("negative content-length")
+            framing = ("length", length)
+        else:
+            framing, keep_alive = ("close", 0), False
+        return WorkerReply(status, headers, self, connection, framing, keep_alive)
+
+    def _release(self, connection: _Connection) -> None:
+        if self._closed:
+            connection.close()
+        else:
+            self._idle.append(connection)
 
     async def ping(self, timeout: float = 5.0) -> str | None:
         """The worker's `/ping` status (`Healthy`, `HealthyBusy`), or None when it does not answer."""
         try:
-            reply = await self._client.get("/ping", timeout=timeout)
-            status = reply.json().get("status")
-        except (httpx.HTTPError, OSError, ValueError, AttributeError):
+            return await asyncio.wait_for(self._ping(), timeout)
+        except (WorkerUnreachable, asyncio.TimeoutError, ValueError, AttributeError):
             return None
+
+    async def _ping(self) -> str | None:
+        reply = await self.send("GET", "/ping", [], b"")
+        try:
+            chunks = [chunk async for chunk in reply.body]
+        finally:
+            await reply.close()
+        status = json.loads(b"".join(chunks)).get("status")
         return status if isinstance(status, str) else None
 
     async def close(self) -> None:
-        await self._client.aclose()
+        self._closed = True
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
 
 
-async def _raw(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_raw():
+def _serialise(method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "host: worker", f"content-length: {len(body)}"]
+    for name, value in headers:
+        if name.lower() in _NOT_FORWARDED:
+            continue
+        if any(c in name or c in value for c in "\r\n\0") or ":" in name:
+            continue  # cannot come from a parsed request; never let it split ours
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+
+
+def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    text = head.decode("latin-1")
+    status_line, *header_lines = text.split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    if not version.startswith("HTTP/1."):
+        raise ValueError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+    status = int(rest[:3])
+    headers = []
+    for line in header_lines:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError(f"malformed header line: {line[:80]!r}")
+        headers.append((name.strip().lower(), value.strip()))
+    return status, headers
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass  # trailers: not forwarded
+            return
+        remaining = size
+        while remaining:
+            chunk = await reader.read(min(remaining, _READ_SIZE))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(chunk)
             yield chunk
-    except (httpx.TransportError, OSError) as error:
-        raise WorkerUnreachable(str(error) or type(error).__name__) from error
+        if await reader.readexactly(2) != b"\r\n":
+            raise ValueError("a chunk did not end with CRLF")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, asyncio.IncompleteReadError):
+        return "the worker closed the connection before answering"
+    if isinstance(error, asyncio.LimitOverrunError):
+        return f"the worker's response head is over {HEAD_LIMIT} bytes"
+    if isinstance(error, asyncio.TimeoutError):
+        return f"the worker's socket did not accept a connection within {CONNECT_TIMEOUT:g}s"
+    if isinstance(error, ValueError):
+        return f"the worker's answer is not valid HTTP: {error}"
+    return str(error) or type(error).__name__
 
 
 __all__ = ["WorkerClient", "WorkerReply", "WorkerUnreachable"]
