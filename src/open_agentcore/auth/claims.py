@@ -113,10 +113,13 @@ def parse_amz_date(value: str) -> datetime.datetime:
     if not _AMZ_DATE.fullmatch(value):
         raise IncompleteSignature("X-Amz-Date must be a date in the form YYYYMMDDTHHMMSSZ.")
     try:
-        moment = datetime.datetime.strptime(value, "%Y%m%dT%H%M%SZ")
+        # The pattern above fixed every digit's place: slicing is exact, and strptime is slow.
+        return datetime.datetime(
+            int(value[0:4]), int(value[4:6]), int(value[6:8]),
+            int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=datetime.timezone.utc,
+        )  # fmt: skip
     except ValueError:
         raise IncompleteSignature("X-Amz-Date is not a valid date.") from None
-    return moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def _claim(credential: str, signed_headers: str, signature: str) -> SignatureClaim:

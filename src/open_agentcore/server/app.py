@@ -112,7 +112,7 @@ def build_app(config: ServerConfig) -> Starlette:
         return 250 * 1024 * 1024 if path == "/_agentcore/artifacts" else config.max_payload
 
     app = Starlette(
-        routes=[*extensions.ROUTES, *control.ROUTES, *data.ROUTES, *websocket.ROUTES],
+        routes=[*data.ROUTES, *websocket.ROUTES, *control.ROUTES, *extensions.ROUTES],  # hot path first,
         middleware=[Middleware(SigV4Authentication, lookup=_lookup(admin), max_body=max_body)],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
