@@ -1,6 +1,14 @@
 """The runtime lifecycle service: validation, versions, background builds, invocation targets."""
 
-from .service import RuntimeNotReady, RuntimePaths, RuntimeService, runtime_id_from
-from .validation import InvalidRequest
+from .service import Route, RuntimeNotReady, RuntimePaths, RuntimeService, runtime_id_from
+from .validation import InvalidRequest, jwt_authorizer_of
 
-__all__ = ["InvalidRequest", "RuntimeNotReady", "RuntimePaths", "RuntimeService", "runtime_id_from"]
+__all__ = [
+    "InvalidRequest",
+    "Route",
+    "RuntimeNotReady",
+    "RuntimePaths",
+    "RuntimeService",
+    "jwt_authorizer_of",
+    "runtime_id_from",
+]

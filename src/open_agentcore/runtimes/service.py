@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from open_agentcore.artifacts import ArtifactError, ArtifactStore, BuildFailed, EnvironmentBuilder, unpack
+from open_agentcore.auth import IssuerUnreachable, JwtAuthorizer
 from open_agentcore.sessions import SessionManager, SessionTarget
 from open_agentcore.store import DEFAULT_ENDPOINT, RuntimeRecord, Store, VersionRecord
 
-from .validation import check_configuration, check_name
+from .validation import InvalidRequest, check_configuration, check_name, jwt_authorizer_of
 
 logger = logging.getLogger("open_agentcore.runtimes")
 
@@ -65,6 +66,7 @@ class RuntimeService:
         region: str,
         account_id: str,
         min_lifecycle_seconds: int = 60,
+        authorizer: JwtAuthorizer | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -74,6 +76,7 @@ class RuntimeService:
         self.region = region
         self.account_id = account_id
         self.min_lifecycle_seconds = min_lifecycle_seconds
+        self.authorizer = authorizer or JwtAuthorizer()
         self._targets: dict[tuple[str, int], SessionTarget] = {}
         self._routes: dict[tuple[str, str], tuple[float, Route]] = {}
         self._builds: set[asyncio.Task[None]] = set()
@@ -83,6 +86,7 @@ class RuntimeService:
     async def create(self, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         name = check_name(request.get("agentRuntimeName"))
         config = check_configuration(request, self.min_lifecycle_seconds)
+        await self._check_issuer(config)
         runtime, version = await asyncio.to_thread(
             self.store.create_runtime,
             name,
@@ -96,6 +100,7 @@ class RuntimeService:
 
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
+        await self._check_issuer(config)
         version = await asyncio.to_thread(self.store.add_version, runtime_id, config)
         self.forget_routes(runtime_id)
         runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
@@ -109,6 +114,17 @@ class RuntimeService:
         for key in [k for k in self._targets if k[0] == runtime_id]:
             del self._targets[key]
         return record
+
+    async def _check_issuer(self, config: dict[str, Any]) -> None:
+        """A JWT authorizer's issuer must answer now, or no token could ever be checked."""
+        jwt = jwt_authorizer_of(config)
+        if jwt is None:
+            return
+        field = "authorizerConfiguration.customJWTAuthorizer.discoveryUrl"
+        try:
+            await self.authorizer.check_issuer(jwt["discoveryUrl"])
+        except IssuerUnreachable as error:
+            raise InvalidRequest(field, f"the discovery URL cannot be used: {error}") from None
 
     def build_log(self, runtime_id: str, version: int) -> Path:
         return self.paths.build_logs / runtime_id / f"{version}.log"

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from open_agentcore.artifacts import BUCKET
+from open_agentcore.auth import InvalidAuthorizerConfig, validate_authorizer_config
 
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 RUNTIME_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$")
@@ -125,7 +126,24 @@ def check_configuration(request: dict[str, Any], minimum_lifecycle: int) -> dict
     for field in ("networkConfiguration", "authorizerConfiguration", "description", "tags"):
         if field in request:
             config[field] = request[field]
+    jwt = jwt_authorizer_of(config)
+    if jwt is not None:
+        try:
+            validate_authorizer_config(jwt)
+        except InvalidAuthorizerConfig as error:
+            raise InvalidRequest(error.field or "authorizerConfiguration", str(error)) from None
+    elif config.get("authorizerConfiguration") not in (None, {}):
+        raise InvalidRequest(
+            "authorizerConfiguration", "authorizerConfiguration supports customJWTAuthorizer only"
+        )
     return config
+
+
+def jwt_authorizer_of(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The version's `customJWTAuthorizer`, when it has one: invocations then carry bearer tokens."""
+    authorizer = config.get("authorizerConfiguration") or {}
+    jwt = authorizer.get("customJWTAuthorizer") if isinstance(authorizer, dict) else None
+    return jwt if isinstance(jwt, dict) else None
 
 
 __all__ = ["NAME", "RUNTIME_ID", "InvalidRequest", "check_configuration", "check_name"]

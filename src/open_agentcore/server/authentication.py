@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,21 @@ from open_agentcore.auth import (
 logger = logging.getLogger("open_agentcore.server.auth")
 
 PUBLIC_PATHS = frozenset({"/_agentcore/health"})
+# Data-plane calls on one runtime: the ones a runtime's JWT authorizer may admit with a bearer token.
+_INVOCATION = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/(invocations|stopruntimesession)$")
+_AGENT_CARD = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/invocations/\.well-known/agent-card\.json$")
+_WEBSOCKET = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/ws$")
+
+
+def is_invocation(scope: Scope) -> bool:
+    """A call on one runtime's data plane, by the method and protocol its operation uses."""
+    path = scope["path"]
+    if scope["type"] == "websocket":
+        return _WEBSOCKET.match(path) is not None
+    method = scope.get("method")
+    if method == "POST":
+        return _INVOCATION.match(path) is not None
+    return method == "GET" and _AGENT_CARD.match(path) is not None
 
 
 class PayloadTooLarge(Exception):
@@ -59,8 +75,21 @@ class SigV4Authentication:
                 await _refuse(scope, send, 413, "ValidationException", "the request body is too large")
                 return
         method = scope.get("method", "GET")
+        state = scope.setdefault("state", {})
         try:
-            if authorization_scheme(dict((k.lower(), v) for k, v in headers), raw_query) == "presigned":
+            scheme = authorization_scheme(dict((k.lower(), v) for k, v in headers), raw_query)
+            if scheme in ("bearer", None) and is_invocation(scope):
+                # Whether a bearer token (or nothing) will do is the runtime's to say: its JWT
+                # authorizer checks the token once the route knows which runtime is called.
+                state["principal"], state["scheme"] = None, scheme
+                await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
+                return
+            if scheme == "bearer":
+                raise MissingAuthentication(
+                    "bearer tokens are accepted only for invoking agent runtimes with a JWT authorizer; "
+                    "sign this request with SigV4"
+                )
+            if scheme == "presigned":
                 credential = verify_presigned(method, raw_path, raw_query, headers, self.lookup)
             else:
                 digest = hashlib.sha256(body).hexdigest()
@@ -70,7 +99,7 @@ class SigV4Authentication:
             status = 403 if isinstance(error, MissingAuthentication) else error.status
             await _refuse(scope, send, status, error.wire_name, str(error))
             return
-        scope.setdefault("state", {})["principal"] = credential.principal
+        state["principal"], state["scheme"] = credential.principal, "sigv4"
         await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
 
 
@@ -131,4 +160,4 @@ async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str
     await send({"type": f"{prefix}.body", "body": body})
 
 
-__all__ = ["PUBLIC_PATHS", "SigV4Authentication"]
+__all__ = ["PUBLIC_PATHS", "SigV4Authentication", "is_invocation"]

@@ -16,14 +16,16 @@ from starlette.routing import Route
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import LiveSession, SessionManager, WorkerReply, WorkerUnreachable
 
+from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 
 logger = logging.getLogger("open_agentcore.server.data")
 
 SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
-    "content-type", "accept", SESSION_HEADER, "x-amzn-bedrock-agentcore-runtime-user-id",
+    "content-type", "accept", SESSION_HEADER, USER_HEADER,
     "x-amzn-trace-id", "traceparent", "tracestate", "baggage", "mcp-session-id", "mcp-protocol-version",
 )  # fmt: skip
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
@@ -43,13 +45,18 @@ def session_id_of(sent: str | None) -> str:
 
 
 def worker_headers(
-    incoming: Iterable[tuple[str, str]], session_id: str, allowlist: list[str]
+    incoming: Iterable[tuple[str, str]], session_id: str, allowlist: list[str], token_user: str | None = None
 ) -> list[tuple[str, str]]:
-    """What the worker is sent of the caller's (lower-cased) headers."""
+    """What the worker is sent of the caller's (lower-cased) headers.
+
+    With a verified bearer token, the user id is the token's subject, whatever the caller sent.
+    """
     allowed = {name.lower() for name in allowlist}
     headers = [(SESSION_HEADER, session_id)]
+    if token_user is not None:
+        headers.append((USER_HEADER, token_user))
     for name, value in incoming:
-        if name == SESSION_HEADER:
+        if name == SESSION_HEADER or (token_user is not None and name == USER_HEADER):
             continue
         if name in _PASSED or (
             name in allowed and (name == "authorization" or name.startswith(CUSTOM_PREFIX))
@@ -62,10 +69,13 @@ async def invoke(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    route = await service.route(request.path_params["runtime"], request.query_params.get("qualifier"))
+    route, user = await admitted_route(
+        service, request.scope["state"], request.headers, request.path_params["runtime"],
+        request.query_params.get("qualifier"),
+    )  # fmt: skip
     target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
-    headers = worker_headers(request.headers.items(), session_id, allowlist)
+    headers = worker_headers(request.headers.items(), session_id, allowlist, user)
     body = await request.body()
     live = await sessions.acquire(target, session_id)
     try:
@@ -137,7 +147,10 @@ async def agent_card(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    route = await service.route(request.path_params["runtime"], request.query_params.get("qualifier"))
+    route, _ = await admitted_route(
+        service, request.scope["state"], request.headers, request.path_params["runtime"],
+        request.query_params.get("qualifier"),
+    )  # fmt: skip
     runtime, target, config = route.runtime, route.target, route.config
     if (protocol := protocol_of(config)) != "A2A":
         raise NotFound(f"agent runtime {runtime.id} serves {protocol}; only A2A agents have an agent card")
@@ -162,12 +175,16 @@ async def agent_card(request: Request) -> Response:
 async def stop_session(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
+    route, _ = await admitted_route(
+        service, request.scope["state"], request.headers, request.path_params["runtime"],
+        request.query_params.get("qualifier"),
+    )  # fmt: skip
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
         raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
-    runtime, _ = await service.target(request.path_params["runtime"], request.query_params.get("qualifier"))
-    if not await sessions.stop(runtime.id, session_id, "stopped by StopRuntimeSession"):
-        raise NotFound(f"no active session {session_id!r} on agent runtime {runtime.id}")
+    runtime_id = route.runtime.id
+    if not await sessions.stop(runtime_id, session_id, "stopped by StopRuntimeSession"):
+        raise NotFound(f"no active session {session_id!r} on agent runtime {runtime_id}")
     return JSONResponse({}, headers={SESSION_HEADER: session_id})
 
 

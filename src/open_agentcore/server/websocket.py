@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import LiveSession, SessionManager
 
+from .authorization import admitted_route
 from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, worker_headers
 from .errors import RuntimeClientError, ServiceError
 from .wire import wire_error
@@ -54,12 +55,15 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     query = [(name.lower(), value) for name, value in websocket.query_params.multi_items()]
     from_query = dict(query)
     session_id = session_id_of(websocket.headers.get(SESSION_HEADER) or from_query.get(SESSION_HEADER))
-    route = await service.route(websocket.path_params["runtime"], from_query.get("qualifier"))
+    route, user = await admitted_route(
+        service, websocket.scope["state"], websocket.headers, websocket.path_params["runtime"],
+        from_query.get("qualifier"),
+    )  # fmt: skip
     target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     incoming = [*websocket.headers.items()]
     incoming += [(name, value) for name, value in query if name.startswith(CUSTOM_PREFIX)]
-    headers = worker_headers(incoming, session_id, allowlist)
+    headers = worker_headers(incoming, session_id, allowlist, user)
     live = await sessions.acquire(target, session_id)
     try:
         upstream = await unix_connect(

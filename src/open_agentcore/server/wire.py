@@ -7,6 +7,7 @@ import logging
 from starlette.exceptions import HTTPException
 
 from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTooLarge
+from open_agentcore.auth import AuthorizerError, IssuerUnreachable
 from open_agentcore.backends import WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
 from open_agentcore.sessions import SessionLimitReached
@@ -55,6 +56,12 @@ def wire_error(error: Exception) -> ServiceError:
         return QuotaExceeded(str(error))
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
+    if isinstance(error, AuthorizerError):
+        refusal = ServiceError(str(error))
+        refusal.code, refusal.status = error.wire_name, error.status
+        if isinstance(error, IssuerUnreachable):
+            logger.warning("JWT issuer unreachable: %s", error)
+        return refusal
     if isinstance(error, HTTPException) and error.status_code < 500:
         # Starlette's router: no route for the path (404), or none for the method (405).
         wired: ServiceError = (
@@ -83,6 +90,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     RuntimeNotReady,
     WorkerStartFailed,
     HTTPException,
+    AuthorizerError,
 )
 
 __all__ = ["KNOWN_FAILURES", "wire_error"]
