@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 
 AGENT = """
 from bedrock_agentcore import BedrockAgentCoreApp
@@ -95,19 +96,32 @@ def workspace() -> Iterator[Workspace]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_the_quick_start_verbatim(workspace: Workspace) -> None:
-    configured = workspace.ok("configure", "--entrypoint", "my_agent.py", "--non-interactive")
+def readme_quick_start() -> tuple[str, list[list[str]]]:
+    """The README's Quick Start: the agent it shows and the commands it runs, as written there."""
+    section = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    agent = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in script.splitlines() if line.strip()]
+    return agent, commands
+
+
+def test_the_readme_quick_start_verbatim(workspace: Workspace) -> None:
+    agent, commands = readme_quick_start()
+    (workspace.project / "my_agent.py").write_text(agent)
+    assert [command[:2] for command in commands] == [["agentcore", "configure"], ["agentcore", "deploy"],
+                                                     ["agentcore", "invoke"]]  # fmt: skip
+    configured = workspace.ok(*commands[0][1:])
     assert "configured agent 'my_agent'" in configured
     config = yaml.safe_load((workspace.project / ".bedrock_agentcore.yaml").read_text())
     assert config["default_agent"] == "my_agent"
     assert config["agents"]["my_agent"]["entrypoint"] == "my_agent.py"
 
-    deployed = workspace.ok("deploy")
+    deployed = workspace.ok(*commands[1][1:])
     assert "starting the local runtime server" in deployed
     assert "is READY" in deployed and "ARN: arn:aws:bedrock-agentcore:us-east-1:" in deployed
 
-    answer = workspace.ok("invoke", '{"name": "Alice"}')
-    assert json.loads(answer) == {"result": "Hello Alice", "count": 1}
+    answer = json.loads(workspace.ok(*commands[2][1:]))
+    assert answer["message"] == "Hello, Alice!" and answer["session"]
 
 
 def test_the_development_workflow(workspace: Workspace) -> None:

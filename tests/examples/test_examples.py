@@ -23,8 +23,20 @@ def _frames(text: str) -> list[Any]:
 
 def test_hello(agent_process: Any) -> None:
     agent = agent_process(EXAMPLES / "hello" / "agent.py")
-    assert httpx.post(agent.url + "/invocations", json={"name": "Ada"}).json() == {"message": "Hello, Ada!"}
-    assert httpx.post(agent.url + "/invocations", json={"prompt": "Bo"}).json() == {"message": "Hello, Bo!"}
+    session = {SESSION: "s" * 33}
+    first = httpx.post(agent.url + "/invocations", json={"name": "Ada"}, headers=session).json()
+    assert first == {"message": "Hello, Ada!", "visit": 1}
+    again = httpx.post(agent.url + "/invocations", json={"prompt": "Bo"}, headers=session).json()
+    assert again == {"message": "Hello, Bo!", "visit": 2}
+    streamed = httpx.post(agent.url + "/invocations", json={"name": "Cy", "stream": True}).text
+    assert _frames(streamed) == ["Hello", ", ", "Cy", "!"]
+
+    async def over_websocket() -> str:
+        async with websockets.connect(agent.url.replace("http://", "ws://") + "/ws") as ws:
+            await ws.send('{"name": "Di"}')
+            return str(await ws.recv())
+
+    assert asyncio.run(over_websocket()) == "Hello over a WebSocket, Di!"
 
 
 def test_session_aware_counts_per_session(agent_process: Any) -> None:
@@ -79,13 +91,15 @@ def test_middleware_adds_its_headers(agent_process: Any) -> None:
     assert float(reply.headers["x-process-time-ms"]) >= 0
 
 
-def test_demo_runs_and_shows_every_kind_of_call() -> None:
+def test_demo_runs_the_workflow_against_a_real_server() -> None:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "demo.py")], capture_output=True, text=True, timeout=120
+        [sys.executable, str(EXAMPLES / "demo.py")], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert '{"message": "Hello, Alice!"}' in out
-    assert '"count": 2' in out
-    assert 'data: {"done": true, "tokens": 6}' in out
-    assert "got:  over a WebSocket" in out
+    assert "is READY" in out
+    assert '{"message": "Hello, Alice!", "visit": 1}' in out
+    assert '{"message": "Hello, Bob!", "visit": 2}' in out  # the same session's worker, twice
+    assert "Hello, Carol!" in out  # streamed
+    assert "Hello over a WebSocket, Dave!" in out
+    assert "live sessions: 2" in out
