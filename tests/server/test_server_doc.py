@@ -20,13 +20,20 @@ app = BedrockAgentCoreApp()
 @app.entrypoint
 def invoke(payload):
     return {"message": f"Hello, {payload['name']}!"}
+
+
+@app.websocket
+async def greet(websocket):
+    await websocket.accept()
+    await websocket.send_text(f"Hello over a WebSocket, {await websocket.receive_text()}!")
 """
 
 
 def test_the_documented_deploy_and_invoke_works(server: Server, tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "server.md").read_text(), re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2
     (tmp_path / "deploy.py").write_text(blocks[0])
+    (tmp_path / "websocket.py").write_text(blocks[1])
     (tmp_path / "agent.py").write_text(HELLO)
     environment = {
         **os.environ,
@@ -46,3 +53,9 @@ def test_the_documented_deploy_and_invoke_works(server: Server, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == 'application/json b\'{"message": "Hello, Alice!"}\''
+    done = subprocess.run(
+        [sys.executable, "websocket.py"], cwd=tmp_path, env=environment, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Hello over a WebSocket, Bob!"
