@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import uuid
 from typing import Any
@@ -189,3 +190,37 @@ def test_the_raw_request_is_readable_inside_the_handler() -> None:
     with TestClient(app) as client:
         reply = client.post("/invocations?q=1", content=b'{"a": 1}')
     assert reply.json() == {"raw": '{"a": 1}', "query": "1"}
+
+
+_TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("trace", default="none")
+
+
+def test_a_context_variable_set_before_an_await_is_the_same_after_it() -> None:
+    # Tracing libraries set a variable, await, then reset it with the token: every step of the
+    # handler (and of a streamed async generator) must run in one context for that to work.
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    async def handler(payload: Any) -> Any:
+        token = _TRACE.set("inside")
+        await asyncio.sleep(0.001)  # a real suspension: the rest runs after the loop turned
+        seen = _TRACE.get()
+        _TRACE.reset(token)
+        if payload.get("stream"):
+            return _frames()
+        return {"seen": seen, "after_reset": _TRACE.get()}
+
+    async def _frames() -> Any:
+        token = _TRACE.set("streaming")
+        for _ in range(3):
+            await asyncio.sleep(0.001)
+            yield _TRACE.get()
+        _TRACE.reset(token)
+        yield "reset ok"
+
+    with TestClient(app) as client:
+        assert client.post("/invocations", json={}).json() == {"seen": "inside", "after_reset": "none"}
+        streamed = client.post("/invocations", json={"stream": True}).text
+    assert [line.removeprefix("data: ") for line in streamed.split("\n\n") if line] == [
+        '"streaming"', '"streaming"', '"streaming"', '"reset ok"',
+    ]  # fmt: skip

@@ -92,7 +92,7 @@ class _Job(Generic[_T]):
         except BaseException as error:  # handed to the awaiting caller, not swallowed
             self._report(False, error)
             return
-        self.task = self.context.run(worker.loop.create_task, self._resume(yielded))
+        self.task = worker.loop.create_task(self._resume(yielded))
 
     def _claim(self, worker: WorkerLoop, attempt: int) -> bool:
         # Claimed when the loop gets to it, not when it is posted: a job queued behind a handler
@@ -118,12 +118,15 @@ class _Job(Generic[_T]):
                         await asyncio.wait([yielded])  # the coroutine reads the outcome itself
                     except asyncio.CancelledError:
                         yielded.cancel()
-                        yielded = coro.throw(asyncio.CancelledError())
+                        yielded = self.context.run(coro.throw, asyncio.CancelledError())
                         continue
                 else:
-                    yielded = coro.throw(RuntimeError(f"a coroutine yielded {yielded!r}, not a future"))
+                    error = RuntimeError(f"a coroutine yielded {yielded!r}, not a future")
+                    yielded = self.context.run(coro.throw, error)
                     continue
-                yielded = coro.send(None)
+                # Every step in the one context the first ran in: a ContextVar set before an
+                # await is still set after it, and its reset token stays valid.
+                yielded = self.context.run(coro.send, None)
         except StopIteration as done:
             self._report(True, done.value)
         except BaseException as error:  # handed to the awaiting caller, not swallowed
