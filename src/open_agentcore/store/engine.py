@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import secrets
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,22 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
-        cursor.execute(f"PRAGMA {pragma}")
+        _pragma(cursor, pragma)
     cursor.close()
+
+
+def _pragma(cursor: Any, pragma: str, patience: float = 30.0) -> None:
+    # Switching a new database to WAL needs a moment alone with it, and SQLite reports "locked" at
+    # once instead of waiting on busy_timeout when other connections are opening it too.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
