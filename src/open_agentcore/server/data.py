@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import LiveSession, SessionManager, WorkerReply, WorkerUnreachable
+from open_agentcore.sessions import LiveSession, SessionManager, SessionTarget, WorkerReply, WorkerUnreachable
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
@@ -77,13 +77,7 @@ async def invoke(request: Request) -> Response:
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     headers = worker_headers(request.headers.items(), session_id, allowlist, user)
     body = await request.body()
-    live = await sessions.acquire(target, session_id)
-    try:
-        reply = await live.client.send(request.method, _WORKER_PATHS[protocol_of(config)], headers, body)
-    except WorkerUnreachable as error:
-        sessions.release(live)
-        reason = await sessions.lost(live, error)
-        raise RuntimeClientError(f"the agent's session ended: {reason}") from None
+    live, reply = await _call(sessions, target, session_id, _WORKER_PATHS[protocol_of(config)], headers, body)
     if not 200 <= reply.status < 300:
         text = await _drain(reply)
         sessions.release(live)
@@ -111,6 +105,27 @@ async def invoke(request: Request) -> Response:
 
 def protocol_of(config: dict[str, Any]) -> str:
     return str(config.get("protocolConfiguration", {}).get("serverProtocol", "HTTP"))
+
+
+async def _call(
+    sessions: SessionManager, target: SessionTarget, session_id: str, path: str,
+    headers: list[tuple[str, str]], body: bytes,
+) -> tuple[LiveSession, WorkerReply]:  # fmt: skip
+    """Send to the session's worker; one that died since its last call is replaced first.
+
+    A worker that crashed after answering is only noticed when the next call cannot connect:
+    nothing of that call reached it, so a fresh worker takes it instead of the caller seeing 424.
+    """
+    for attempt in (1, 2):
+        live = await sessions.acquire(target, session_id)
+        try:
+            return live, await live.client.send("POST", path, headers, body)
+        except WorkerUnreachable as error:
+            sessions.release(live)
+            reason = await sessions.lost(live, error)
+            if error.sent or attempt == 2:
+                raise RuntimeClientError(f"the agent's session ended: {reason}") from None
+    raise AssertionError("unreachable")
 
 
 async def _relay(reply: WorkerReply) -> AsyncIterator[bytes]:

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import LiveSession, SessionManager
+from open_agentcore.sessions import LiveSession, SessionManager, WorkerUnreachable
 
 from .authorization import admitted_route
 from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, worker_headers
@@ -64,29 +64,38 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     incoming = [*websocket.headers.items()]
     incoming += [(name, value) for name, value in query if name.startswith(CUSTOM_PREFIX)]
     headers = worker_headers(incoming, session_id, allowlist, user)
-    live = await sessions.acquire(target, session_id)
-    try:
-        upstream = await unix_connect(
-            str(live.client.socket_path),
-            uri="ws://worker/ws",
-            additional_headers=headers,
-            subprotocols=_subprotocols(websocket) or None,
-            max_size=_MAX_MESSAGE,
-            open_timeout=10,
-            ping_interval=None,
-        )
-    except InvalidStatus as error:
-        sessions.release(live)
-        raise RuntimeClientError(
-            f"the agent refused the WebSocket with HTTP {error.response.status_code}"
-        ) from None
-    except (InvalidHandshake, OSError, TimeoutError) as error:
-        sessions.release(live)
-        raise RuntimeClientError(f"the agent's WebSocket is not reachable: {error}") from None
-    except BaseException:
-        sessions.release(live)
-        raise
-    return live, upstream
+    for attempt in (1, 2):
+        live = await sessions.acquire(target, session_id)
+        try:
+            upstream = await unix_connect(
+                str(live.client.socket_path),
+                uri="ws://worker/ws",
+                additional_headers=headers,
+                subprotocols=_subprotocols(websocket) or None,
+                max_size=_MAX_MESSAGE,
+                open_timeout=10,
+                ping_interval=None,
+            )
+        except InvalidStatus as error:
+            sessions.release(live)
+            raise RuntimeClientError(
+                f"the agent refused the WebSocket with HTTP {error.response.status_code}"
+            ) from None
+        except (ConnectionRefusedError, FileNotFoundError) as error:
+            # The worker died since the session's last call: a fresh one takes this connection.
+            sessions.release(live)
+            reason = await sessions.lost(live, WorkerUnreachable(str(error), sent=False))
+            if attempt == 2:
+                raise RuntimeClientError(f"the agent's session ended: {reason}") from None
+            continue
+        except (InvalidHandshake, OSError, TimeoutError) as error:
+            sessions.release(live)
+            raise RuntimeClientError(f"the agent's WebSocket is not reachable: {error}") from None
+        except BaseException:
+            sessions.release(live)
+            raise
+        return live, upstream
+    raise AssertionError("unreachable")
 
 
 def _subprotocols(websocket: WebSocket) -> list[Any]:

@@ -27,7 +27,11 @@ _NO_BODY = frozenset({204, 304})
 
 class WorkerUnreachable(Exception):
     """The worker refused or dropped the connection (it crashed or is stopping), or answered
-    something that is not HTTP."""
+    something that is not HTTP. `sent` is False when no byte of the request reached it."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class _Connection:
@@ -153,7 +157,7 @@ class WorkerClient:
 
     async def _connection(self) -> _Connection:
         if self._closed:
-            raise WorkerUnreachable("the session's worker is stopping")
+            raise WorkerUnreachable("the session's worker is stopping", sent=False)
         while self._idle:
             connection = self._idle.pop()
             if connection.usable():
@@ -165,7 +169,7 @@ class WorkerClient:
                 asyncio.open_unix_connection(str(self.socket_path), limit=HEAD_LIMIT), CONNECT_TIMEOUT
             )
         except (OSError, asyncio.TimeoutError) as error:
-            raise WorkerUnreachable(_describe(error)) from None
+            raise WorkerUnreachable(_describe(error), sent=False) from None
         return _Connection(reader, writer)
 
     async def _read_head(self, connection: _Connection, method: str) -> WorkerReply:
