@@ -17,6 +17,7 @@ from typing import Any
 from open_agentcore.auth import CredentialsError, load_admin_credential
 from open_agentcore.server import ServerConfig, agentcore_home
 
+from . import keys
 from .errors import CliError
 
 PID_FILE = "server.pid"
@@ -35,6 +36,7 @@ def add_commands(commands: Any) -> None:
         epilog='example: agentcore server start && eval "$(agentcore server credentials)"',
     )
     sub = server.add_subparsers(dest="server_command", required=True, metavar="COMMAND")
+    keys.add_commands(sub)
     run = sub.add_parser("run", help="run in the foreground (Ctrl-C stops it)")
     _add_options(run)
     run.set_defaults(handler=run_server)

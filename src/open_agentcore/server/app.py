@@ -20,13 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from open_agentcore.artifacts import ArtifactStore, EnvironmentBuilder
-from open_agentcore.auth import Credential, KeyLookup, load_admin_credential
+from open_agentcore.auth import load_admin_credential
 from open_agentcore.backends import ProcessBackend
 from open_agentcore.runtimes import RuntimePaths, RuntimeService
 from open_agentcore.sessions import SessionConfig, SessionManager
 from open_agentcore.store import Store
 
 from . import control, data, extensions, websocket
+from .access import AccessDirectory, PolicyEnforcement
 from .authentication import SigV4Authentication
 from .config import ServerConfig
 from .journal import SessionJournal
@@ -37,13 +38,6 @@ logger = logging.getLogger("open_agentcore.server")
 
 async def _handle(request: Request, error: Exception) -> Response:
     return wire_error(error).response()
-
-
-def _lookup(admin: Credential) -> KeyLookup:
-    def lookup(access_key_id: str) -> Credential | None:
-        return admin if access_key_id == admin.access_key_id else None
-
-    return lookup
 
 
 class _DeniedHandshakeNoise(logging.Filter):
@@ -63,6 +57,7 @@ def build_app(config: ServerConfig) -> Starlette:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.data_dir.chmod(0o700)
     admin = load_admin_credential(config.data_dir, os.environ)
+    directory = AccessDirectory(admin, config.account_id)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -70,6 +65,8 @@ def build_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await asyncio.to_thread(Store.open, config.database_url)
+        directory.store = store
+        app.state.access = directory
         backend = ProcessBackend(sandbox=config.sandbox)
         journal = SessionJournal(store, backend.name)
         if recovered := await asyncio.to_thread(journal.recover):
@@ -113,7 +110,10 @@ def build_app(config: ServerConfig) -> Starlette:
 
     app = Starlette(
         routes=[*data.ROUTES, *websocket.ROUTES, *control.ROUTES, *extensions.ROUTES],  # hot path first,
-        middleware=[Middleware(SigV4Authentication, lookup=_lookup(admin), max_body=max_body)],
+        middleware=[
+            Middleware(SigV4Authentication, lookup=directory.lookup, max_body=max_body),
+            Middleware(PolicyEnforcement, directory=directory, region=config.region),
+        ],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
     )

@@ -100,6 +100,7 @@ class SigV4Authentication:
             await _refuse(scope, send, status, error.wire_name, str(error))
             return
         state["principal"], state["scheme"] = credential.principal, "sigv4"
+        state["access_key_id"] = credential.access_key_id
         await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
 
 

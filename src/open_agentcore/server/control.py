@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from open_agentcore.runtimes import RuntimeService
+from open_agentcore.auth.policies import PolicyError, parse_policy
+from open_agentcore.runtimes import RuntimeService, runtime_id_from
 from open_agentcore.runtimes.validation import check_name
 from open_agentcore.store import RuntimeRecord, VersionRecord
 
@@ -174,7 +176,45 @@ async def delete_endpoint(request: Request) -> Response:
     )
 
 
+async def put_resource_policy(request: Request) -> Response:
+    store, runtime_id = _service(request).store, _policy_target(request)
+    body = await json_body(request)
+    text = body.get("policy")
+    if not isinstance(text, str):
+        raise ValidationError("policy is required: the policy document as a JSON string", field="policy")
+    try:
+        parse_policy(text, resource_policy=True)
+    except PolicyError as error:
+        raise ValidationError(str(error), field=f"policy.{error.field}") from None
+    await asyncio.to_thread(store.put_resource_policy, runtime_id, json.loads(text))
+    request.app.state.access.forget_resource_policy(runtime_id)
+    return JSONResponse({"policy": text}, status_code=201)
+
+
+async def get_resource_policy(request: Request) -> Response:
+    store, runtime_id = _service(request).store, _policy_target(request)
+    record = await asyncio.to_thread(store.get_resource_policy, runtime_id)
+    return JSONResponse({"policy": json.dumps(record.policy)})
+
+
+async def delete_resource_policy(request: Request) -> Response:
+    store, runtime_id = _service(request).store, _policy_target(request)
+    await asyncio.to_thread(store.delete_resource_policy, runtime_id)
+    request.app.state.access.forget_resource_policy(runtime_id)
+    return Response(status_code=204)
+
+
+def _policy_target(request: Request) -> str:
+    arn = request.path_params["resource"]
+    if ":runtime/" not in arn:
+        raise ValidationError("resourceArn must be an agent runtime ARN", field="resourceArn")
+    return runtime_id_from(arn)
+
+
 ROUTES = [
+    Route("/resourcepolicy/{resource:path}", put_resource_policy, methods=["PUT"]),
+    Route("/resourcepolicy/{resource:path}", get_resource_policy, methods=["GET"]),
+    Route("/resourcepolicy/{resource:path}", delete_resource_policy, methods=["DELETE"]),
     Route("/runtimes/", create_runtime, methods=["PUT"]),
     Route("/runtimes/", list_runtimes, methods=["POST"]),
     Route("/runtimes/{runtime_id}/", get_runtime, methods=["GET"]),
