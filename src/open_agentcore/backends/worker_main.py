@@ -1,7 +1,8 @@
-"""The worker launcher: serve one agent's ASGI app on a unix socket.
+"""The worker launcher: serve one agent's ASGI app on a unix socket (or a TCP port, for local mode).
 
 Run BY PATH with the worker environment's python:
     python worker_main.py --code-dir DIR --entrypoint agent.py --socket /path/worker.sock
+    python worker_main.py --code-dir DIR --entrypoint agent.py --port 8080 [--host 127.0.0.1]
 That environment has the agent SDK and uvicorn but not open_agentcore, so this file imports only
 the standard library and uvicorn. The entrypoint is imported as a module named after its file,
 never as `__main__`, so an `if __name__ == "__main__": app.run()` guard does not fire.
@@ -68,13 +69,23 @@ def find_app(module: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve an agent's ASGI app on a unix socket.")
+    parser = argparse.ArgumentParser(description="Serve an agent's ASGI app on a unix socket or a TCP port.")
     parser.add_argument("--code-dir", type=Path, required=True)
     parser.add_argument("--entrypoint", required=True)
-    parser.add_argument("--socket", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="unix socket path (the runtime server's workers)")
+    where.add_argument("--port", type=int, help="TCP port on --host (the CLI's local mode)")
+    parser.add_argument("--host", default="127.0.0.1", help="with --port: the interface (default 127.0.0.1)")
     parser.add_argument("--graceful-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--die-with-parent",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stop when the starting process dies (--no-die-with-parent: a detached local agent)",
+    )
     args = parser.parse_args(argv)
-    die_with_parent()
+    if args.die_with_parent:
+        die_with_parent()
     try:
         app = find_app(load_entrypoint(args.code_dir, args.entrypoint))
     except LaunchError as error:
@@ -87,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_START_FAILED
     import uvicorn
 
+    listen: dict[str, Any] = {"uds": args.socket} if args.socket else {"host": args.host, "port": args.port}
     config = uvicorn.Config(
         app,
-        uds=args.socket,
+        **listen,
         log_level="warning",
         lifespan="auto",
         timeout_graceful_shutdown=args.graceful_seconds,
