@@ -167,6 +167,26 @@ def test_the_development_workflow(workspace: Workspace) -> None:
     assert workspace.fails("invoke", "hi").startswith("agentcore: no agent is configured")
 
 
+def test_local_first_then_deployed_invoke_goes_where_the_last_deploy_went(workspace: Workspace) -> None:
+    workspace.ok("configure", "--entrypoint", "my_agent.py", "--non-interactive")
+    port = free_port()
+    local = workspace.ok("deploy", "--local", "--port", str(port))
+    assert f"127.0.0.1:{port}" in local
+    assert json.loads(workspace.ok("invoke", '{"name": "Local"}'))["result"] == "Hello Local"
+    assert json.loads(workspace.ok("invoke", '{"name": "L"}', "--session-id", "s-local"))["count"] == 2
+    deployed = workspace.ok("deploy")
+    assert "is READY" in deployed
+    # After a server deploy a plain invoke goes to the server (a new worker: count 1) ...
+    assert json.loads(workspace.ok("invoke", '{"name": "Server"}'))["count"] == 1
+    # ... and --local still reaches the local process, which kept counting.
+    assert json.loads(workspace.ok("invoke", '{"name": "L"}', "--local"))["count"] == 3
+    status = json.loads(workspace.ok("status", "--json"))
+    assert status["mode"] == "server" and status["local"]["port"] == port
+    assert status["runtime"]["status"] == "READY"
+    assert "stopped the local agent" in workspace.ok("destroy", "--local")
+    assert "not running locally" in workspace.fails("invoke", "hi", "--local")
+
+
 def test_a_runtime_deleted_elsewhere_is_recreated_on_the_next_deploy(workspace: Workspace) -> None:
     workspace.ok("configure", "--entrypoint", "my_agent.py", "--non-interactive")
     workspace.ok("deploy")
