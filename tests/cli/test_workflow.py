@@ -248,3 +248,51 @@ def test_invoke_before_deploy_and_without_a_server_say_what_to_do(workspace: Wor
 def test_every_command_has_help_with_an_example(workspace: Workspace, command: list[str]) -> None:
     shown = workspace.ok(*command, "--help")
     assert "usage: agentcore" in shown and "example" in shown
+
+
+HEADERS_AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload, context):
+    print("handled", payload, flush=True)
+    return {"headers": dict(context.request_headers or {}),
+            "user": context.request.headers.get("x-amzn-bedrock-agentcore-runtime-user-id")}
+"""
+
+
+def test_headers_user_id_several_agents_and_logs(workspace: Workspace) -> None:
+    (workspace.project / "headers_agent.py").write_text(HEADERS_AGENT)
+    workspace.ok(
+        "configure", "--entrypoint", "headers_agent.py", "--non-interactive",
+        "--request-header-allowlist", "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tone",
+    )  # fmt: skip
+    workspace.ok("configure", "--entrypoint", "my_agent.py", "--non-interactive")
+    listed = json.loads(workspace.ok("configure", "list", "--json"))
+    assert listed["default_agent"] == "headers_agent" and set(listed["agents"]) == {
+        "headers_agent",
+        "my_agent",
+    }
+    workspace.ok("deploy")  # the default agent
+    answer = json.loads(workspace.ok("invoke", "{}", "--headers", "Tone:calm,Other:x", "--user-id", "u-7"))
+    assert answer["headers"] == {"X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tone": "calm"}  # only allowlisted
+    assert answer["user"] == "u-7"
+    assert "--headers takes Name:value" in workspace.fails("invoke", "{}", "--headers", "novalue")
+    assert "not deployed" in workspace.fails("invoke", "{}", "--agent", "my_agent")
+    workspace.ok("configure", "set-default", "my_agent")
+    assert json.loads(workspace.ok("configure", "list", "--json"))["default_agent"] == "my_agent"
+    assert "no agent named" in workspace.fails("configure", "set-default", "nobody")
+
+    logs = workspace.ok("logs", "--agent", "headers_agent")
+    assert "handled {}" in logs
+    assert "handled {}" in workspace.ok("logs", "--agent", "headers_agent", "--since", "10m")
+    assert "--since takes a duration" in workspace.fails(
+        "logs", "--agent", "headers_agent", "--since", "soon"
+    )
+    # A token for a runtime without a JWT authorizer: the server says SigV4 is what it takes.
+    refused = workspace.fails("invoke", "{}", "--agent", "headers_agent", "--bearer-token", "abc.def.ghi")
+    assert "AccessDeniedException" in refused and "does not accept bearer tokens" in refused
+    assert "abc.def.ghi" not in refused
