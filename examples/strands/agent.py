@@ -9,11 +9,12 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from bedrock_agentcore import BedrockAgentCoreApp
-from strands import Agent, tool
 from strands.models import Model
 from strands.types.content import Messages
 from strands.types.streaming import StreamEvent
+
+from bedrock_agentcore import BedrockAgentCoreApp
+from strands import Agent, tool
 
 
 @tool
