@@ -8,6 +8,7 @@ workers are gone, and marks them ended.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 
@@ -26,9 +27,15 @@ class SessionJournal:
         self.backend = backend
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="session-journal")
 
-    def __call__(self, event: str, live: LiveSession, reason: str) -> None:
-        """The session manager's listener: queue the write and return at once."""
-        self._writer.submit(self._write, event, live.target.runtime_id, live.session_id, live, reason)
+    def __call__(self, event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
+        """The session manager's listener: queue the write; the future says when it is done.
+
+        Writes run in order on one thread. The manager waits for "started" (a session is on
+        record before its first answer, so a restart after `kill -9` finds it), not for "ended".
+        """
+        return asyncio.get_running_loop().run_in_executor(
+            self._writer, self._write, event, live.target.runtime_id, live.session_id, live, reason
+        )
 
     def _write(self, event: str, runtime_id: str, session_id: str, live: LiveSession, reason: str) -> None:
         try:

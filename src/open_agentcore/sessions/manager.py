@@ -15,7 +15,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +85,9 @@ class LiveSession:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
 
 
-SessionListener = Callable[[str, LiveSession, str], None]
-"""Called with ("started" | "ended", session, reason) so the caller can record it."""
+SessionListener = Callable[[str, LiveSession, str], "Awaitable[None] | None"]
+"""Called with ("started" | "ended", session, reason) so the caller can record it; a session's
+first call waits for an awaitable it returns on "started", so the record exists before any answer."""
 
 
 class SessionManager:
@@ -156,7 +157,12 @@ class SessionManager:
         )
         self._sessions[(target.runtime_id, session_id)] = live
         live.watcher = asyncio.get_running_loop().create_task(self._watch(live))
-        self._notify("started", live, "")
+        recorded = self._notify("started", live, "")
+        if recorded is not None:
+            try:
+                await recorded
+            except Exception:
+                logger.exception("Recording the start of session %s failed", session_id)
         self._refill(target)
         return live
 
@@ -301,12 +307,14 @@ class SessionManager:
         if work_dir.parent == self.config.work_root:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _notify(self, event: str, live: LiveSession, reason: str) -> None:
-        if self._listener is not None:
-            try:
-                self._listener(event, live, reason)
-            except Exception:
-                logger.exception("Session listener failed on %s", event)
+    def _notify(self, event: str, live: LiveSession, reason: str) -> Awaitable[None] | None:
+        if self._listener is None:
+            return None
+        try:
+            return self._listener(event, live, reason)
+        except Exception:
+            logger.exception("Session listener failed on %s", event)
+            return None
 
     # Reaping -------------------------------------------------------------------------------
 
