@@ -19,7 +19,7 @@ import httpx
 
 from .errors import CliError
 from .project import AgentState, Project
-from .remote import SESSION_HEADER, USER_HEADER, RuntimeServer, runtime_path
+from .remote import SESSION_HEADER, USER_HEADER, RuntimeServer, remote_error, runtime_path
 
 CUSTOM_PREFIX = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-"
 
@@ -77,40 +77,37 @@ def run_invoke(args: argparse.Namespace) -> int:
         return talk(state, local, payload, headers, token, args)
     if local:
         url = f"http://127.0.0.1:{state.local_port}/invocations"
-        try:
-            with httpx.stream(
-                "POST", url, content=payload, headers=headers, timeout=httpx.Timeout(10.0, read=args.timeout)
-            ) as reply:
-                if reply.status_code >= 400:
-                    reply.read()
-                    raise CliError(f"the agent answered {reply.status_code}: {reply.text.strip()[:500]}")
-                return show(reply, session_id, args)
-        except httpx.HTTPError as error:
-            raise CliError(f"the local agent at {url} did not answer: {error}") from None
+        return _post(url, payload, headers, session_id, args, server=None)
     server = RuntimeServer.connect()
     path = runtime_path(state.runtime_arn or "") + "/invocations"
     if token:
-        return _invoke_bearer(server.url + path, payload, headers, token, session_id, args)
+        # A bearer token replaces the SigV4 signature (a runtime with a JWT authorizer).
+        headers = {**headers, "authorization": f"Bearer {token}"}
+        return _post(server.url + path, payload, headers, session_id, args, server=server)
     with server.stream("POST", path, payload, headers, timeout=args.timeout) as reply:
         return show(reply, session_id, args)
 
 
-def _invoke_bearer(
-    url: str, payload: bytes, headers: dict[str, str], token: str, session_id: str, args: argparse.Namespace
-) -> int:
-    from .remote import remote_error
-
-    headers = {**headers, "authorization": f"Bearer {token}"}
+def _post(
+    url: str, payload: bytes, headers: dict[str, str], session_id: str, args: argparse.Namespace,
+    server: RuntimeServer | None,
+) -> int:  # fmt: skip
+    """An unsigned POST, streamed: to the local agent, or with a bearer token to the server."""
+    verify = server.tls() if server is not None else True
     try:
         with httpx.stream(
-            "POST", url, content=payload, headers=headers, timeout=httpx.Timeout(60.0, read=args.timeout)
-        ) as reply:
+            "POST", url, content=payload, headers=headers, verify=verify,
+            timeout=httpx.Timeout(60.0, read=args.timeout),
+        ) as reply:  # fmt: skip
             if reply.status_code >= 400:
                 reply.read()
-                raise remote_error(reply)
+                if server is not None:
+                    raise remote_error(reply)
+                raise CliError(f"the agent answered {reply.status_code}: {reply.text.strip()[:500]}")
             return show(reply, session_id, args)
     except httpx.HTTPError as error:
-        raise CliError(f"the runtime server did not answer: {error}") from None
+        where = "the runtime server" if server is not None else f"the local agent at {url}"
+        raise CliError(f"{where} did not answer: {error}") from None
 
 
 def encode_payload(text: str) -> bytes:

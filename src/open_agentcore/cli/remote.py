@@ -6,8 +6,10 @@ the server's AWS error shapes and leave here as one-line `CliError`s naming the 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8900"
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CA_BUNDLE_ENV = "AGENTCORE_CA_BUNDLE"
 _START_TIMEOUT = 60.0
 
 
@@ -54,6 +57,28 @@ def region(environ: Mapping[str, str] = os.environ) -> str:
     return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+def tls_verification(url: str, environ: Mapping[str, str] = os.environ) -> ssl.SSLContext:
+    """How the server's certificate is checked: against $AGENTCORE_CA_BUNDLE, else the system's CAs."""
+    if urlsplit(url).scheme != "https":
+        return _no_tls()
+    return _trusting(environ.get(CA_BUNDLE_ENV) or None)
+
+
+@functools.lru_cache(maxsize=4)
+def _trusting(bundle: str | None) -> ssl.SSLContext:
+    # Built once per process: loading a CA store costs tens of milliseconds.
+    try:
+        return ssl.create_default_context(cafile=bundle)
+    except (OSError, ssl.SSLError) as error:
+        raise CliError(f"cannot use {CA_BUNDLE_ENV}={bundle} as CA certificates: {error}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _no_tls() -> ssl.SSLContext:
+    # Plain HTTP verifies nothing; this context trusts no CA, so TLS through it would fail closed.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 @dataclass
 class RuntimeServer:
     """A runtime server at `url`, and the key the CLI signs with."""
@@ -61,17 +86,22 @@ class RuntimeServer:
     url: str
     credential: Credential
     region: str
+    verify: ssl.SSLContext | None = None  # None: as `tls_verification` says for `url`
 
     @classmethod
     def connect(cls, start: bool = False, environ: Mapping[str, str] = os.environ) -> RuntimeServer:
         """The configured server; with `start`, a local one that does not answer is started."""
         url = endpoint_url(environ)
-        if not healthy(url):
-            if not (start and is_loopback(url)):
+        verify = tls_verification(url, environ)
+        if not healthy(url, verify=verify):
+            # A TLS server needs its certificate and key: only the user can start that one.
+            tls = urlsplit(url).scheme == "https"
+            if not (start and is_loopback(url) and not tls):
                 hint = " (start one: agentcore server start)" if is_loopback(url) else ""
+                hint = " (start it: agentcore server start --tls-cert FILE --tls-key FILE)" if tls else hint
                 raise CliError(f"no runtime server answers at {url}{hint}")
             start_local_server(url)
-        return cls(url, credential_for(url, environ), region(environ))
+        return cls(url, credential_for(url, environ), region(environ), verify)
 
     # Requests --------------------------------------------------------------------------------
 
@@ -86,7 +116,9 @@ class RuntimeServer:
         url = self.url + path
         signed = sign_headers(method, url, self.credential, self.region, body, headers)
         try:
-            reply = httpx.request(method, url, content=body, headers=signed, timeout=timeout)
+            reply = httpx.request(
+                method, url, content=body, headers=signed, timeout=timeout, verify=self._verify()
+            )
         except httpx.HTTPError as error:
             raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
         if reply.status_code >= 400:
@@ -107,14 +139,22 @@ class RuntimeServer:
         signed = sign_headers(method, url, self.credential, self.region, body, headers)
         try:
             with httpx.stream(
-                method, url, content=body, headers=signed, timeout=httpx.Timeout(60.0, read=timeout)
-            ) as reply:
+                method, url, content=body, headers=signed, timeout=httpx.Timeout(60.0, read=timeout),
+                verify=self._verify(),
+            ) as reply:  # fmt: skip
                 if reply.status_code >= 400:
                     reply.read()
                     raise remote_error(reply)
                 yield reply
         except httpx.HTTPError as error:
             raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
+
+    def tls(self) -> ssl.SSLContext:
+        """How this server's certificate is checked (also for connections made elsewhere)."""
+        return self._verify()
+
+    def _verify(self) -> ssl.SSLContext:
+        return self.verify or tls_verification(self.url)
 
     # Operations ------------------------------------------------------------------------------
 
@@ -161,11 +201,29 @@ def remote_error(reply: httpx.Response) -> RemoteError:
     return RemoteError(code, message.strip().splitlines()[0] if message.strip() else code, reply.status_code)
 
 
-def healthy(url: str, timeout: float = 2.0) -> bool:
+def healthy(url: str, timeout: float = 2.0, verify: ssl.SSLContext | None = None) -> bool:
+    """Whether the server at `url` answers its health check; a certificate that does not verify is
+    a `CliError` (waiting will not fix it)."""
     try:
-        return httpx.get(url + "/_agentcore/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
+        reply = httpx.get(url + "/_agentcore/health", timeout=timeout, verify=verify or tls_verification(url))
+    except httpx.HTTPError as error:
+        if reason := _unverified(error):
+            raise CliError(
+                f"cannot verify the TLS certificate of {url} ({reason}): "
+                f"set {CA_BUNDLE_ENV} to the certificate of the CA that issued it"
+            ) from None
         return False
+    return reply.status_code == 200
+
+
+def _unverified(error: BaseException) -> str | None:
+    """Why certificate verification failed, when that is what `error` comes from."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return str(cause.verify_message or cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def credential_for(url: str, environ: Mapping[str, str] = os.environ) -> Credential:
@@ -207,6 +265,7 @@ def start_local_server(url: str) -> None:
 
 
 __all__ = [
+    "CA_BUNDLE_ENV",
     "DEFAULT_ENDPOINT",
     "SESSION_HEADER",
     "USER_HEADER",
@@ -216,4 +275,5 @@ __all__ = [
     "is_loopback",
     "remote_error",
     "runtime_path",
+    "tls_verification",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -16,12 +18,15 @@ from typing import Any
 
 from open_agentcore.auth import CredentialsError, load_admin_credential
 from open_agentcore.server import ServerConfig, agentcore_home
+from open_agentcore.server.serving import LOG_LEVELS
+from open_agentcore.server.tls import TlsError, check_tls_files, is_self_signed, leaf_certificate
 
 from . import keys
 from .errors import CliError
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
+TLS_FILE = "tls.json"  # the certificate the server last ran with, for `status` and `credentials`
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
@@ -69,6 +74,24 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest idle timeout / max lifetime allowed (default 60)")  # fmt: skip
     parser.add_argument("--max-sessions", type=int, default=200, help="live sessions at most (default 200)")
     parser.add_argument("--warm-pool", type=int, default=1, help="started workers kept ready per version")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (unencrypted)")
+    parser.add_argument("--rate-limit", type=_rate, metavar="N/s",
+                        help="requests per second per access key (per IP when unsigned), bursting to N; "
+                        "default: no limit")  # fmt: skip
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
+                        help="server log detail (default warning; secrets are never logged)")  # fmt: skip
+
+
+def _rate(text: str) -> float:
+    number = text.strip().removesuffix("/s")
+    try:
+        rate = float(number)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0 or rate == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected requests per second as N/s (e.g. 20/s), got {text!r}")
+    return rate
 
 
 def data_dir_of(args: argparse.Namespace) -> Path:
@@ -76,6 +99,8 @@ def data_dir_of(args: argparse.Namespace) -> Path:
 
 
 def config_of(args: argparse.Namespace) -> ServerConfig:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
     return ServerConfig(
         data_dir=data_dir_of(args).resolve(),
         host=args.host,
@@ -88,25 +113,69 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         min_lifecycle_seconds=args.min_lifecycle_seconds,
         max_sessions=args.max_sessions,
         warm_pool=args.warm_pool,
+        tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
+        tls_key=args.tls_key.resolve() if args.tls_key else None,
+        rate_limit=args.rate_limit,
+        log_level=args.log_level,
     )
+
+
+def _check_tls(config: ServerConfig) -> None:
+    if config.tls_cert is not None and config.tls_key is not None:
+        try:
+            check_tls_files(config.tls_cert, config.tls_key)
+        except TlsError as error:
+            raise CliError(str(error)) from None
+
+
+def _record_tls(config: ServerConfig) -> None:
+    record = config.data_dir / TLS_FILE
+    if config.tls_cert is None:
+        record.unlink(missing_ok=True)
+        return
+    record.write_text(
+        json.dumps({"cert": str(config.tls_cert), "self_signed": is_self_signed(config.tls_cert)})
+    )
+
+
+def _recorded_tls(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        record: dict[str, Any] = json.loads((data_dir / TLS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record
+
+
+def _pinned(cert: Path) -> ssl.SSLContext:
+    """Trust exactly the server's own certificate: the one we started it with, whoever issued it.
+
+    The pin is the identity, so the host name is not checked (the server may listen on 0.0.0.0).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    try:
+        context.load_verify_locations(cadata=leaf_certificate(cert))
+    except (OSError, ssl.SSLError, TlsError) as error:
+        raise CliError(f"cannot use the server's TLS certificate {cert}: {error}") from None
+    return context
 
 
 def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from open_agentcore.server import build_app
+    from open_agentcore.server.serving import uvicorn_config
 
     config = config_of(args)
+    _check_tls(config)
     try:
         app = build_app(config)
     except CredentialsError as error:
         raise CliError(str(error)) from None
+    _record_tls(config)
     print(f"open-agentcore runtime server on {config.url} (data: {config.data_dir})", flush=True)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=20
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, config, timeout_graceful_shutdown=20))
     # A clean drain on SIGTERM should end with exit 0, not with the re-raised signal.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
@@ -116,9 +185,11 @@ def run_server(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def _health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+def _health(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(url + "/_agentcore/health", timeout=timeout) as reply:  # noqa: S310
+        with urllib.request.urlopen(  # noqa: S310 - http(s) URLs we build
+            url + "/_agentcore/health", timeout=timeout, context=context
+        ) as reply:
             body: dict[str, Any] = json.load(reply)
             return body
     except (urllib.error.URLError, OSError, ValueError):
@@ -136,7 +207,9 @@ def _pid(data_dir: Path) -> int | None:
 
 def start_server(args: argparse.Namespace) -> int:
     config = config_of(args)
-    if _health(config.url) is not None:
+    _check_tls(config)
+    context = _pinned(config.tls_cert) if config.tls_cert else None
+    if _health(config.url, context=context) is not None:
         raise CliError(f"a runtime server already answers on {config.url}")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = config.data_dir / LOG_FILE
@@ -147,7 +220,7 @@ def start_server(args: argparse.Namespace) -> int:
         )
     (config.data_dir / PID_FILE).write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT
-    while _health(config.url, timeout=1) is None:
+    while _health(config.url, timeout=1, context=context) is None:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise CliError(f"the server exited with code {process.returncode}: {tail[0]} (log: {log_path})")
@@ -165,7 +238,12 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         "--region", config.region, "--account-id", config.account_id, "--backend", config.backend,
         "--sandbox", config.sandbox, "--min-lifecycle-seconds", str(config.min_lifecycle_seconds),
         "--max-sessions", str(config.max_sessions), "--warm-pool", str(config.warm_pool),
+        "--log-level", config.log_level,
     ]  # fmt: skip
+    if config.tls_cert and config.tls_key:
+        options += ["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
+    if config.rate_limit:
+        options += ["--rate-limit", f"{config.rate_limit!r}/s"]
     return [*options, "--store", args.store] if args.store else options
 
 
@@ -185,9 +263,15 @@ def stop_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _url_of(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
+    """The server's URL from the flags, https when it last ran with a certificate, and that record."""
+    tls = _recorded_tls(data_dir_of(args))
+    return f"{'https' if tls else 'http'}://{args.host}:{args.port}", tls
+
+
 def server_status(args: argparse.Namespace) -> int:
-    url = f"http://{args.host}:{args.port}"
-    health = _health(url)
+    url, tls = _url_of(args)
+    health = _health(url, context=_pinned(Path(tls["cert"])) if tls else None)
     if health is None:
         print(f"no runtime server answers on {url}")
         return 1
@@ -205,10 +289,22 @@ def print_credentials(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     print(f"export AWS_ACCESS_KEY_ID={credential.access_key_id}")
     print(f"export AWS_SECRET_ACCESS_KEY={credential.secret_access_key}")
-    print(f"export AWS_ENDPOINT_URL=http://{args.host}:{args.port}")
+    url, tls = _url_of(args)
+    print(f"export AWS_ENDPOINT_URL={url}")
     # botocore reads AWS_DEFAULT_REGION; AWS_REGION is for the other SDKs and our client.
     print("export AWS_REGION=us-east-1")
     print("export AWS_DEFAULT_REGION=us-east-1")
+    if tls:
+        print(f"export AGENTCORE_ENDPOINT_URL={url}")
+        if tls["self_signed"]:
+            print(f"export AWS_CA_BUNDLE={shlex.quote(tls['cert'])}")
+            print(f"export AGENTCORE_CA_BUNDLE={shlex.quote(tls['cert'])}")
+        else:
+            print(
+                f"note: {tls['cert']} is CA-issued: clients check it against the system's CAs; if its CA "
+                "is not among them, set AWS_CA_BUNDLE and AGENTCORE_CA_BUNDLE to the CA's certificate",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -14,7 +14,7 @@ from open_agentcore.auth import sign_headers
 
 from .errors import CliError
 from .project import AgentState
-from .remote import RuntimeServer, runtime_path
+from .remote import RuntimeServer, runtime_path, tls_verification
 
 
 def talk(
@@ -35,8 +35,11 @@ def talk(
             signed = sign_headers("GET", http_url, server.credential, server.region, b"", headers)
             headers = {name: value for name, value in signed.items() if name != "host"}
     deadline = time.monotonic() + args.timeout if args.timeout else None
+    secure = tls_verification("https" + url[3:]) if url.startswith("wss://") else None
     try:
-        with connect(url, additional_headers=headers, open_timeout=60, max_size=None) as websocket:
+        with connect(
+            url, additional_headers=headers, open_timeout=60, max_size=None, ssl=secure
+        ) as websocket:
             websocket.send(payload.decode())
             while True:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

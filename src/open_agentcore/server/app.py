@@ -31,6 +31,7 @@ from .access import AccessDirectory, PolicyEnforcement
 from .authentication import SigV4Authentication
 from .config import ServerConfig
 from .journal import SessionJournal
+from .ratelimit import RateLimit
 from .wire import KNOWN_FAILURES, wire_error
 
 logger = logging.getLogger("open_agentcore.server")
@@ -112,6 +113,7 @@ def build_app(config: ServerConfig) -> Starlette:
         routes=[*data.ROUTES, *websocket.ROUTES, *control.ROUTES, *extensions.ROUTES],  # hot path first,
         middleware=[
             Middleware(SigV4Authentication, lookup=directory.lookup, max_body=max_body),
+            *([Middleware(RateLimit, rate=config.rate_limit)] if config.rate_limit else []),
             Middleware(PolicyEnforcement, directory=directory, region=config.region),
         ],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},

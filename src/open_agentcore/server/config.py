@@ -30,6 +30,13 @@ class ServerConfig:
     warm_pool: int = 1
     reap_interval: float = 5.0
     max_payload: int = 100 * 1024 * 1024
+    # A request line plus headers past this size is refused with 431 (uvicorn's parser has no bound).
+    max_header_bytes: int = 64 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Requests per second per access key (per client IP when unsigned), bursting to the same number.
+    rate_limit: float | None = None
+    log_level: str = "warning"
 
     @property
     def database_url(self) -> str:
@@ -37,7 +44,8 @@ class ServerConfig:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 __all__ = ["ServerConfig", "agentcore_home"]

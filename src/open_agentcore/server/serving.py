@@ -1,0 +1,54 @@
+"""uvicorn's settings for a runtime server: TLS, the bounded HTTP protocol, and redacted logs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.config import LOGGING_CONFIG
+
+from .config import ServerConfig
+from .protocol import http_protocol
+
+LOG_LEVELS = ("debug", "info", "warning", "error")  # not uvicorn's "trace": it logs raw ASGI scopes
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup plus our own loggers at `level`, every handler redacting secrets."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": "open_agentcore.server.redaction.SecretRedaction"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["formatters"]["ours"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(name)s: %(message)s",
+    }
+    config["handlers"]["ours"] = {**config["handlers"]["default"], "formatter": "ours"}
+    config["loggers"]["open_agentcore"] = {"handlers": ["ours"], "level": level.upper(), "propagate": False}
+    return config
+
+
+def uvicorn_config(app: ASGIApp, config: ServerConfig, **options: Any) -> uvicorn.Config:
+    """How uvicorn serves `app` for `config`; `options` add to or override uvicorn's settings.
+
+    TLS files should have passed `tls.check_tls_files` already: uvicorn fails on them with a
+    traceback, and would prompt on the terminal for an encrypted key.
+    """
+    settings: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "http": http_protocol(),
+        "h11_max_incomplete_event_size": config.max_header_bytes,
+        "log_level": config.log_level,
+        "log_config": log_config(config.log_level),
+    }
+    if config.tls_cert is not None:
+        settings["ssl_certfile"] = str(config.tls_cert)
+        settings["ssl_keyfile"] = str(config.tls_key) if config.tls_key else None
+    settings.update(options)
+    return uvicorn.Config(app, **settings)
+
+
+__all__ = ["LOG_LEVELS", "log_config", "uvicorn_config"]
