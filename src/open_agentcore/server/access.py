@@ -193,7 +193,8 @@ class PolicyEnforcement:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get("state") or {}
         key_id = state.get("access_key_id")
-        if scope["type"] in ("http", "websocket") and key_id is not None:
+        admin = self.directory.admin
+        if key_id is not None and key_id != admin.access_key_id and scope["type"] in ("http", "websocket"):
             operation = operation_of(scope, self.region, self.directory.account)
             if operation is not None:
                 for_user = operation.action.endswith(":InvokeAgentRuntime") and any(
