@@ -252,3 +252,22 @@ def test_agent_cards_come_from_a2a_agents_and_only_from_them(server: Server) -> 
         server.data.get_agent_card(agentRuntimeArn=http_arn)
     path = f"/runtimes/{quote(http_arn, safe='')}/invocations/.well-known/agent-card.json"
     assert httpx.get(server.url + path).status_code == 403  # unsigned
+
+
+def test_an_expired_presigned_url_is_refused_before_any_worker_starts(
+    server: Server, runtime_client: AgentCoreRuntimeClient
+) -> None:
+    created = server.deploy({"agent.py": AGENT}, "wsexpired")
+    url = runtime_client.generate_presigned_url(created["agentRuntimeArn"], session_id="e" * 40, expires=1)
+
+    def expired() -> Any:
+        # Until its second is up the URL would be accepted: ask the server, not the clock.
+        with httpx.Client() as client:
+            reply = client.get(url.replace("ws://", "http://", 1), headers={"connection": "close"})
+        return reply if "expired" in reply.text.lower() else None
+
+    wait_until(expired, timeout=30, interval=0.25)
+    response = refusal(url)
+    assert (response.status_code, response.headers["x-amzn-errortype"]) == (403, "InvalidSignatureException")
+    assert "expired" in json.loads(response.body)["message"].lower()
+    assert sessions_of(server, created["agentRuntimeId"]) == []
