@@ -1,6 +1,6 @@
 """Where workers run: the process backend (optionally sandboxed with bubblewrap)."""
 
-from .base import Backend, BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .base import Backend, BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .process import ProcessBackend, ProcessWorker, kill_orphan, probe_bwrap
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "BackendUnavailable",
     "ProcessBackend",
     "ProcessWorker",
+    "SessionLimits",
     "WorkerHandle",
     "WorkerSpec",
     "WorkerStartFailed",

@@ -23,6 +23,16 @@ class WorkerSpec:
     start_timeout: float = 60.0
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one session's worker may use at most: memory in bytes, CPUs (fractions allowed), and
+    processes plus threads. Defaults are the managed service's: 8 GiB and 2 vCPU."""
+
+    memory_bytes: int = 8 * 1024**3
+    cpus: float = 2.0
+    pids: int = 1024
+
+
 class WorkerHandle(Protocol):
     """A started worker."""
 
@@ -72,4 +82,11 @@ class Backend(Protocol):
     async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None: ...
 
 
-__all__ = ["Backend", "BackendUnavailable", "WorkerHandle", "WorkerSpec", "WorkerStartFailed"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "SessionLimits",
+    "WorkerHandle",
+    "WorkerSpec",
+    "WorkerStartFailed",
+]

@@ -67,8 +67,32 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default="us-east-1", help="region in ARNs (default us-east-1)")
     parser.add_argument("--account-id", default="000000000000", help="account in ARNs (default 000000000000)")
     parser.add_argument("--backend", choices=["process"], default="process", help="where workers run")
-    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
-                        help="isolate workers with bubblewrap: auto uses it when installed")  # fmt: skip
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "gvisor", "none"], default="auto",
+                        help="how workers are confined: bwrap (no capabilities, own user, mount, pid "
+                        "namespaces, seccomp) refuses to start where that cannot be applied; auto uses "
+                        "bwrap when it works here; gvisor runs each worker under runsc; none: plain "
+                        "processes (trusted code only)")  # fmt: skip
+    parser.add_argument("--session-memory", type=_size, default=8 * 1024**3, metavar="SIZE",
+                        help="memory per session, e.g. 512M or 8G (default 8G); a session past it "
+                        "ends with an out-of-memory reason")  # fmt: skip
+    parser.add_argument("--session-cpus", type=_cpus, default=2.0, metavar="N",
+                        help="CPUs per session, fractions allowed (default 2)")  # fmt: skip
+    parser.add_argument("--session-pids", type=_positive, default=1024, metavar="N",
+                        help="processes and threads per session (default 1024)")  # fmt: skip
+    parser.add_argument("--session-network", choices=["default", "none"], default="default",
+                        help="none: workers get no network at all (default: the host's)")  # fmt: skip
+    parser.add_argument("--worker-uid-base", type=_positive, default=2_000_000_000, metavar="UID",
+                        help="as root, each worker runs as its own host uid from here on "
+                        "(default 2000000000; pick a range no real user has)")  # fmt: skip
+    parser.add_argument("--shared-sessions", action="store_true",
+                        help="let any caller use any session; by default a session belongs to the "
+                        "principal (access key or token subject) that created it")  # fmt: skip
+    parser.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                        help="drop clients that take longer to send a request head (default 10)")  # fmt: skip
+    parser.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                        help="drop clients whose request body stalls this long (default 30)")  # fmt: skip
+    parser.add_argument("--max-connections", type=_positive, default=1000, metavar="N",
+                        help="open connections at most; requests past it get 503 (default 1000)")  # fmt: skip
     parser.add_argument("--store", help="database URL (default SQLite in the data dir; postgresql://...)")
     parser.add_argument("--min-lifecycle-seconds", type=int, default=60,
                         help="smallest idle timeout / max lifetime allowed (default 60)")  # fmt: skip
@@ -94,6 +118,48 @@ def _rate(text: str) -> float:
     return rate
 
 
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(text: str) -> int:
+    """Bytes from `512M`, `8G`, `8GiB` or a plain number of bytes."""
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = cleaned[-1:] if cleaned[-1:] in _UNITS else ""
+    try:
+        size = int(float(cleaned.removesuffix(unit)) * _UNITS[unit]) if cleaned else 0
+    except ValueError:
+        size = 0
+    if size < 16 * 1024**2:
+        raise argparse.ArgumentTypeError(f"expected a size of at least 16M, like 512M or 8G, got {text!r}")
+    return size
+
+
+def _cpus(text: str) -> float:
+    try:
+        cpus = float(text)
+    except ValueError:
+        cpus = 0.0
+    if not 0.01 <= cpus <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a number of CPUs like 2 or 0.5, got {text!r}")
+    return cpus
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return seconds
+
+
 def data_dir_of(args: argparse.Namespace) -> Path:
     return Path(args.data_dir) if args.data_dir else agentcore_home() / "server"
 
@@ -109,6 +175,15 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         account_id=args.account_id,
         backend=args.backend,
         sandbox=args.sandbox,
+        session_memory=args.session_memory,
+        session_cpus=args.session_cpus,
+        session_pids=args.session_pids,
+        session_network=args.session_network,
+        worker_uid_base=args.worker_uid_base,
+        shared_sessions=args.shared_sessions,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         store_url=args.store,
         min_lifecycle_seconds=args.min_lifecycle_seconds,
         max_sessions=args.max_sessions,
@@ -238,8 +313,14 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         "--region", config.region, "--account-id", config.account_id, "--backend", config.backend,
         "--sandbox", config.sandbox, "--min-lifecycle-seconds", str(config.min_lifecycle_seconds),
         "--max-sessions", str(config.max_sessions), "--warm-pool", str(config.warm_pool),
-        "--log-level", config.log_level,
+        "--log-level", config.log_level, "--session-memory", str(config.session_memory),
+        "--session-cpus", repr(config.session_cpus), "--session-pids", str(config.session_pids),
+        "--session-network", config.session_network, "--worker-uid-base", str(config.worker_uid_base),
+        "--header-timeout", repr(config.header_timeout), "--body-timeout", repr(config.body_timeout),
+        "--max-connections", str(config.max_connections),
     ]  # fmt: skip
+    if config.shared_sessions:
+        options.append("--shared-sessions")
     if config.tls_cert and config.tls_key:
         options += ["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
     if config.rate_limit:

@@ -23,7 +23,18 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     backend: str = "process"
+    # How workers are confined: "auto" (bubblewrap when it works here), "bwrap", "gvisor" or "none".
     sandbox: str = "auto"
+    # Per-session limits, like the managed service's defaults: 8 GiB, 2 vCPU, and a process cap.
+    session_memory: int = 8 * 1024**3
+    session_cpus: float = 2.0
+    session_pids: int = 1024
+    # "default" (the host's network) or "none" (a network namespace with nothing in it).
+    session_network: str = "default"
+    # Run as root, each worker gets its own host uid from here on (none of them is a real user).
+    worker_uid_base: int = 2_000_000_000
+    # False: a session belongs to the principal that created it; True: any caller may use any.
+    shared_sessions: bool = False
     store_url: str | None = None
     min_lifecycle_seconds: int = 60
     max_sessions: int = 200
@@ -32,6 +43,11 @@ class ServerConfig:
     max_payload: int = 100 * 1024 * 1024
     # A request line plus headers past this size is refused with 431 (uvicorn's parser has no bound).
     max_header_bytes: int = 64 * 1024
+    # A client must send its whole request head within this many seconds, and may let its body
+    # stall for at most `body_timeout`; past `max_connections` open connections, new requests get 503.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     tls_cert: Path | None = None
     tls_key: Path | None = None
     # Requests per second per access key (per client IP when unsigned), bursting to the same number.
