@@ -14,7 +14,8 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from open_agentcore.server.access import ACTIONS, operation_of
+from open_agentcore.server.operations import OperationMatch, Unmatched
+from open_agentcore.server.routes import ACTIONS, operation_table
 from tests.conftest import wait_until
 from tests.server.conftest import Server
 
@@ -204,14 +205,14 @@ def test_every_route_names_its_action() -> None:
          runtime),
     ]  # fmt: skip
     named = set()
+    table = operation_table("us-east-1", ACCOUNT)
     for kind, method, path, action, resource in cases:
-        operation = operation_of(
-            {"type": kind, "method": method, "path": unquote(path)}, "us-east-1", "0" * 12
-        )
-        assert operation is not None, path
-        assert operation.action == f"bedrock-agentcore:{action}", path
+        found = table.classify({"type": kind, "method": method, "path": unquote(path), "raw_path": path.encode()})
+        assert isinstance(found, OperationMatch) and found.error is None, path
+        assert found.operation.action == f"bedrock-agentcore:{action}", path
         if resource is not None:
-            assert operation.resource == resource, path
-        named.add(operation.action)
-    assert named | {"bedrock-agentcore:InvokeAgentRuntimeForUser"} == set(ACTIONS)
-    assert operation_of({"type": "http", "method": "GET", "path": "/nowhere"}, "us-east-1", ACCOUNT) is None
+            assert found.resource == resource, path
+        named.add(found.operation.action)
+    assert named | {"bedrock-agentcore:InvokeAgentRuntimeForUser", "bedrock-agentcore:Health"} == set(ACTIONS)
+    nowhere = table.classify({"type": "http", "method": "GET", "path": "/nowhere", "raw_path": b"/nowhere"})
+    assert isinstance(nowhere, Unmatched) and nowhere.error.status == 404

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import botocore.session
 import httpx
@@ -260,11 +262,14 @@ def test_an_expired_presigned_url_is_refused_before_any_worker_starts(
     created = server.deploy({"agent.py": AGENT}, "wsexpired")
     url = runtime_client.generate_presigned_url(created["agentRuntimeArn"], session_id="e" * 40, expires=1)
 
-    def expired() -> Any:
-        # Until its second is up the URL would be accepted: ask the server, not the clock.
-        with httpx.Client() as client:
-            reply = client.get(url.replace("ws://", "http://", 1), headers={"connection": "close"})
-        return reply if "expired" in reply.text.lower() else None
+    amz_date = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
+    signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+
+    def expired() -> bool:
+        # Until its second is up the URL would be accepted (and start a worker): ask the server's
+        # clock, whose Date header is whole seconds, for two seconds past the signing time.
+        server_now = parsedate_to_datetime(httpx.get(server.url + "/_agentcore/health").headers["date"])
+        return server_now >= signed_at + datetime.timedelta(seconds=2)
 
     wait_until(expired, timeout=30, interval=0.25)
     response = refusal(url)

@@ -1,5 +1,6 @@
 """Authentication: SigV4 verification (headers and presigned URLs) and the server's admin key."""
 
+from .caller import ANONYMOUS, Caller, Scheme
 from .claims import PresignedClaim, SignatureClaim, parse_authorization, parse_presigned_query
 from .credentials import AdminCredentials, CredentialsError, load_admin_credential
 from .errors import (
@@ -9,6 +10,7 @@ from .errors import (
     SignatureError,
     SignatureMismatch,
     UnrecognizedClient,
+    WrongRegion,
 )
 from .jwt_authorizer import (
     AuthorizerError,
@@ -36,18 +38,23 @@ from .sigv4 import (
     AuthScheme,
     Credential,
     KeyLookup,
+    PendingSignature,
     authorization_scheme,
+    begin_headers,
+    begin_presigned,
     verify_headers,
     verify_presigned,
 )
 
 __all__ = [
+    "ANONYMOUS",
     "MAX_PRESIGNED_EXPIRY",
     "MAX_SKEW",
     "SERVICE",
     "AdminCredentials",
     "AuthScheme",
     "AuthorizerError",
+    "Caller",
     "ClaimMatchOperator",
     "ClaimRule",
     "ClaimValueType",
@@ -63,16 +70,21 @@ __all__ = [
     "KeyLookup",
     "MissingAuthentication",
     "MissingBearerToken",
+    "PendingSignature",
     "PresignedClaim",
     "RequestExpired",
+    "Scheme",
     "SignatureClaim",
     "SignatureError",
     "SignatureMismatch",
     "TokenCheck",
     "TokenRejected",
     "UnrecognizedClient",
+    "WrongRegion",
     "authorization_scheme",
     "bearer_token",
+    "begin_headers",
+    "begin_presigned",
     "check_issuer",
     "load_admin_credential",
     "parse_authorization",

@@ -52,6 +52,14 @@ class UnrecognizedClient(SignatureError):
     status = 403
 
 
+class WrongRegion(SignatureError):
+    """The credential scope names another region than the server's: the signature was made for
+    another endpoint, and is refused before any key is consulted."""
+
+    wire_name = "InvalidSignatureException"
+    status = 403
+
+
 class SignatureMismatch(SignatureError):
     """The signature (or the declared body hash) does not match the request as received."""
 
@@ -73,4 +81,5 @@ __all__ = [
     "SignatureError",
     "SignatureMismatch",
     "UnrecognizedClient",
+    "WrongRegion",
 ]

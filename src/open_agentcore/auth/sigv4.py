@@ -23,6 +23,7 @@ from .errors import (
     RequestExpired,
     SignatureMismatch,
     UnrecognizedClient,
+    WrongRegion,
 )
 
 SERVICE = "bedrock-agentcore"
@@ -67,25 +68,64 @@ def authorization_scheme(headers: Headers, raw_query: str = "") -> AuthScheme | 
     return "presigned" if presigned else None
 
 
-def verify_headers(
+@dataclass(frozen=True)
+class PendingSignature:
+    """A request's SigV4 claim, checked for everything that needs neither its key's secret nor its body.
+
+    `begin_headers` and `begin_presigned` make one; the server looks the key up (without blocking
+    its event loop), refuses an unknown key before reading any body, then calls `verify` with the
+    body's SHA-256 once it has streamed through.
+    """
+
+    claim: SignatureClaim
+    amz_date: str
+    canonical_parts: tuple[str, str, str, dict[str, list[str]]] = field(repr=False)
+    declared_sha256: str | None = None
+    presigned: bool = False
+
+    @property
+    def access_key_id(self) -> str:
+        return self.claim.access_key_id
+
+    def verify(self, credential: Credential | None, payload_sha256: str) -> Credential:
+        """The caller's credential if the signature covers this request with `payload_sha256` as its body."""
+        if credential is None:
+            raise UnrecognizedClient("The security token included in the request is invalid.")
+        method, raw_path, query, received = self.canonical_parts
+        if self.presigned:
+            hashes = (
+                [payload_sha256, UNSIGNED_PAYLOAD] if payload_sha256 == EMPTY_SHA256 else [payload_sha256]
+            )
+        else:
+            hashes = [_payload_hash(self.declared_sha256, payload_sha256)]
+        canonicals = [
+            canonical_request(method, raw_path, query, received, self.claim.signed_headers, payload_hash)
+            for payload_hash in hashes
+        ]
+        if not _signature_matches(credential, self.claim, self.amz_date, canonicals):
+            raise SignatureMismatch(_MISMATCH)
+        return credential
+
+
+def begin_headers(
     method: str,
     raw_path: str,
     raw_query: str,
     headers: Headers,
-    payload_sha256: str,
-    lookup: KeyLookup,
     *,
     service: str = SERVICE,
+    region: str | None = None,
     now: datetime.datetime | None = None,
     max_skew: datetime.timedelta = MAX_SKEW,
-) -> Credential:
-    """Check a request signed in its `Authorization` header; returns the caller's credential.
+) -> PendingSignature:
+    """Check a request signed in its `Authorization` header as far as its headers allow.
 
     `raw_path` and `raw_query` are exactly as sent (ASGI `raw_path`/`query_string` decoded as
-    latin-1); `headers` as received, names in any case. `payload_sha256` is the hex SHA-256 of the
-    body as received, which the caller computes while reading it. An `x-amz-content-sha256`
-    header is accepted only when it equals that hash: `UNSIGNED-PAYLOAD` and streaming modes are
-    refused, because the body (an agent's input) must be covered by the signature.
+    latin-1); `headers` as received, names in any case. The credential scope must name `service`
+    and, when given, `region`; the signing time must be within `max_skew` of now. An
+    `x-amz-content-sha256` header is accepted only when it is the hex SHA-256 of the body (checked
+    in `verify`): `UNSIGNED-PAYLOAD` and streaming modes are refused, because the body (an agent's
+    input) must be covered by the signature.
     """
     received = _header_values(headers)
     authorization = _single(received, "authorization")
@@ -96,15 +136,69 @@ def verify_headers(
     if amz_date is None:
         raise IncompleteSignature("Authorization requires the X-Amz-Date header.")
     signed_at = parse_amz_date(amz_date)
-    _check_claim(claim, amz_date, service)
-    payload_hash = _payload_hash(_single(received, "x-amz-content-sha256"), payload_sha256)
+    _check_claim(claim, amz_date, service, region)
+    declared = _single(received, "x-amz-content-sha256")
+    if declared is not None and (len(declared) != 64 or declared.strip("0123456789abcdefABCDEF")):
+        raise IncompleteSignature("x-amz-content-sha256 must be the hex SHA-256 of the body; sign the body.")
     query = canonical_query(query_pairs(raw_query))
-    canonical = canonical_request(method, raw_path, query, received, claim.signed_headers, payload_hash)
     _check_clock(signed_at, _utc(now), max_skew)
-    credential = _lookup(lookup, claim.access_key_id)
-    if not _signature_matches(credential, claim, amz_date, [canonical]):
-        raise SignatureMismatch(_MISMATCH)
-    return credential
+    return PendingSignature(claim, amz_date, (method, raw_path, query, received), declared)
+
+
+def begin_presigned(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Headers,
+    *,
+    service: str = SERVICE,
+    region: str | None = None,
+    now: datetime.datetime | None = None,
+    max_expires: int = MAX_PRESIGNED_EXPIRY,
+    max_skew: datetime.timedelta = MAX_SKEW,
+) -> PendingSignature:
+    """Check a URL presigned with SigV4 query parameters as far as it can be without the key.
+
+    botocore's `SigV4QueryAuth` signs every query parameter but `X-Amz-Signature` and, for
+    this service, the SHA-256 of the (empty) body; `UNSIGNED-PAYLOAD`, which S3-style
+    presigners use, is also accepted when the body is empty. `X-Amz-Expires` must be
+    1..`max_expires` seconds (else `IncompleteSignature`); past `X-Amz-Date` + `X-Amz-Expires`,
+    or with `X-Amz-Date` over `max_skew` in the future, the URL is `RequestExpired`.
+    """
+    pairs = query_pairs(raw_query)
+    presigned = parse_presigned_query(pairs)
+    if not 1 <= presigned.expires <= max_expires:
+        raise IncompleteSignature(f"X-Amz-Expires must be between 1 and {max_expires} seconds.")
+    claim = presigned.claim
+    _check_claim(claim, presigned.amz_date, service, region)
+    query = canonical_query([(name, value) for name, value in pairs if name != b"X-Amz-Signature"])
+    _check_lifetime(presigned.signed_at, presigned.expires, _utc(now), max_skew)
+    parts = (method, raw_path, query, _header_values(headers))
+    return PendingSignature(claim, presigned.amz_date, parts, presigned=True)
+
+
+def verify_headers(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Headers,
+    payload_sha256: str,
+    lookup: KeyLookup,
+    *,
+    service: str = SERVICE,
+    region: str | None = None,
+    now: datetime.datetime | None = None,
+    max_skew: datetime.timedelta = MAX_SKEW,
+) -> Credential:
+    """Check a request signed in its `Authorization` header; returns the caller's credential.
+
+    `begin_headers` and `PendingSignature.verify` in one step, for a body already read whole;
+    `payload_sha256` is the hex SHA-256 of the body as received.
+    """
+    pending = begin_headers(
+        method, raw_path, raw_query, headers, service=service, region=region, now=now, max_skew=max_skew
+    )
+    return pending.verify(lookup(pending.access_key_id), payload_sha256)
 
 
 def verify_presigned(
@@ -116,37 +210,21 @@ def verify_presigned(
     *,
     payload_sha256: str = EMPTY_SHA256,
     service: str = SERVICE,
+    region: str | None = None,
     now: datetime.datetime | None = None,
     max_expires: int = MAX_PRESIGNED_EXPIRY,
     max_skew: datetime.timedelta = MAX_SKEW,
 ) -> Credential:
     """Check a URL presigned with SigV4 query parameters; returns the caller's credential.
 
-    botocore's `SigV4QueryAuth` signs every query parameter but `X-Amz-Signature` and, for
-    this service, the SHA-256 of the (empty) body; `UNSIGNED-PAYLOAD`, which S3-style
-    presigners use, is also accepted when the body is empty. Pass `payload_sha256` for a request
-    that has a body. `X-Amz-Expires` must be 1..`max_expires` seconds (else `IncompleteSignature`);
-    past `X-Amz-Date` + `X-Amz-Expires`, or with `X-Amz-Date` over `max_skew` in the future,
-    the URL is `RequestExpired`.
+    `begin_presigned` and `PendingSignature.verify` in one step; pass `payload_sha256` for a
+    request that has a body.
     """
-    pairs = query_pairs(raw_query)
-    presigned = parse_presigned_query(pairs)
-    if not 1 <= presigned.expires <= max_expires:
-        raise IncompleteSignature(f"X-Amz-Expires must be between 1 and {max_expires} seconds.")
-    claim = presigned.claim
-    _check_claim(claim, presigned.amz_date, service)
-    query = canonical_query([(name, value) for name, value in pairs if name != b"X-Amz-Signature"])
-    received = _header_values(headers)
-    hashes = [payload_sha256, UNSIGNED_PAYLOAD] if payload_sha256 == EMPTY_SHA256 else [payload_sha256]
-    canonicals = [
-        canonical_request(method, raw_path, query, received, claim.signed_headers, payload_hash)
-        for payload_hash in hashes
-    ]
-    _check_lifetime(presigned.signed_at, presigned.expires, _utc(now), max_skew)
-    credential = _lookup(lookup, claim.access_key_id)
-    if not _signature_matches(credential, claim, presigned.amz_date, canonicals):
-        raise SignatureMismatch(_MISMATCH)
-    return credential
+    pending = begin_presigned(
+        method, raw_path, raw_query, headers, service=service, region=region, now=now,
+        max_expires=max_expires, max_skew=max_skew,
+    )  # fmt: skip
+    return pending.verify(lookup(pending.access_key_id), payload_sha256)
 
 
 def _header_values(headers: Headers) -> dict[str, list[str]]:
@@ -166,9 +244,11 @@ def _single(received: dict[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _check_claim(claim: SignatureClaim, amz_date: str, service: str) -> None:
+def _check_claim(claim: SignatureClaim, amz_date: str, service: str, region: str | None) -> None:
     if claim.service != service:
         raise IncompleteSignature(f"Credential should be scoped to correct service: '{service}'.")
+    if region is not None and claim.region != region:
+        raise WrongRegion(f"Credential should be scoped to a valid region: this server is '{region}'.")
     if claim.date != amz_date[:8]:
         raise IncompleteSignature("Date in Credential scope does not match YYYYMMDD from X-Amz-Date.")
     if "host" not in claim.signed_headers:
@@ -180,8 +260,6 @@ def _payload_hash(declared: str | None, computed: str) -> str:
         return computed
     if declared.lower() == computed:
         return declared  # the client signed the header's text, whatever its case
-    if len(declared) != 64 or declared.strip("0123456789abcdefABCDEF"):
-        raise IncompleteSignature("x-amz-content-sha256 must be the hex SHA-256 of the body; sign the body.")
     raise SignatureMismatch("The x-amz-content-sha256 header does not match the SHA-256 of the request body.")
 
 
@@ -218,13 +296,6 @@ def _check_lifetime(
 
 def _amz(moment: datetime.datetime) -> str:
     return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _lookup(lookup: KeyLookup, access_key_id: str) -> Credential:
-    credential = lookup(access_key_id)
-    if credential is None:
-        raise UnrecognizedClient("The security token included in the request is invalid.")
-    return credential
 
 
 def _signature_matches(
@@ -264,7 +335,10 @@ __all__ = [
     "Credential",
     "Headers",
     "KeyLookup",
+    "PendingSignature",
     "authorization_scheme",
+    "begin_headers",
+    "begin_presigned",
     "signature",
     "signing_key",
     "verify_headers",

@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from typing import Any
+from urllib.parse import quote
 
 from .errors import CliError
 from .project import AgentConfig, AgentState, Project
@@ -173,7 +174,8 @@ def show_logs(args: argparse.Namespace) -> int:
         if not sessions:
             raise CliError("the runtime has no sessions yet: agentcore invoke starts one")
         session_id = sessions[-1]["sessionId"]
-    log_path = f"/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs"
+    # One path segment whatever the id holds ("/", "?", non-ASCII): the server decodes it once.
+    log_path = f"/_agentcore/runtimes/{runtime_id}/sessions/{quote(session_id, safe='')}/logs"
 
     def read() -> bytes:
         try:

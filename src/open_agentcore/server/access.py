@@ -1,98 +1,39 @@
-"""Access control after authentication: which action each route is, and whether the caller may.
+"""Access control after authentication: whether the caller's policies allow the operation.
 
-Every route names the action it needs (`OPERATIONS`). Access keys other than the admin key carry
-an identity policy; a runtime may carry a resource policy; `decide` weighs both as IAM does.
-Keys and policies are read from the store and kept for `CACHE_SECONDS`, so a key revoked with
-`agentcore server keys revoke` stops working within that time (at once for this server's own
-resource-policy writes, which drop their cache entry).
+Each operation names its action and resource in the operation table (`operations.py`); access
+keys other than the admin key carry an identity policy; a runtime may carry a resource policy;
+`decide` weighs both as IAM does. Keys and policies are read from the store on a worker thread and
+kept for `CACHE_SECONDS`, so a key revoked with `agentcore server keys revoke` stops working within
+that time (at once for this server's own resource-policy writes, which drop their cache entry).
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from open_agentcore.auth import Credential
+from open_agentcore.auth import Caller, Credential, Scheme
 from open_agentcore.auth.policies import Decision, Policy, PolicyError, decide, parse_policy
-from open_agentcore.runtimes import runtime_id_from
 from open_agentcore.store import AccessKeyNotFound, NotFoundError, ResourcePolicyNotFound, Store
 
 from .errors import AccessDenied
+from .operations import SERVICE, OperationMatch, Resource, classification_of
 
 CACHE_SECONDS = 5.0
-SERVICE = "bedrock-agentcore"
 FOR_USER = f"{SERVICE}:InvokeAgentRuntimeForUser"
 USER_HEADER = b"x-amzn-bedrock-agentcore-runtime-user-id"
-
-
-@dataclass(frozen=True)
-class Operation:
-    action: str
-    resource: str
-    runtime_id: str | None
-
-
-# (protocol or method, path pattern, action, what the resource is: runtime, endpoint, arn, any)
-_ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
-    (method, re.compile(pattern), f"{SERVICE}:{action}", kind)
-    for method, pattern, action, kind in [
-        ("POST", r"^/runtimes/(?P<ref>.+)/invocations$", "InvokeAgentRuntime", "runtime"),
-        ("GET", r"^/runtimes/(?P<ref>.+)/invocations/\.well-known/agent-card\.json$", "GetAgentCard",
-         "runtime"),
-        ("POST", r"^/runtimes/(?P<ref>.+)/stopruntimesession$", "StopRuntimeSession", "runtime"),
-        ("websocket", r"^/runtimes/(?P<ref>.+)/ws$", "InvokeAgentRuntimeWithWebSocketStream", "runtime"),
-        ("PUT", r"^/runtimes/$", "CreateAgentRuntime", "any"),
-        ("POST", r"^/runtimes/$", "ListAgentRuntimes", "any"),
-        ("GET", r"^/runtimes/(?P<ref>[^/]+)/$", "GetAgentRuntime", "runtime"),
-        ("PUT", r"^/runtimes/(?P<ref>[^/]+)/$", "UpdateAgentRuntime", "runtime"),
-        ("DELETE", r"^/runtimes/(?P<ref>[^/]+)/$", "DeleteAgentRuntime", "runtime"),
-        ("POST", r"^/runtimes/(?P<ref>[^/]+)/versions/$", "ListAgentRuntimeVersions", "runtime"),
-        ("PUT", r"^/runtimes/(?P<ref>[^/]+)/runtime-endpoints/$", "CreateAgentRuntimeEndpoint", "runtime"),
-        ("POST", r"^/runtimes/(?P<ref>[^/]+)/runtime-endpoints/$", "ListAgentRuntimeEndpoints", "runtime"),
-        ("GET", r"^/runtimes/(?P<ref>[^/]+)/runtime-endpoints/(?P<name>[^/]+)/$", "GetAgentRuntimeEndpoint",
-         "endpoint"),
-        ("PUT", r"^/runtimes/(?P<ref>[^/]+)/runtime-endpoints/(?P<name>[^/]+)/$",
-         "UpdateAgentRuntimeEndpoint", "endpoint"),
-        ("DELETE", r"^/runtimes/(?P<ref>[^/]+)/runtime-endpoints/(?P<name>[^/]+)/$",
-         "DeleteAgentRuntimeEndpoint", "endpoint"),
-        ("PUT", r"^/resourcepolicy/(?P<ref>.+)$", "PutResourcePolicy", "runtime"),
-        ("GET", r"^/resourcepolicy/(?P<ref>.+)$", "GetResourcePolicy", "runtime"),
-        ("DELETE", r"^/resourcepolicy/(?P<ref>.+)$", "DeleteResourcePolicy", "runtime"),
-        ("PUT", r"^/_agentcore/artifacts$", "UploadArtifact", "any"),
-        ("GET", r"^/_agentcore/runtimes/(?P<ref>[^/]+)/versions/[^/]+/build-log$", "GetBuildLog", "runtime"),
-        ("GET", r"^/_agentcore/runtimes/(?P<ref>[^/]+)/sessions$", "ListRuntimeSessions", "runtime"),
-        ("GET", r"^/_agentcore/runtimes/(?P<ref>[^/]+)/sessions/[^/]+/logs$", "GetRuntimeSessionLogs",
-         "runtime"),
-    ]
-]  # fmt: skip
-ACTIONS = tuple(sorted({action for _, _, action, _ in _ROUTES} | {FOR_USER}))
-
-
-def operation_of(scope: Scope, region: str, account: str) -> Operation | None:
-    """The action and resource of a request, or None for a path no operation is served at."""
-    method = "websocket" if scope["type"] == "websocket" else scope.get("method", "GET")
-    path = scope["path"]
-    for route_method, pattern, action, kind in _ROUTES:
-        if route_method != method or (match := pattern.match(path)) is None:
-            continue
-        base = f"arn:aws:{SERVICE}:{region}:{account}:runtime"
-        if kind == "any":
-            return Operation(action, f"{base}/*", None)
-        runtime_id = runtime_id_from(unquote(match.group("ref")))
-        resource = f"{base}/{runtime_id}"
-        if kind == "endpoint":
-            resource += f"/runtime-endpoint/{match.group('name')}"
-        return Operation(action, resource, runtime_id)
-    return None
+_MAX_CACHED = 10_000
+_MAX_KEY_ID = 128
 
 
 class AccessDirectory:
-    """Access keys, their policies and runtimes' resource policies, read through a short cache."""
+    """Access keys, their policies and runtimes' resource policies, read through a short cache.
+
+    Every store read runs on a worker thread: authentication never blocks the event loop.
+    """
 
     def __init__(self, admin: Credential, account: str) -> None:
         self.admin = admin
@@ -101,74 +42,90 @@ class AccessDirectory:
         self._keys: dict[str, tuple[float, Credential | None, Policy | None]] = {}
         self._resource_policies: dict[str, tuple[float, Policy | None]] = {}
 
-    def principal_arn(self, principal: str) -> str:
-        return f"arn:aws:iam::{self.account}:root" if principal == self.admin.principal else (
-            f"arn:aws:iam::{self.account}:user/{principal}"
-        )  # fmt: skip
+    def principal_arn(self, principal: str | None) -> str:
+        if principal == self.admin.principal:
+            return f"arn:aws:iam::{self.account}:root"
+        return f"arn:aws:iam::{self.account}:user/{principal}"
 
-    def lookup(self, access_key_id: str) -> Credential | None:
-        """The credential of an active key (the SigV4 verifier's key lookup)."""
+    async def credential(self, access_key_id: str) -> Credential | None:
+        """The credential of an active key, or None for a key the server does not know."""
         if access_key_id == self.admin.access_key_id:
             return self.admin
-        return self._key(access_key_id)[0]
+        return (await self._key(access_key_id))[0]
 
-    def _key(self, access_key_id: str) -> tuple[Credential | None, Policy | None]:
+    def is_admin(self, credential: Credential) -> bool:
+        return credential.access_key_id == self.admin.access_key_id
+
+    async def _key(self, access_key_id: str) -> tuple[Credential | None, Policy | None]:
         now = time.monotonic()
         cached = self._keys.get(access_key_id)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
         credential, policy = None, None
-        if self.store is not None and len(access_key_id) <= 128:
-            try:
-                record = self.store.get_access_key(access_key_id)
-            except AccessKeyNotFound:
-                record = None
-            if record is not None:
-                credential = Credential(record.access_key_id, record.secret, record.principal)
-                policy = _stored_policy(record.policy)
-        if len(self._keys) > 10_000:
+        if self.store is not None and len(access_key_id) <= _MAX_KEY_ID:
+            credential, policy = await asyncio.to_thread(self._read_key, self.store, access_key_id)
+        if len(self._keys) > _MAX_CACHED:
             self._keys.clear()  # bounded: unknown key ids are cached too, and anyone can send them
         self._keys[access_key_id] = (now + CACHE_SECONDS, credential, policy)
         return credential, policy
 
-    def resource_policy(self, runtime_id: str) -> Policy | None:
+    @staticmethod
+    def _read_key(store: Store, access_key_id: str) -> tuple[Credential | None, Policy | None]:
+        try:
+            record = store.get_access_key(access_key_id)
+        except AccessKeyNotFound:
+            return None, None
+        return Credential(record.access_key_id, record.secret, record.principal), _stored_policy(
+            record.policy
+        )
+
+    async def resource_policy(self, runtime_id: str) -> Policy | None:
         now = time.monotonic()
         cached = self._resource_policies.get(runtime_id)
         if cached is not None and cached[0] > now:
             return cached[1]
         policy = None
         if self.store is not None:
-            try:
-                policy = _stored_policy(self.store.get_resource_policy(runtime_id).policy, resource=True)
-            except (ResourcePolicyNotFound, NotFoundError):
-                policy = None
-        if len(self._resource_policies) > 10_000:
+            policy = await asyncio.to_thread(self._read_resource_policy, self.store, runtime_id)
+        if len(self._resource_policies) > _MAX_CACHED:
             self._resource_policies.clear()
         self._resource_policies[runtime_id] = (now + CACHE_SECONDS, policy)
         return policy
 
+    @staticmethod
+    def _read_resource_policy(store: Store, runtime_id: str) -> Policy | None:
+        try:
+            return _stored_policy(store.get_resource_policy(runtime_id).policy, resource=True)
+        except (ResourcePolicyNotFound, NotFoundError):
+            return None
+
     def forget_resource_policy(self, runtime_id: str) -> None:
         self._resource_policies.pop(runtime_id, None)
 
-    def check(self, access_key_id: str, principal: str, operation: Operation, for_user: bool) -> None:
-        """Raise `AccessDenied` unless the key may perform the operation (and act for a user)."""
-        if principal == self.admin.principal and access_key_id == self.admin.access_key_id:
+    async def check(self, caller: Caller, match: OperationMatch, for_user: bool) -> None:
+        """Raise `AccessDenied` unless the caller may perform the matched operation (and act for a user).
+
+        The resource is the one the classification parsed from the path: the same runtime id
+        the handler will act on.
+        """
+        if caller.admin or caller.access_key_id is None:
             return
-        _, identity = self._key(access_key_id)
-        arn = self.principal_arn(principal)
+        _, identity = await self._key(caller.access_key_id)
+        arn = self.principal_arn(caller.principal)
         resource_policies = []
-        if operation.runtime_id is not None and (found := self.resource_policy(operation.runtime_id)):
+        scoped = match.operation.resource is not Resource.NONE and match.runtime_id is not None
+        if scoped and (found := await self.resource_policy(str(match.runtime_id))):
             resource_policies.append(found)
-        actions = [operation.action, *([FOR_USER] if for_user else [])]
+        actions = [match.operation.action, *([FOR_USER] if for_user else [])]
         for action in actions:
-            decision = decide(action, operation.resource, arn, identity, resource_policies)
+            decision = decide(action, match.resource, arn, identity, resource_policies)
             if decision is not Decision.ALLOW:
                 why = "an explicit deny in a policy" if decision is Decision.EXPLICIT_DENY else (
                     "no policy allows it"
                 )  # fmt: skip
                 raise AccessDenied(
                     f"User: {arn} is not authorized to perform: {action} on resource: "
-                    f"{operation.resource} because {why}"
+                    f"{match.resource} because {why}"
                 )
 
 
@@ -183,25 +140,31 @@ def _stored_policy(document: dict[str, Any] | None, resource: bool = False) -> P
 
 
 class PolicyEnforcement:
-    """ASGI middleware inside authentication: refuse what the caller's policies do not allow."""
+    """ASGI middleware inside authentication: refuse what the caller's policies do not allow.
 
-    def __init__(self, app: ASGIApp, directory: AccessDirectory, region: str) -> None:
+    It decides on the operation table's classification of the request; bearer-token callers are
+    judged by the runtime's JWT authorizer instead, in the route.
+    """
+
+    def __init__(self, app: ASGIApp, directory: AccessDirectory) -> None:
         self.app = app
         self.directory = directory
-        self.region = region
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.get("state") or {}
-        key_id = state.get("access_key_id")
-        admin = self.directory.admin
-        if key_id is not None and key_id != admin.access_key_id and scope["type"] in ("http", "websocket"):
-            operation = operation_of(scope, self.region, self.directory.account)
-            if operation is not None:
-                for_user = operation.action.endswith(":InvokeAgentRuntime") and any(
+        if scope["type"] in ("http", "websocket"):
+            caller: Caller | None = scope.get("state", {}).get("caller")
+            match = classification_of(scope)
+            if (
+                isinstance(match, OperationMatch)
+                and match.error is None
+                and caller is not None
+                and caller.scheme is Scheme.SIGV4
+            ):
+                for_user = match.operation.name == "InvokeAgentRuntime" and any(
                     name == USER_HEADER for name, _ in scope["headers"]
                 )
                 try:
-                    self.directory.check(key_id, state["principal"], operation, for_user)
+                    await self.directory.check(caller, match, for_user)
                 except AccessDenied as denied:
                     await _deny(scope, send, denied)
                     return
@@ -218,4 +181,4 @@ async def _deny(scope: Scope, send: Send, denied: AccessDenied) -> None:
     await send({"type": f"{prefix}.body", "body": response.body})
 
 
-__all__ = ["ACTIONS", "AccessDirectory", "Operation", "PolicyEnforcement", "operation_of"]
+__all__ = ["FOR_USER", "AccessDirectory", "PolicyEnforcement"]

@@ -26,12 +26,14 @@ from open_agentcore.runtimes import RuntimePaths, RuntimeService
 from open_agentcore.sessions import SessionConfig, SessionManager
 from open_agentcore.store import Store
 
-from . import control, data, extensions, websocket
 from .access import AccessDirectory, PolicyEnforcement
-from .authentication import SigV4Authentication
+from .authentication import Authentication
+from .bodies import spool_dir
 from .config import ServerConfig
 from .journal import SessionJournal
+from .operations import unmatched
 from .ratelimit import RateLimit
+from .routes import operation_table
 from .wire import KNOWN_FAILURES, wire_error
 
 logger = logging.getLogger("open_agentcore.server")
@@ -59,6 +61,7 @@ def build_app(config: ServerConfig) -> Starlette:
     config.data_dir.chmod(0o700)
     admin = load_admin_credential(config.data_dir, os.environ)
     directory = AccessDirectory(admin, config.account_id)
+    table = operation_table(config.region, config.account_id)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -81,8 +84,10 @@ def build_app(config: ServerConfig) -> Starlette:
                 max_sessions=config.max_sessions,
                 warm_pool=config.warm_pool,
                 reap_interval=config.reap_interval,
+                shared_sessions=config.shared_sessions,
             ),
             listener=journal,
+            recorded_owner=journal.recorded_owner,
         )
         artifacts = ArtifactStore(config.data_dir / "artifacts")
         app.state.store = store
@@ -106,15 +111,18 @@ def build_app(config: ServerConfig) -> Starlette:
             await sessions.close()
             await asyncio.to_thread(journal.close)
 
-    def max_body(path: str) -> int:
-        return 250 * 1024 * 1024 if path == "/_agentcore/artifacts" else config.max_payload
-
     app = Starlette(
-        routes=[*data.ROUTES, *websocket.ROUTES, *control.ROUTES, *extensions.ROUTES],  # hot path first,
+        routes=table.routes(),
         middleware=[
-            Middleware(SigV4Authentication, lookup=directory.lookup, max_body=max_body),
+            Middleware(
+                Authentication,
+                table=table,
+                directory=directory,
+                max_payload=config.max_payload,
+                spool_dir=spool_dir(config.data_dir),
+            ),
             *([Middleware(RateLimit, rate=config.rate_limit)] if config.rate_limit else []),
-            Middleware(PolicyEnforcement, directory=directory, region=config.region),
+            Middleware(PolicyEnforcement, directory=directory),
         ],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
@@ -122,6 +130,8 @@ def build_app(config: ServerConfig) -> Starlette:
     # AWS answers a path it does not serve with an error, never a redirect to another path the
     # client would have to sign again; Starlette would redirect `/x/` to `/x` and back.
     app.router.redirect_slashes = False
+    app.router.default = unmatched
+    app.state.operations = table
     return app
 
 

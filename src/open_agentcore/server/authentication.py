@@ -1,107 +1,160 @@
-"""Every request but the health check must carry a valid SigV4 signature (headers or presigned URL).
+"""Who is calling: classify a request by the operation table, then authenticate it as its operation requires.
 
-The body is read here, once, to check its hash against the signature, then replayed to the route.
+Everything a request's headers can prove is checked before its body is read: the signature's form,
+its credential scope (this service, this server's region), its date, and that its key exists (and
+the whole signature too, when the client declares the body's hash). Only then is the body read,
+hashed as it arrives and bounded by the operation's limit, and the signature checked against it;
+the route sees the body after that, replayed. Presigned URLs authenticate WebSocket handshakes
+only. Data-plane operations pass bearer tokens (and anonymous calls) on to the route, where the
+runtime's JWT authorizer decides. The result is a typed `Caller` in `scope["state"]["caller"]`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable
+from pathlib import Path
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from open_agentcore.auth import (
-    KeyLookup,
+    ANONYMOUS,
+    Caller,
     MissingAuthentication,
+    PendingSignature,
+    Scheme,
     SignatureError,
     authorization_scheme,
-    verify_headers,
-    verify_presigned,
+    begin_headers,
+    begin_presigned,
 )
+from open_agentcore.auth.sigv4 import EMPTY_SHA256
+
+from .access import AccessDirectory
+from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
+from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTable
 
 logger = logging.getLogger("open_agentcore.server.auth")
 
-PUBLIC_PATHS = frozenset({"/_agentcore/health"})
-# Data-plane calls on one runtime: the ones a runtime's JWT authorizer may admit with a bearer token.
-_INVOCATION = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/(invocations|stopruntimesession)$")
-_AGENT_CARD = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/invocations/\.well-known/agent-card\.json$")
-_WEBSOCKET = re.compile(r"^/runtimes/[^/]+(?:/[^/]+)*/ws$")
+_PRESIGNED_ELSEWHERE = (
+    "presigned URLs authenticate WebSocket connections only (/runtimes/{arn}/ws); "
+    "sign this request in its Authorization header"
+)
 
 
-def is_invocation(scope: Scope) -> bool:
-    """A call on one runtime's data plane, by the method and protocol its operation uses."""
-    path = scope["path"]
-    if scope["type"] == "websocket":
-        return _WEBSOCKET.match(path) is not None
-    method = scope.get("method")
-    if method == "POST":
-        return _INVOCATION.match(path) is not None
-    return method == "GET" and _AGENT_CARD.match(path) is not None
+def caller_of(scope: Scope) -> Caller:
+    """The caller authentication admitted (anonymous for the public health check)."""
+    caller: Caller = scope.get("state", {}).get("caller", ANONYMOUS)
+    return caller
 
 
-class PayloadTooLarge(Exception):
-    pass
+class Authentication:
+    """ASGI middleware: classify, authenticate, and pass the request on with its `Caller`."""
 
-
-class SigV4Authentication:
-    """ASGI middleware: verify, then pass the request on with the caller's principal in `state`."""
-
-    def __init__(self, app: ASGIApp, lookup: KeyLookup, max_body: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        table: OperationTable,
+        directory: AccessDirectory,
+        max_payload: int,
+        spool_dir: Path | None = None,
+    ) -> None:
         self.app = app
-        self.lookup = lookup
-        self.max_body = max_body
+        self.table = table
+        self.directory = directory
+        self.max_payload = max_payload
+        self.spool_dir = spool_dir
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        found = scope[SCOPE_KEY] = self.table.classify(scope)
+        operation = found.operation if isinstance(found, OperationMatch) else None
+        state = scope.setdefault("state", {})
+        if operation is not None and operation.auth is Auth.PUBLIC:
+            state["caller"] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if _ambiguous(raw_path):
             # The signature covers the normalised path, routing sees the path as sent: refuse
             # anything where the two could differ rather than route on one and verify the other.
-            message = "the request path has empty or dot segments"
-            await _refuse(scope, send, 400, "ValidationException", message)
+            await _refuse(
+                scope, send, 400, "ValidationException", "the request path has empty or dot segments"
+            )
             return
+        limit = operation.max_body if operation is not None and operation.max_body else self.max_payload
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         raw_query = scope["query_string"].decode("latin-1")
-        body = b""
-        if scope["type"] == "http":
-            try:
-                body = await _read_body(receive, self.max_body(scope["path"]))
-            except PayloadTooLarge:
-                await _refuse(scope, send, 413, "ValidationException", "the request body is too large")
-                return
         method = scope.get("method", "GET")
-        state = scope.setdefault("state", {})
+        body = RequestBody(self.spool_dir)
         try:
-            scheme = authorization_scheme(dict((k.lower(), v) for k, v in headers), raw_query)
-            if scheme in ("bearer", None) and is_invocation(scope):
-                # Whether a bearer token (or nothing) will do is the runtime's to say: its JWT
-                # authorizer checks the token once the route knows which runtime is called.
-                state["principal"], state["scheme"] = None, scheme
-                await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
+            scheme = authorization_scheme(headers, raw_query)
+            if scheme in ("bearer", None) and operation is not None and operation.bearer:
+                state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS
+                forwarded = limited(receive, limit) if scope["type"] == "http" else receive
+                await self.app(scope, forwarded, send)
                 return
             if scheme == "bearer":
                 raise MissingAuthentication(
                     "bearer tokens are accepted only for invoking agent runtimes with a JWT authorizer; "
                     "sign this request with SigV4"
                 )
-            if scheme == "presigned":
-                credential = verify_presigned(method, raw_path, raw_query, headers, self.lookup)
-            else:
-                digest = hashlib.sha256(body).hexdigest()
-                credential = verify_headers(method, raw_path, raw_query, headers, digest, self.lookup)
+            pending = self._begin(scheme, operation, method, raw_path, raw_query, headers)
+            known = await self.directory.credential(pending.access_key_id)
+            if known is None or pending.declared_sha256 is not None or scope["type"] == "websocket":
+                # Nothing of the body is needed to check the signature: check it before reading any.
+                declared = pending.declared_sha256 or ""
+                credential = pending.verify(known, declared.lower() or EMPTY_SHA256)
+            if scope["type"] == "http":
+                await body.read(receive, limit)
+                credential = pending.verify(known, body.sha256)
         except SignatureError as error:
             logger.info("Refused %s %s: %s", method, scope["path"], type(error).__name__)
             status = 403 if isinstance(error, MissingAuthentication) else error.status
             await _refuse(scope, send, status, error.wire_name, str(error))
+            body.close()
             return
-        state["principal"], state["scheme"] = credential.principal, "sigv4"
-        state["access_key_id"] = credential.access_key_id
-        await self.app(scope, _replay(body, receive) if scope["type"] == "http" else receive, send)
+        except _Refused as refused:
+            await _refuse(scope, send, refused.status, refused.code, str(refused))
+            body.close()
+            return
+        except BodyTooLarge:
+            await _refuse(scope, send, 413, "ValidationException", f"the request body is too large: at most {limit} bytes")
+            body.close()
+            return
+        except ClientGone:
+            body.close()
+            return
+        state["caller"] = Caller(
+            Scheme.SIGV4,
+            principal=credential.principal,
+            access_key_id=credential.access_key_id,
+            admin=self.directory.is_admin(credential),
+        )
+        try:
+            await self.app(scope, body.replay(receive) if scope["type"] == "http" else receive, send)
+        finally:
+            body.close()
+
+    def _begin(
+        self, scheme: str | None, operation: Operation | None, method: str, raw_path: str, raw_query: str,
+        headers: list[tuple[str, str]],
+    ) -> PendingSignature:  # fmt: skip
+        region = self.table.region
+        if scheme == "presigned":
+            if operation is None or not operation.presigned:
+                raise _Refused(_PRESIGNED_ELSEWHERE)
+            return begin_presigned(method, raw_path, raw_query, headers, region=region)
+        return begin_headers(method, raw_path, raw_query, headers, region=region)
+
+
+class _Refused(Exception):
+    """Refused for what the request is, not for its signature."""
+
+    status = 403
+    code = "AccessDeniedException"
 
 
 def _ambiguous(raw_path: str) -> bool:
@@ -109,36 +162,6 @@ def _ambiguous(raw_path: str) -> bool:
     # A trailing slash (the control plane's `/runtimes/`) is normal; empty segments elsewhere are not.
     inner = segments[:-1] if segments and segments[-1] == "" else segments
     return any(segment in ("", ".", "..") for segment in inner)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
@@ -161,4 +184,4 @@ async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str
     await send({"type": f"{prefix}.body", "body": body})
 
 
-__all__ = ["PUBLIC_PATHS", "SigV4Authentication", "is_invocation"]
+__all__ = ["Authentication", "caller_of"]

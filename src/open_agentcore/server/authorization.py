@@ -7,13 +7,16 @@ which kind it takes. Every data-plane route calls `authorize` before it does any
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
-from open_agentcore.auth import JwtAuthorizer, MissingBearerToken, bearer_token
+from starlette.types import Scope
+
+from open_agentcore.auth import Caller, JwtAuthorizer, MissingBearerToken, Scheme, bearer_token
 from open_agentcore.runtimes import Route, RuntimeNotReady, RuntimeService, jwt_authorizer_of
 from open_agentcore.store import NotFoundError
 
+from .authentication import caller_of
 from .errors import AccessDenied, ServiceError, Unauthorized
 
 
@@ -23,42 +26,44 @@ class MissingAuthenticationToken(ServiceError):
 
 
 async def admitted_route(
-    service: RuntimeService, state: Mapping[str, Any], headers: Mapping[str, str], reference: str,
-    qualifier: str | None,
-) -> tuple[Route, str | None]:  # fmt: skip
-    """The route of a data-plane call and the token's user id, once the caller is admitted.
+    service: RuntimeService, scope: Scope, headers: Mapping[str, str], runtime_id: str, qualifier: str | None
+) -> tuple[Route, Caller]:
+    """The route of a data-plane call and its caller, once the caller is admitted.
 
-    A caller who has not proven who they are learns nothing about runtimes: an unknown or
-    unready runtime is the same refusal as a known one.
+    A bearer-token caller comes back with the token's subject filled in (and the scope's caller
+    replaced by it). A caller who has not proven who they are learns nothing about runtimes: an
+    unknown or unready runtime is the same refusal as a known one.
     """
+    caller = caller_of(scope)
     try:
-        route = await service.route(reference, qualifier)
+        route = await service.route(runtime_id, qualifier)
     except (NotFoundError, RuntimeNotReady):
-        if state.get("scheme") == "sigv4":
+        if caller.scheme is Scheme.SIGV4:
             raise
-        if state.get("scheme") == "bearer":
+        if caller.scheme is Scheme.BEARER:
             raise AccessDenied("the bearer token is not accepted for this agent runtime") from None
         raise MissingAuthenticationToken("Missing Authentication Token") from None
-    return route, await authorize(state, headers, route, service.authorizer)
+    admitted = await authorize(caller, headers, route, service.authorizer)
+    scope["state"]["caller"] = admitted
+    return route, admitted
 
 
 async def authorize(
-    state: Mapping[str, Any], headers: Mapping[str, str], route: Route, authorizer: JwtAuthorizer
-) -> str | None:
-    """Admit the call or raise the AWS error; returns the user id a verified token names (`sub`)."""
+    caller: Caller, headers: Mapping[str, str], route: Route, authorizer: JwtAuthorizer
+) -> Caller:
+    """Admit the call or raise the AWS error; a bearer token's caller comes back with its subject."""
     runtime_id = route.runtime.id
     jwt = jwt_authorizer_of(route.config)
-    scheme = state.get("scheme")
     if jwt is None:
-        if scheme == "sigv4" and state.get("principal") is not None:
-            return None
-        if scheme == "bearer":
+        if caller.scheme is Scheme.SIGV4:
+            return caller
+        if caller.scheme is Scheme.BEARER:
             raise AccessDenied(
                 f"agent runtime {runtime_id} has no JWT authorizer: it does not accept bearer tokens; "
                 "sign the request with SigV4"
             )
         raise MissingAuthenticationToken("Missing Authentication Token")
-    if scheme == "sigv4":
+    if caller.scheme is Scheme.SIGV4:
         raise AccessDenied(
             f"agent runtime {runtime_id} has a JWT authorizer: call it with an OAuth bearer token, "
             "not a SigV4 signature"
@@ -68,7 +73,7 @@ async def authorize(
     except MissingBearerToken as error:
         raise Unauthorized(str(error)) from None
     claims = await authorizer.verify(token, jwt)
-    return claims.user_id
+    return dataclasses.replace(caller, scheme=Scheme.BEARER, subject=claims.user_id)
 
 
 __all__ = ["MissingAuthenticationToken", "admitted_route", "authorize"]

@@ -8,10 +8,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from open_agentcore.auth.policies import PolicyError, parse_policy
-from open_agentcore.runtimes import RuntimeService, runtime_id_from
+from open_agentcore.runtimes import RuntimeService
 from open_agentcore.runtimes.validation import check_name
 from open_agentcore.store import RuntimeRecord, VersionRecord
 
@@ -134,7 +133,7 @@ async def create_endpoint(request: Request) -> Response:
 
 async def get_endpoint(request: Request) -> Response:
     store = _service(request).store
-    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["endpoint"]
     runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
     return JSONResponse(
         endpoint_detail(runtime, await asyncio.to_thread(store.get_endpoint, runtime_id, name))
@@ -153,7 +152,7 @@ async def list_endpoints(request: Request) -> Response:
 
 async def update_endpoint(request: Request) -> Response:
     store = _service(request).store
-    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["endpoint"]
     body = await json_body(request)
     version = version_param(body.get("agentRuntimeVersion"))
     runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
@@ -166,7 +165,7 @@ async def update_endpoint(request: Request) -> Response:
 
 async def delete_endpoint(request: Request) -> Response:
     store = _service(request).store
-    runtime_id, name = request.path_params["runtime_id"], request.path_params["name"]
+    runtime_id, name = request.path_params["runtime_id"], request.path_params["endpoint"]
     if name == "DEFAULT":
         raise ValidationError("the DEFAULT endpoint is deleted with its runtime", field="endpointName")
     endpoint = await asyncio.to_thread(store.delete_endpoint, runtime_id, name)
@@ -177,7 +176,7 @@ async def delete_endpoint(request: Request) -> Response:
 
 
 async def put_resource_policy(request: Request) -> Response:
-    store, runtime_id = _service(request).store, _policy_target(request)
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
     body = await json_body(request)
     text = body.get("policy")
     if not isinstance(text, str):
@@ -192,40 +191,31 @@ async def put_resource_policy(request: Request) -> Response:
 
 
 async def get_resource_policy(request: Request) -> Response:
-    store, runtime_id = _service(request).store, _policy_target(request)
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
     record = await asyncio.to_thread(store.get_resource_policy, runtime_id)
     return JSONResponse({"policy": json.dumps(record.policy)})
 
 
 async def delete_resource_policy(request: Request) -> Response:
-    store, runtime_id = _service(request).store, _policy_target(request)
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
     await asyncio.to_thread(store.delete_resource_policy, runtime_id)
     request.app.state.access.forget_resource_policy(runtime_id)
     return Response(status_code=204)
 
 
-def _policy_target(request: Request) -> str:
-    arn = request.path_params["resource"]
-    if ":runtime/" not in arn:
-        raise ValidationError("resourceArn must be an agent runtime ARN", field="resourceArn")
-    return runtime_id_from(arn)
-
-
-ROUTES = [
-    Route("/resourcepolicy/{resource:path}", put_resource_policy, methods=["PUT"]),
-    Route("/resourcepolicy/{resource:path}", get_resource_policy, methods=["GET"]),
-    Route("/resourcepolicy/{resource:path}", delete_resource_policy, methods=["DELETE"]),
-    Route("/runtimes/", create_runtime, methods=["PUT"]),
-    Route("/runtimes/", list_runtimes, methods=["POST"]),
-    Route("/runtimes/{runtime_id}/", get_runtime, methods=["GET"]),
-    Route("/runtimes/{runtime_id}/", update_runtime, methods=["PUT"]),
-    Route("/runtimes/{runtime_id}/", delete_runtime, methods=["DELETE"]),
-    Route("/runtimes/{runtime_id}/versions/", list_versions, methods=["POST"]),
-    Route("/runtimes/{runtime_id}/runtime-endpoints/", create_endpoint, methods=["PUT"]),
-    Route("/runtimes/{runtime_id}/runtime-endpoints/", list_endpoints, methods=["POST"]),
-    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", get_endpoint, methods=["GET"]),
-    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", update_endpoint, methods=["PUT"]),
-    Route("/runtimes/{runtime_id}/runtime-endpoints/{name}/", delete_endpoint, methods=["DELETE"]),
+__all__ = [
+    "create_endpoint",
+    "create_runtime",
+    "delete_endpoint",
+    "delete_resource_policy",
+    "delete_runtime",
+    "get_endpoint",
+    "get_resource_policy",
+    "get_runtime",
+    "list_endpoints",
+    "list_runtimes",
+    "list_versions",
+    "put_resource_policy",
+    "update_endpoint",
+    "update_runtime",
 ]
-
-__all__ = ["ROUTES"]

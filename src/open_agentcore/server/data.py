@@ -11,17 +11,20 @@ from typing import Any
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.types import Scope
 
+from open_agentcore.auth import Caller
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import LiveSession, SessionManager, SessionTarget, WorkerReply, WorkerUnreachable
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
+from .operations import MAX_SESSION_ID
 
 logger = logging.getLogger("open_agentcore.server.data")
 
 SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+SESSION_HEADER_BYTES = SESSION_HEADER.encode()
 USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
@@ -36,12 +39,38 @@ _WORKER_PATHS = {"HTTP": "/invocations", "MCP": "/mcp", "A2A": "/", "AGUI": "/in
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
 
 
-def session_id_of(sent: str | None) -> str:
-    """The session id the caller sent, else a new one (boto3 always sends one; curl may not)."""
-    session_id = sent or str(uuid.uuid4())
-    if not 1 <= len(session_id) <= 256:
-        raise ValidationError("runtimeSessionId must be 1 to 256 characters", field="runtimeSessionId")
+def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
+    """The session id the caller sent, else a new one (boto3 always sends one; curl may not).
+
+    Header bytes are UTF-8, as clients send them: "séance" stays "séance" in the session table,
+    its logs route and its journal. Send it on with `on_the_wire`.
+    """
+    if not raw:
+        if required:
+            raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
+        return str(uuid.uuid4())
+    try:
+        session_id = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise ValidationError("runtimeSessionId must be UTF-8", field="runtimeSessionId") from None
+    if not 1 <= len(session_id) <= MAX_SESSION_ID or any(ord(c) < 0x20 or c == "\x7f" for c in session_id):
+        raise ValidationError(
+            f"runtimeSessionId must be 1 to {MAX_SESSION_ID} printable characters", field="runtimeSessionId"
+        )
     return session_id
+
+
+def on_the_wire(text: str) -> str:
+    """A header value as ASGI servers and our worker client carry it: the UTF-8 bytes as latin-1."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def header_bytes(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's raw value (the first, when repeated)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 def worker_headers(
@@ -52,7 +81,7 @@ def worker_headers(
     With a verified bearer token, the user id is the token's subject, whatever the caller sent.
     """
     allowed = {name.lower() for name in allowlist}
-    headers = [(SESSION_HEADER, session_id)]
+    headers = [(SESSION_HEADER, on_the_wire(session_id))]
     if token_user is not None:
         headers.append((USER_HEADER, token_user))
     for name, value in incoming:
@@ -68,22 +97,23 @@ def worker_headers(
 async def invoke(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
-    session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    route, user = await admitted_route(
-        service, request.scope["state"], request.headers, request.path_params["runtime"],
+    session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES))
+    route, caller = await admitted_route(
+        service, request.scope, request.headers, request.path_params["runtime_id"],
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
-    headers = worker_headers(request.headers.items(), session_id, allowlist, user)
+    headers = worker_headers(request.headers.items(), session_id, allowlist, caller.subject)
     body = await request.body()
-    live, reply = await _call(sessions, target, session_id, _WORKER_PATHS[protocol_of(config)], headers, body)
+    path = _WORKER_PATHS[protocol_of(config)]
+    live, reply = await _call(sessions, target, session_id, caller, path, headers, body)
     if not 200 <= reply.status < 300:
         text = await _drain(reply)
         sessions.release(live)
         raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
     content_type = dict(reply.headers).get("content-type", "application/json")
-    answer_headers = {"content-type": content_type, SESSION_HEADER: session_id}
+    answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
     if reply.length is not None and reply.length <= _WHOLE_ANSWER:
         # A small answer of known size (most JSON results): relayed in one piece, no chunking.
         try:
@@ -108,7 +138,7 @@ def protocol_of(config: dict[str, Any]) -> str:
 
 
 async def _call(
-    sessions: SessionManager, target: SessionTarget, session_id: str, path: str,
+    sessions: SessionManager, target: SessionTarget, session_id: str, caller: Caller, path: str,
     headers: list[tuple[str, str]], body: bytes,
 ) -> tuple[LiveSession, WorkerReply]:  # fmt: skip
     """Send to the session's worker; one that died since its last call is replaced first.
@@ -117,7 +147,7 @@ async def _call(
     nothing of that call reached it, so a fresh worker takes it instead of the caller seeing 424.
     """
     for attempt in (1, 2):
-        live = await sessions.acquire(target, session_id)
+        live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
         try:
             return live, await live.client.send("POST", path, headers, body)
         except WorkerUnreachable as error:
@@ -161,17 +191,19 @@ async def agent_card(request: Request) -> Response:
     """GetAgentCard: the A2A agent's card, as its worker serves it; no card for other protocols."""
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
-    session_id = session_id_of(request.headers.get(SESSION_HEADER))
-    route, _ = await admitted_route(
-        service, request.scope["state"], request.headers, request.path_params["runtime"],
+    session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES))
+    route, caller = await admitted_route(
+        service, request.scope, request.headers, request.path_params["runtime_id"],
         request.query_params.get("qualifier"),
     )  # fmt: skip
     runtime, target, config = route.runtime, route.target, route.config
     if (protocol := protocol_of(config)) != "A2A":
         raise NotFound(f"agent runtime {runtime.id} serves {protocol}; only A2A agents have an agent card")
-    live = await sessions.acquire(target, session_id)
+    live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
     try:
-        reply = await live.client.send("GET", AGENT_CARD_PATH, [(SESSION_HEADER, session_id)], b"")
+        reply = await live.client.send(
+            "GET", AGENT_CARD_PATH, [(SESSION_HEADER, on_the_wire(session_id))], b""
+        )
         text = await _drain(reply, limit=1024 * 1024)
     except WorkerUnreachable as error:
         raise RuntimeClientError(f"the agent's worker is not reachable: {error}") from None
@@ -184,29 +216,35 @@ async def agent_card(request: Request) -> Response:
         card = json.loads(text)
     except ValueError:
         raise RuntimeClientError("the agent's card is not JSON") from None
-    return JSONResponse(card, headers={SESSION_HEADER: session_id})
+    return JSONResponse(card, headers={SESSION_HEADER: on_the_wire(session_id)})
 
 
 async def stop_session(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
-    route, _ = await admitted_route(
-        service, request.scope["state"], request.headers, request.path_params["runtime"],
+    route, caller = await admitted_route(
+        service, request.scope, request.headers, request.path_params["runtime_id"],
         request.query_params.get("qualifier"),
     )  # fmt: skip
-    session_id = request.headers.get(SESSION_HEADER)
-    if not session_id:
-        raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
+    session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES), required=True)
     runtime_id = route.runtime.id
-    if not await sessions.stop(runtime_id, session_id, "stopped by StopRuntimeSession"):
+    stopped = await sessions.stop(
+        runtime_id, session_id, "stopped by StopRuntimeSession", caller.owner, caller.admin
+    )
+    if not stopped:
         raise NotFound(f"no active session {session_id!r} on agent runtime {runtime_id}")
-    return JSONResponse({}, headers={SESSION_HEADER: session_id})
+    return JSONResponse({}, headers={SESSION_HEADER: on_the_wire(session_id)})
 
 
-ROUTES = [
-    Route("/runtimes/{runtime:path}/invocations" + AGENT_CARD_PATH, agent_card, methods=["GET"]),
-    Route("/runtimes/{runtime:path}/invocations", invoke, methods=["POST"]),
-    Route("/runtimes/{runtime:path}/stopruntimesession", stop_session, methods=["POST"]),
+__all__ = [
+    "CUSTOM_PREFIX",
+    "SESSION_HEADER",
+    "SESSION_HEADER_BYTES",
+    "agent_card",
+    "header_bytes",
+    "invoke",
+    "on_the_wire",
+    "session_id_of",
+    "stop_session",
+    "worker_headers",
 ]
-
-__all__ = ["CUSTOM_PREFIX", "ROUTES", "SESSION_HEADER", "session_id_of", "worker_headers"]

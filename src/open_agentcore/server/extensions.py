@@ -11,7 +11,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 import open_agentcore
 from open_agentcore.artifacts import ArtifactStore
@@ -125,12 +124,4 @@ def _read_all(paths: list[Path]) -> Iterator[bytes]:
                 yield chunk
 
 
-ROUTES = [
-    Route("/_agentcore/health", health, methods=["GET"]),
-    Route("/_agentcore/artifacts", upload_artifact, methods=["PUT"]),
-    Route("/_agentcore/runtimes/{runtime_id}/versions/{version}/build-log", build_log, methods=["GET"]),
-    Route("/_agentcore/runtimes/{runtime_id}/sessions", list_sessions, methods=["GET"]),
-    Route("/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs", session_logs, methods=["GET"]),
-]
-
-__all__ = ["ROUTES"]
+__all__ = ["build_log", "health", "list_sessions", "session_logs", "upload_artifact"]

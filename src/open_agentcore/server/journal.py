@@ -14,7 +14,7 @@ import logging
 
 from open_agentcore.backends import kill_orphan
 from open_agentcore.sessions import LiveSession
-from open_agentcore.store import SessionState, Store, StoreError
+from open_agentcore.store import SessionNotFound, SessionState, Store, StoreError
 
 logger = logging.getLogger("open_agentcore.server.journal")
 
@@ -47,13 +47,29 @@ class SessionJournal:
                 }
                 self.store.upsert_session(
                     runtime_id, session_id, state=SessionState.ACTIVE, backend=self.backend,
-                    worker=worker, version=live.target.version,
+                    worker=worker, version=live.target.version, owner=live.owner,
                 )  # fmt: skip
             else:
                 self.store.end_session(runtime_id, session_id, reason)
         except StoreError as error:
             # A runtime deleted meanwhile takes its sessions with it: nothing left to record.
             logger.info("Session %s not recorded (%s): %s", session_id, event, error)
+
+    async def recorded_owner(self, runtime_id: str, session_id: str) -> str | None:
+        """Who created this session id, if it was ever used (the session manager's owner lookup).
+
+        Read on the journal's own thread, after the writes queued before it: a session whose
+        start is still being recorded is seen with its owner.
+        """
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._owner, runtime_id, session_id
+        )
+
+    def _owner(self, runtime_id: str, session_id: str) -> str | None:
+        try:
+            return self.store.get_session(runtime_id, session_id).owner
+        except SessionNotFound:
+            return None
 
     def recover(self) -> int:
         """End the sessions a previous server left ACTIVE; returns how many. Call before serving."""

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .authentication import PUBLIC_PATHS
+from .authentication import caller_of
 from .errors import Throttled
+from .operations import Auth, OperationMatch, classification_of
 
 DEFAULT_MAX_BUCKETS = 100_000
 
@@ -69,13 +70,18 @@ class TokenBuckets:
             buckets.popitem(last=False)
 
 
-def caller_of(scope: Scope) -> str:
+def bucket_of(scope: Scope) -> str:
     """The verified access key id, else the client's IP (bearer and anonymous data-plane calls)."""
-    key = (scope.get("state") or {}).get("access_key_id")
+    key = caller_of(scope).access_key_id
     if key:
         return f"key:{key}"
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
+
+
+def _public(scope: Scope) -> bool:
+    found = classification_of(scope)
+    return isinstance(found, OperationMatch) and found.operation.auth is Auth.PUBLIC
 
 
 class RateLimit:
@@ -93,8 +99,8 @@ class RateLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] not in ("http", "websocket")
-            or scope["path"] in PUBLIC_PATHS
-            or self.buckets.take(caller_of(scope))
+            or _public(scope)
+            or self.buckets.take(bucket_of(scope))
         ):
             await self.app(scope, receive, send)
             return
@@ -105,4 +111,4 @@ class RateLimit:
         await Throttled(self.message).response()(scope, receive, send)
 
 
-__all__ = ["RateLimit", "TokenBuckets", "caller_of"]
+__all__ = ["RateLimit", "TokenBuckets", "bucket_of"]

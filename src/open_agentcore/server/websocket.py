@@ -13,7 +13,6 @@ import contextlib
 import logging
 from typing import Any
 
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -22,7 +21,15 @@ from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import LiveSession, SessionManager, WorkerUnreachable
 
 from .authorization import admitted_route
-from .data import CUSTOM_PREFIX, SESSION_HEADER, session_id_of, worker_headers
+from .data import (
+    CUSTOM_PREFIX,
+    SESSION_HEADER,
+    SESSION_HEADER_BYTES,
+    header_bytes,
+    on_the_wire,
+    session_id_of,
+    worker_headers,
+)
 from .errors import RuntimeClientError, ServiceError
 from .wire import wire_error
 
@@ -54,18 +61,20 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     # Browsers cannot set headers on a WebSocket: a presigned URL carries them in its query.
     query = [(name.lower(), value) for name, value in websocket.query_params.multi_items()]
     from_query = dict(query)
-    session_id = session_id_of(websocket.headers.get(SESSION_HEADER) or from_query.get(SESSION_HEADER))
-    route, user = await admitted_route(
-        service, websocket.scope["state"], websocket.headers, websocket.path_params["runtime"],
+    session_id = session_id_of(
+        header_bytes(websocket.scope, SESSION_HEADER_BYTES) or from_query.get(SESSION_HEADER)
+    )
+    route, caller = await admitted_route(
+        service, websocket.scope, websocket.headers, websocket.path_params["runtime_id"],
         from_query.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     incoming = [*websocket.headers.items()]
-    incoming += [(name, value) for name, value in query if name.startswith(CUSTOM_PREFIX)]
-    headers = worker_headers(incoming, session_id, allowlist, user)
+    incoming += [(name, on_the_wire(value)) for name, value in query if name.startswith(CUSTOM_PREFIX)]
+    headers = worker_headers(incoming, session_id, allowlist, caller.subject)
     for attempt in (1, 2):
-        live = await sessions.acquire(target, session_id)
+        live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
         try:
             upstream = await unix_connect(
                 str(live.client.socket_path),
@@ -162,6 +171,4 @@ async def _refuse(websocket: WebSocket, error: ServiceError) -> None:
         await websocket.close(code=1008, reason=error.message[:120])
 
 
-ROUTES = [WebSocketRoute("/runtimes/{runtime:path}/ws", proxy)]
-
-__all__ = ["ROUTES"]
+__all__ = ["proxy"]

@@ -10,7 +10,7 @@ from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTo
 from open_agentcore.auth import AuthorizerError, IssuerUnreachable
 from open_agentcore.backends import WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
-from open_agentcore.sessions import SessionLimitReached
+from open_agentcore.sessions import SessionLimitReached, SessionOwnedByAnother
 from open_agentcore.store import (
     ConflictError,
     DatabaseUnavailable,
@@ -20,6 +20,7 @@ from open_agentcore.store import (
 )
 
 from .errors import (
+    AccessDenied,
     Conflict,
     InternalError,
     NotFound,
@@ -54,6 +55,8 @@ def wire_error(error: Exception) -> ServiceError:
         return ValidationError(str(error))
     if isinstance(error, SessionLimitReached):
         return QuotaExceeded(str(error))
+    if isinstance(error, SessionOwnedByAnother):
+        return AccessDenied(str(error))
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
     if isinstance(error, AuthorizerError):
@@ -87,6 +90,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
     ArtifactError,
     SessionLimitReached,
+    SessionOwnedByAnother,
     RuntimeNotReady,
     WorkerStartFailed,
     HTTPException,

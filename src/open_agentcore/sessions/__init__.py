@@ -2,20 +2,24 @@
 
 from .manager import (
     LiveSession,
+    OwnerLookup,
     SessionConfig,
     SessionLimitReached,
     SessionListener,
     SessionManager,
+    SessionOwnedByAnother,
     SessionTarget,
 )
 from .worker_client import WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
     "LiveSession",
+    "OwnerLookup",
     "SessionConfig",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
+    "SessionOwnedByAnother",
     "SessionTarget",
     "WorkerClient",
     "WorkerReply",

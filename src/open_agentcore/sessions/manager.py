@@ -30,7 +30,15 @@ _EXIT_WAIT = 1.0
 
 
 class SessionLimitReached(Exception):
-    """The server already hosts as many live sessions as it may."""
+    """The server already hosts as many live sessions (and warm workers) as it may."""
+
+
+class SessionOwnedByAnother(Exception):
+    """The session belongs to another principal; the message never names that principal."""
+
+
+OwnerLookup = Callable[[str, str], Awaitable[str | None]]
+"""The recorded owner of a session id of a runtime, if the id was ever used (read from the store)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,8 @@ class SessionConfig:
     start_timeout: float = 60.0
     stop_grace: float = 10.0
     reap_interval: float = 5.0
+    # True: any caller may use any session id; False: only the principal that created it.
+    shared_sessions: bool = False
 
 
 @dataclass
@@ -80,6 +90,7 @@ class LiveSession:
     in_flight: int = 0
     watcher: asyncio.Task[None] | None = None
     ended: bool = False
+    owner: str | None = None
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -94,11 +105,16 @@ class SessionManager:
     """Routes session ids to workers on a backend, and owns every worker it starts."""
 
     def __init__(
-        self, backend: Backend, config: SessionConfig, listener: SessionListener | None = None
+        self,
+        backend: Backend,
+        config: SessionConfig,
+        listener: SessionListener | None = None,
+        recorded_owner: OwnerLookup | None = None,
     ) -> None:
         self.backend = backend
         self.config = config
         self._listener = listener
+        self._recorded_owner = recorded_owner
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
         self._launching = 0  # sessions whose worker is starting: not in `_sessions` yet, but counted
@@ -109,22 +125,52 @@ class SessionManager:
 
     # Routing ---------------------------------------------------------------------------------
 
-    async def acquire(self, target: SessionTarget, session_id: str) -> LiveSession:
-        """The live session for this id (starting its worker if needed), marked busy; pair with `release`."""
+    async def acquire(
+        self, target: SessionTarget, session_id: str, owner: str | None = None, privileged: bool = False
+    ) -> LiveSession:
+        """The live session for this id (starting its worker if needed), marked busy; pair with `release`.
+
+        `owner` is the caller (`Caller.owner`): a session it starts is recorded as its own, and a
+        session another principal started is refused with `SessionOwnedByAnother`, unless the
+        caller is `privileged` (the admin key) or the server shares sessions.
+        """
         key = (target.runtime_id, session_id)
         live = self._sessions.get(key)
+        if live is not None:
+            self._check_owner(live.owner, owner, privileged)
         if live is None or live.target.version != target.version or not live.handle.alive():
             lock = self._starting.setdefault(key, asyncio.Lock())
             async with lock:
                 live = self._sessions.get(key)
                 if live is not None and (live.target.version != target.version or not live.handle.alive()):
                     await self._end(live, "replaced")
+                    owner_of_record: str | None = live.owner
                     live = None
+                else:
+                    owner_of_record = await self._owner_on_record(target.runtime_id, session_id, live)
+                self._check_owner(owner_of_record, owner, privileged)
                 if live is None:
-                    live = await self._start(target, session_id)
+                    live = await self._start(target, session_id, owner_of_record or owner)
             self._starting.pop(key, None)
         live.in_flight += 1
         return live
+
+    def _check_owner(self, recorded: str | None, caller: str | None, privileged: bool) -> None:
+        if self.config.shared_sessions or privileged or recorded is None or recorded == caller:
+            return
+        raise SessionOwnedByAnother(
+            "this session belongs to another principal; use another session id (sessions are owned by "
+            "their creator unless the server runs with --shared-sessions)"
+        )
+
+    async def _owner_on_record(
+        self, runtime_id: str, session_id: str, live: LiveSession | None
+    ) -> str | None:
+        if live is not None:
+            return live.owner
+        if self._recorded_owner is None or self.config.shared_sessions:
+            return None
+        return await self._recorded_owner(runtime_id, session_id)
 
     def release(self, live: LiveSession) -> None:
         """Mark one request of `live` as finished."""
@@ -139,21 +185,34 @@ class SessionManager:
         """Live sessions, of one runtime or all."""
         return [s for (rid, _), s in self._sessions.items() if runtime_id is None or rid == runtime_id]
 
-    async def _start(self, target: SessionTarget, session_id: str) -> LiveSession:
-        # Starting a worker takes a while: sessions still starting count against the limit, or
-        # a burst of new ids would all pass the check before any of them is in the table.
-        if len(self._sessions) + self._launching >= self.config.max_sessions:
-            raise SessionLimitReached(
-                f"this server already hosts {len(self._sessions) + self._launching} sessions "
-                f"(--max-sessions {self.config.max_sessions}); stop some or raise the limit"
-            )
-        self._launching += 1
-        try:
-            handle = self._take_warm(target) or await self.backend.start(self._spec(target, session_id))
-        finally:
-            self._launching -= 1
+    def workers(self) -> int:
+        """Workers this server holds or is starting: sessions, and warm ones (each costs a process)."""
+        warm = sum(len(handles) for handles in self._warm.values())
+        return len(self._sessions) + self._launching + warm + sum(self._warming_counts.values())
+
+    async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
+        handle = self._take_warm(target)
+        if handle is None:
+            # Starting a worker takes a while: sessions still starting count against the limit, or
+            # a burst of new ids would all pass the check before any of them is in the table. Warm
+            # workers count too; one of another version gives way to a session that needs the room.
+            if self.workers() >= self.config.max_sessions and not await self._evict_warm():
+                raise SessionLimitReached(
+                    f"this server already holds {self.workers()} workers (--max-sessions "
+                    f"{self.config.max_sessions}, warm workers included); stop some sessions or raise "
+                    "the limit"
+                )
+            self._launching += 1
+            try:
+                handle = await self.backend.start(self._spec(target, session_id))
+            finally:
+                self._launching -= 1
         live = LiveSession(
-            session_id=session_id, target=target, handle=handle, client=WorkerClient(handle.socket_path)
+            session_id=session_id,
+            target=target,
+            handle=handle,
+            client=WorkerClient(handle.socket_path),
+            owner=owner,
         )
         self._sessions[(target.runtime_id, session_id)] = live
         live.watcher = asyncio.get_running_loop().create_task(self._watch(live))
@@ -202,10 +261,28 @@ class SessionManager:
                 return handle
         return None
 
+    async def _evict_warm(self) -> bool:
+        """Stop one warm worker to make room for a session; False when there is none."""
+        for key, handles in self._warm.items():
+            if handles:
+                handle = handles.pop()
+                self._launching += 1  # its room is taken until the session's worker has started
+                try:
+                    await self._stop_warm(handle)
+                finally:
+                    self._launching -= 1
+                logger.info("Stopped a warm worker of %s v%s to make room for a session", *key)
+                return True
+        return False
+
     def _refill(self, target: SessionTarget) -> None:
-        """Start warm workers in the background until the pool for this version is full."""
+        """Start warm workers in the background until the pool for this version is full.
+
+        Never past the server's capacity: warm workers are a head start, not extra sessions.
+        """
         pending = self._warming_counts.get(target.key, 0)
         missing = self.config.warm_pool - len(self._warm.get(target.key, [])) - pending
+        missing = min(missing, self.config.max_sessions - self.workers())
         for _ in range(max(0, missing)):
             self._warming_counts[target.key] = self._warming_counts.get(target.key, 0) + 1
             task = asyncio.get_running_loop().create_task(self._warm_one(target))
@@ -230,11 +307,18 @@ class SessionManager:
 
     # Stopping ------------------------------------------------------------------------------
 
-    async def stop(self, runtime_id: str, session_id: str, reason: str = "stopped") -> bool:
-        """Stop a session's worker now; False when there was no such live session."""
+    async def stop(
+        self, runtime_id: str, session_id: str, reason: str = "stopped", owner: str | None = None,
+        privileged: bool = True,
+    ) -> bool:  # fmt: skip
+        """Stop a session's worker now; False when there was no such live session.
+
+        Only its owner (or a `privileged` caller) may: others get `SessionOwnedByAnother`.
+        """
         live = self._sessions.get((runtime_id, session_id))
         if live is None:
             return False
+        self._check_owner(live.owner, owner, privileged)
         await self._end(live, reason)
         return True
 
@@ -370,9 +454,11 @@ class SessionManager:
 
 __all__ = [
     "LiveSession",
+    "OwnerLookup",
     "SessionConfig",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
+    "SessionOwnedByAnother",
     "SessionTarget",
 ]

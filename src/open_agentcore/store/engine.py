@@ -35,10 +35,15 @@ def _create_everything(connection: Connection) -> None:
     connection.execute(insert(Setting).values(name=PAGINATION_KEY, value=secrets.token_hex(32)))
 
 
+def _session_owners(connection: Connection) -> None:
+    # Sessions belong to the principal that created them; those recorded before had no owner.
+    connection.execute(text("ALTER TABLE sessions ADD COLUMN owner VARCHAR"))
+
+
 # Append only: migration N brings a database from schema version N-1 to N, inside one transaction.
 # A new database runs migration 1 alone, because the models in tables.py always describe the newest
 # schema, and is recorded as having every migration.
-MIGRATIONS: tuple[Migration, ...] = (_create_everything,)
+MIGRATIONS: tuple[Migration, ...] = (_create_everything, _session_owners)
 
 
 def open_engine(url: str) -> Engine:

@@ -119,6 +119,9 @@ class SessionRecord:
     last_activity_at: datetime.datetime
     ended_at: datetime.datetime | None
     end_reason: str | None
+    # The principal that created the session (`key:<principal>` or `token:<subject>`); None when
+    # it was recorded before sessions had owners.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,12 @@ class SessionRepository(Repository):
         worker: Mapping[str, Any] | None = None,
         endpoint: str | None = None,
         version: int | None = None,
+        owner: str | None = None,
     ) -> SessionRecord:
         """Create a session, or update the one with this id; returns it as stored.
 
         Reusing the id of a STOPPED session starts a fresh one (new `created_at`, end cleared).
+        A session keeps the owner it was first recorded with; `owner` fills in a missing one.
         Safe against a concurrent upsert of the same id. Raises `RuntimeNotFound`.
         """
         now = utcnow()
@@ -51,12 +53,18 @@ class SessionRepository(Repository):
         try:
             with self._write() as session:
                 self._runtime_row(session, runtime_id)
-                insert = self._insert_if_absent(
-                    session, {"runtime_id": runtime_id, "session_id": session_id, "created_at": now, **fields}
-                )
+                first = {
+                    "runtime_id": runtime_id,
+                    "session_id": session_id,
+                    "created_at": now,
+                    "owner": owner,
+                }
+                insert = self._insert_if_absent(session, {**first, **fields})
                 inserted = session.connection().execute(insert).rowcount == 1
                 row = self._session_row(session, runtime_id, session_id, lock=True)
                 if not inserted:
+                    if row.owner is None:
+                        row.owner = owner
                     if row.state is SessionState.STOPPED and not stopped:
                         row.created_at = now
                     for name, value in fields.items():

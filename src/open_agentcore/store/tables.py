@@ -185,6 +185,7 @@ class RuntimeSession(Base):
     last_activity_at: Mapped[datetime.datetime]
     ended_at: Mapped[datetime.datetime | None]
     end_reason: Mapped[str | None]
+    owner: Mapped[str | None]
 
     def record(self) -> SessionRecord:
         """This row as a frozen record (its JSON copied)."""
@@ -200,6 +201,7 @@ class RuntimeSession(Base):
             last_activity_at=self.last_activity_at,
             ended_at=self.ended_at,
             end_reason=self.end_reason,
+            owner=self.owner,
         )
 
 

@@ -1,0 +1,71 @@
+"""The runtime server's operations: AgentCore's data and control planes, and our `/_agentcore/` extensions.
+
+This list is the only place an operation is declared. Data-plane operations come first: they are
+the hot path, and classification tries templates in this order.
+"""
+
+from __future__ import annotations
+
+from open_agentcore.artifacts.storage import MAX_UPLOAD
+
+from . import control, data, extensions, websocket
+from .access import FOR_USER
+from .operations import WEBSOCKET, Auth, Operation, OperationTable
+from .operations import Resource as R
+
+OPERATIONS: tuple[Operation, ...] = (
+    # Data plane (boto3 `bedrock-agentcore`): the runtime's JWT authorizer may admit bearer tokens.
+    Operation("InvokeAgentRuntime", "POST", "/runtimes/{runtime}/invocations", R.RUNTIME, data.invoke,
+              Auth.RUNTIME),
+    Operation("InvokeAgentRuntimeWithWebSocketStream", WEBSOCKET, "/runtimes/{runtime}/ws", R.RUNTIME,
+              websocket.proxy, Auth.RUNTIME_PRESIGNED),
+    Operation("StopRuntimeSession", "POST", "/runtimes/{runtime}/stopruntimesession", R.RUNTIME,
+              data.stop_session, Auth.RUNTIME),
+    Operation("GetAgentCard", "GET", "/runtimes/{runtime}/invocations/.well-known/agent-card.json", R.RUNTIME,
+              data.agent_card, Auth.RUNTIME),
+    # Control plane (boto3 `bedrock-agentcore-control`).
+    Operation("CreateAgentRuntime", "PUT", "/runtimes/", R.NONE, control.create_runtime),
+    Operation("ListAgentRuntimes", "POST", "/runtimes/", R.NONE, control.list_runtimes),
+    Operation("GetAgentRuntime", "GET", "/runtimes/{runtime_id}/", R.RUNTIME, control.get_runtime),
+    Operation("UpdateAgentRuntime", "PUT", "/runtimes/{runtime_id}/", R.RUNTIME, control.update_runtime),
+    Operation("DeleteAgentRuntime", "DELETE", "/runtimes/{runtime_id}/", R.RUNTIME, control.delete_runtime),
+    Operation("ListAgentRuntimeVersions", "POST", "/runtimes/{runtime_id}/versions/", R.RUNTIME,
+              control.list_versions),
+    Operation("CreateAgentRuntimeEndpoint", "PUT", "/runtimes/{runtime_id}/runtime-endpoints/", R.RUNTIME,
+              control.create_endpoint),
+    Operation("ListAgentRuntimeEndpoints", "POST", "/runtimes/{runtime_id}/runtime-endpoints/", R.RUNTIME,
+              control.list_endpoints),
+    Operation("GetAgentRuntimeEndpoint", "GET", "/runtimes/{runtime_id}/runtime-endpoints/{endpoint}/",
+              R.ENDPOINT, control.get_endpoint),
+    Operation("UpdateAgentRuntimeEndpoint", "PUT", "/runtimes/{runtime_id}/runtime-endpoints/{endpoint}/",
+              R.ENDPOINT, control.update_endpoint),
+    Operation("DeleteAgentRuntimeEndpoint", "DELETE", "/runtimes/{runtime_id}/runtime-endpoints/{endpoint}/",
+              R.ENDPOINT, control.delete_endpoint),
+    Operation("PutResourcePolicy", "PUT", "/resourcepolicy/{resource_arn}", R.RUNTIME,
+              control.put_resource_policy),
+    Operation("GetResourcePolicy", "GET", "/resourcepolicy/{resource_arn}", R.RUNTIME,
+              control.get_resource_policy),
+    Operation("DeleteResourcePolicy", "DELETE", "/resourcepolicy/{resource_arn}", R.RUNTIME,
+              control.delete_resource_policy),
+    # Extensions (ours, same SigV4 authentication; the health check alone is public).
+    Operation("Health", "GET", "/_agentcore/health", R.NONE, extensions.health, Auth.PUBLIC),
+    Operation("UploadArtifact", "PUT", "/_agentcore/artifacts", R.NONE, extensions.upload_artifact,
+              max_body=MAX_UPLOAD),
+    Operation("GetBuildLog", "GET", "/_agentcore/runtimes/{runtime_id}/versions/{version}/build-log",
+              R.RUNTIME, extensions.build_log),
+    Operation("ListRuntimeSessions", "GET", "/_agentcore/runtimes/{runtime_id}/sessions", R.RUNTIME,
+              extensions.list_sessions),
+    Operation("GetRuntimeSessionLogs", "GET", "/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs",
+              R.RUNTIME, extensions.session_logs),
+)  # fmt: skip
+
+# Every action a policy may name: the operations' own, and acting for a user id.
+ACTIONS: tuple[str, ...] = tuple(sorted({operation.action for operation in OPERATIONS} | {FOR_USER}))
+
+
+def operation_table(region: str, account: str) -> OperationTable:
+    """The table of one server, which builds ARNs in its region and account."""
+    return OperationTable(OPERATIONS, region, account)
+
+
+__all__ = ["ACTIONS", "FOR_USER", "OPERATIONS", "operation_table"]
