@@ -207,7 +207,8 @@ def test_every_route_names_its_action() -> None:
     named = set()
     table = operation_table("us-east-1", ACCOUNT)
     for kind, method, path, action, resource in cases:
-        found = table.classify({"type": kind, "method": method, "path": unquote(path), "raw_path": path.encode()})
+        scope = {"type": kind, "method": method, "path": unquote(path), "raw_path": path.encode()}
+        found = table.classify(scope)
         assert isinstance(found, OperationMatch) and found.error is None, path
         assert found.operation.action == f"bedrock-agentcore:{action}", path
         if resource is not None:

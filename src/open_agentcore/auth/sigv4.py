@@ -98,13 +98,38 @@ class PendingSignature:
             )
         else:
             hashes = [_payload_hash(self.declared_sha256, payload_sha256)]
+        views = [received]
+        if (as_utf8 := _utf8_view(received, self.claim.signed_headers)) is not None:
+            views.append(as_utf8)
         canonicals = [
-            canonical_request(method, raw_path, query, received, self.claim.signed_headers, payload_hash)
+            canonical_request(method, raw_path, query, view, self.claim.signed_headers, payload_hash)
             for payload_hash in hashes
+            for view in views
         ]
         if not _signature_matches(credential, self.claim, self.amz_date, canonicals):
             raise SignatureMismatch(_MISMATCH)
         return credential
+
+
+def _utf8_view(received: dict[str, list[str]], signed: Sequence[str]) -> dict[str, list[str]] | None:
+    """The headers with signed non-ASCII values read as UTF-8, when they are UTF-8 on the wire.
+
+    Header bytes arrive as latin-1 text. A client that signs the text "séance" and sends it
+    latin-1 encoded (http.client, so botocore) matches that; one that sends it UTF-8 encoded
+    (curl, httpx given bytes) matches only this view. None when no signed value needs it.
+    """
+    view: dict[str, list[str]] | None = None
+    for name in signed:
+        values = received.get(name, [])
+        if not any(not value.isascii() for value in values):
+            continue
+        try:
+            decoded = [value.encode("latin-1").decode("utf-8") for value in values]
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        view = view if view is not None else dict(received)
+        view[name] = decoded
+    return view
 
 
 def begin_headers(

@@ -172,8 +172,9 @@ class RuntimeService:
         key = code["code"]["s3"]["prefix"]
         code_dir = unpack(self.artifacts.path(key), self.paths.code_root / key.removesuffix(".zip"))
         entrypoint = code["entryPoint"][0]
-        if not (code_dir / entrypoint).is_file():
-            raise ArtifactError(f"entryPoint {entrypoint!r} is not in the uploaded code")
+        resolved = (code_dir / entrypoint).resolve()
+        if not resolved.is_relative_to(code_dir.resolve()) or not resolved.is_file():
+            raise ArtifactError(f"entryPoint {entrypoint!r} is not a file in the uploaded code")
         built = self.builder.build(code_dir, log_path)
         lifecycle = version.config["lifecycleConfiguration"]
         return SessionTarget(

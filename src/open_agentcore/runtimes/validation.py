@@ -63,11 +63,25 @@ def check_artifact(request: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(
             "agentRuntimeArtifact.codeConfiguration.entryPoint", "entryPoint must list the file"
         )
-    if any(".." in part or part.startswith("/") for part in entry[0].split("/")):
-        raise InvalidRequest(
-            "agentRuntimeArtifact.codeConfiguration.entryPoint", "entryPoint must stay in the code"
-        )
+    check_entrypoint(entry[0])
     return artifact
+
+
+def check_entrypoint(entrypoint: str) -> str:
+    """A relative path to a file inside the uploaded code: no `/` at the start, no `..` or empty
+    segments, no backslash or NUL (the build and the worker resolve it again, symlinks included)."""
+    field = "agentRuntimeArtifact.codeConfiguration.entryPoint"
+    parts = entrypoint.split("/")
+    if (
+        entrypoint.startswith("/")
+        or any(part in ("", "..") for part in parts)
+        or any(c in entrypoint for c in "\\\0")
+        or len(entrypoint) > 1024
+    ):
+        raise InvalidRequest(
+            field, f"entryPoint {entrypoint[:200]!r} must be a relative path inside the uploaded code"
+        )
+    return entrypoint
 
 
 def check_lifecycle(request: dict[str, Any], minimum: int) -> dict[str, int]:

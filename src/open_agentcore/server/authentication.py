@@ -121,7 +121,8 @@ class Authentication:
             body.close()
             return
         except BodyTooLarge:
-            await _refuse(scope, send, 413, "ValidationException", f"the request body is too large: at most {limit} bytes")
+            message = f"the request body is too large: at most {limit} bytes"
+            await _refuse(scope, send, 413, "ValidationException", message)
             body.close()
             return
         except ClientGone:

@@ -42,17 +42,21 @@ AGENT_CARD_PATH = "/.well-known/agent-card.json"
 def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
     """The session id the caller sent, else a new one (boto3 always sends one; curl may not).
 
-    Header bytes are UTF-8, as clients send them: "séance" stays "séance" in the session table,
-    its logs route and its journal. Send it on with `on_the_wire`.
+    Header bytes that are UTF-8 are read as UTF-8, so "séance" sent by curl stays "séance" in the
+    session table, its logs route and the worker's context; bytes that are not (http.client, so
+    boto3, sends latin-1) are read as latin-1. Send it on with `on_the_wire`.
     """
     if not raw:
         if required:
             raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
         return str(uuid.uuid4())
-    try:
-        session_id = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError:
-        raise ValidationError("runtimeSessionId must be UTF-8", field="runtimeSessionId") from None
+    if isinstance(raw, bytes):
+        try:
+            session_id = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            session_id = raw.decode("latin-1")
+    else:
+        session_id = raw
     if not 1 <= len(session_id) <= MAX_SESSION_ID or any(ord(c) < 0x20 or c == "\x7f" for c in session_id):
         raise ValidationError(
             f"runtimeSessionId must be 1 to {MAX_SESSION_ID} printable characters", field="runtimeSessionId"

@@ -283,11 +283,20 @@ class OperationRoute(BaseRoute):
 
 
 async def unmatched(scope: Scope, receive: Receive, send: Send) -> None:
-    """The router's default: the classification's own error (404, 405, or a malformed parameter)."""
+    """The router's default: the classification's own error (404, 405, or a malformed parameter).
+
+    A WebSocket handshake is refused with the same response where the server can send one.
+    """
     found = scope.get(SCOPE_KEY)
-    if isinstance(found, (OperationMatch, Unmatched)) and found.error is not None:
-        raise found.error
-    raise UnknownOperation(f"no operation is served at {scope.get('path', '')}")
+    error = found.error if isinstance(found, (OperationMatch, Unmatched)) else None
+    error = error or UnknownOperation(f"no operation is served at {scope.get('path', '')}")
+    if scope["type"] != "websocket":
+        raise error
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(error.response())
+    else:
+        await websocket.close(code=1008, reason=error.message[:120])
 
 
 def operation_names(operations: Iterable[Operation]) -> list[str]:
