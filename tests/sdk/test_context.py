@@ -91,6 +91,14 @@ def test_forwarded_headers_are_looked_up_case_insensitively() -> None:
     assert reply.json() == ["gold", "gold", False]
 
 
+def test_a_session_id_sent_as_utf8_is_that_text() -> None:
+    with TestClient(_echo_context_app()) as client:
+        utf8 = client.post("/invocations", json={}, headers={SESSION: "séance-会話".encode()})
+        latin1 = client.post("/invocations", json={}, headers={SESSION: "séance".encode("latin-1")})
+    assert utf8.json()["session"] == "séance-会話"
+    assert latin1.json()["session"] == "séance"  # not UTF-8: read as latin-1, as http.client sends it
+
+
 def test_request_id_is_generated_when_absent() -> None:
     with TestClient(_echo_context_app()) as client:
         first = client.post("/invocations", json={}).json()["getter_request"]

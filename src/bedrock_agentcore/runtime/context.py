@@ -152,6 +152,15 @@ def new_request_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+def _header_text(value: bytes) -> str:
+    # A session id sent as UTF-8 ("séance") is that text, not its bytes read as latin-1; bytes
+    # that are not UTF-8 are latin-1, which is what HTTP/1.1 clients like http.client send.
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def enter_request(raw_headers: Iterable[tuple[bytes, bytes]], request: Any) -> RequestContext:
     """Read the contract's headers from an ASGI header list, bind them to this context, describe them.
 
@@ -162,7 +171,7 @@ def enter_request(raw_headers: Iterable[tuple[bytes, bytes]], request: Any) -> R
     forwarded = RequestHeaders()
     for name, value in raw_headers:
         if name == _SESSION_HEADER:
-            session_id = value.decode("latin-1")
+            session_id = _header_text(value)
         elif name == _REQUEST_ID_HEADER:
             request_id = value.decode("latin-1")
         elif name == _AUTHORIZATION:
