@@ -182,3 +182,15 @@ def test_committed_writes_survive_kill_9_mid_way(tmp_path: Path) -> None:
         assert (survivor.latest_version, survivor.version.config) == (2, {"a": 2})
         for runtime in runtimes:  # every create is whole or absent, never half-written
             assert store.get_endpoint(runtime.id, "DEFAULT").target_version == runtime.latest_version
+
+
+def test_sessions_recorded_before_owners_existed_are_migrated(open_stores: Callable[[], Store]) -> None:
+    store = open_stores()
+    runtime_id = create(store)
+    store.upsert_session(runtime_id, "old", state=SessionState.STOPPED, backend="process")
+    with store.engine.begin() as connection:  # back to schema 1: no owner column
+        connection.execute(text("ALTER TABLE sessions DROP COLUMN owner"))
+        connection.execute(text("DELETE FROM schema_version WHERE version = 2"))
+    upgraded = open_stores()
+    assert _schema_versions(upgraded) == list(range(1, len(MIGRATIONS) + 1))
+    assert upgraded.get_session(runtime_id, "old").owner is None

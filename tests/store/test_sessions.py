@@ -110,3 +110,26 @@ def test_unknown_session_or_runtime(store: Store) -> None:
         store.upsert_session("nope-0123456789", "s-1", state=SessionState.STARTING, backend="process")
     with pytest.raises(RuntimeNotFound):
         store.list_sessions("nope-0123456789")
+
+
+def test_a_session_keeps_the_owner_it_was_first_recorded_with(store: Store) -> None:
+    runtime_id = create(store)
+    first = store.upsert_session(
+        runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", owner="key:alice"
+    )
+    assert first.owner == "key:alice"
+    store.end_session(runtime_id, "s-1", "idle timeout")
+    again = store.upsert_session(
+        runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", owner="key:admin"
+    )
+    assert again.owner == "key:alice"  # restarted by the admin, still alice's
+    assert store.get_session(runtime_id, "s-1").owner == "key:alice"
+
+
+def test_a_session_recorded_without_an_owner_takes_the_next_one(store: Store) -> None:
+    runtime_id = create(store)
+    store.upsert_session(runtime_id, "s-1", state=SessionState.ACTIVE, backend="process")
+    claimed = store.upsert_session(
+        runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", owner="key:bob"
+    )
+    assert claimed.owner == "key:bob"
