@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from open_agentcore.sessions import (
     SessionConfig,
     SessionLimitReached,
     SessionManager,
+    SessionOwnedByAnother,
     SessionTarget,
 )
 
@@ -70,9 +72,10 @@ def manager(root: Path, **config: Any) -> SessionManager:
 
 
 async def call(
-    sessions: SessionManager, session_target: SessionTarget, session_id: str, **payload: Any
-) -> Any:
-    live = await sessions.acquire(session_target, session_id)
+    sessions: SessionManager, session_target: SessionTarget, session_id: str, owner: str | None = None,
+    **payload: Any,
+) -> Any:  # fmt: skip
+    live = await sessions.acquire(session_target, session_id, owner)
     try:
         reply = await live.client.send("POST", "/invocations", [("content-type", "application/json")],
                                        json.dumps(payload).encode())  # fmt: skip
@@ -209,3 +212,99 @@ def test_close_stops_every_worker(tmp_path: Path) -> None:
         return False
 
     assert all(dead(pid) for pid in pids)
+
+
+def test_a_session_is_its_creators_and_stays_so_when_its_worker_is_replaced(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    journal: dict[tuple[str, str], str | None] = {}  # what the server's journal keeps in the store
+
+    def record(event: str, live: LiveSession, reason: str) -> None:
+        if event == "started":
+            journal.setdefault((live.target.runtime_id, live.session_id), live.owner)
+
+    async def recorded(runtime_id: str, session_id: str) -> str | None:
+        return journal.get((runtime_id, session_id))
+
+    async def body(sessions: SessionManager) -> None:
+        sessions._listener, sessions._recorded_owner = record, recorded
+        await call(sessions, session_target, "s", "key:alice")
+        with pytest.raises(SessionOwnedByAnother):
+            await call(sessions, session_target, "s", "key:bob")
+        with pytest.raises(SessionOwnedByAnother):
+            await sessions.stop(session_target.runtime_id, "s", owner="key:bob", privileged=False)
+        live = sessions.get(session_target.runtime_id, "s")
+        assert live is not None
+        os.kill(live.handle.pid, signal.SIGKILL)
+        await until(lambda: not live.handle.alive())
+        with pytest.raises(SessionOwnedByAnother):  # a fresh worker, the same owner
+            await call(sessions, session_target, "s", "key:bob")
+        assert (await call(sessions, session_target, "s", "key:alice"))["count"] == 1
+        privileged = await sessions.acquire(session_target, "s", "key:admin", privileged=True)
+        sessions.release(privileged)
+        assert privileged.owner == "key:alice"
+
+    scenario(tmp_path, body)
+
+
+def test_a_recorded_owner_is_asked_for_before_a_new_worker_starts(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    asked: list[tuple[str, str]] = []
+
+    async def recorded(runtime_id: str, session_id: str) -> str | None:
+        asked.append((runtime_id, session_id))
+        return "key:alice" if session_id == "old" else None
+
+    async def body(sessions: SessionManager) -> None:
+        sessions._recorded_owner = recorded
+        with pytest.raises(SessionOwnedByAnother):
+            await call(sessions, session_target, "old", "key:bob")
+        assert sessions.workers() == 0  # refused before any worker started
+        await call(sessions, session_target, "new", "key:bob")
+        await call(sessions, session_target, "new", "key:bob")  # live: not asked again
+
+    scenario(tmp_path, body)
+    assert asked == [(session_target.runtime_id, "old"), (session_target.runtime_id, "new")]
+
+
+def test_shared_sessions_admit_anyone(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager) -> int:
+        await call(sessions, session_target, "s", "key:alice")
+        return int((await call(sessions, session_target, "s", "key:bob"))["count"])
+
+    assert scenario(tmp_path, body, shared_sessions=True) == 2
+
+
+def test_warm_workers_count_toward_the_limit_and_give_way_to_sessions(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    other = dataclasses.replace(session_target, runtime_id="other-Ab12Cd34Ef")
+
+    async def body(sessions: SessionManager) -> None:
+        await sessions.prepare(session_target)
+        await sessions.prepare(other)
+        await until(lambda: sessions.workers() == 2 and not sessions._warming)
+        assert sum(len(handles) for handles in sessions._warm.values()) == 2
+        await call(sessions, session_target, "a")  # takes its version's warm worker
+        await until(lambda: not sessions._warming)
+        assert sessions.workers() == 2  # no refill past the limit
+        await call(sessions, other, "b")  # takes the other warm worker
+        with pytest.raises(SessionLimitReached, match="warm workers included"):
+            await call(sessions, session_target, "c")
+        assert sessions.workers() == 2
+
+    scenario(tmp_path, body, warm_pool=1, max_sessions=2)
+
+
+def test_a_cold_start_evicts_a_warm_worker_of_another_version(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    other = dataclasses.replace(session_target, runtime_id="other-Ab12Cd34Ef")
+
+    async def body(sessions: SessionManager) -> None:
+        await sessions.prepare(other)
+        await until(lambda: sessions.workers() == 1 and not sessions._warming)
+        await call(sessions, session_target, "a")
+        assert sessions.workers() == 1
+        assert not any(sessions._warm.values())
+
+    scenario(tmp_path, body, warm_pool=1, max_sessions=1)
