@@ -122,6 +122,21 @@ def status(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
 
+def next_response(sock: socket.socket) -> bytes:
+    """The next whole response on `sock` (one with a content-length), and nothing past it."""
+    sock.settimeout(BOUND)
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)  # one at a time: whatever follows the response is not read here
+        assert byte, f"the server closed without a full response: {head!r}"
+        head += byte
+    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return head + body
+
+
 def test_a_slowloris_head_is_closed(impatient: ServerConfig) -> None:
     with connection(impatient.port) as sock:
         sock.sendall(HEAD)
@@ -147,8 +162,7 @@ def test_a_kept_alive_connection_that_stalls_in_its_next_head_is_closed(impatien
     # uvicorn's keep-alive timer stops at the first byte of the next request.
     with connection(impatient.port) as sock:
         sock.sendall(HEAD + b"\r\n")
-        sock.settimeout(BOUND)
-        first = sock.recv(65536)
+        first = next_response(sock)
         sock.sendall(HEAD)
         answered = until_closed(sock)
     assert status(first) == 200
@@ -167,8 +181,7 @@ def test_a_body_that_stalls_after_an_early_answer_is_closed(impatient: ServerCon
     # The answer re-arms uvicorn's keep-alive timer; the next byte of body stops it for good.
     with connection(impatient.port) as sock:
         sock.sendall(HEAD + b"Content-Length: 100\r\n\r\n" + b"b")
-        sock.settimeout(BOUND)
-        early = sock.recv(65536)
+        early = next_response(sock)
         sock.sendall(b"b")
         until_closed(sock)
     assert status(early) == 200
