@@ -1,4 +1,9 @@
-"""uvicorn's settings for a runtime server: TLS, the bounded HTTP protocol, and redacted logs."""
+"""uvicorn's settings for a runtime server: TLS, the bounded HTTP protocol, and redacted logs.
+
+uvicorn 0.55 passes no `ssl_handshake_timeout` to the event loop, so a TLS client that never
+finishes its handshake is dropped by the loop's default of 60 s (asyncio and uvloop alike), before
+the protocol's header timeout and connection cap apply to it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 
 from .config import ServerConfig
-from .protocol import http_protocol
+from .protocol import ConnectionLimits, http_protocol
 
 LOG_LEVELS = ("debug", "info", "warning", "error")  # not uvicorn's "trace": it logs raw ASGI scopes
 
@@ -39,7 +44,13 @@ def uvicorn_config(app: ASGIApp, config: ServerConfig, **options: Any) -> uvicor
     settings: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
-        "http": http_protocol(),
+        "http": http_protocol(
+            ConnectionLimits(
+                header_timeout=config.header_timeout,
+                body_timeout=config.body_timeout,
+                max_connections=config.max_connections,
+            )
+        ),
         "h11_max_incomplete_event_size": config.max_header_bytes,
         "log_level": config.log_level,
         "log_config": log_config(config.log_level),
