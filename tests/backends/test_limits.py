@@ -483,7 +483,7 @@ def test_hybrid_host_uses_cgroup_v1_in_each_hierarchy(tmp_path: Path) -> None:
     instance = worker.cgroups[0].parent.name
     owns = {"memory": "process_api/abc", "cpu": "", "pids": "", "cpuacct": ""}
     dirs = {name: cgroup_root / name / own / PLACEMENT / instance / "w1" for name, own in owns.items()}
-    assert worker.command_prefix()[4:] == [*(str(path / "cgroup.procs") for path in dirs.values()), "--"]
+    assert worker.command_prefix()[4:] == [*(str(path / "tasks") for path in dirs.values()), "--"]
     assert {name: {file.name: _read(file) for file in path.iterdir()} for name, path in dirs.items()} == {
         "memory": {
             "memory.limit_in_bytes": str(8 * 1024**3),
@@ -502,7 +502,7 @@ def test_cpu_and_cpuacct_mounted_together_share_one_cgroup(tmp_path: Path) -> No
     worker = made.create("w1", own_uid=False)
     cpu = cgroup_root / "cpu,cpuacct" / PLACEMENT / worker.cgroups[0].parent.name / "w1"
     assert len(worker.command_prefix()) == 4 + 3 + 1  # memory, cpu+cpuacct, pids
-    assert str(cpu / "cgroup.procs") in worker.command_prefix()
+    assert str(cpu / "tasks") in worker.command_prefix()
     assert _read(cpu / "cpu.cfs_quota_us") == "10000"
     _write(cpu / "cpuacct.usage", "123456789")
     assert worker.usage()["cpu_ns"] == 123456789
