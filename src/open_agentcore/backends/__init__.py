@@ -1,17 +1,32 @@
-"""Where workers run: the process backend (optionally sandboxed with bubblewrap)."""
+"""Where workers run: the process backend (optionally sandboxed with bubblewrap), and the limits
+each worker runs under (cgroups, or rlimits where no cgroup can be used)."""
 
 from .base import Backend, BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .limits import (
+    LimitEnforcer,
+    LimitMode,
+    LimitsUnavailable,
+    WorkerLimits,
+    detect_limits,
+    format_size,
+)
 from .process import ProcessBackend, ProcessWorker, kill_orphan, probe_bwrap
 
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "LimitEnforcer",
+    "LimitMode",
+    "LimitsUnavailable",
     "ProcessBackend",
     "ProcessWorker",
     "SessionLimits",
     "WorkerHandle",
+    "WorkerLimits",
     "WorkerSpec",
     "WorkerStartFailed",
+    "detect_limits",
+    "format_size",
     "kill_orphan",
     "probe_bwrap",
 ]
