@@ -21,11 +21,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src/bedrock_agentcore
+	$(BIN)/mypy src/bedrock_agentcore src/open_agentcore
 
 test: lint
 	scripts/install-test-deps.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
