@@ -1,4 +1,4 @@
-"""Where workers run: the process backend (optionally sandboxed with bubblewrap)."""
+"""Where workers run: the process backend, sandboxed with bubblewrap where it works."""
 
 from .base import Backend, BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .process import ProcessBackend, ProcessWorker, kill_orphan, probe_bwrap
