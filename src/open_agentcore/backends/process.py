@@ -205,11 +205,23 @@ class ProcessBackend:
                 spec.worker_id,
                 f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes; use a shorter data dir",
             )
-        view = await asyncio.to_thread(self._view, spec) if self._sandbox is not None else None
         host_uid = self._uids.allocate() if self._sandbox is not None and self._sandbox.as_root else None
         try:
-            _prepare_work_dir(spec.work_dir, host_uid)
-            process = await self._spawn(spec, socket_path, view, host_uid)
+            launch, log = await asyncio.to_thread(self._prepare, spec, socket_path, host_uid)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    cwd=spec.code_dir,
+                    env=self._environment(spec),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    pass_fds=launch.fds,
+                )
+            finally:
+                launch.close()
+                os.close(log)
         except BaseException:
             if host_uid is not None:
                 self._uids.release(host_uid)  # nothing was started as that uid
@@ -223,13 +235,41 @@ class ProcessBackend:
         except BaseException:
             await self.stop(worker, grace=0)
             raise
+        sandboxed = self._sandbox is not None
         worker.agent_pid = (
-            process_tree.first_descendant(process.pid, str(spec.python)) if view else process.pid
+            process_tree.first_descendant(process.pid, str(spec.python)) if sandboxed else process.pid
         )
         return worker
 
+    def _prepare(self, spec: WorkerSpec, socket_path: Path, host_uid: int | None) -> tuple[Launch, int]:
+        """Everything before the worker's process starts (blocking): its work dir, its listening
+        socket, its log, and the command with the file descriptors it inherits."""
+        view = self._view(spec) if self._sandbox is not None else None
+        _prepare_work_dir(spec.work_dir, host_uid)
+        listener = _listen(socket_path)
+        command = [
+            str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir),
+            "--entrypoint", spec.entrypoint, "--socket-fd", str(listener), "--worker-id", spec.worker_id,
+        ]  # fmt: skip
+        try:
+            if self._sandbox is not None and view is not None:
+                launch = self._sandbox.launch(view, command, host_uid)
+                launch.fds = (listener, *launch.fds)
+            else:
+                launch = Launch(command, (listener,))
+        except BaseException:
+            os.close(listener)
+            raise
+        try:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            log = os.open(spec.work_dir / "worker.log", flags, 0o600)
+        except BaseException:
+            launch.close()
+            raise
+        return launch, log
+
     def _view(self, spec: WorkerSpec) -> SandboxView:
-        """What the worker sees (blocking: asks the interpreter once, checks permissions)."""
+        """What the worker sees (asks the interpreter once; checks the permissions it needs)."""
         interpreter = interpreter_paths(str(spec.python))
         read_only = (*interpreter, spec.code_dir, *spec.read_only_paths, LAUNCHER.parent)
         for path in read_only:
@@ -246,35 +286,6 @@ class ProcessBackend:
                     raise WorkerStartFailed(spec.worker_id, problem)
         home = spec.work_dir / "home"
         return SandboxView(read_only, writable=(home, spec.work_dir / "tmp"), chdir=spec.code_dir, home=home)
-
-    async def _spawn(
-        self, spec: WorkerSpec, socket_path: Path, view: SandboxView | None, host_uid: int | None
-    ) -> asyncio.subprocess.Process:
-        listener = _listen(socket_path)
-        launch: Launch | None = None
-        try:
-            command = [
-                str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir), "--entrypoint",
-                spec.entrypoint, "--socket-fd", str(listener.fileno()), "--worker-id", spec.worker_id,
-            ]  # fmt: skip
-            if self._sandbox is not None and view is not None:
-                launch = self._sandbox.launch(view, command, host_uid)
-                command = launch.argv
-            with (spec.work_dir / "worker.log").open("ab") as log:
-                return await asyncio.create_subprocess_exec(
-                    *command,
-                    cwd=spec.code_dir,
-                    env=self._environment(spec),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                    pass_fds=(listener.fileno(), *(launch.fds if launch else ())),
-                )
-        finally:
-            listener.close()
-            if launch is not None:
-                launch.close()
 
     async def _wait_ready(self, worker: ProcessWorker, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -351,7 +362,8 @@ def _prepare_work_dir(work_dir: Path, host_uid: int | None) -> None:
             path.chmod(0o700)
 
 
-def _listen(socket_path: Path) -> socket.socket:
+def _listen(socket_path: Path) -> int:
+    """A listening unix socket at `socket_path`, as a file descriptor to hand to the worker."""
     socket_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -361,7 +373,7 @@ def _listen(socket_path: Path) -> socket.socket:
     except BaseException:
         listener.close()
         raise
-    return listener
+    return listener.detach()
 
 
 def _unreadable_by_others(path: Path, executable: bool) -> str | None:

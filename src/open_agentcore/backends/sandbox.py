@@ -33,15 +33,17 @@ NETWORKS = ("default", "none")
 
 # Top-level names that merged-/usr systems make links into /usr, bound read-only elsewhere.
 _SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-# What of /etc a worker reads: the dynamic loader, name service (users come from the synthesised
-# passwd), DNS, time zones, TLS trust stores (Debian and Red Hat layouts), MIME types and
+# What of /etc a worker reads: the dynamic loader's cache, name service (users come from the
+# synthesised passwd), DNS, time zones, TLS trust stores (Debian and Red Hat layouts), MIME types and
 # alternatives (links that programs in /usr/bin go through). Never keys, shadow or the host's users.
-_ETC_ENTRIES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "host.conf", "hosts", "resolv.conf",
-    "gai.conf", "services", "protocols", "networks", "localtime", "timezone", "ssl/certs",
-    "ssl/openssl.cnf", "ca-certificates", "pki/tls/certs", "pki/tls/openssl.cnf", "pki/ca-trust",
-    "crypto-policies", "alternatives", "mime.types", "os-release",
+# Files are copied into the sandbox at each start (fresh, and no mount for the inner bubblewrap to
+# carry over); directories are bound.
+_ETC_FILES = (
+    "ld.so.cache", "nsswitch.conf", "host.conf", "hosts", "resolv.conf", "gai.conf", "services",
+    "protocols", "localtime", "timezone", "ssl/openssl.cnf", "pki/tls/openssl.cnf", "mime.types",
+    "os-release",
 )  # fmt: skip
+_ETC_DIRECTORIES = ("ssl/certs", "pki/tls/certs", "pki/ca-trust", "crypto-policies", "alternatives")
 _PROBE = (
     "import json, os\n"
     "lines = open('/proc/self/status').read().splitlines()\n"
@@ -90,12 +92,14 @@ class Bubblewrap:
     network: str = "default"
     _filter: bytes = field(init=False, repr=False)
     _system: list[str] = field(init=False, repr=False)
+    _etc_sources: list[tuple[str, Path]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {self.network!r}")
         self._filter = seccomp.encode(seccomp.filter_program(self.architecture))
-        self._system = _system_root(tool for tool in (self.bwrap, self.setpriv) if tool is not None)
+        tools = [tool for tool in (self.bwrap, self.setpriv) if tool is not None]
+        self._system, self._etc_sources = _system_root(tools)
 
     @property
     def as_root(self) -> bool:
@@ -113,15 +117,11 @@ class Bubblewrap:
             raise ValueError("as root, every sandbox needs its own host uid")
         fds: list[int] = []
         try:
-            passwd = _data_fd(_passwd(view.home), fds)
-            group = _data_fd(_GROUP, fds)
-            root = [
-                *self._system,
-                "--perms", "0644", "--ro-bind-data", str(passwd), "/etc/passwd",
-                "--perms", "0644", "--ro-bind-data", str(group), "/etc/group",
-                *_view_binds(view),
-                "--chdir", str(view.chdir),
-            ]  # fmt: skip
+            root = [*self._system]
+            copies = [*self._etc_files(), ("/etc/passwd", _passwd(view.home)), ("/etc/group", _GROUP)]
+            for destination, data in copies:
+                root += ["--perms", "0444", "--file", str(_data_fd(data, fds)), destination]
+            root += [*_view_binds(view), "--chdir", str(view.chdir)]
             confine = [
                 "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                 "--cap-drop", "ALL", "--disable-userns", "--seccomp", str(_data_fd(self._filter, fds)),
@@ -146,6 +146,16 @@ class Bubblewrap:
             Launch([], tuple(fds)).close()
             raise
         return Launch(argv, tuple(fds))
+
+    def _etc_files(self) -> list[tuple[str, bytes]]:
+        """The /etc files to copy in, read now: resolv.conf and hosts may change while the server runs."""
+        files = []
+        for destination, source in self._etc_sources:
+            try:
+                files.append((destination, source.read_bytes()))
+            except OSError:
+                continue  # gone since start-up, or not readable: the sandbox goes without it
+        return files
 
     def probe(self, host_uid: int | None = None, python: str = sys.executable) -> list[str]:
         """Run the sandbox once on `python`; the namespaces it got, or `SandboxUnavailable` saying why.
@@ -219,8 +229,9 @@ def interpreter_paths(python: str) -> tuple[Path, ...]:
     return tuple(sorted({Path(path) for path in found if path and os.path.isdir(path)}))
 
 
-def _system_root(tools: Iterable[str]) -> list[str]:
-    """The host-independent part of the minimal root, computed once per server."""
+def _system_root(tools: Iterable[str]) -> tuple[list[str], list[tuple[str, Path]]]:
+    """The fixed part of the minimal root (computed once per server), and the /etc files to copy in
+    at each start, as (destination, source)."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in _SYSTEM_LINKS:
         path = Path("/", name)
@@ -229,23 +240,29 @@ def _system_root(tools: Iterable[str]) -> list[str]:
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
     made = {"/", "/usr", *(f"/{name}" for name in _SYSTEM_LINKS)}
-    etc = [Path("/etc", entry) for entry in _ETC_ENTRIES] + sorted(Path("/etc").glob("python3*"))
-    for path in etc:
+    args += _directories(Path("/etc"), made)
+    copies: list[tuple[str, Path]] = []
+    etc_directories = [Path("/etc", entry) for entry in _ETC_DIRECTORIES] + sorted(
+        Path("/etc").glob("python3*")
+    )
+    for path in [Path("/etc", entry) for entry in _ETC_FILES] + etc_directories:
         if not os.path.lexists(path):
             continue
         args += _directories(path.parent, made)
         resolved = Path(os.path.realpath(path))
         if path.is_symlink() and _within(resolved, Path("/usr")):
             args += ["--symlink", os.readlink(path), str(path)]  # e.g. localtime: some read the link
-        elif resolved.exists():
+        elif resolved.is_dir():
             args += ["--ro-bind", str(resolved), str(path)]
+        elif resolved.is_file():
+            copies.append((str(path), resolved))
     for tool in tools:  # the inner bubblewrap and setpriv run inside the outer sandbox
         if not _within(Path(os.path.realpath(tool)), Path("/usr")):
             args += [*_directories(Path(tool).parent, made), "--ro-bind", tool, tool]
     # The sandbox's own, empty /tmp and /dev/shm (multiprocessing's semaphores live there).
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
     args += ["--perms", "1777", "--tmpfs", "/tmp"]  # noqa: S108
-    return args
+    return args, copies
 
 
 def _view_binds(view: SandboxView) -> list[str]:
@@ -303,16 +320,12 @@ _GROUP = f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n".encode()
 
 
 def _data_fd(data: bytes, opened: list[int]) -> int:
-    """A pipe holding `data` for bubblewrap to read; its read end, added to `opened`."""
-    if len(data) > 65536:  # a pipe's buffer: more would block this write
-        raise ValueError("sandbox data larger than a pipe holds")
-    read_end, write_end = os.pipe()
-    opened.append(read_end)
-    try:
-        os.write(write_end, data)
-    finally:
-        os.close(write_end)
-    return read_end
+    """A file descriptor that reads `data` from its start (for bubblewrap); added to `opened`."""
+    fd = os.memfd_create("sandbox-data", os.MFD_CLOEXEC)
+    opened.append(fd)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _minimal_environment() -> dict[str, str]:
