@@ -89,11 +89,12 @@ class ProcessWorker:
     async def _clean_up(self) -> None:
         if self.host_uid is None or self._release_uid is None:
             return
-        if await asyncio.to_thread(process_tree.kill_uid, self.host_uid):
+        # Its pid namespace is gone with its init; this also covers anything that got out of it.
+        if await asyncio.to_thread(process_tree.kill_all_of, self.host_uid):
             self._release_uid(self.host_uid)
         else:
-            logger.error("Processes of worker %s (uid %d) survive SIGKILL; uid not reused", self.worker_id,
-                         self.host_uid)  # fmt: skip
+            logger.error("Could not end the processes of uid %d (worker %s); uid not reused",
+                         self.host_uid, self.worker_id)  # fmt: skip
 
 
 class ProcessBackend:
@@ -130,9 +131,7 @@ class ProcessBackend:
                     raise BackendUnavailable(f"--sandbox bwrap was asked for, but {error}") from None
                 self._why_not = str(error)
         if network == "none" and self._sandbox is None:
-            raise BackendUnavailable(
-                f"--session-network none needs the bwrap sandbox, which is {self._why_not}"
-            )
+            raise BackendUnavailable(f"--session-network none needs the bwrap sandbox ({self._why_not})")
         self.sandboxed = self._sandbox is not None
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
@@ -141,7 +140,7 @@ class ProcessBackend:
         try:
             namespaces = sandbox.probe(uid)
         finally:
-            if uid is not None and process_tree.kill_uid(uid):
+            if uid is not None and process_tree.kill_all_of(uid):
                 self._uids.release(uid)
         missing = [name for name in sandbox.namespaces() if name != "cgroup" and name not in namespaces]
         if missing:
