@@ -18,8 +18,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
-import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from . import process_tree, worker_main
+from . import process_tree, work_dir, worker_main
 from .base import BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .sandbox import (
     NETWORKS,
@@ -38,6 +36,7 @@ from .sandbox import (
     SandboxView,
     find_bubblewrap,
     interpreter_paths,
+    unreadable_by_others,
 )
 from .uids import DEFAULT_UID_BASE, HostUids
 from .unix_http import unix_transport
@@ -244,8 +243,8 @@ class ProcessBackend:
         """Everything before the worker's process starts (blocking): its work dir, its listening
         socket, its log, and the command with the file descriptors it inherits."""
         view = self._view(spec) if self._sandbox is not None else None
-        _prepare_work_dir(spec.work_dir, host_uid)
-        listener = _listen(socket_path)
+        work_dir.prepare(spec.work_dir, host_uid)
+        listener = work_dir.listen(socket_path)
         command = [
             str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir),
             "--entrypoint", spec.entrypoint, "--socket-fd", str(listener), "--worker-id", spec.worker_id,
@@ -260,8 +259,7 @@ class ProcessBackend:
             os.close(listener)
             raise
         try:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            log = os.open(spec.work_dir / "worker.log", flags, 0o600)
+            log = work_dir.open_log(spec.work_dir / "worker.log")
         except BaseException:
             launch.close()
             raise
@@ -281,7 +279,7 @@ class ProcessBackend:
             # The worker's uid is nobody's: what it must read has to be readable by all.
             needed = [(path, False) for path in (*read_only, LAUNCHER)]
             for path, executable in [*needed, (Path(os.path.realpath(spec.python)), True)]:
-                if problem := _unreadable_by_others(path, executable):
+                if problem := unreadable_by_others(path, executable):
                     raise WorkerStartFailed(spec.worker_id, problem)
         home = spec.work_dir / "home"
         return SandboxView(read_only, writable=(home, spec.work_dir / "tmp"), chdir=spec.code_dir, home=home)
@@ -345,48 +343,6 @@ class ProcessBackend:
                 await process.wait()
         await handle.finish()
         handle.socket_path.unlink(missing_ok=True)
-
-
-def _prepare_work_dir(work_dir: Path, host_uid: int | None) -> None:
-    """The work dir stays the server's (the worker cannot replace its log or socket there); its
-    home and tmp are the worker's own."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if host_uid is not None:
-        work_dir.chmod(0o700)
-    for sub in ("home", "tmp"):
-        path = work_dir / sub
-        path.mkdir(exist_ok=True)
-        if host_uid is not None:
-            os.chown(path, host_uid, host_uid)
-            path.chmod(0o700)
-
-
-def _listen(socket_path: Path) -> int:
-    """A listening unix socket at `socket_path`, as a file descriptor to hand to the worker."""
-    socket_path.unlink(missing_ok=True)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(str(socket_path))
-        os.chmod(socket_path, 0o600)
-        listener.listen(128)
-    except BaseException:
-        listener.close()
-        raise
-    return listener.detach()
-
-
-def _unreadable_by_others(path: Path, executable: bool) -> str | None:
-    try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        return f"{path} cannot be read: {error.strerror}"
-    needed = stat.S_IROTH | stat.S_IXOTH if stat.S_ISDIR(mode) or executable else stat.S_IROTH
-    if mode & needed != needed:
-        return (
-            f"{path} (mode {stat.filemode(mode)}) is not readable by the worker's uid: sandboxed workers "
-            "run as an unprivileged uid, so what they read must be readable by all"
-        )
-    return None
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -303,6 +304,21 @@ def _directories(path: Path, made: set[str], covered: Sequence[Path] = ()) -> li
     return args
 
 
+def unreadable_by_others(path: Path, executable: bool = False) -> str | None:
+    """Why a worker running as a uid of nobody's could not read `path` (or run it), or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return f"{path} cannot be read: {error.strerror}"
+    needed = stat.S_IROTH | stat.S_IXOTH if stat.S_ISDIR(mode) or executable else stat.S_IROTH
+    if mode & needed != needed:
+        return (
+            f"{path} (mode {stat.filemode(mode)}) is not readable by the worker's uid: sandboxed workers "
+            "run as an unprivileged uid, so what they read must be readable by all"
+        )
+    return None
+
+
 def _within(path: Path, tree: Path) -> bool:
     return path == tree or tree in path.parents
 
@@ -375,4 +391,5 @@ __all__ = [
     "SandboxView",
     "find_bubblewrap",
     "interpreter_paths",
+    "unreadable_by_others",
 ]
