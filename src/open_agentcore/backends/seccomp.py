@@ -8,7 +8,8 @@ instead, so glibc falls back to `clone`, whose flags the filter can inspect. Eve
 allowed: threads, fork/exec, sockets, asyncio, ssl and multiprocessing work as usual.
 
 A call made through another ABI (i386 `int 0x80` on x86_64, AArch32 on aarch64) or with an x32
-number is refused before any number is looked at: the tables below hold native numbers only.
+number (on x86_64, any number from bit 30 up) is refused before any number is looked at: the
+tables below hold native numbers only.
 """
 
 from __future__ import annotations
