@@ -275,8 +275,10 @@ def _i386_getpid(result):
 @attack
 def foreign_abi(payload):
     x32_getpid = raw(0x40000000 | payload["numbers"]["getpid"])
-    result = multiprocessing.get_context("fork").Value("i", 0)
-    child = multiprocessing.get_context("fork").Process(target=_i386_getpid, args=(result,))
+    # A fresh interpreter (spawn): a fork of this threaded server may deadlock before it gets there.
+    context = multiprocessing.get_context("spawn")
+    result = context.Value("i", 0)
+    child = context.Process(target=_i386_getpid, args=(result,))
     child.start()
     child.join(10)
     i386 = {"returned": result.value} if child.exitcode == 0 else {"crashed": child.exitcode}
@@ -313,7 +315,11 @@ def everyday_work(payload):
     done["posix_spawn"] = os.waitstatus_to_exitcode(
         os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0)[1]
     )
-    for method in ("fork", "spawn", "forkserver"):
+    child = os.fork()
+    if child == 0:
+        os._exit(7)  # only async-signal-safe calls in a fork of a threaded process
+    done["fork"] = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    for method in ("spawn", "forkserver"):
         with multiprocessing.get_context(method).Pool(2) as pool:
             done[method] = pool.map(_double, [1, 2])
     lock = multiprocessing.get_context("spawn").Lock()

@@ -408,7 +408,7 @@ def test_clone3_answers_enosys_and_threads_subprocesses_and_multiprocessing_stil
         "thread": ["thread"],
         "subprocess": "subprocess",
         "posix_spawn": 0,
-        "fork": [2, 4],
+        "fork": 7,
         "spawn": [2, 4],
         "forkserver": [2, 4],
         "semaphore": True,
