@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system programs the test suite uses, when missing: bubblewrap (sandboxed workers).
+# Installs the system programs the test suite uses, when missing: bubblewrap, and setpriv (from
+# util-linux; as root it drops each sandboxed worker to its own uid).
 # Idempotent. Needs root and apt-get (Debian); elsewhere it says what is missing and goes on,
 # and the sandbox tests will then fail loudly rather than pass without testing anything.
 set -u
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-test-deps: missing ${missing[*]} and cannot install it here (needs root and apt-get)" >&2
+    echo "install-test-deps: missing ${missing[*]} and cannot install them here (needs root and apt-get)" >&2
     exit 0
 fi
 echo "install-test-deps: installing ${missing[*]} from Debian's packages..."

@@ -259,3 +259,181 @@ def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(tmp_path: Path
     deep = WorkerSpec("w1", Path(sys.executable), code, "agent.py", tmp_path / ("d" * 120))
     with pytest.raises(WorkerStartFailed, match="longer than 107 bytes"):
         run(ProcessBackend(sandbox="none").start(deep))
+
+
+# Entry points, work dirs and stopping ------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["absolute", "dot-dot", "symlink"])
+def test_an_entrypoint_that_leads_outside_the_code_dir_is_refused(tmp_path: Path, where: str) -> None:
+    code = write_agent(tmp_path, PROBE_AGENT)
+    outside = tmp_path / "outside.py"
+    outside.write_text(textwrap.dedent(PROBE_AGENT))
+    (code / "link.py").symlink_to(outside)
+    entrypoint = {"absolute": str(outside), "dot-dot": "../outside.py", "symlink": "link.py"}[where]
+    escaping = WorkerSpec(
+        "w1", Path(sys.executable), code, entrypoint, tmp_path / "work" / "w1", start_timeout=30
+    )
+    with pytest.raises(WorkerStartFailed, match="code dir"):
+        run(ProcessBackend(sandbox="none").start(escaping))
+
+
+def processes_running_as(uid: int) -> list[str]:
+    """Every live process whose real, effective, saved or filesystem uid is `uid`, read from /proc."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{name}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if str(uid) in fields["Uid"].split() and not fields["State"].startswith("Z"):
+            found.append(f"{name} {fields['Name']}")
+    return found
+
+
+DAEMON_AGENT = """
+import subprocess
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload):
+    # Double fork into a new session: the daemon outlives the shell and leaves the agent's group.
+    daemon = "setsid /bin/sh -c 'exec sleep 300' </dev/null >/dev/null 2>&1 &"
+    subprocess.run(["/bin/sh", "-c", daemon], check=True)
+    return {"started": True}
+"""
+
+
+def test_stop_leaves_no_process_of_the_workers_host_uid(tmp_path: Path, sandboxed: ProcessBackend) -> None:
+    code = write_agent(tmp_path, DAEMON_AGENT)
+
+    async def scenario() -> tuple[int, list[str]]:
+        worker = await sandboxed.start(spec(tmp_path, code))
+        assert worker.host_uid is not None
+        await invoke(worker, {})
+
+        def daemon_running() -> bool:
+            return any(process.endswith(" sleep") for process in processes_running_as(worker.host_uid or 0))
+
+        await asyncio.to_thread(wait_until, daemon_running)  # the daemon runs as the worker's uid
+        await sandboxed.stop(worker, grace=5)
+        return worker.host_uid, processes_running_as(worker.host_uid)
+
+    uid, left = run(scenario())
+    assert left == []
+    assert uid >= 2_000_000_000
+
+
+def test_kill_orphan_takes_down_a_sandboxed_worker_and_all_it_started(
+    tmp_path: Path, sandboxed: ProcessBackend
+) -> None:
+    code = write_agent(tmp_path, DAEMON_AGENT)
+
+    async def scenario() -> None:
+        worker = await sandboxed.start(spec(tmp_path, code))
+        try:
+            await invoke(worker, {})
+            uid = worker.host_uid or 0
+            await asyncio.to_thread(
+                wait_until, lambda: any(p.endswith(" sleep") for p in processes_running_as(uid))
+            )
+            # As after a server crash: only the recorded pid and worker id are known.
+            assert kill_orphan(worker.pid, worker.worker_id) is True
+            await asyncio.to_thread(wait_until, lambda: not processes_running_as(uid))
+            assert await asyncio.wait_for(worker.wait_exit(), 10) != 0
+        finally:
+            await sandboxed.stop(worker, grace=0)
+
+    run(scenario())
+
+
+GRACEFUL_AGENT = """
+import contextlib, os
+from pathlib import Path
+from bedrock_agentcore import BedrockAgentCoreApp
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    yield
+    Path(os.environ["HOME"], "stopped-gracefully").write_text("yes")
+
+
+app = BedrockAgentCoreApp(lifespan=lifespan)
+
+
+@app.entrypoint
+def invoke(payload):
+    return {}
+"""
+
+
+def test_a_stop_lets_the_sandboxed_agent_shut_down_gracefully(
+    tmp_path: Path, sandboxed: ProcessBackend
+) -> None:
+    code = write_agent(tmp_path, GRACEFUL_AGENT)
+    worker_spec = spec(tmp_path, code)
+
+    async def scenario() -> int:
+        worker = await sandboxed.start(worker_spec)
+        await sandboxed.stop(worker, grace=10)
+        return worker.process.returncode or 0
+
+    assert run(scenario()) == 0
+    assert (worker_spec.work_dir / "home" / "stopped-gracefully").read_text() == "yes"
+
+
+def test_the_work_dir_stays_the_servers_and_only_home_and_tmp_are_the_workers(
+    tmp_path: Path, sandboxed: ProcessBackend
+) -> None:
+    code = write_agent(tmp_path, PROBE_AGENT)
+    worker_spec = spec(tmp_path, code)
+
+    async def scenario() -> dict[str, tuple[int, int]]:
+        worker = await sandboxed.start(worker_spec)
+        try:
+            paths = {
+                "work": worker_spec.work_dir,
+                "home": worker_spec.work_dir / "home",
+                "tmp": worker_spec.work_dir / "tmp",
+                "socket": worker.socket_path,
+                "log": worker.log_path,
+            }
+            owners = {name: (path.stat().st_uid, path.stat().st_mode & 0o777) for name, path in paths.items()}
+            owners["uid"] = (worker.host_uid or 0, 0)
+            return owners
+        finally:
+            await sandboxed.stop(worker, grace=5)
+
+    owners = run(scenario())
+    uid = owners.pop("uid")[0]
+    assert owners["work"] == (0, 0o700)
+    assert owners["home"] == owners["tmp"] == (uid, 0o700)
+    assert owners["socket"] == (0, 0o600)
+    assert owners["log"][0] == 0
+
+
+def test_what_a_sandboxed_worker_must_read_is_checked_readable_by_its_uid(
+    tmp_path: Path, sandboxed: ProcessBackend
+) -> None:
+    code = write_agent(tmp_path, PROBE_AGENT)
+    environment = tmp_path / "env"
+    environment.mkdir(mode=0o700)
+    with pytest.raises(WorkerStartFailed, match=r"env .*is not readable by the worker's uid"):
+        run(sandboxed.start(spec(tmp_path, code, read_only_paths=[environment])))
+
+
+def test_a_view_that_would_show_the_servers_data_dir_is_refused(
+    tmp_path: Path, sandboxed: ProcessBackend
+) -> None:
+    code = write_agent(tmp_path, PROBE_AGENT)
+    with pytest.raises(WorkerStartFailed, match="cannot be shown to workers"):
+        run(
+            sandboxed.start(
+                spec(tmp_path, code, read_only_paths=[tmp_path], hidden_paths=[tmp_path / "data"])
+            )
+        )

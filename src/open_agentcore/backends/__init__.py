@@ -1,4 +1,4 @@
-"""Where workers run: the process backend (optionally sandboxed with bubblewrap), and the limits
+"""Where workers run: the process backend, sandboxed with bubblewrap where it works, and the limits
 each worker runs under (cgroups, or rlimits where no cgroup can be used)."""
 
 from .base import Backend, BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed

@@ -10,7 +10,12 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """One worker to start: which code, which interpreter, where it may write, what it sees."""
+    """One worker to start: which code, which interpreter, where it may write, what it sees.
+
+    A sandboxed worker sees `code_dir` and `read_only_paths` read-only and `work_dir`'s home and
+    tmp read-write, and nothing else of the host but system paths; `hidden_paths` (the server's
+    data dir) is what none of the paths shown may contain.
+    """
 
     worker_id: str
     python: Path
@@ -76,6 +81,10 @@ class Backend(Protocol):
     name: str
 
     def sandbox_mode(self) -> str: ...
+
+    def protections(self) -> dict[str, object]:
+        """What confines a worker, for `server status` and health (JSON-able)."""
+        ...
 
     async def start(self, spec: WorkerSpec) -> WorkerHandle: ...
 

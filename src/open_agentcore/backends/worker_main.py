@@ -2,6 +2,7 @@
 
 Run BY PATH with the worker environment's python:
     python worker_main.py --code-dir DIR --entrypoint agent.py --socket /path/worker.sock
+    python worker_main.py --code-dir DIR --entrypoint agent.py --socket-fd 3  (a listening socket)
     python worker_main.py --code-dir DIR --entrypoint agent.py --port 8080 [--host 127.0.0.1]
 That environment has the agent SDK and uvicorn but not open_agentcore, so this file imports only
 the standard library and uvicorn. The entrypoint is imported as a module named after its file,
@@ -34,11 +35,23 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-def load_entrypoint(code_dir: Path, entrypoint: str) -> Any:
-    """Import the entrypoint file as a module named after it, with the code dir on sys.path."""
-    path = (code_dir / entrypoint).resolve()
+def entrypoint_path(code_dir: Path, entrypoint: str) -> Path:
+    """The entrypoint file, which must lie inside the code dir once every link is followed."""
+    root = code_dir.resolve()
+    relative = Path(entrypoint)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise LaunchError(f"entrypoint {entrypoint!r} must be a path inside the code dir")
+    path = (root / relative).resolve()
+    if root not in path.parents:
+        raise LaunchError(f"entrypoint {entrypoint!r} leads outside the code dir")
     if not path.is_file():
         raise LaunchError(f"entrypoint {entrypoint!r} not found in {code_dir}")
+    return path
+
+
+def load_entrypoint(code_dir: Path, entrypoint: str) -> Any:
+    """Import the entrypoint file as a module named after it, with the code dir on sys.path."""
+    path = entrypoint_path(code_dir, entrypoint)
     sys.path.insert(0, str(path.parent))
     if path.parent != code_dir.resolve():
         sys.path.insert(1, str(code_dir.resolve()))
@@ -73,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code-dir", type=Path, required=True)
     parser.add_argument("--entrypoint", required=True)
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--socket", help="unix socket path (the runtime server's workers)")
+    where.add_argument("--socket", help="unix socket path to listen on")
+    where.add_argument("--socket-fd", type=int, help="a listening unix socket (the runtime server's workers)")
     where.add_argument("--port", type=int, help="TCP port on --host (the CLI's local mode)")
     parser.add_argument("--host", default="127.0.0.1", help="with --port: the interface (default 127.0.0.1)")
     parser.add_argument("--graceful-seconds", type=float, default=10.0)
+    parser.add_argument("--worker-id", help="the runtime server's name for this worker (finds orphans)")
     parser.add_argument(
         "--die-with-parent",
         action=argparse.BooleanOptionalAction,
@@ -98,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_START_FAILED
     import uvicorn
 
-    listen: dict[str, Any] = {"uds": args.socket} if args.socket else {"host": args.host, "port": args.port}
+    listen: dict[str, Any]
+    if args.socket_fd is not None:
+        listen = {"fd": args.socket_fd}
+    elif args.socket:
+        listen = {"uds": args.socket}
+    else:
+        listen = {"host": args.host, "port": args.port}
     config = uvicorn.Config(
         app,
         **listen,

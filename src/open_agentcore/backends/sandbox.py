@@ -1,0 +1,395 @@
+"""Bubblewrap sandboxes: the command that confines one worker, and the probe that proves it works here.
+
+A sandboxed process sees a minimal root: read-only `/usr` (and the merged-/usr links), the few
+`/etc` files the C library, Python, TLS and DNS read, a synthesised passwd and group, a new
+`/proc`, a minimal `/dev`, private `/tmp` and `/dev/shm`, and the paths its `SandboxView` names:
+nothing else of the host. It runs as uid 1000 in its own user namespace with no capabilities,
+`no_new_privs` and the seccomp filter of `seccomp.py`, in new pid, IPC, UTS and cgroup
+namespaces (and network, when asked).
+
+As root, two bubblewraps nest. The outer one runs as root without a user namespace, because only
+root can reach what must be bound (the server's data dir is 0700, the interpreter may live under
+/root); after the mounts, `setpriv` drops to the worker's own host uid and the inner, unprivileged
+bubblewrap makes the user namespace, drops every capability and installs the filter. Not as root,
+one bubblewrap does all of it, and workers share the server's host uid.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import seccomp
+
+SANDBOX_UID = 1000
+NETWORKS = ("default", "none")
+
+# Top-level names that merged-/usr systems make links into /usr, bound read-only elsewhere.
+_SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# What of /etc a worker reads: the dynamic loader's cache, name service (users come from the
+# synthesised passwd), DNS, time zones, TLS trust stores (Debian and Red Hat layouts), MIME types and
+# alternatives (links that programs in /usr/bin go through). Never keys, shadow or the host's users.
+# Files are copied into the sandbox at each start (fresh, and no mount for the inner bubblewrap to
+# carry over); directories are bound.
+_ETC_FILES = (
+    "ld.so.cache", "nsswitch.conf", "host.conf", "hosts", "resolv.conf", "gai.conf", "services",
+    "protocols", "localtime", "timezone", "ssl/openssl.cnf", "pki/tls/openssl.cnf", "mime.types",
+    "os-release",
+)  # fmt: skip
+_ETC_DIRECTORIES = ("ssl/certs", "pki/tls/certs", "pki/ca-trust", "crypto-policies", "alternatives")
+_PROBE = (
+    "import json, os\n"
+    "lines = open('/proc/self/status').read().splitlines()\n"
+    "status = dict(line.split(':\\t', 1) for line in lines if ':\\t' in line)\n"
+    "ns = {n: os.readlink('/proc/self/ns/' + n) for n in os.listdir('/proc/self/ns')}\n"
+    "print(json.dumps({'status': status, 'ns': ns}))\n"
+)
+# /proc/self/ns names, and what protections() calls them.
+_NAMESPACES = (("user", "user"), ("mnt", "mount"), ("pid", "pid"), ("ipc", "ipc"), ("uts", "uts"),
+               ("cgroup", "cgroup"), ("net", "net"))  # fmt: skip
+
+
+class SandboxUnavailable(Exception):
+    """This machine cannot run the sandbox; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class SandboxView:
+    """What one sandboxed process sees besides the system paths, each at its own path."""
+
+    read_only: Sequence[Path]
+    writable: Sequence[Path] = ()
+    chdir: Path = Path("/")
+    home: Path = Path("/")
+
+
+@dataclass
+class Launch:
+    """A sandbox command and the file descriptors it reads (pass them to the child; close after)."""
+
+    argv: list[str]
+    fds: tuple[int, ...]
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
+@dataclass
+class Bubblewrap:
+    """Builds bubblewrap commands for one server: root (`setpriv` given) or not, with or without network."""
+
+    bwrap: str
+    setpriv: str | None
+    architecture: seccomp.Architecture
+    network: str = "default"
+    _filter: bytes = field(init=False, repr=False)
+    _system: list[str] = field(init=False, repr=False)
+    _etc_sources: list[tuple[str, Path]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {self.network!r}")
+        self._filter = seccomp.encode(seccomp.filter_program(self.architecture))
+        tools = [tool for tool in (self.bwrap, self.setpriv) if tool is not None]
+        self._system, self._etc_sources = _system_root(tools)
+
+    @property
+    def as_root(self) -> bool:
+        """Whether workers get a host uid each (the server runs as root) or share the server's."""
+        return self.setpriv is not None
+
+    def namespaces(self) -> list[str]:
+        """The namespaces a sandboxed process gets its own of (the cgroup one where supported)."""
+        names = ["user", "mount", "pid", "ipc", "uts", "cgroup"]
+        return [*names, "net"] if self.network == "none" else names
+
+    def launch(self, view: SandboxView, command: Sequence[str], host_uid: int | None = None) -> Launch:
+        """The command confining `command` to `view`; as root, `host_uid` is the uid it runs as."""
+        if self.as_root and host_uid is None:
+            raise ValueError("as root, every sandbox needs its own host uid")
+        fds: list[int] = []
+        try:
+            root = [*self._system]
+            copies = [*self._etc_files(), ("/etc/passwd", _passwd(view.home)), ("/etc/group", _GROUP)]
+            for destination, data in copies:
+                root += ["--perms", "0444", "--file", str(_data_fd(data, fds)), destination]
+            root += [*_view_binds(view), "--chdir", str(view.chdir)]
+            confine = [
+                "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--cap-drop", "ALL", "--disable-userns", "--seccomp", str(_data_fd(self._filter, fds)),
+            ]  # fmt: skip
+            namespaces = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+            if self.network == "none":
+                namespaces.append("--unshare-net")
+            lifetime = ["--die-with-parent", "--new-session"]
+            if self.setpriv is None:
+                argv = [self.bwrap, *confine, *namespaces, *lifetime, *root, "--", *command]
+            else:
+                uid = str(host_uid)
+                drop = [
+                    self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+                    "--inh-caps=-all", "--bounding-set=-all", "--",
+                ]  # fmt: skip
+                # The inner bubblewrap keeps the outer one's mounts (--dev-bind: /dev's devices work).
+                inner = [self.bwrap, *confine, "--dev-bind", "/", "/", "--die-with-parent"]
+                inner += ["--chdir", str(view.chdir), "--", *command]
+                argv = [self.bwrap, *namespaces, *lifetime, *root, "--", *drop, *inner]
+        except BaseException:
+            Launch([], tuple(fds)).close()
+            raise
+        return Launch(argv, tuple(fds))
+
+    def _etc_files(self) -> list[tuple[str, bytes]]:
+        """The /etc files to copy in, read now: resolv.conf and hosts may change while the server runs."""
+        files = []
+        for destination, source in self._etc_sources:
+            try:
+                files.append((destination, source.read_bytes()))
+            except OSError:
+                continue  # gone since start-up, or not readable: the sandbox goes without it
+        return files
+
+    def probe(self, host_uid: int | None = None, python: str = sys.executable) -> list[str]:
+        """Run the sandbox once on `python`; the namespaces it got, or `SandboxUnavailable` saying why.
+
+        It checks what the sandboxed process reports of itself, not only that it started: uid
+        1000, no capabilities at all, `no_new_privs`, and the seccomp filter in force.
+        """
+        view = SandboxView(read_only=interpreter_paths(python))
+        launch = self.launch(view, [python, "-I", "-S", "-c", _PROBE], host_uid)
+        try:
+            done = subprocess.run(  # noqa: S603 - arguments built here
+                launch.argv,
+                pass_fds=launch.fds,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=_minimal_environment(),
+                cwd="/",
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SandboxUnavailable(f"bubblewrap not working: {error}") from None
+        finally:
+            launch.close()
+        if done.returncode != 0:
+            raise SandboxUnavailable(_explain(done.stderr or done.stdout, self.bwrap))
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            raise SandboxUnavailable(f"the sandbox probe printed {done.stdout[:200]!r}") from None
+        _check_confined(report["status"])
+        own = {name: _own_namespace(name) for name, _ in _NAMESPACES}
+        return [shown for name, shown in _NAMESPACES if report["ns"].get(name) not in (None, own[name])]
+
+
+def find_bubblewrap(network: str = "default", machine: str | None = None) -> Bubblewrap:
+    """The sandbox this machine offers (not yet probed); `SandboxUnavailable` naming what is missing."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap not found")
+    setpriv = None
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise SandboxUnavailable("setpriv (util-linux) not found: as root it drops to the worker's uid")
+    try:
+        architecture = seccomp.architecture(machine)
+    except seccomp.SeccompUnavailable as error:
+        raise SandboxUnavailable(str(error)) from None
+    return Bubblewrap(bwrap, setpriv, architecture, network)
+
+
+@functools.lru_cache(maxsize=64)
+def interpreter_paths(python: str) -> tuple[Path, ...]:
+    """The directories an interpreter imports from (prefixes and sys.path), asked of it once.
+
+    Asked in a minimal environment, like the worker's: the server's own PYTHONPATH is no guide.
+    """
+    probe = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, *sys.path]))"
+    try:
+        done = subprocess.run(  # noqa: S603 - the worker's own interpreter, fixed arguments
+            [python, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+            env=_minimal_environment(),
+        )
+        found = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        found = []
+    return tuple(sorted({Path(path) for path in found if path and os.path.isdir(path)}))
+
+
+def _system_root(tools: Iterable[str]) -> tuple[list[str], list[tuple[str, Path]]]:
+    """The fixed part of the minimal root (computed once per server), and the /etc files to copy in
+    at each start, as (destination, source)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in _SYSTEM_LINKS:
+        path = Path("/", name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    made = {"/", "/usr", *(f"/{name}" for name in _SYSTEM_LINKS)}
+    args += _directories(Path("/etc"), made)
+    copies: list[tuple[str, Path]] = []
+    etc_directories = [Path("/etc", entry) for entry in _ETC_DIRECTORIES] + sorted(
+        Path("/etc").glob("python3*")
+    )
+    for path in [Path("/etc", entry) for entry in _ETC_FILES] + etc_directories:
+        if not os.path.lexists(path):
+            continue
+        args += _directories(path.parent, made)
+        resolved = Path(os.path.realpath(path))
+        if path.is_symlink() and _within(resolved, Path("/usr")):
+            args += ["--symlink", os.readlink(path), str(path)]  # e.g. localtime: some read the link
+        elif resolved.is_dir():
+            args += ["--ro-bind", str(resolved), str(path)]
+        elif resolved.is_file():
+            copies.append((str(path), resolved))
+    for tool in tools:  # the inner bubblewrap and setpriv run inside the outer sandbox
+        if not _within(Path(os.path.realpath(tool)), Path("/usr")):
+            args += [*_directories(Path(tool).parent, made), "--ro-bind", tool, tool]
+    # The sandbox's own, empty /tmp and /dev/shm (multiprocessing's semaphores live there).
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
+    args += ["--perms", "1777", "--tmpfs", "/tmp"]  # noqa: S108
+    return args, copies
+
+
+def _view_binds(view: SandboxView) -> list[str]:
+    read_only = _outermost(view.read_only)
+    writable = _outermost(view.writable)
+    made = {"/", "/usr", "/etc", "/tmp", "/dev", "/proc"}  # noqa: S108 - mount points in the sandbox
+    args: list[str] = []
+    for path in (*read_only, *writable):
+        args += _directories(path.parent, made, covered=read_only)
+    for path in read_only:
+        args += ["--ro-bind", str(path), str(path)]
+    for path in writable:
+        args += ["--bind", str(path), str(path)]
+    return args
+
+
+def _outermost(paths: Iterable[Path]) -> list[Path]:
+    """Absolute paths not already visible: none inside /usr or inside another of them."""
+    kept: list[Path] = []
+    for path in sorted({Path(os.path.abspath(path)) for path in paths}):
+        if path == Path("/"):
+            raise ValueError("the whole host filesystem cannot be part of a sandbox view")
+        if _within(Path(os.path.realpath(path)), Path("/usr")) or any(_within(path, k) for k in kept):
+            continue
+        kept.append(path)
+    return kept
+
+
+def _directories(path: Path, made: set[str], covered: Sequence[Path] = ()) -> list[str]:
+    """`--dir` for `path` and its ancestors not made yet, world-traversable: bubblewrap run as root
+    would make them 0700, which the worker's uid cannot pass through."""
+    args: list[str] = []
+    for directory in [*reversed(path.parents), path]:
+        if str(directory) in made or any(_within(directory, tree) for tree in covered):
+            continue
+        made.add(str(directory))
+        args += ["--perms", "0755", "--dir", str(directory)]
+    return args
+
+
+def unreadable_by_others(path: Path, executable: bool = False) -> str | None:
+    """Why a worker running as a uid of nobody's could not read `path` (or run it), or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return f"{path} cannot be read: {error.strerror}"
+    needed = stat.S_IROTH | stat.S_IXOTH if stat.S_ISDIR(mode) or executable else stat.S_IROTH
+    if mode & needed != needed:
+        return (
+            f"{path} (mode {stat.filemode(mode)}) is not readable by the worker's uid: sandboxed workers "
+            "run as an unprivileged uid, so what they read must be readable by all"
+        )
+    return None
+
+
+def _within(path: Path, tree: Path) -> bool:
+    return path == tree or tree in path.parents
+
+
+def _passwd(home: Path) -> bytes:
+    shown = home if not any(c in str(home) for c in ":\n") else Path("/")
+    return (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:{shown}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    ).encode()
+
+
+_GROUP = f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n".encode()
+
+
+def _data_fd(data: bytes, opened: list[int]) -> int:
+    """A file descriptor that reads `data` from its start (for bubblewrap); added to `opened`."""
+    fd = os.memfd_create("sandbox-data", os.MFD_CLOEXEC)
+    opened.append(fd)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _minimal_environment() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+def _check_confined(status: dict[str, str]) -> None:
+    problems = []
+    if status.get("Uid", "").split() != [str(SANDBOX_UID)] * 4:
+        problems.append(f"its uid is {status.get('Uid')!r}")
+    for name in ("CapEff", "CapPrm", "CapBnd"):
+        if int(status.get(name, "1"), 16) != 0:
+            problems.append(f"it keeps capabilities ({name} {status.get(name)})")
+    if status.get("NoNewPrivs") != "1":
+        problems.append("no_new_privs is not set")
+    if status.get("Seccomp") != "2":
+        problems.append("the seccomp filter is not in force")
+    if problems:
+        raise SandboxUnavailable("the sandbox started, but " + "; ".join(problems))
+
+
+def _own_namespace(name: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/ns/{name}")
+    except OSError:
+        return None
+
+
+def _explain(output: str, bwrap: str) -> str:
+    """What a failed sandbox start means, in one line."""
+    text = " ".join(output.split())[:300] or "(no output)"
+    if "disable-userns" in text:
+        return f"{bwrap} is too old for --disable-userns (bubblewrap 0.8.0 or later is needed): {text}"
+    if "namespace" in text.lower() or "uid map" in text.lower() or "setting up uid" in text.lower():
+        return f"user namespaces are not available to unprivileged users here: {text}"
+    if "seccomp" in text.lower():
+        return f"the seccomp filter could not be installed: {text}"
+    return f"bubblewrap not working: {text}"
+
+
+__all__ = [
+    "NETWORKS",
+    "SANDBOX_UID",
+    "Bubblewrap",
+    "Launch",
+    "SandboxUnavailable",
+    "SandboxView",
+    "find_bubblewrap",
+    "interpreter_paths",
+    "unreadable_by_others",
+]
