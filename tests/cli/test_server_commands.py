@@ -96,7 +96,10 @@ def test_start_status_credentials_stop(home: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert f"running at http://127.0.0.1:{port}" in started.stdout
     status = agentcore(home, "server", "status", "--port", str(port))
-    assert status.returncode == 0 and "sandbox" in status.stdout
+    assert status.returncode == 0 and "sandbox bwrap" in status.stdout
+    for protection in ("capabilities: none", "seccomp: on", "no_new_privs: yes", "limit memory: 8 GiB",
+                       "limits enforced with: cgroup v1"):  # fmt: skip
+        assert protection in status.stdout, status.stdout
     credentials = home / "server" / "admin-credentials.json"
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
     control, _, _ = clients(home, port)
@@ -221,3 +224,14 @@ def test_every_command_has_help(command: list[str], home: Path) -> None:
 def test_usage_errors_exit_2(home: Path) -> None:
     assert agentcore(home, "server", "fly").returncode == 2
     assert agentcore(home).returncode == 2
+
+
+def test_a_sandbox_that_cannot_be_applied_is_refused_in_one_line(home: Path) -> None:
+    done = agentcore(home, "server", "run", "--port", str(free_port()), "--sandbox", "gvisor-none-such")
+    assert done.returncode == 2  # argparse: not a choice
+    refused = agentcore(
+        home, "server", "run", "--port", str(free_port()), "--sandbox", "none", "--session-network", "none"
+    )
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.startswith("agentcore: --session-network none needs the bwrap sandbox")
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -90,6 +90,14 @@ class Backend(Protocol):
 
     async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None: ...
 
+    def exit_reason(self, handle: WorkerHandle, code: int) -> str:
+        """Why a worker that exited by itself ended (out of memory, a signal, its exit code)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds for all workers (at shutdown, after every stop)."""
+        ...
+
 
 __all__ = [
     "Backend",

@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 
 from . import process_tree, work_dir, worker_main
-from .base import BackendUnavailable, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .limits import LimitEnforcer, LimitsUnavailable, WorkerLimits, detect_limits, format_size
 from .sandbox import (
     NETWORKS,
     Bubblewrap,
@@ -63,6 +64,9 @@ class ProcessWorker:
     started_at: float = field(default_factory=time.monotonic)
     # The agent's own interpreter, which a graceful stop signals (bubblewrap forwards no signal).
     agent_pid: int | None = None
+    limits: WorkerLimits | None = field(default=None, repr=False)
+    # Set once it has exited: whether the kernel killed it for going past its memory limit.
+    out_of_memory: bool = False
     _release_uid: Callable[[int], None] | None = field(default=None, repr=False)
     _finishing: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -79,13 +83,18 @@ class ProcessWorker:
         return code
 
     async def finish(self) -> None:
-        """Once the worker has exited: kill what is left running as its host uid, then give the uid
-        back. Idempotent; concurrent callers share one clean-up."""
+        """Once the worker has exited: note whether it ran out of memory, kill what is left in its
+        cgroups and running as its host uid, remove the cgroups, give the uid back. Idempotent;
+        concurrent callers share one clean-up."""
         if self._finishing is None:
             self._finishing = asyncio.get_running_loop().create_task(self._clean_up())
         await asyncio.shield(self._finishing)
 
     async def _clean_up(self) -> None:
+        if self.limits is not None:
+            limits = self.limits
+            self.out_of_memory = await asyncio.to_thread(limits.out_of_memory)
+            await asyncio.to_thread(limits.close)
         if self.host_uid is None or self._release_uid is None:
             return
         # Its pid namespace is gone with its init; this also covers anything that got out of it.
@@ -103,14 +112,17 @@ class ProcessBackend:
     works here, else none, saying why) or "none". `network`: "default" (the host's) or "none" (a
     network namespace of its own: the server still reaches the worker over its unix socket).
     `uid_base`: as root, each worker runs as a host uid of its own drawn from
-    [uid_base, uid_base + 2**20).
+    [uid_base, uid_base + 2**20). `limits`: what each worker may use, enforced with cgroups where
+    the host allows (see `limits.py`), else rlimits; None: no limits (tests). Construct it off the
+    event loop: it runs the sandbox once to prove it works.
     """
 
     name = "process"
 
     def __init__(
-        self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE
-    ) -> None:
+        self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE,
+        limits: SessionLimits | None = None,
+    ) -> None:  # fmt: skip
         if sandbox not in SANDBOXES:
             raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
         if network not in NETWORKS:
@@ -132,6 +144,7 @@ class ProcessBackend:
         if network == "none" and self._sandbox is None:
             raise BackendUnavailable(f"--session-network none needs the bwrap sandbox ({self._why_not})")
         self.sandboxed = self._sandbox is not None
+        self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
@@ -150,8 +163,19 @@ class ProcessBackend:
         """`bwrap`, or `none (<why>)`."""
         return "bwrap" if self._sandbox is not None else f"none ({self._why_not})"
 
+    @property
+    def own_uids(self) -> bool:
+        """Whether each worker runs as a host uid of its own (sandboxed, as root)."""
+        return self._sandbox is not None and self._sandbox.as_root
+
     def protections(self) -> dict[str, object]:
         """What confines a worker here, in words an operator can check (JSON-able)."""
+        confinement = self._confinement()
+        if self._limits is not None:
+            confinement["limits"] = {"mode": str(self._limits.mode), **self._limits.describe(self.own_uids)}
+        return confinement
+
+    def _confinement(self) -> dict[str, object]:
         if self._sandbox is None:
             uid = os.geteuid()
             return {
@@ -203,11 +227,15 @@ class ProcessBackend:
                 spec.worker_id,
                 f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes; use a shorter data dir",
             )
-        host_uid = self._uids.allocate() if self._sandbox is not None and self._sandbox.as_root else None
+        host_uid = self._uids.allocate() if self.own_uids else None
+        limits: WorkerLimits | None = None
         try:
+            if self._limits is not None:
+                limits = await asyncio.to_thread(self._limits.create, spec.worker_id, host_uid is not None)
             launch, log = await asyncio.to_thread(self._prepare, spec, socket_path, host_uid)
             try:
                 process = await asyncio.create_subprocess_exec(
+                    *(limits.command_prefix() if limits is not None else []),
                     *launch.argv,
                     cwd=spec.code_dir,
                     env=self._environment(spec),
@@ -220,13 +248,17 @@ class ProcessBackend:
             finally:
                 launch.close()
                 os.close(log)
-        except BaseException:
+        except BaseException as error:
             if host_uid is not None:
                 self._uids.release(host_uid)  # nothing was started as that uid
+            if limits is not None:
+                await asyncio.to_thread(limits.close)
+            if isinstance(error, LimitsUnavailable):
+                raise WorkerStartFailed(spec.worker_id, f"its limits could not be set up: {error}") from None
             raise
         worker = ProcessWorker(
             spec.worker_id, process, socket_path, spec.work_dir / "worker.log", self.sandboxed, host_uid,
-            _release_uid=self._uids.release,
+            limits=limits, _release_uid=self._uids.release,
         )  # fmt: skip
         try:
             await self._wait_ready(worker, spec.start_timeout)
@@ -343,6 +375,24 @@ class ProcessBackend:
                 await process.wait()
         await handle.finish()
         handle.socket_path.unlink(missing_ok=True)
+
+    def exit_reason(self, handle: WorkerHandle, code: int) -> str:
+        """Why a worker that exited by itself ended, in words for its caller and its session's log."""
+        if isinstance(handle, ProcessWorker) and handle.out_of_memory and self._limits is not None:
+            limit = format_size(self._limits.limits.memory_bytes)
+            return f"the session ran out of memory (limit {limit}, --session-memory) and was killed"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"worker killed by {signal.Signals(-code).name}"
+        if 128 < code < 160:  # bubblewrap reports its child's death by signal N as 128 + N
+            with contextlib.suppress(ValueError):
+                return f"worker exited with code {code} ({signal.Signals(code - 128).name})"
+        return f"worker exited with code {code}"
+
+    def close(self) -> None:
+        """Remove this server's cgroups (at shutdown, once every worker has stopped)."""
+        if self._limits is not None:
+            self._limits.close()
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from open_agentcore.auth import CredentialsError, load_admin_credential
+from open_agentcore.backends import BackendUnavailable
 from open_agentcore.server import ServerConfig, agentcore_home
 from open_agentcore.server.serving import LOG_LEVELS
 from open_agentcore.server.tls import TlsError, check_tls_files, is_self_signed, leaf_certificate
@@ -246,7 +247,7 @@ def run_server(args: argparse.Namespace) -> int:
     _check_tls(config)
     try:
         app = build_app(config)
-    except CredentialsError as error:
+    except (CredentialsError, BackendUnavailable) as error:
         raise CliError(str(error)) from None
     _record_tls(config)
     print(f"open-agentcore runtime server on {config.url} (data: {config.data_dir})", flush=True)
@@ -360,7 +361,30 @@ def server_status(args: argparse.Namespace) -> int:
     print(f"runtime server running at {url}" + (f" (pid {pid})" if pid else ""))
     print(f"  version {health['version']}, backend {health['backend']}, sandbox {health['sandbox']}")
     print(f"  live sessions: {health['sessions']}")
+    for line in _protection_lines(health.get("protections") or {}):
+        print(f"  {line}")
     return 0
+
+
+def _protection_lines(protections: dict[str, Any]) -> list[str]:
+    """What confines each worker, one line per protection (from the server's health answer)."""
+    lines = []
+    for name, value in protections.items():
+        if name == "limits" and isinstance(value, dict):
+            mode = value.get("mode", "?")
+            for resource in ("memory", "cpu", "pids"):
+                if resource in value:
+                    lines.append(f"limit {resource}: {value[resource]}")
+            lines.append(
+                f"limits enforced with: {mode}" + (f" ({value['reason']})" if value.get("reason") else "")
+            )
+        elif isinstance(value, list):
+            lines.append(f"{name}: {', '.join(str(item) for item in value) or 'none'}")
+        elif isinstance(value, bool):
+            lines.append(f"{name}: {'yes' if value else 'no'}")
+        else:
+            lines.append(f"{name}: {value}")
+    return lines
 
 
 def print_credentials(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from open_agentcore.artifacts import ArtifactStore, EnvironmentBuilder
 from open_agentcore.auth import load_admin_credential
-from open_agentcore.backends import ProcessBackend
+from open_agentcore.backends import ProcessBackend, SessionLimits
 from open_agentcore.runtimes import RuntimePaths, RuntimeService
 from open_agentcore.sessions import SessionConfig, SessionManager
 from open_agentcore.store import Store
@@ -62,6 +62,14 @@ def build_app(config: ServerConfig) -> Starlette:
     admin = load_admin_credential(config.data_dir, os.environ)
     directory = AccessDirectory(admin, config.account_id)
     table = operation_table(config.region, config.account_id)
+    # Built now, not in the lifespan: it proves the sandbox works here (or refuses, raising
+    # BackendUnavailable, which `agentcore server run` reports in one line) before anything serves.
+    backend = ProcessBackend(
+        sandbox=config.sandbox,
+        network=config.session_network,
+        uid_base=config.worker_uid_base,
+        limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
+    )
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -71,7 +79,6 @@ def build_app(config: ServerConfig) -> Starlette:
         store = await asyncio.to_thread(Store.open, config.database_url)
         directory.store = store
         app.state.access = directory
-        backend = ProcessBackend(sandbox=config.sandbox)
         journal = SessionJournal(store, backend.name)
         if recovered := await asyncio.to_thread(journal.recover):
             logger.warning("%d sessions were left by a previous server; marked ended", recovered)
@@ -104,7 +111,10 @@ def build_app(config: ServerConfig) -> Starlette:
             config.min_lifecycle_seconds,
         )
         sessions.start_reaper()
-        logger.info("runtime server ready; workers sandboxed: %s", backend.sandbox_mode())
+        if backend.sandboxed:
+            logger.info("runtime server ready; workers sandboxed: %s", backend.sandbox_mode())
+        else:
+            logger.warning("workers are NOT sandboxed (%s): run trusted code only", backend.sandbox_mode())
         try:
             yield
         finally:

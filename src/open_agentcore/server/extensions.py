@@ -30,6 +30,7 @@ async def health(request: Request) -> Response:
             "version": open_agentcore.__version__,
             "backend": sessions.backend.name,
             "sandbox": sessions.backend.sandbox_mode(),
+            "protections": sessions.backend.protections(),
             "sessions": len(sessions.sessions()),
         }
     )

@@ -248,8 +248,9 @@ class SessionManager:
     async def _watch(self, live: LiveSession) -> None:
         code = await live.handle.wait_exit()
         if self._sessions.get((live.target.runtime_id, live.session_id)) is live:
-            logger.warning("Worker of session %s exited with %s", live.session_id, code)
-            await self._end(live, f"worker exited with code {code}", stop=False)
+            reason = self.backend.exit_reason(live.handle, code)
+            logger.warning("Session %s ended: %s", live.session_id, reason)
+            await self._end(live, reason, stop=False)
 
     # Warm pool -----------------------------------------------------------------------------
 
@@ -342,7 +343,7 @@ class SessionManager:
             reason = f"worker unreachable ({error})"
             await self._end(live, reason)
             return reason
-        reason = f"worker exited with code {code}"
+        reason = self.backend.exit_reason(live.handle, code)
         await self._end(live, reason, stop=False)
         return reason
 
@@ -358,7 +359,9 @@ class SessionManager:
         await live.client.close()
         if stop:
             await self.backend.stop(live.handle, self.config.stop_grace)
-        await asyncio.to_thread(self._clear_work_dir, live.handle, live.target.runtime_id, live.session_id)
+        await asyncio.to_thread(
+            self._clear_work_dir, live.handle, live.target.runtime_id, live.session_id, reason
+        )
         self._notify("ended", live, reason)
 
     def logs_of(self, runtime_id: str, session_id: str) -> list[Path]:
@@ -376,15 +379,20 @@ class SessionManager:
         name = hashlib.sha256(session_id.encode()).hexdigest()[:32]
         return self.config.log_root / runtime_id / f"{name}.log"
 
-    def _clear_work_dir(self, handle: WorkerHandle, runtime_id: str | None, session_id: str | None) -> None:
-        """Keep the worker's log (appended to its session's, as a restarted session goes on), then
-        delete its home, tmp and socket so ended sessions take no disk."""
+    def _clear_work_dir(
+        self, handle: WorkerHandle, runtime_id: str | None, session_id: str | None, reason: str = ""
+    ) -> None:
+        """Keep the worker's log (appended to its session's, as a restarted session goes on) with a
+        last line saying why it ended, then delete its home, tmp and socket so ended sessions take
+        no disk."""
         kept = self._kept_log(runtime_id, session_id) if runtime_id and session_id else None
         if kept is not None:
             try:
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 with handle.log_path.open("rb") as source, kept.open("ab") as target:
                     shutil.copyfileobj(source, target)
+                    if reason:
+                        target.write(f"[open-agentcore] session ended: {reason}\n".encode())
             except OSError as error:
                 logger.warning("Could not keep the log of session %s: %s", session_id, error)
         work_dir = handle.log_path.parent
@@ -446,6 +454,7 @@ class SessionManager:
             for handle in handles:
                 await self._stop_warm(handle)
         self._warm.clear()
+        await asyncio.to_thread(self.backend.close)
 
     async def _stop_warm(self, handle: WorkerHandle) -> None:
         await self.backend.stop(handle, self.config.stop_grace)
