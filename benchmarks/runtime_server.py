@@ -215,7 +215,9 @@ class RuntimeServer:
         """True once `warm_pool` spare workers answer `/ping` (the server checks it every 10 ms)."""
         in_sessions = {session["pid"] for session in self.sessions(runtime_id)}
         spare = self.worker_pids() - in_sessions
-        return len(spare) >= self.warm_pool and all(_answers_ping(socket_of(pid)) for pid in spare)
+        return len(spare) >= self.warm_pool and all(
+            _answers_ping(socket_of(pid, self.data_dir)) for pid in spare
+        )
 
     def wait_warm_pool(self, runtime_id: str, timeout: float = 60) -> None:
         wait_for(lambda: self.warm_pool_ready(runtime_id), timeout, "the warm pool to refill", interval=0.02)
@@ -321,10 +323,15 @@ def is_python(pid: int) -> bool:
     return not os.path.basename(_cmdline(pid).split(b"\0")[0]).startswith(b"bwrap")
 
 
-def socket_of(pid: int) -> str:
-    """The unix socket a worker serves on, from its command line."""
+def socket_of(pid: int, data_dir: Path) -> str:
+    """The unix socket a worker serves on: the server binds it in the worker's work dir, named by
+    the `--worker-id` on its command line (older servers passed `--socket PATH`)."""
     args = _cmdline(pid).split(b"\0")
-    return args[args.index(b"--socket") + 1].decode() if b"--socket" in args else ""
+    if b"--socket" in args:
+        return args[args.index(b"--socket") + 1].decode()
+    if b"--worker-id" in args:
+        return str(data_dir / "w" / args[args.index(b"--worker-id") + 1].decode() / "worker.sock")
+    return ""
 
 
 def smaps_rollup(pid: int) -> dict[str, int]:

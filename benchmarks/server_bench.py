@@ -60,7 +60,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def _worker_socket(server: RuntimeServer, runtime_id: str, session_id: str) -> str:
     (session,) = [s for s in server.sessions(runtime_id) if s["sessionId"] == session_id]
-    return socket_of(int(session["pid"]))
+    return socket_of(int(session["pid"]), server.data_dir)
 
 
 def measure_overhead(server: RuntimeServer, runtime_id: str, arn: str, pairs: int) -> dict[str, Any]:

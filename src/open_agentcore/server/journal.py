@@ -58,12 +58,11 @@ class SessionJournal:
     async def recorded_owner(self, runtime_id: str, session_id: str) -> str | None:
         """Who created this session id, if it was ever used (the session manager's owner lookup).
 
-        Read on the journal's own thread, after the writes queued before it: a session whose
-        start is still being recorded is seen with its owner.
+        Asked only for a session that is not live on this server. Its start was on record before
+        its first answer (the manager waits for that write), so no queued write can hold an owner
+        this read would miss: it need not wait behind the journal's queue.
         """
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._owner, runtime_id, session_id
-        )
+        return await asyncio.to_thread(self._owner, runtime_id, session_id)
 
     def _owner(self, runtime_id: str, session_id: str) -> str | None:
         try:
