@@ -203,7 +203,8 @@ def test_foreground_passes_the_agent_exit_code_through(home: Path, project: Path
     log = tmp_path / "fg.log"
     cli = start_agentcore(home, project, "local-deploy", "--foreground", "--port", str(port), log=log)
     try:
-        wait_until(lambda: answers(port), timeout=30)
+        # The CLI's own line, not /ping: an agent that exits before the CLI saw it answer is a start failure.
+        wait_until(lambda: "Ctrl-C stops it" in log.read_text(), timeout=30)
         with contextlib.suppress(httpx.HTTPError):  # the agent exits mid-request
             invoke(port, {"exit": 7})
         assert cli.wait(30) == 7, log.read_text()
