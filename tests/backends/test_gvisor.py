@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import unix_connect
+from websockets.sync.client import connect
 
+from bedrock_agentcore.runtime import AgentCoreRuntimeClient
 from open_agentcore.backends import (
     BackendUnavailable,
     ProcessBackend,
@@ -38,6 +42,7 @@ from open_agentcore.backends.sandbox import SandboxView
 from open_agentcore.backends.work_dir import UnsafeSocket, adopt_socket
 from tests.conftest import wait_until
 from tests.security.test_worker_escape import EventLoopThread
+from tests.server.conftest import KEY_ID, SECRET, Server, running_server
 
 RUNSC = "/usr/bin/runsc"
 MiB = 1024**2
@@ -579,3 +584,67 @@ def test_the_bundle_and_the_state_are_the_servers_alone(harness: Harness, servin
     assert "wserving" in listed.stdout
     config = harness.root / "w" / "wserving" / "bundle" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600  # it holds the runtime's environment variables
+
+
+# Through a runtime server -------------------------------------------------------------------
+
+
+@pytest.fixture
+def gvisor_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """A runtime server run with `--sandbox gvisor`; its data dir is short (worker sockets live under it)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="oacg-", dir="/tmp"))
+    # AWS itself cannot exist here: the admin key of the local server stands in for IAM credentials.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    try:
+        with running_server(data_dir, sandbox="gvisor") as server:
+            yield server
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_runtime_server_with_gvisor_serves_an_agent_to_boto3_streams_and_websockets(
+    gvisor_server: Server,
+) -> None:
+    server = gvisor_server
+    health = server.signed("GET", "/_agentcore/health").json()
+    assert health["sandbox"] == "gvisor" and health["protections"]["sandbox"] == "gvisor"
+    arn = server.deploy({"agent.py": textwrap.dedent(AGENT)}, "gvisored")["agentRuntimeArn"]
+    session = "g" * 40
+    reply = server.data.invoke_agent_runtime(agentRuntimeArn=arn, payload=b"{}", runtimeSessionId=session)
+    answer = json.loads(reply["response"].read())
+    assert answer["pid"] == 1 and answer["uid"] >= 2_000_000_000  # pid 1 of its own sandbox, as its own uid
+    assert answer["env"]["AGENTCORE_SESSION_ID"] == session and answer["env"]["TMPDIR"] == "/tmp"
+    streamed = server.data.invoke_agent_runtime(
+        agentRuntimeArn=arn, payload=json.dumps({"do": "stream"}).encode(), runtimeSessionId=session
+    )
+    assert streamed["contentType"].startswith("text/event-stream")
+    frames = [line for line in streamed["response"].read().decode().splitlines() if line.startswith("data:")]
+    assert frames == [f'data: "part {n}"' for n in range(3)]
+    client = AgentCoreRuntimeClient(region="us-east-1", endpoint_url=server.url)
+    url, headers = client.generate_ws_connection(arn, session_id=session)
+    upgrade = {"upgrade", "connection", "sec-websocket-version", "sec-websocket-key", "host", "user-agent"}
+    kept = {name: value for name, value in headers.items() if name.lower() not in upgrade}
+    with connect(url, additional_headers=kept, open_timeout=60) as websocket:
+        websocket.send("through the server")
+        assert websocket.recv(timeout=30) == "echo through the server"
+    server.data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=session)
+    runtime_id = arn.rsplit("/", 1)[1]
+    listed = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions").json()["sessions"]
+    assert listed == []
+    # Nothing of its sandbox is left: no runsc, gofer or sentry names a bundle under the data dir.
+    work_root = str(server.data_dir / "w").encode()
+
+    def sandboxes_left() -> list[int]:
+        pids = map(int, filter(str.isdigit, os.listdir("/proc")))
+        return [pid for pid in pids if work_root in _cmdline(pid)]
+
+    assert wait_until(lambda: sandboxes_left() == [], timeout=10)
+    assert not list(server.data_dir.glob("w/*/bundle"))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
