@@ -49,7 +49,7 @@ MiB = 1024**2
 UID = 2_000_000_042
 
 AGENT = """
-import asyncio, contextlib, os, resource
+import asyncio, contextlib, os, resource, time
 from pathlib import Path
 from bedrock_agentcore import BedrockAgentCoreApp
 
@@ -76,6 +76,12 @@ def invoke(payload):
         chunks = []
         while True:
             chunks.append(b"\\xff" * (16 << 20))  # written, so the pages are really charged
+    if action == "fork":
+        for _ in range(payload["forks"]):
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+        return {"forked": payload["forks"]}
     if action == "rlimits":
         return {"as": resource.getrlimit(resource.RLIMIT_AS),
                 "nproc": resource.getrlimit(resource.RLIMIT_NPROC)}
@@ -490,32 +496,72 @@ def test_a_crashed_worker_ends_with_its_exit_code_and_leaves_nothing(harness: Ha
     assert "wcrash" not in sandboxes(harness.state_dir)
 
 
-def test_running_out_of_memory_ends_the_session_with_that_reason(harness: Harness) -> None:
-    limited = harness.backend_of_its_own(
-        "oom", limits=SessionLimits(memory_bytes=384 * MiB, cpus=1, pids=256)
+@pytest.fixture(scope="module")
+def limited(harness: Harness) -> Iterator[ProcessBackend]:
+    """A gVisor backend with small per-session limits, as `--session-memory 384M --session-pids 256`."""
+    backend = harness.backend_of_its_own(
+        "limited", limits=SessionLimits(memory_bytes=384 * MiB, cpus=1, pids=256)
     )
     try:
-        limits = limited.protections()["limits"]
-        assert isinstance(limits, dict)
-        assert limits["pids"].startswith(f"{256 + THREADS_HEADROOM} (cgroup")
-        worker = harness.start("wgreedy", limited)
+        yield backend
+    finally:
+        for started_by, worker in list(harness.workers):
+            if started_by is backend:
+                harness.stop(worker)
+        backend.close()
+
+
+def test_the_sandbox_runs_in_the_workers_cgroups_with_room_for_its_own_threads(
+    harness: Harness, limited: ProcessBackend
+) -> None:
+    limits = limited.protections()["limits"]
+    assert isinstance(limits, dict) and limits["pids"].startswith(f"{256 + THREADS_HEADROOM} (cgroup")
+    worker = harness.start("wcontained", limited)
+    # The sentry and gofer run in the worker's cgroups: runsc made none of its own.
+    for pid in sandbox_processes(worker.pid):
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        limited_by = {line.split(":")[1]: line.split(":")[2] for line in lines}
+        assert all(limited_by[name].endswith("/wcontained") for name in ("memory", "pids", "cpu")), lines
+    assert worker.limits is not None and worker.limits.usage()["pids"] < THREADS_HEADROOM
+    harness.stop(worker)
+
+
+def test_running_out_of_memory_ends_the_session_with_that_reason(
+    harness: Harness, limited: ProcessBackend
+) -> None:
+    worker = harness.start("wgreedy", limited)
+    processes = sandbox_processes(worker.pid)
+    with pytest.raises(httpx.HTTPError):
+        harness.invoke(worker, {"do": "allocate"})
+    code = harness.loop.run(worker.wait_exit())
+    assert worker.out_of_memory, code
+    assert limited.exit_reason(worker, code) == (
+        "the session ran out of memory (limit 384 MiB, --session-memory) and was killed"
+    )
+    assert still_running(processes) == []
+
+
+def test_a_fork_bomb_ends_its_own_sandbox_with_that_reason(harness: Harness, serving: ProcessWorker) -> None:
+    # Memory enough for the forks to reach the pids limit first.
+    forking = harness.backend_of_its_own(
+        "forking", limits=SessionLimits(memory_bytes=1024 * MiB, cpus=1, pids=64)
+    )
+    try:
+        worker = harness.start("wforks", forking)
         processes = sandbox_processes(worker.pid)
-        # The sentry and gofer run in the worker's cgroups: runsc made none of its own.
-        for pid in processes:
-            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-            limited_by = {line.split(":")[1]: line.split(":")[2] for line in lines}
-            assert all(limited_by[name].endswith("/wgreedy") for name in ("memory", "pids", "cpu")), lines
         with pytest.raises(httpx.HTTPError):
-            harness.invoke(worker, {"do": "allocate"})
+            harness.invoke(worker, {"do": "fork", "forks": 2000})
         code = harness.loop.run(worker.wait_exit())
-        assert worker.out_of_memory, code
-        assert limited.exit_reason(worker, code) == (
-            "the session ran out of memory (limit 384 MiB, --session-memory) and was killed"
+        assert not worker.out_of_memory
+        assert forking.exit_reason(worker, code) == (
+            "the session reached its limit of 64 processes and threads (--session-pids) and its gVisor "
+            "sandbox ended"
         )
         assert still_running(processes) == []
+        assert harness.invoke(serving, {}).status_code == 200  # another session goes on
         harness.stop(worker)
     finally:
-        limited.close()
+        forking.close()
 
 
 def test_with_rlimits_gvisor_enforces_them_inside_and_runsc_itself_runs_unlimited(

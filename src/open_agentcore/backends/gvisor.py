@@ -40,10 +40,11 @@ from .sandbox import NETWORKS, SandboxUnavailable, SandboxView, interpreter_path
 logger = logging.getLogger("open_agentcore.backends.gvisor")
 
 PLATFORM = "ptrace"
-# The sentry's, gofer's and ptrace stubs' host threads (about 50 when idle) are in the sandbox's
-# cgroups, so its pids limit is the session's plus these. A guest that still reaches it makes the
-# sentry fail to clone and panic: the sandbox, and with it that session, ends.
-THREADS_HEADROOM = 128
+# The sentry's, gofer's and ptrace stubs' host threads (about 80 for an idle worker: the gofer keeps
+# a few per mount, the sentry's Go runtime more under load) are in the sandbox's cgroups, so its pids
+# limit is the session's plus these. A sandbox that still reaches it ends: the sentry panics when it
+# cannot make a thread.
+THREADS_HEADROOM = 256
 _COMMAND_TIMEOUT = 10.0  # runsc kill, delete, list: each answers in tens of milliseconds
 _KILL_WAIT = 5.0  # how long a sandbox sent SIGKILL may take to end before runsc itself is killed
 _FILESYSTEM = (

@@ -438,6 +438,12 @@ class ProcessBackend:
         if isinstance(handle, ProcessWorker) and handle.out_of_memory and self._limits is not None:
             limit = format_size(self._limits.limits.memory_bytes)
             return f"the session ran out of memory (limit {limit}, --session-memory) and was killed"
+        if isinstance(handle, ProcessWorker) and self._pids_exhausted(handle):
+            asked = self._session_limits.pids if self._session_limits is not None else 0
+            return (
+                f"the session reached its limit of {asked} processes and threads (--session-pids) and its "
+                "gVisor sandbox ended"
+            )
         if code < 0:
             with contextlib.suppress(ValueError):
                 return f"worker killed by {signal.Signals(-code).name}"
@@ -445,6 +451,12 @@ class ProcessBackend:
             with contextlib.suppress(ValueError):
                 return f"worker exited with code {code} ({signal.Signals(code - 128).name})"
         return f"worker exited with code {code}"
+
+    def _pids_exhausted(self, worker: ProcessWorker) -> bool:
+        """Whether a gVisor worker reached its pids limit, which ends its sandbox (bubblewrap's agent
+        gets EAGAIN and goes on)."""
+        peak = worker.peak_pids
+        return self._limits is not None and peak is not None and peak >= self._limits.limits.pids
 
     def close(self) -> None:
         """Remove this server's cgroups and private runsc state (at shutdown, once every worker has

@@ -30,8 +30,10 @@ class ProcessWorker:
     # The agent's own interpreter, which a graceful stop signals (bubblewrap forwards no signal).
     agent_pid: int | None = None
     limits: WorkerLimits | None = field(default=None, repr=False)
-    # Set once it has exited: whether the kernel killed it for going past its memory limit.
+    # Set once it has exited: whether the kernel killed it for going past its memory limit, and
+    # (gVisor) the most processes and threads it had: a sandbox that reaches its pids limit ends.
     out_of_memory: bool = False
+    peak_pids: int | None = None
     # Its gVisor sandbox, when it runs in one (`pid` is then `runsc run`'s).
     gvisor: gvisor.Sandbox | None = field(default=None, repr=False)
     _release_uid: Callable[[int], None] | None = field(default=None, repr=False)
@@ -60,6 +62,9 @@ class ProcessWorker:
     async def _clean_up(self) -> None:
         if self.limits is not None:
             self.out_of_memory = await asyncio.to_thread(self.limits.out_of_memory)
+            if self.gvisor is not None:
+                usage = await asyncio.to_thread(self.limits.usage)
+                self.peak_pids = usage.get("pids_peak")
         if self.gvisor is not None and not await asyncio.to_thread(self.gvisor.destroy):
             logger.error("The gVisor sentry or gofer of worker %s survived SIGKILL", self.worker_id)
         if self.limits is not None:
