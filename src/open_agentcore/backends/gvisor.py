@@ -3,8 +3,9 @@ that proves runsc works here, and finding sandboxes a previous server left behin
 
 Each worker runs in a sandbox of its own, started in the foreground by `runsc run` (its exit
 status is the worker's; killed by signal N, 128 + N). The agent's system calls are served by
-gVisor's sentry, a user-space kernel that runs on the host as nobody in a user namespace of its
-own, chrooted to an empty dir, under runsc's own seccomp filter; files reach it through the gofer.
+gVisor's sentry, a user-space kernel chrooted to an empty dir under runsc's own seccomp filter
+(on the host: nobody in a user namespace of its own, or, with the host's network, root with only
+CAP_SYS_PTRACE: see `Gvisor.protections`); files reach it through the gofer.
 Always with the ptrace platform (KVM hangs under nested virtualisation), never with runsc's
 default `--network=sandbox` (it would configure the host's network); `--ignore-cgroups`, so the
 sandbox's processes stay in the cgroups its command was started in (`limits.py`), instead of
@@ -245,9 +246,9 @@ class Sandbox:
         return self.gvisor.kill(self.container_id, signum)
 
     async def stop(self, run: asyncio.subprocess.Process, grace: float) -> None:
-        """Stop the sandbox `run` (its `runsc run`) runs: SIGTERM to the agent, SIGKILL after `grace`
-        seconds (runsc forwards no signal sent to it); `run` itself is killed if the sandbox has not
-        ended some seconds later, and its sandbox dies with it. `destroy` then deletes what is left."""
+        """Stop this sandbox, whose `runsc run` is `run`: SIGTERM to the agent, SIGKILL after `grace`
+        seconds (runsc forwards no signal sent to it itself); `run` is killed if the sandbox has not
+        ended a few seconds later, and the sandbox dies with it. `destroy` deletes what is left."""
         if _ended(run):
             return
         await asyncio.to_thread(self.note_processes, run.pid)
