@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system programs the test suite uses, when missing: bubblewrap, and setpriv (from
-# util-linux; as root it drops each sandboxed worker to its own uid).
+# Installs the system programs the test suite uses, when missing: bubblewrap, setpriv (from
+# util-linux; as root it drops each sandboxed worker to its own uid), and gVisor's runsc (the
+# --sandbox gvisor workers; Debian's package runsc).
 # Idempotent. Needs root and apt-get (Debian); elsewhere it says what is missing and goes on,
 # and the sandbox tests will then fail loudly rather than pass without testing anything.
 set -u
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

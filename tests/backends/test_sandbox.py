@@ -331,11 +331,6 @@ def test_no_network_without_the_sandbox_is_refused_not_ignored(monkeypatch: pyte
         ProcessBackend(sandbox="auto", network="none")
 
 
-def test_gvisor_is_not_offered_yet() -> None:
-    with pytest.raises(BackendUnavailable, match="gvisor is not implemented yet"):
-        ProcessBackend(sandbox="gvisor")
-
-
 def test_the_probe_finds_this_machine_able_to_run_the_sandbox() -> None:
     sandbox = find_bubblewrap()
     assert sandbox.as_root  # the suite runs as root, like CI

@@ -1,34 +1,40 @@
-"""The process backend: one OS process per worker, confined by the bubblewrap sandbox of `sandbox.py`.
+"""The process backend: one OS process per worker, confined by the bubblewrap sandbox of `sandbox.py`
+or, asked for, by gVisor (`gvisor.py`).
 
 Sandboxed, a worker sees only the system paths, its version's code and environment (read-only)
 and its own home and tmp; it runs with no capabilities, in its own namespaces, under a seccomp
-filter; and when the server runs as root, as a host uid of its own. Without bubblewrap, workers
-are plain processes of the server's user with a clean environment and their own home and temp
-dirs, and `protections()` says so.
+filter (under gVisor: on a user-space kernel); and when the server runs as root, as a uid of its
+own. Without a sandbox, workers are plain processes of the server's user with a clean environment
+and their own home and temp dirs, and `protections()` says so.
 
-The server binds each worker's unix socket itself, in a directory the worker cannot write, and
-hands the listening socket to it: the agent cannot swap the socket or the log file the server
-reads for a link to something else.
+The server binds each bubblewrap worker's unix socket itself, in a directory the worker cannot
+write, and hands the listening socket to it: the agent cannot swap the socket or the log file the
+server reads for a link to something else. A gVisor worker must make its socket itself, in a
+directory of its own; the server takes it only if it is a real socket of the worker's, through a
+hard link in the work dir (`work_dir.adopt_socket`), so `socket_path` is just as safe to connect to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-from . import process_tree, work_dir, worker_main
+from . import gvisor, oci_bundle, process_tree, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
-from .limits import LimitEnforcer, LimitsUnavailable, WorkerLimits, detect_limits, format_size
+from .gvisor import Gvisor, find_gvisor
+from .limits import LimitEnforcer, LimitMode, LimitsUnavailable, WorkerLimits, detect_limits, format_size
+from .process_worker import ProcessWorker
 from .sandbox import (
     NETWORKS,
     Bubblewrap,
@@ -51,99 +57,54 @@ _BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_
 _FILESYSTEM = "read-only system paths, the version's code and environment, its own home and tmp"
 
 
-@dataclass
-class ProcessWorker:
-    """A worker process this backend started and owns (`pid`: the outermost process, bubblewrap's)."""
-
-    worker_id: str
-    process: asyncio.subprocess.Process
-    socket_path: Path
-    log_path: Path
-    sandboxed: bool
-    host_uid: int | None = None
-    started_at: float = field(default_factory=time.monotonic)
-    # The agent's own interpreter, which a graceful stop signals (bubblewrap forwards no signal).
-    agent_pid: int | None = None
-    limits: WorkerLimits | None = field(default=None, repr=False)
-    # Set once it has exited: whether the kernel killed it for going past its memory limit.
-    out_of_memory: bool = False
-    _release_uid: Callable[[int], None] | None = field(default=None, repr=False)
-    _finishing: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.returncode is None
-
-    async def wait_exit(self) -> int:
-        code = await self.process.wait()
-        await self.finish()
-        return code
-
-    async def finish(self) -> None:
-        """Once the worker has exited: note whether it ran out of memory, kill what is left in its
-        cgroups and running as its host uid, remove the cgroups, give the uid back. Idempotent;
-        concurrent callers share one clean-up."""
-        if self._finishing is None:
-            self._finishing = asyncio.get_running_loop().create_task(self._clean_up())
-        await asyncio.shield(self._finishing)
-
-    async def _clean_up(self) -> None:
-        if self.limits is not None:
-            limits = self.limits
-            self.out_of_memory = await asyncio.to_thread(limits.out_of_memory)
-            await asyncio.to_thread(limits.close)
-        if self.host_uid is None or self._release_uid is None:
-            return
-        # Its pid namespace is gone with its init; this also covers anything that got out of it.
-        if await asyncio.to_thread(process_tree.kill_all_of, self.host_uid):
-            self._release_uid(self.host_uid)
-        else:
-            logger.error("Could not end the processes of uid %d (worker %s); uid not reused",
-                         self.host_uid, self.worker_id)  # fmt: skip
-
-
 class ProcessBackend:
     """Starts workers as local processes.
 
-    `sandbox`: "bwrap" (refuse to start without the full sandbox), "auto" (the sandbox where it
-    works here, else none, saying why) or "none". `network`: "default" (the host's) or "none" (a
+    `sandbox`: "bwrap" (refuse to start without the full sandbox), "gvisor" (each worker in a
+    gVisor sandbox; refuse to start where runsc does not work), "auto" (bwrap where it works
+    here, else none, saying why) or "none". `network`: "default" (the host's) or "none" (a
     network namespace of its own: the server still reaches the worker over its unix socket).
-    `uid_base`: as root, each worker runs as a host uid of its own drawn from
+    `uid_base`: as root, each worker runs as a uid of its own drawn from
     [uid_base, uid_base + 2**20). `limits`: what each worker may use, enforced with cgroups where
-    the host allows (see `limits.py`), else rlimits; None: no limits (tests). Construct it off the
-    event loop: it runs the sandbox once to prove it works.
+    the host allows (see `limits.py`), else rlimits; None: no limits (tests). `state_dir`
+    (gvisor): where runsc keeps its sandboxes; give the server's own (under its data dir), and the
+    sandboxes a crashed server left there are deleted here; None: a private temporary dir.
+    Construct it off the event loop: it runs the sandbox once to prove it works.
     """
 
     name = "process"
 
     def __init__(
         self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE,
-        limits: SessionLimits | None = None,
+        limits: SessionLimits | None = None, state_dir: Path | None = None,
     ) -> None:  # fmt: skip
         if sandbox not in SANDBOXES:
             raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
         if network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {network!r}")
-        if sandbox == "gvisor":
-            raise BackendUnavailable("--sandbox gvisor is not implemented yet")
         self.network = network
         self._uids = HostUids(uid_base)
         self._sandbox: Bubblewrap | None = None
+        self._gvisor: Gvisor | None = None
+        self._private_state_dir: Path | None = None
         self._namespaces: list[str] = []
         self._why_not = "disabled"
-        if sandbox != "none":
+        if sandbox == "gvisor":
+            self._gvisor = self._probe_gvisor(network, state_dir)
+        elif sandbox != "none":
             try:
                 self._sandbox, self._namespaces = self._probe(network)
             except SandboxUnavailable as error:
                 if sandbox == "bwrap":
                     raise BackendUnavailable(f"--sandbox bwrap was asked for, but {error}") from None
                 self._why_not = str(error)
-        if network == "none" and self._sandbox is None:
+        self.sandboxed = self._sandbox is not None or self._gvisor is not None
+        if network == "none" and not self.sandboxed:
             raise BackendUnavailable(f"--session-network none needs the bwrap sandbox ({self._why_not})")
-        self.sandboxed = self._sandbox is not None
+        self._session_limits = limits
+        if limits is not None and self._gvisor is not None:
+            # The sentry's and gofer's own host threads count against the sandbox's pids limit.
+            limits = dataclasses.replace(limits, pids=limits.pids + gvisor.THREADS_HEADROOM)
         self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
@@ -159,20 +120,50 @@ class ProcessBackend:
             raise SandboxUnavailable(f"the sandbox did not get its own {', '.join(missing)} namespace")
         return sandbox, namespaces
 
+    def _probe_gvisor(self, network: str, state_dir: Path | None) -> Gvisor:
+        """runsc, proven to run a sandbox here; the sandboxes a previous server left in `state_dir`
+        are deleted first."""
+        if state_dir is None:
+            state_dir = self._private_state_dir = Path(tempfile.mkdtemp(prefix="open-agentcore-runsc-"))
+        try:
+            runsc = find_gvisor(state_dir, network)
+            runsc.delete_all()
+            uid = self._uids.allocate()
+            try:
+                runsc.probe(uid)
+            finally:
+                self._uids.release(uid)  # the sandbox is gone: nothing ran as it on the host
+        except SandboxUnavailable as error:
+            self._remove_private_state_dir()
+            raise BackendUnavailable(f"--sandbox gvisor was asked for, but {error}") from None
+        return runsc
+
     def sandbox_mode(self) -> str:
-        """`bwrap`, or `none (<why>)`."""
+        """`bwrap`, `gvisor`, or `none (<why>)`."""
+        if self._gvisor is not None:
+            return "gvisor"
         return "bwrap" if self._sandbox is not None else f"none ({self._why_not})"
 
     @property
     def own_uids(self) -> bool:
-        """Whether each worker runs as a host uid of its own (sandboxed, as root)."""
-        return self._sandbox is not None and self._sandbox.as_root
+        """Whether each worker runs as a uid of its own (sandboxed, as root)."""
+        return self._gvisor is not None or (self._sandbox is not None and self._sandbox.as_root)
 
     def protections(self) -> dict[str, object]:
         """What confines a worker here, in words an operator can check (JSON-able)."""
-        confinement = self._confinement()
+        if self._gvisor is not None:
+            confinement = self._gvisor.protections(self._uids.base)
+        else:
+            confinement = self._confinement()
         if self._limits is not None:
-            confinement["limits"] = {"mode": str(self._limits.mode), **self._limits.describe(self.own_uids)}
+            limits = {"mode": str(self._limits.mode), **self._limits.describe(self.own_uids)}
+            if self._gvisor is not None and self._limits.mode is not LimitMode.RLIMIT:
+                asked = self._session_limits.pids if self._session_limits is not None else 0
+                limits["pids"] += (
+                    f": {asked} (--session-pids) + {gvisor.THREADS_HEADROOM} for the threads of gVisor's "
+                    "sentry and gofer; a sandbox that reaches it ends"
+                )
+            confinement["limits"] = limits
         return confinement
 
     def _confinement(self) -> dict[str, object]:
@@ -222,23 +213,33 @@ class ProcessBackend:
     async def start(self, spec: WorkerSpec) -> ProcessWorker:
         """Start the worker and return once its `/ping` answers; `WorkerStartFailed` otherwise."""
         socket_path = spec.work_dir / "worker.sock"
-        if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
-            raise WorkerStartFailed(
-                spec.worker_id,
-                f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes; use a shorter data dir",
-            )
+        for path in (socket_path, *([_made_socket(spec)] if self._gvisor is not None else [])):
+            if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+                raise WorkerStartFailed(
+                    spec.worker_id,
+                    f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes; use a shorter data dir",
+                )
         host_uid = self._uids.allocate() if self.own_uids else None
         limits: WorkerLimits | None = None
+        sandbox: gvisor.Sandbox | None = None
         try:
             if self._limits is not None:
                 limits = await asyncio.to_thread(self._limits.create, spec.worker_id, host_uid is not None)
-            launch, log = await asyncio.to_thread(self._prepare, spec, socket_path, host_uid)
+            if self._gvisor is not None and host_uid is not None:
+                launch, log, sandbox = await asyncio.to_thread(self._prepare_gvisor, spec, host_uid)
+                prefix = [] if limits is None or self._limits_in_bundle() else limits.command_prefix()
+                # runsc's own environment: the worker's is in its bundle.
+                environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            else:
+                launch, log = await asyncio.to_thread(self._prepare, spec, socket_path, host_uid)
+                prefix = limits.command_prefix() if limits is not None else []
+                environment = self._environment(spec)
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *(limits.command_prefix() if limits is not None else []),
+                    *prefix,
                     *launch.argv,
                     cwd=spec.code_dir,
-                    env=self._environment(spec),
+                    env=environment,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
@@ -253,23 +254,32 @@ class ProcessBackend:
                 self._uids.release(host_uid)  # nothing was started as that uid
             if limits is not None:
                 await asyncio.to_thread(limits.close)
+            if sandbox is not None:
+                await asyncio.to_thread(oci_bundle.remove, sandbox.bundle)
             if isinstance(error, LimitsUnavailable):
                 raise WorkerStartFailed(spec.worker_id, f"its limits could not be set up: {error}") from None
             raise
         worker = ProcessWorker(
             spec.worker_id, process, socket_path, spec.work_dir / "worker.log", self.sandboxed, host_uid,
-            limits=limits, _release_uid=self._uids.release,
+            limits=limits, gvisor=sandbox, _release_uid=self._uids.release,
         )  # fmt: skip
         try:
-            await self._wait_ready(worker, spec.start_timeout)
+            await self._wait_ready(worker, spec.start_timeout, _made_socket(spec))
         except BaseException:
             await self.stop(worker, grace=0)
             raise
-        sandboxed = self._sandbox is not None
-        worker.agent_pid = (
-            process_tree.first_descendant(process.pid, str(spec.python)) if sandboxed else process.pid
-        )
+        if sandbox is not None:
+            await asyncio.to_thread(sandbox.note_processes, process.pid)
+        elif self._sandbox is not None:
+            worker.agent_pid = process_tree.first_descendant(process.pid, str(spec.python))
+        else:
+            worker.agent_pid = process.pid
         return worker
+
+    def _limits_in_bundle(self) -> bool:
+        """Whether gVisor applies the limits itself (rlimits, in the bundle): a prefix would limit
+        runsc, whose address space is far beyond any agent's."""
+        return self._limits is not None and self._limits.mode is LimitMode.RLIMIT
 
     def _prepare(self, spec: WorkerSpec, socket_path: Path, host_uid: int | None) -> tuple[Launch, int]:
         """Everything before the worker's process starts (blocking): its work dir, its listening
@@ -297,8 +307,44 @@ class ProcessBackend:
             raise
         return launch, log
 
-    def _view(self, spec: WorkerSpec) -> SandboxView:
-        """What the worker sees (asks the interpreter once; checks the permissions it needs)."""
+    def _prepare_gvisor(self, spec: WorkerSpec, host_uid: int) -> tuple[Launch, int, gvisor.Sandbox]:
+        """Everything before a gVisor worker starts (blocking): its work dir (with a dir of its own for
+        the socket it makes), its bundle, its log, and the `runsc run` command."""
+        assert self._gvisor is not None
+        made = _made_socket(spec)
+        home = spec.work_dir / "home"
+        # Its temp dir is the sandbox's own /tmp, in its memory: there, unlike on the host dirs the
+        # gofer serves, unix sockets can be chmod-ed (multiprocessing's forkserver does).
+        view = self._view(spec, writable=(home, made.parent))
+        work_dir.prepare(spec.work_dir, host_uid, own=(home.name, made.parent.name))
+        made.unlink(missing_ok=True)
+        (spec.work_dir / "worker.sock").unlink(missing_ok=True)
+        bundle = spec.work_dir / "bundle"
+        oci_bundle.remove(bundle)  # a previous start's
+        command = [
+            str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir),
+            "--entrypoint", spec.entrypoint, "--bind-socket", str(made), "--worker-id", spec.worker_id,
+        ]  # fmt: skip
+        rlimits: dict[str, int] = {}
+        if self._limits_in_bundle() and self._session_limits is not None:
+            rlimits = {
+                "RLIMIT_AS": self._session_limits.memory_bytes,
+                "RLIMIT_NPROC": self._session_limits.pids,
+            }
+        environment = {**self._environment(spec), "TMPDIR": "/tmp"}  # noqa: S108 - the sandbox's
+        process = oci_bundle.Process(command, environment, host_uid, spec.code_dir, rlimits)
+        self._gvisor.write_bundle(bundle, view, process)
+        sandbox = gvisor.Sandbox(self._gvisor, spec.worker_id, bundle)
+        try:
+            log = work_dir.open_log(spec.work_dir / "worker.log")
+        except BaseException:
+            oci_bundle.remove(bundle)
+            raise
+        return Launch(self._gvisor.run_command(bundle, spec.worker_id), ()), log, sandbox
+
+    def _view(self, spec: WorkerSpec, writable: Sequence[Path] | None = None) -> SandboxView:
+        """What the worker sees (asks the interpreter once; checks the permissions it needs);
+        `writable`: its home and tmp unless given."""
         interpreter = interpreter_paths(str(spec.python))
         read_only = (*interpreter, spec.code_dir, *spec.read_only_paths, LAUNCHER.parent)
         for path in read_only:
@@ -307,26 +353,34 @@ class ProcessBackend:
                     raise WorkerStartFailed(
                         spec.worker_id, f"{path} cannot be shown to workers: it holds {hidden}"
                     )
-        if self._sandbox is not None and self._sandbox.as_root:
+        if self.own_uids:
             # The worker's uid is nobody's: what it must read has to be readable by all.
             needed = [(path, False) for path in (*read_only, LAUNCHER)]
             for path, executable in [*needed, (Path(os.path.realpath(spec.python)), True)]:
                 if problem := unreadable_by_others(path, executable):
                     raise WorkerStartFailed(spec.worker_id, problem)
         home = spec.work_dir / "home"
-        return SandboxView(read_only, writable=(home, spec.work_dir / "tmp"), chdir=spec.code_dir, home=home)
+        if writable is None:
+            writable = (home, spec.work_dir / "tmp")
+        return SandboxView(read_only, writable=writable, chdir=spec.code_dir, home=home)
 
-    async def _wait_ready(self, worker: ProcessWorker, timeout: float) -> None:
+    async def _wait_ready(self, worker: ProcessWorker, timeout: float, made_socket: Path) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         exited = loop.create_task(worker.process.wait())
         transport = unix_transport(worker.socket_path)
+        # A gVisor worker makes its socket itself; the server's link to it exists once it is taken.
+        adopted = worker.gvisor is None
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
                 while True:
                     remaining = deadline - loop.time()
+                    if not adopted:
+                        adopted = await _adopt_socket(worker, made_socket)
                     # The socket listens from the start: a ping waits in its backlog until the agent serves.
-                    ping = loop.create_task(client.get("/ping", timeout=max(remaining, 0.001)))
+                    ping: asyncio.Task[httpx.Response | None] = loop.create_task(
+                        client.get("/ping", timeout=max(remaining, 0.001)) if adopted else _nothing()
+                    )
                     await asyncio.wait(
                         {ping, exited}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
                     )
@@ -339,7 +393,8 @@ class ProcessBackend:
                             _tail(worker.log_path),
                         )
                     answered = ping.done() and not ping.cancelled() and ping.exception() is None
-                    if answered and ping.result().status_code == 200:
+                    reply = ping.result() if answered else None
+                    if reply is not None and reply.status_code == 200:
                         return
                     await _cancel(ping)
                     if loop.time() >= deadline:
@@ -361,7 +416,9 @@ class ProcessBackend:
         if not isinstance(handle, ProcessWorker):
             raise TypeError(f"the process backend did not start {handle!r}")
         process = handle.process
-        if process.returncode is None:
+        if handle.gvisor is not None:
+            await handle.gvisor.stop(process, grace)
+        elif process.returncode is None:
             if handle.sandboxed and handle.agent_pid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(handle.agent_pid, signal.SIGTERM)
@@ -381,18 +438,58 @@ class ProcessBackend:
         if isinstance(handle, ProcessWorker) and handle.out_of_memory and self._limits is not None:
             limit = format_size(self._limits.limits.memory_bytes)
             return f"the session ran out of memory (limit {limit}, --session-memory) and was killed"
+        if isinstance(handle, ProcessWorker) and self._pids_exhausted(handle):
+            asked = self._session_limits.pids if self._session_limits is not None else 0
+            return (
+                f"the session reached its limit of {asked} processes and threads (--session-pids) and its "
+                "gVisor sandbox ended"
+            )
         if code < 0:
             with contextlib.suppress(ValueError):
                 return f"worker killed by {signal.Signals(-code).name}"
-        if 128 < code < 160:  # bubblewrap reports its child's death by signal N as 128 + N
+        if 128 < code < 160:  # bubblewrap and runsc report their child's death by signal N as 128 + N
             with contextlib.suppress(ValueError):
                 return f"worker exited with code {code} ({signal.Signals(code - 128).name})"
         return f"worker exited with code {code}"
 
+    def _pids_exhausted(self, worker: ProcessWorker) -> bool:
+        """Whether a gVisor worker reached its pids limit, which ends its sandbox (bubblewrap's agent
+        gets EAGAIN and goes on)."""
+        peak = worker.peak_pids
+        return self._limits is not None and peak is not None and peak >= self._limits.limits.pids
+
     def close(self) -> None:
-        """Remove this server's cgroups (at shutdown, once every worker has stopped)."""
+        """Remove this server's cgroups and private runsc state (at shutdown, once every worker has
+        stopped)."""
         if self._limits is not None:
             self._limits.close()
+        self._remove_private_state_dir()
+
+    def _remove_private_state_dir(self) -> None:
+        if self._private_state_dir is not None:
+            shutil.rmtree(self._private_state_dir, ignore_errors=True)
+            self._private_state_dir = None
+
+
+def _made_socket(spec: WorkerSpec) -> Path:
+    """Where a gVisor worker makes its socket: in a dir of its own, beside nothing the server uses."""
+    return spec.work_dir / "sock" / "worker.sock"
+
+
+async def _adopt_socket(worker: ProcessWorker, made: Path) -> bool:
+    """Link the socket a gVisor worker made to `worker.socket_path`; False while it has not made it.
+    `WorkerStartFailed` if what is there is not a socket of the worker's own."""
+    assert worker.host_uid is not None
+    try:
+        return await asyncio.to_thread(work_dir.adopt_socket, made, worker.socket_path, worker.host_uid)
+    except (work_dir.UnsafeSocket, OSError) as error:
+        raise WorkerStartFailed(
+            worker.worker_id, f"its socket was refused: {error}", _tail(worker.log_path)
+        ) from None
+
+
+async def _nothing() -> None:
+    await asyncio.sleep(0.01)
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:
@@ -425,9 +522,14 @@ def kill_orphan(pid: int, worker_id: str) -> bool:
     """Kill a worker left over from a previous server, only if `pid` really is that worker.
 
     `pid` is the outermost process (bubblewrap's, when sandboxed): killing it takes its sandbox's
-    pid namespace, and with it every process the agent started, down with it.
+    pid namespace, and with it every process the agent started, down with it. Under gVisor it is
+    `runsc run`'s, and the sandbox is deleted from the state dir its command line names.
     """
     arguments = process_tree.cmdline(pid)
+    if gvisor.is_runsc_run(arguments, worker_id):
+        gvisor.delete_orphan(arguments, worker_id)
+        _signal_group(pid, signal.SIGKILL)
+        return True
     if str(LAUNCHER).encode() not in arguments or not any(worker_id.encode() in part for part in arguments):
         return False
     _signal_group(pid, signal.SIGKILL)

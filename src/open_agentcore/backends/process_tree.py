@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 
@@ -12,6 +13,22 @@ def children(pid: int) -> list[int]:
             return [int(child) for child in listing.read().split()]
     except (OSError, ValueError):
         return []
+
+
+def children_of_all_threads(pid: int) -> list[int]:
+    """The children of every thread of `pid` (a Go program such as runsc forks from any of them)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                found += [int(child) for child in listing.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def cmdline(pid: int) -> list[bytes]:
@@ -58,4 +75,4 @@ def kill_all_of(uid: int) -> bool:
     return done.returncode in (0, 1)
 
 
-__all__ = ["children", "cmdline", "first_descendant", "kill_all_of"]
+__all__ = ["children", "children_of_all_threads", "cmdline", "first_descendant", "kill_all_of"]

@@ -27,24 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import seccomp
+from . import seccomp, system_root
+from .system_root import Kind, group, outermost, passwd, within
 
 SANDBOX_UID = 1000
 NETWORKS = ("default", "none")
 
-# Top-level names that merged-/usr systems make links into /usr, bound read-only elsewhere.
-_SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-# What of /etc a worker reads: the dynamic loader's cache, name service (users come from the
-# synthesised passwd), DNS, time zones, TLS trust stores (Debian and Red Hat layouts), MIME types and
-# alternatives (links that programs in /usr/bin go through). Never keys, shadow or the host's users.
-# Files are copied into the sandbox at each start (fresh, and no mount for the inner bubblewrap to
-# carry over); directories are bound.
-_ETC_FILES = (
-    "ld.so.cache", "nsswitch.conf", "host.conf", "hosts", "resolv.conf", "gai.conf", "services",
-    "protocols", "localtime", "timezone", "ssl/openssl.cnf", "pki/tls/openssl.cnf", "mime.types",
-    "os-release",
-)  # fmt: skip
-_ETC_DIRECTORIES = ("ssl/certs", "pki/tls/certs", "pki/ca-trust", "crypto-policies", "alternatives")
 _PROBE = (
     "import json, os\n"
     "lines = open('/proc/self/status').read().splitlines()\n"
@@ -119,7 +107,8 @@ class Bubblewrap:
         fds: list[int] = []
         try:
             root = [*self._system]
-            copies = [*self._etc_files(), ("/etc/passwd", _passwd(view.home)), ("/etc/group", _GROUP)]
+            users = [("/etc/passwd", passwd(SANDBOX_UID, view.home)), ("/etc/group", group(SANDBOX_UID))]
+            copies = [*self._etc_files(), *users]
             for destination, data in copies:
                 root += ["--perms", "0444", "--file", str(_data_fd(data, fds)), destination]
             root += [*_view_binds(view), "--chdir", str(view.chdir)]
@@ -233,32 +222,20 @@ def interpreter_paths(python: str) -> tuple[Path, ...]:
 def _system_root(tools: Iterable[str]) -> tuple[list[str], list[tuple[str, Path]]]:
     """The fixed part of the minimal root (computed once per server), and the /etc files to copy in
     at each start, as (destination, source)."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in _SYSTEM_LINKS:
-        path = Path("/", name)
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    made = {"/", "/usr", *(f"/{name}" for name in _SYSTEM_LINKS)}
-    args += _directories(Path("/etc"), made)
+    args: list[str] = []
+    made = {"/"}
     copies: list[tuple[str, Path]] = []
-    etc_directories = [Path("/etc", entry) for entry in _ETC_DIRECTORIES] + sorted(
-        Path("/etc").glob("python3*")
-    )
-    for path in [Path("/etc", entry) for entry in _ETC_FILES] + etc_directories:
-        if not os.path.lexists(path):
-            continue
-        args += _directories(path.parent, made)
-        resolved = Path(os.path.realpath(path))
-        if path.is_symlink() and _within(resolved, Path("/usr")):
-            args += ["--symlink", os.readlink(path), str(path)]  # e.g. localtime: some read the link
-        elif resolved.is_dir():
-            args += ["--ro-bind", str(resolved), str(path)]
-        elif resolved.is_file():
-            copies.append((str(path), resolved))
+    for entry in system_root.entries():
+        args += _directories(entry.path.parent, made)
+        if entry.kind is Kind.BIND:
+            args += ["--ro-bind", entry.source, str(entry.path)]
+            made.add(str(entry.path))
+        elif entry.kind is Kind.LINK:
+            args += ["--symlink", entry.source, str(entry.path)]
+        else:
+            copies.append((str(entry.path), Path(entry.source)))
     for tool in tools:  # the inner bubblewrap and setpriv run inside the outer sandbox
-        if not _within(Path(os.path.realpath(tool)), Path("/usr")):
+        if not within(Path(os.path.realpath(tool)), Path("/usr")):
             args += [*_directories(Path(tool).parent, made), "--ro-bind", tool, tool]
     # The sandbox's own, empty /tmp and /dev/shm (multiprocessing's semaphores live there).
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108
@@ -267,8 +244,8 @@ def _system_root(tools: Iterable[str]) -> tuple[list[str], list[tuple[str, Path]
 
 
 def _view_binds(view: SandboxView) -> list[str]:
-    read_only = _outermost(view.read_only)
-    writable = _outermost(view.writable)
+    read_only = outermost(view.read_only)
+    writable = outermost(view.writable)
     made = {"/", "/usr", "/etc", "/tmp", "/dev", "/proc"}  # noqa: S108 - mount points in the sandbox
     args: list[str] = []
     for path in (*read_only, *writable):
@@ -280,24 +257,12 @@ def _view_binds(view: SandboxView) -> list[str]:
     return args
 
 
-def _outermost(paths: Iterable[Path]) -> list[Path]:
-    """Absolute paths not already visible: none inside /usr or inside another of them."""
-    kept: list[Path] = []
-    for path in sorted({Path(os.path.abspath(path)) for path in paths}):
-        if path == Path("/"):
-            raise ValueError("the whole host filesystem cannot be part of a sandbox view")
-        if _within(Path(os.path.realpath(path)), Path("/usr")) or any(_within(path, k) for k in kept):
-            continue
-        kept.append(path)
-    return kept
-
-
 def _directories(path: Path, made: set[str], covered: Sequence[Path] = ()) -> list[str]:
     """`--dir` for `path` and its ancestors not made yet, world-traversable: bubblewrap run as root
     would make them 0700, which the worker's uid cannot pass through."""
     args: list[str] = []
     for directory in [*reversed(path.parents), path]:
-        if str(directory) in made or any(_within(directory, tree) for tree in covered):
+        if str(directory) in made or any(within(directory, tree) for tree in covered):
             continue
         made.add(str(directory))
         args += ["--perms", "0755", "--dir", str(directory)]
@@ -317,22 +282,6 @@ def unreadable_by_others(path: Path, executable: bool = False) -> str | None:
             "run as an unprivileged uid, so what they read must be readable by all"
         )
     return None
-
-
-def _within(path: Path, tree: Path) -> bool:
-    return path == tree or tree in path.parents
-
-
-def _passwd(home: Path) -> bytes:
-    shown = home if not any(c in str(home) for c in ":\n") else Path("/")
-    return (
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:{shown}:/bin/sh\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    ).encode()
-
-
-_GROUP = f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n".encode()
 
 
 def _data_fd(data: bytes, opened: list[int]) -> int:

@@ -3,6 +3,7 @@
 Run BY PATH with the worker environment's python:
     python worker_main.py --code-dir DIR --entrypoint agent.py --socket /path/worker.sock
     python worker_main.py --code-dir DIR --entrypoint agent.py --socket-fd 3  (a listening socket)
+    python worker_main.py --code-dir DIR --entrypoint agent.py --bind-socket /path/worker.sock
     python worker_main.py --code-dir DIR --entrypoint agent.py --port 8080 [--host 127.0.0.1]
 That environment has the agent SDK and uvicorn but not open_agentcore, so this file imports only
 the standard library and uvicorn. The entrypoint is imported as a module named after its file,
@@ -15,6 +16,7 @@ import argparse
 import ctypes
 import importlib.util
 import signal
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -81,6 +83,23 @@ def find_app(module: Any) -> Any:
     raise LaunchError(f"{module.__name__} defines {len(found)} apps; name the one to serve `app`")
 
 
+def bind_socket(path: str) -> socket.socket:
+    """A unix socket listening at `path`, which must not exist yet.
+
+    For gVisor workers, which must make their own socket: there a socket cannot be chmod-ed (as
+    uvicorn's `uds=` does), and binding before the agent is imported lets the server find it early
+    while its first ping waits in the backlog.
+    """
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(128)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve an agent's ASGI app on a unix socket or a TCP port.")
     parser.add_argument("--code-dir", type=Path, required=True)
@@ -88,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--socket", help="unix socket path to listen on")
     where.add_argument("--socket-fd", type=int, help="a listening unix socket (the runtime server's workers)")
+    where.add_argument("--bind-socket", help="unix socket path to make and listen on first (gVisor workers)")
     where.add_argument("--port", type=int, help="TCP port on --host (the CLI's local mode)")
     parser.add_argument("--host", default="127.0.0.1", help="with --port: the interface (default 127.0.0.1)")
     parser.add_argument("--graceful-seconds", type=float, default=10.0)
@@ -101,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.die_with_parent:
         die_with_parent()
+    listener: socket.socket | None = None
+    if args.bind_socket:
+        try:
+            listener = bind_socket(args.bind_socket)
+        except OSError as error:
+            print(f"agent failed to start: cannot listen on {args.bind_socket}: {error}", file=sys.stderr)
+            return EXIT_START_FAILED
     try:
         app = find_app(load_entrypoint(args.code_dir, args.entrypoint))
     except LaunchError as error:
@@ -114,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     listen: dict[str, Any]
-    if args.socket_fd is not None:
+    if listener is not None:
+        listen = {"fd": listener.fileno()}
+    elif args.socket_fd is not None:
         listen = {"fd": args.socket_fd}
     elif args.socket:
         listen = {"uds": args.socket}

@@ -69,6 +69,7 @@ def build_app(config: ServerConfig) -> Starlette:
         network=config.session_network,
         uid_base=config.worker_uid_base,
         limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
+        state_dir=config.data_dir / "gvisor",
     )
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
@@ -113,6 +114,11 @@ def build_app(config: ServerConfig) -> Starlette:
         sessions.start_reaper()
         if backend.sandboxed:
             logger.info("runtime server ready; workers sandboxed: %s", backend.sandbox_mode())
+            if backend.sandbox_mode() == "gvisor" and backend.network != "none":
+                logger.warning(
+                    "--sandbox gvisor with the host's network: gVisor's sentry runs as root in the host's "
+                    "user namespace; --session-network none keeps it unprivileged"
+                )
         else:
             logger.warning("workers are NOT sandboxed (%s): run trusted code only", backend.sandbox_mode())
         try:
