@@ -399,8 +399,11 @@ def serving(harness: Harness) -> ProcessWorker:
 
 def test_a_worker_serves_from_its_sandbox_as_its_own_uid(harness: Harness, serving: ProcessWorker) -> None:
     reply = harness.invoke(serving, {}).json()
-    # The sandbox's own /tmp: what it wrote, and the way down to its work dir's mounts.
-    assert set(reply.pop("tmp")) == {"in-memory", harness.root.parts[2]}
+    # The sandbox's own /tmp: what it wrote, and the way down to the mounts that live under the host's
+    # /tmp (its work dir; the interpreter too, when the checkout is there).
+    bound = (harness.root, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve())
+    under_tmp = {path.parts[2] for path in bound if path.parts[1] == "tmp"}
+    assert set(reply.pop("tmp")) == {"in-memory"} | under_tmp
     assert reply == {
         "uid": serving.host_uid, "pid": 1, "cwd": str(harness.code),
         "env": {"HOME": str(harness.root / "w" / "wserving" / "home"), "TMPDIR": "/tmp",

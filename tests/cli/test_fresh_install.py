@@ -10,10 +10,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_workflow import readme_quick_start
 from tests.conftest import REPO, free_port
 
 
+# A pip install from the package index, then the whole Quick Start: minutes on a busy machine.
+@pytest.mark.timeout(900)
 def test_a_fresh_install_runs_the_quick_start() -> None:
     root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))  # short: unix socket paths are limited
     try:
