@@ -240,7 +240,7 @@ def _pinned(cert: Path) -> ssl.SSLContext:
 def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from open_agentcore.server import build_app
+    from open_agentcore.server.app import build_app
     from open_agentcore.server.serving import uvicorn_config
 
     config = config_of(args)
