@@ -143,11 +143,12 @@ def test_the_cli_deploys_and_invokes_over_https_trusting_agentcore_ca_bundle(
     )
     assert one_line_error(wrong).startswith(f"agentcore: cannot use AGENTCORE_CA_BUNDLE={missing}")
     assert agentcore(home, "server", "stop").returncode == 0
-    # Deploying starts a stopped local server, but not a TLS one: only the user knows its certificate.
+    # Deploying starts a stopped local server, but not a TLS one: the hint names the command that
+    # starts it again as it was (its port, certificate and key, recorded when it ran).
     down = agentcore(home, "deploy", cwd=project, env=trusting)
     assert one_line_error(down) == (
-        f"agentcore: no runtime server answers at {url} "
-        "(start it: agentcore server start --tls-cert FILE --tls-key FILE)"
+        f"agentcore: no runtime server answers at {url} (start it: agentcore server start --port {port} "
+        f"--tls-cert {certificates.cert.resolve()} --tls-key {certificates.key.resolve()})"
     )
 
 

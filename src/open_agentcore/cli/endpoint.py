@@ -55,6 +55,7 @@ class ServerRecord:
     host: str
     port: int
     tls_cert: str | None = None
+    tls_key: str | None = None  # its path only, for the command that starts the server again
     self_signed: bool = False
 
     @property
@@ -73,7 +74,7 @@ class ServerRecord:
 
     def start_command(self) -> str:
         """The command that starts this server again: same host, port, data dir and certificate."""
-        return start_command(self.host, self.port, Path(self.data_dir), self.tls_cert)
+        return start_command(self.host, self.port, Path(self.data_dir), self.tls_cert, self.tls_key)
 
     def save(self) -> None:
         temporary = self.path.with_name(f".{RECORD_FILE}.{os.getpid()}.tmp")
@@ -90,7 +91,9 @@ def read_record(data_dir: Path) -> ServerRecord | None:
         return None
 
 
-def start_command(host: str, port: int, data_dir: Path, tls_cert: str | None = None) -> str:
+def start_command(
+    host: str, port: int, data_dir: Path, tls_cert: str | None = None, tls_key: str | None = None
+) -> str:
     """`agentcore server start` with exactly the options that differ from the defaults."""
     words = ["agentcore", "server", "start"]
     if host != "127.0.0.1":
@@ -100,7 +103,7 @@ def start_command(host: str, port: int, data_dir: Path, tls_cert: str | None = N
     if data_dir.resolve() != default_data_dir().resolve():
         words += ["--data-dir", str(data_dir)]
     if tls_cert:
-        words += ["--tls-cert", tls_cert, "--tls-key", "KEY_FILE"]
+        words += ["--tls-cert", tls_cert, "--tls-key", tls_key or "KEY_FILE"]
     return shlex.join(words)
 
 

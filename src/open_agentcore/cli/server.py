@@ -232,6 +232,7 @@ def _record(config: ServerConfig) -> ServerRecord:
         host=config.host,
         port=config.port,
         tls_cert=str(cert) if cert else None,
+        tls_key=str(config.tls_key) if config.tls_key else None,
         self_signed=is_self_signed(cert) if cert else False,
     )
 
