@@ -114,20 +114,25 @@ class RuntimeServer:
     credential: Credential
     region: str
     verify: ssl.SSLContext | None = None  # None: as `tls_verification` says for `url`
+    down_hint: str = "is it running?"  # what to run when nothing answers at `url`
 
     @classmethod
     def connect(cls, start: bool = False, environ: Mapping[str, str] = os.environ) -> RuntimeServer:
-        """The server this command talks to (`endpoint.resolve`); with `start`, a local one that does
-        not answer is started on the same address, unless it needs a certificate only the user has."""
+        """The server this command talks to (`endpoint.resolve`).
+
+        With `start`, a local one that does not answer is started on the same address (unless it
+        needs a certificate only the user has). Without, nothing is probed: the first request
+        finds out, which saves a round trip per command.
+        """
         chosen = endpoints.resolve(environ)
         url = chosen.url
         verify = tls_verification(url, environ)
-        if not healthy(url, verify=verify):
+        if start and not healthy(url, verify=verify):
             tls = urlsplit(url).scheme == "https" or (chosen.record is not None and chosen.record.tls_cert)
-            if not (start and is_loopback(url) and not tls):
+            if not (is_loopback(url) and not tls):
                 raise CliError(f"no runtime server answers at {url} ({chosen.down_hint()})")
             start_local_server(chosen)
-        return cls(url, credential_for(chosen, environ), region(environ), verify)
+        return cls(url, credential_for(chosen, environ), region(environ), verify, chosen.down_hint())
 
     # Requests --------------------------------------------------------------------------------
 
@@ -148,7 +153,7 @@ class RuntimeServer:
                 method, url, content=body, headers=signed, timeout=timeout
             )
         except httpx.HTTPError as error:
-            raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
+            raise self._unreachable(error) from None
         if reply.status_code >= 400:
             raise remote_error(reply)
         return reply
@@ -176,7 +181,19 @@ class RuntimeServer:
                     raise remote_error(reply)
                 yield reply
         except httpx.HTTPError as error:
-            raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, error: httpx.HTTPError) -> CliError:
+        import httpx
+
+        if reason := _unverified(error):
+            return CliError(
+                f"cannot verify the TLS certificate of {self.url} ({reason}): "
+                f"set {CA_BUNDLE_ENV} to the certificate of the CA that issued it"
+            )
+        if isinstance(error, httpx.ConnectError):
+            return CliError(f"no runtime server answers at {self.url} ({self.down_hint})")
+        return CliError(f"the runtime server at {self.url} did not answer: {error}")
 
     def tls(self) -> ssl.SSLContext:
         """How this server's certificate is checked (also for connections made elsewhere)."""
