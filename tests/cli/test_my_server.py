@@ -180,6 +180,18 @@ def test_the_endpoint_url_flag_wins_over_the_environment(deployed: dict[str, str
     assert f"no runtime server answers at {dead}" in flagged_dead
 
 
+def test_deploy_streams_uvs_lines_while_building(deployed: dict[str, str], machine: Machine) -> None:
+    gamma = machine.project / "gamma"
+    gamma.mkdir()
+    (gamma / "agent.py").write_text(AGENT.replace("NAME", "gamma"))
+    (gamma / "requirements.txt").write_text("open-agentcore-no-such-package-xyz==1.0\n")
+    machine.ok("configure", "-e", "gamma/agent.py", "--name", "gamma", "-y")
+    failed = machine.run("deploy", "--agent", "gamma")
+    assert failed.returncode == 1 and "deploy failed" in failed.stderr
+    streamed = [line for line in failed.stdout.splitlines() if "│" in line]
+    assert any("open-agentcore-no-such-package-xyz" in line for line in streamed), failed.stdout
+
+
 def test_a_down_server_hint_starts_it_on_its_own_port(deployed: dict[str, str], machine: Machine) -> None:
     machine.ok("server", "stop")
     try:
