@@ -102,6 +102,19 @@ def test_a_self_signed_server_prints_https_and_its_credentials_trust_the_certifi
     )
     assert (listed.returncode, listed.stdout.strip()) == (0, "0"), listed.stderr
 
+    # The CLI with nothing in its environment: the recorded server, its certificate as the pin.
+    assert f"running at https://127.0.0.1:{port}" in agentcore(home, "server", "status").stdout
+    project = home / "project"
+    project.mkdir()
+    (project / "greeter.py").write_text(AGENT)
+    assert agentcore(home, "configure", "-e", "greeter.py", "-y", cwd=project).returncode == 0
+    deployed = agentcore(home, "deploy", cwd=project)
+    assert deployed.returncode == 0 and f"uploading to https://127.0.0.1:{port}" in deployed.stdout, (
+        deployed.stdout + deployed.stderr
+    )
+    invoked = agentcore(home, "invoke", '{"name": "pin"}', cwd=project)
+    assert json.loads(invoked.stdout) == {"message": "Hello, pin!"}, invoked.stderr
+
     stopped = agentcore(home, "server", "stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
 
