@@ -27,8 +27,9 @@ test: lint
 	scripts/install-test-deps.sh
 	$(BIN)/pytest -q -n 2 --dist loadscope
 
+# BASELINE=DIR: also time the CLI of another checkout (with its own .venv) against this one.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

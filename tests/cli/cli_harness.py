@@ -51,8 +51,8 @@ def start_agentcore(home: Path, cwd: Path, *args: str, log: Path) -> subprocess.
 def _parser_with_our_commands(build: Any) -> Any:
     from open_agentcore.cli import configure, dev, templates
 
-    def parser() -> argparse.ArgumentParser:
-        top = build()
+    def parser(argv: Any = None) -> argparse.ArgumentParser:
+        top = build()  # every command: the stand-ins below may be named
         commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
         for module, name in ((dev, "dev"), (templates, "create"), (configure, "configure")):
             if name not in commands.choices:

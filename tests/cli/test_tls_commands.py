@@ -102,6 +102,19 @@ def test_a_self_signed_server_prints_https_and_its_credentials_trust_the_certifi
     )
     assert (listed.returncode, listed.stdout.strip()) == (0, "0"), listed.stderr
 
+    # The CLI with nothing in its environment: the recorded server, its certificate as the pin.
+    assert f"running at https://127.0.0.1:{port}" in agentcore(home, "server", "status").stdout
+    project = home / "project"
+    project.mkdir()
+    (project / "greeter.py").write_text(AGENT)
+    assert agentcore(home, "configure", "-e", "greeter.py", "-y", cwd=project).returncode == 0
+    deployed = agentcore(home, "deploy", cwd=project)
+    assert deployed.returncode == 0 and f"uploading to https://127.0.0.1:{port}" in deployed.stdout, (
+        deployed.stdout + deployed.stderr
+    )
+    invoked = agentcore(home, "invoke", '{"name": "pin"}', cwd=project)
+    assert json.loads(invoked.stdout) == {"message": "Hello, pin!"}, invoked.stderr
+
     stopped = agentcore(home, "server", "stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
 
@@ -143,11 +156,12 @@ def test_the_cli_deploys_and_invokes_over_https_trusting_agentcore_ca_bundle(
     )
     assert one_line_error(wrong).startswith(f"agentcore: cannot use AGENTCORE_CA_BUNDLE={missing}")
     assert agentcore(home, "server", "stop").returncode == 0
-    # Deploying starts a stopped local server, but not a TLS one: only the user knows its certificate.
+    # Deploying starts a stopped local server, but not a TLS one: the hint names the command that
+    # starts it again as it was (its port, certificate and key, recorded when it ran).
     down = agentcore(home, "deploy", cwd=project, env=trusting)
     assert one_line_error(down) == (
-        f"agentcore: no runtime server answers at {url} "
-        "(start it: agentcore server start --tls-cert FILE --tls-key FILE)"
+        f"agentcore: no runtime server answers at {url} (start it: agentcore server start --port {port} "
+        f"--tls-cert {certificates.cert.resolve()} --tls-key {certificates.key.resolve()})"
     )
 
 

@@ -20,7 +20,8 @@ import botocore.credentials
 import httpx
 import pytest
 
-from open_agentcore.server import ServerConfig, build_app
+from open_agentcore.server import ServerConfig
+from open_agentcore.server.app import build_app
 from tests.conftest import serve_in_thread, wait_until
 
 # AWS itself cannot exist here: these static credentials are the server's admin key.

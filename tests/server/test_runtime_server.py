@@ -123,6 +123,24 @@ def test_a_failed_build_is_create_failed_with_the_reason_and_a_build_log(server:
         call(server, created["agentRuntimeArn"], {}, "x" * 33)
 
 
+def test_the_build_log_reads_from_an_offset(server: Server) -> None:
+    key = server.upload({"agent.py": AGENT, "requirements.txt": "open-agentcore-no-such-package-xyz==1.0\n"})
+    created = server.control.create_agent_runtime(
+        agentRuntimeName="offsets",
+        roleArn="arn:aws:iam::000000000000:role/agent",
+        agentRuntimeArtifact=artifact(key),
+    )
+    server.wait_ready(created["agentRuntimeId"])
+    path = f"/_agentcore/runtimes/{created['agentRuntimeId']}/versions/1/build-log"
+    whole = server.signed("GET", path).content
+    assert len(whole) > 10
+    assert server.signed("GET", path + "?offset=10").content == whole[10:]
+    end = server.signed("GET", f"{path}?offset={len(whole)}")
+    assert end.status_code == 200 and end.content == b""
+    wrong = server.signed("GET", path + "?offset=-1")
+    assert wrong.status_code == 400 and wrong.headers["x-amzn-errortype"].startswith("ValidationException")
+
+
 def test_control_plane_errors_reach_boto3_typed(server: Server) -> None:
     control = server.control
     key = server.upload({"agent.py": AGENT})

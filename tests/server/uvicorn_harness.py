@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from open_agentcore.server import ServerConfig, build_app
+from open_agentcore.server import ServerConfig
+from open_agentcore.server.app import build_app
 from open_agentcore.server.serving import uvicorn_config
 from tests.conftest import wait_until
 from tests.server.conftest import KEY_ID, SECRET

@@ -1,4 +1,10 @@
-"""Authentication: SigV4 verification (headers and presigned URLs) and the server's admin key."""
+"""Authentication: SigV4 verification (headers and presigned URLs) and the server's admin key.
+
+The JWT authorizer's names load on first use: they pull in PyJWT, cryptography and httpx, which
+a client that only signs requests (the CLI) never needs.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from .caller import ANONYMOUS, Caller, Scheme
 from .claims import PresignedClaim, SignatureClaim, parse_authorization, parse_presigned_query
@@ -11,24 +17,6 @@ from .errors import (
     SignatureMismatch,
     UnrecognizedClient,
     WrongRegion,
-)
-from .jwt_authorizer import (
-    AuthorizerError,
-    ClaimMatchOperator,
-    ClaimRule,
-    Claims,
-    ClaimValueType,
-    InvalidAuthorizerConfig,
-    IssuerMetadata,
-    IssuerUnreachable,
-    JwtAuthorizer,
-    JwtAuthorizerConfig,
-    MissingBearerToken,
-    TokenCheck,
-    TokenRejected,
-    bearer_token,
-    check_issuer,
-    validate_authorizer_config,
 )
 from .signing import sign_headers
 from .sigv4 import (
@@ -45,6 +33,56 @@ from .sigv4 import (
     verify_headers,
     verify_presigned,
 )
+
+if TYPE_CHECKING:
+    from .jwt_authorizer import (
+        AuthorizerError,
+        ClaimMatchOperator,
+        ClaimRule,
+        Claims,
+        ClaimValueType,
+        InvalidAuthorizerConfig,
+        IssuerMetadata,
+        IssuerUnreachable,
+        JwtAuthorizer,
+        JwtAuthorizerConfig,
+        MissingBearerToken,
+        TokenCheck,
+        TokenRejected,
+        bearer_token,
+        check_issuer,
+        validate_authorizer_config,
+    )
+
+_JWT_NAMES = frozenset(
+    {
+        "AuthorizerError",
+        "ClaimMatchOperator",
+        "ClaimRule",
+        "Claims",
+        "ClaimValueType",
+        "InvalidAuthorizerConfig",
+        "IssuerMetadata",
+        "IssuerUnreachable",
+        "JwtAuthorizer",
+        "JwtAuthorizerConfig",
+        "MissingBearerToken",
+        "TokenCheck",
+        "TokenRejected",
+        "bearer_token",
+        "check_issuer",
+        "validate_authorizer_config",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _JWT_NAMES:
+        from . import jwt_authorizer
+
+        return getattr(jwt_authorizer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ANONYMOUS",

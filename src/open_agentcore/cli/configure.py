@@ -86,7 +86,10 @@ def run_configure(args: argparse.Namespace) -> int:
         f", requirements {agent.requirements_file}" if agent.requirements_file else ", no requirements file"
     )
     print(f"saved in {project.config_path}")
-    print("next: agentcore deploy        (or: agentcore deploy --local, agentcore dev)")
+    target = project.agent_option(name)
+    print(
+        f"next: agentcore deploy{target}        (or: agentcore deploy --local{target}, agentcore dev{target})"
+    )
     return 0
 
 

@@ -7,7 +7,9 @@ import sys
 import time
 from typing import Any
 
+from . import endpoint
 from .configure import parse_env
+from .control_client import ControlClient, Runtime, RuntimeVersion
 from .errors import CliError
 from .packaging import package
 from .progress import Progress
@@ -15,6 +17,7 @@ from .project import AgentConfig, Project
 from .remote import RemoteError, RuntimeServer
 
 READY_TIMEOUT = 900.0
+POLL_SECONDS = 0.25
 ROLE_ARN = "arn:aws:iam::000000000000:role/open-agentcore-agent"  # stored by the server, not used
 
 
@@ -23,10 +26,12 @@ def add_commands(commands: Any) -> None:
         "deploy",
         help="deploy the agent to the runtime server (or run it locally with --local)",
         description="Zip the agent's directory (honouring .dockerignore and .gitignore), upload it to "
-        "the runtime server at $AGENTCORE_ENDPOINT_URL (default http://127.0.0.1:8900, started for "
-        "you when it is local and not running), create or update its runtime and wait until READY.",
-        epilog="examples: agentcore deploy · agentcore deploy --local --port 8081 · "
-        "agentcore deploy --env MODEL=small",
+        "the runtime server, create or update its runtime and wait until READY, showing the build "
+        "log as it runs. The server is --endpoint-url, else $AGENTCORE_ENDPOINT_URL, else "
+        "$AWS_ENDPOINT_URL, else the one `agentcore server start` recorded, else "
+        "http://127.0.0.1:8900; a local one that is not running is started for you.",
+        epilog="examples: agentcore deploy · agentcore deploy --agent hello · "
+        "agentcore deploy --local --port 8081 · agentcore deploy --env MODEL=small",
     )
     deploy.add_argument("--agent", "-a", help="which configured agent (default: the default one)")
     deploy.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
@@ -58,7 +63,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def deploy_to_server(project: Project, agent: AgentConfig, environment: dict[str, str]) -> int:
-    server = RuntimeServer.connect(start=True)
+    client = ControlClient(RuntimeServer.connect(start=True))
     progress = Progress()
     extra = {}
     if agent.requirements_file:
@@ -73,39 +78,51 @@ def deploy_to_server(project: Project, agent: AgentConfig, environment: dict[str
     progress.done(
         f"packaged {len(packed.files)} files ({_size(packed.unpacked_size)} → {_size(len(packed.archive))})"
     )
-    with progress.step(f"uploading to {server.url}"):
-        key = server.upload(packed.archive)
+    with progress.step(f"uploading to {client.url}"):
+        key = client.upload(packed.archive)
     state = project.state(agent.name)
-    existing = server.get_runtime(state.runtime_id) if state.runtime_id else None
+    existing = client.get_runtime(state.runtime_id) if state.runtime_id else None
     if state.runtime_id and existing is None:
         progress.done(f"runtime {state.runtime_id} no longer exists on the server: creating a new one")
     request = runtime_request(agent, key, environment)
     if existing is None:
-        request["agentRuntimeName"] = agent.name
-        try:
-            created = server.json("PUT", "/runtimes/", request)
-        except RemoteError as error:
-            if error.code != "ConflictException":
-                raise
-            created = _adopt_by_name(server, agent.name, request)
+        created = _create_or_adopt(client, agent.name, request)
     else:
-        created = server.json("PUT", f"/runtimes/{state.runtime_id}/", request)
-    runtime_id, version = created["agentRuntimeId"], created["agentRuntimeVersion"]
-    state.runtime_id, state.runtime_arn = runtime_id, created["agentRuntimeArn"]
-    state.endpoint_url, state.artifact_key, state.mode = server.url, key, "server"
+        created = client.update_runtime(existing.runtime_id, request)
+    state.runtime_id, state.runtime_arn = created.runtime_id, created.arn
+    state.endpoint_url, state.artifact_key, state.mode = client.url, key, "server"
     project.save_state(agent.name, state)
-    described = wait_ready(server, progress, runtime_id, version)
-    if described["status"] != "READY":
-        reason = described.get("failureReason") or described["status"]
-        log = server.build_log(runtime_id, version)
+    described = wait_ready(client, progress, created)
+    if described.status != "READY":
+        log = client.build_log(created.runtime_id, created.version).text
         if log:
             print("--- build log (last lines) ---", file=sys.stderr)
             print("\n".join(log.strip().splitlines()[-20:]), file=sys.stderr)
-        raise CliError(f"deploy failed: {reason}")
-    progress.done(f"runtime {runtime_id} version {version} is READY")
+        raise CliError(f"deploy failed: {described.failure_reason or described.status}")
+    progress.done(f"runtime {created.runtime_id} version {created.version} is READY")
     print(f"ARN: {state.runtime_arn}")
-    print('next: agentcore invoke \'{"prompt": "hello"}\'  ·  agentcore status  ·  agentcore logs')
+    target = project.agent_option(agent.name) + endpoint_flag()
+    print(f'next: agentcore invoke \'{{"prompt": "hello"}}\'{target}  ·  agentcore status{target}')
     return 0
+
+
+def endpoint_flag() -> str:
+    """` --endpoint-url URL` when this command was pointed at its server by the flag."""
+    chosen = endpoint.resolve()
+    return f" {endpoint.FLAG} {chosen.url}" if chosen.source == endpoint.FLAG else ""
+
+
+def _create_or_adopt(client: ControlClient, name: str, request: dict[str, Any]) -> RuntimeVersion:
+    try:
+        return client.create_runtime(name, request)
+    except RemoteError as error:
+        if error.code != "ConflictException":
+            raise
+    # A runtime of this name exists (deployed from another checkout): update it instead.
+    found = client.find_runtime(name)
+    if found is None:
+        raise CliError(f"a runtime named {name!r} exists but could not be found to update it")
+    return client.update_runtime(found.runtime_id, request)
 
 
 def runtime_request(agent: AgentConfig, key: str, environment: dict[str, str]) -> dict[str, Any]:
@@ -141,37 +158,27 @@ def runtime_request(agent: AgentConfig, key: str, environment: dict[str, str]) -
     return request
 
 
-def _adopt_by_name(server: RuntimeServer, name: str, request: dict[str, Any]) -> dict[str, Any]:
-    """A runtime of this name exists (deployed from another checkout): update it instead."""
-    token = None
-    while True:
-        page = server.json(
-            "POST", "/runtimes/", {"maxResults": 100, **({"nextToken": token} if token else {})}
-        )
-        for runtime in page.get("agentRuntimes", []):
-            if runtime["agentRuntimeName"] == name:
-                request.pop("agentRuntimeName", None)
-                updated: dict[str, Any] = server.json(
-                    "PUT", f"/runtimes/{runtime['agentRuntimeId']}/", request
-                )
-                return updated
-        token = page.get("nextToken")
-        if not token:
-            raise CliError(f"a runtime named {name!r} exists but could not be found to update it")
-
-
-def wait_ready(server: RuntimeServer, progress: Progress, runtime_id: str, version: str) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT
+def wait_ready(client: ControlClient, progress: Progress, created: RuntimeVersion) -> Runtime:
+    """Poll until the version is built, printing its build log as it grows, with elapsed time."""
+    runtime_id, version = created.runtime_id, created.version
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT
+    offset = 0
     with progress.step(f"building version {version}"):
         while True:
-            described: dict[str, Any] = server.json("GET", f"/runtimes/{runtime_id}/?version={version}")
-            if described["status"] not in ("CREATING", "UPDATING"):
+            described = client.get_runtime(runtime_id, version)
+            if described is None:
+                raise CliError(f"runtime {runtime_id} was deleted while it was being built")
+            chunk = client.build_log(runtime_id, version, offset)
+            offset = chunk.next_offset
+            for line in chunk.text.splitlines():
+                if line.strip():
+                    progress.note(f"  {time.monotonic() - started:5.1f}s │ {line.rstrip()}")
+            if not described.building:
                 return described
             if time.monotonic() > deadline:
-                raise CliError(
-                    f"runtime {runtime_id} is still {described['status']} after {READY_TIMEOUT:g}s"
-                )
-            time.sleep(0.25)
+                raise CliError(f"runtime {runtime_id} is still {described.status} after {READY_TIMEOUT:g}s")
+            time.sleep(POLL_SECONDS)
 
 
 def _size(count: int) -> str:
@@ -182,4 +189,4 @@ def _size(count: int) -> str:
     return f"{count:.1f} GiB"
 
 
-__all__ = ["add_commands", "deploy_to_server", "runtime_request"]
+__all__ = ["add_commands", "deploy_to_server", "endpoint_flag", "runtime_request"]

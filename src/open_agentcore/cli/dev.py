@@ -13,16 +13,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from open_agentcore.backends.process import LAUNCHER
-
-from . import reloader
 from .errors import CliError
-from .local import HOST, agent_interpreter, interruptible, terminate, wait_ready
 from .ports import DEFAULT_PORT, describe_holder, next_free_port
 from .progress import Progress
 from .project import AgentConfig, Project
 
-RELOADER = Path(reloader.__file__).resolve()
+RELOADER = Path(__file__).with_name("reloader.py").resolve()  # run as a script, never imported here
 READY_TIMEOUT = 60.0
 ENTRYPOINT_NAMES = ("agent.py", "app.py", "main.py")
 
@@ -45,6 +41,10 @@ def add_commands(commands: Any) -> None:
 
 
 def run_dev(args: argparse.Namespace) -> int:
+    from open_agentcore.backends.process import LAUNCHER
+
+    from .local import HOST, agent_interpreter, interruptible, terminate, wait_ready
+
     project = Project.load()
     agent = _agent(project, args.agent)
     wanted = args.port or DEFAULT_PORT

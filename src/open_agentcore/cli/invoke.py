@@ -13,13 +13,14 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import CliError
 from .project import AgentState, Project
 from .remote import SESSION_HEADER, USER_HEADER, RuntimeServer, remote_error, runtime_path
+
+if TYPE_CHECKING:
+    import httpx
 
 CUSTOM_PREFIX = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-"
 
@@ -93,6 +94,8 @@ def _post(
     server: RuntimeServer | None,
 ) -> int:  # fmt: skip
     """An unsigned POST, streamed: to the local agent, or with a bearer token to the server."""
+    import httpx
+
     verify = server.tls() if server is not None else True
     try:
         with httpx.stream(

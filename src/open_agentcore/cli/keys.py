@@ -10,12 +10,14 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from open_agentcore.auth.credentials import new_access_key_id, new_secret_access_key
 from open_agentcore.auth.policies import PolicyError, parse_policy
 from open_agentcore.server import ServerConfig, agentcore_home
-from open_agentcore.store import AccessKeyNotFound, Store, StoreError
+
+if TYPE_CHECKING:
+    from open_agentcore.store import Store
 
 from .errors import CliError
 
@@ -57,6 +59,8 @@ def add_commands(server_commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Store:
+    from open_agentcore.store import Store, StoreError
+
     data_dir = Path(args.data_dir) if args.data_dir else agentcore_home() / "server"
     config = ServerConfig(data_dir=data_dir, store_url=args.store)
     if not args.store and not (data_dir / "state.db").exists():
@@ -119,6 +123,8 @@ def list_keys(args: argparse.Namespace) -> int:
 
 
 def revoke_key(args: argparse.Namespace) -> int:
+    from open_agentcore.store import AccessKeyNotFound
+
     try:
         record = _store(args).revoke_access_key(args.access_key_id)
     except AccessKeyNotFound:

@@ -10,9 +10,10 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from .control_client import ControlClient
 from .errors import CliError
 from .project import AgentConfig, AgentState, Project
-from .remote import SESSION_HEADER, RemoteError, RuntimeServer, runtime_path
+from .remote import RemoteError, RuntimeServer
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -79,6 +80,7 @@ def show_status(args: argparse.Namespace) -> int:
         report["local"] = {"port": state.local_port, "pid": state.local_pid}
     if state.runtime_id:
         report["runtime"] = _runtime_report(state)
+        report["runtime"].setdefault("server", state.endpoint_url)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -86,14 +88,17 @@ def show_status(args: argparse.Namespace) -> int:
     if "local" in report:
         print(f"  local: http://127.0.0.1:{state.local_port} (pid {state.local_pid})")
     runtime = report.get("runtime")
+    target = project.agent_option(agent.name)
     if runtime is None:
-        print("  not deployed: agentcore deploy")
+        print(f"  not deployed: agentcore deploy{target}")
         return 0
     if runtime.get("status") == "NOT_FOUND":
         print(
-            f"  runtime {state.runtime_id} no longer exists on {state.endpoint_url}: deploy creates a new one"
+            f"  runtime {state.runtime_id} no longer exists on {runtime['server']}: "
+            f"agentcore deploy{target} creates a new one"
         )
         return 0
+    print(f"  server {runtime['server']}")
     print(f"  runtime {runtime['id']}: {runtime['status']}, version {runtime['version']}")
     print(f"  ARN {runtime['arn']}")
     if runtime.get("failureReason"):
@@ -109,25 +114,24 @@ def show_status(args: argparse.Namespace) -> int:
 
 
 def _runtime_report(state: AgentState) -> dict[str, Any]:
-    server = RuntimeServer.connect()
+    client = ControlClient(RuntimeServer.connect())
     runtime_id = state.runtime_id or ""
-    described = server.get_runtime(runtime_id)
+    described = client.get_runtime(runtime_id)
     if described is None:
-        return {"id": runtime_id, "status": "NOT_FOUND"}
-    endpoints = server.json("POST", f"/runtimes/{runtime_id}/runtime-endpoints/", {"maxResults": 100})
-    versions = server.json("POST", f"/runtimes/{runtime_id}/versions/", {"maxResults": 100})
+        return {"id": runtime_id, "status": "NOT_FOUND", "server": client.url}
     return {
         "id": runtime_id,
-        "arn": described["agentRuntimeArn"],
-        "status": described["status"],
-        "version": described["agentRuntimeVersion"],
-        "failureReason": described.get("failureReason"),
+        "server": client.url,
+        "arn": described.arn,
+        "status": described.status,
+        "version": described.version,
+        "failureReason": described.failure_reason,
         "endpoints": [
-            {"name": e["name"], "status": e["status"], "liveVersion": e.get("liveVersion")}
-            for e in endpoints.get("runtimeEndpoints", [])
+            {"name": e.name, "status": e.status, "liveVersion": e.live_version}
+            for e in client.list_endpoints(runtime_id)
         ],
-        "versions": [v["agentRuntimeVersion"] for v in versions.get("agentRuntimes", [])],
-        "sessions": server.sessions(runtime_id),
+        "versions": [v.version for v in client.list_versions(runtime_id)],
+        "sessions": client.server.sessions(runtime_id),
     }
 
 
@@ -140,14 +144,19 @@ def stop_session(args: argparse.Namespace) -> int:
     state = _deployed(project, agent)
     session_id = args.session_id or state.session_id
     if not session_id:
-        raise CliError("no session to stop: pass --session-id (no invoke has used one yet)")
-    server = RuntimeServer.connect()
-    path = runtime_path(state.runtime_arn or "") + "/stopruntimesession"
-    body = json.dumps({}).encode()
-    server.request("POST", path, body, {SESSION_HEADER: session_id, "content-type": "application/json"})
-    print(f"stopped session {session_id}")
+        if state.stopped_session_id:
+            print(
+                f"session {state.stopped_session_id} is already stopped; no invoke has used a session since"
+            )
+            return 0
+        raise CliError("no session to stop: no invoke has used one yet (or pass --session-id)")
+    client = ControlClient(RuntimeServer.connect())
+    if client.stop_session(state.runtime_arn or "", session_id):
+        print(f"stopped session {session_id}")
+    else:
+        print(f"session {session_id} has no running worker: already stopped, ended or never started")
     if session_id == state.session_id:
-        state.session_id = None
+        state.session_id, state.stopped_session_id = None, session_id
         project.save_state(agent.name, state)
     return 0
 
@@ -272,13 +281,10 @@ def destroy_agent(args: argparse.Namespace) -> int:
 
         stop_local(project, agent)
     if state.runtime_id:
-        server = RuntimeServer.connect()
-        try:
-            server.request("DELETE", f"/runtimes/{state.runtime_id}/")
+        client = ControlClient(RuntimeServer.connect())
+        if client.delete_runtime(state.runtime_id):
             print(f"deleted runtime {state.runtime_id}")
-        except RemoteError as error:
-            if error.code != "ResourceNotFoundException":
-                raise
+        else:
             print(f"runtime {state.runtime_id} was already gone")
     project.forget(agent.name)
     print(f"removed agent {agent.name!r} from {project.config_path.name}")
@@ -288,7 +294,10 @@ def destroy_agent(args: argparse.Namespace) -> int:
 def _deployed(project: Project, agent: AgentConfig) -> AgentState:
     state = project.state(agent.name)
     if not state.runtime_id:
-        raise CliError(f"agent {agent.name!r} is not deployed to a runtime server: agentcore deploy")
+        raise CliError(
+            f"agent {agent.name!r} is not deployed to a runtime server: "
+            f"agentcore deploy{project.agent_option(agent.name)}"
+        )
     return state
 
 

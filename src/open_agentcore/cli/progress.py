@@ -19,6 +19,7 @@ class Progress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty()
+        self._lock = threading.Lock()  # the spinner and `note` share the terminal's last line
 
     @contextlib.contextmanager
     def step(self, text: str) -> Iterator[None]:
@@ -44,10 +45,17 @@ class Progress:
 
     def _spin(self, text: str, started: float, stop: threading.Event) -> None:
         for frame in itertools.cycle(_FRAMES):
-            self.stream.write(f"\r\033[K{frame} {text}... {time.monotonic() - started:.0f}s")
-            self.stream.flush()
+            with self._lock:
+                self.stream.write(f"\r\033[K{frame} {text}... {time.monotonic() - started:.0f}s")
+                self.stream.flush()
             if stop.wait(0.1):
                 return
+
+    def note(self, text: str) -> None:
+        """A line of output while a step runs (a build log line): above the spinner on a TTY."""
+        with self._lock:
+            self.stream.write(f"\r\033[K{text}\n" if self.live else f"{text}\n")
+            self.stream.flush()
 
     def done(self, text: str) -> None:
         mark = "\033[32m✓\033[0m " if self.live else ""

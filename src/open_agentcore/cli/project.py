@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import CliError
 
 CONFIG_FILE = ".bedrock_agentcore.yaml"
@@ -63,6 +61,7 @@ class AgentState:
     endpoint_url: str | None = None
     artifact_key: str | None = None
     session_id: str | None = None
+    stopped_session_id: str | None = None  # the last one `stop-session` stopped, to say so again
     mode: str | None = None  # "server" or "local": where a plain `invoke` goes
     local_port: int | None = None
     local_pid: int | None = None
@@ -87,6 +86,8 @@ class Project:
         path = root / CONFIG_FILE
         if not path.exists():
             return cls(root, {}, None)
+        import yaml  # here, not at the top: `agentcore --help` never reads a project
+
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
@@ -103,6 +104,8 @@ class Project:
         return cls(root, agents, str(default) if default else None)
 
     def save(self) -> None:
+        import yaml
+
         data = {
             "default_agent": self.default_agent,
             "agents": {name: agent.to_yaml() for name, agent in sorted(self.agents.items())},
@@ -122,6 +125,11 @@ class Project:
         if chosen not in self.agents:
             raise CliError(f"no agent named {chosen!r} here (configured: {', '.join(sorted(self.agents))})")
         return self.agents[chosen]
+
+    def agent_option(self, name: str) -> str:
+        """` --agent NAME` for a command hint whenever several agents are configured (a bare
+        command could mean another one, now or after `set-default`), else nothing."""
+        return f" --agent {name}" if len(self.agents) > 1 else ""
 
     def path_of(self, relative: str) -> Path:
         return (self.root / relative).resolve()

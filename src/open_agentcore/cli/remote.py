@@ -2,6 +2,7 @@
 
 Requests are signed with our own SigV4 signer (the CLI needs no botocore). Errors come back as
 the server's AWS error shapes and leave here as one-line `CliError`s naming the error type.
+httpx is imported on the first request, so commands that never talk to a server do not pay for it.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
+from open_agentcore.auth.credentials import ENV_KEY_ID, FILE_NAME, CredentialsError, load_admin_credential
+from open_agentcore.auth.signing import sign_headers
+from open_agentcore.auth.sigv4 import Credential
 
-from open_agentcore.auth import Credential, CredentialsError, load_admin_credential, sign_headers
-from open_agentcore.auth.credentials import ENV_KEY_ID, FILE_NAME
-from open_agentcore.server import agentcore_home
-
+from . import endpoint as endpoints
+from .endpoint import DEFAULT_ENDPOINT, Endpoint
 from .errors import CliError
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:8900"
+if TYPE_CHECKING:
+    import httpx
+
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -46,7 +49,8 @@ class RemoteError(CliError):
 
 
 def endpoint_url(environ: Mapping[str, str] = os.environ) -> str:
-    return (environ.get("AGENTCORE_ENDPOINT_URL") or DEFAULT_ENDPOINT).rstrip("/")
+    """The server URL this command talks to (see `endpoint.resolve` for the order)."""
+    return endpoints.resolve(environ).url
 
 
 def is_loopback(url: str) -> bool:
@@ -58,10 +62,33 @@ def region(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def tls_verification(url: str, environ: Mapping[str, str] = os.environ) -> ssl.SSLContext:
-    """How the server's certificate is checked: against $AGENTCORE_CA_BUNDLE, else the system's CAs."""
+    """How the server's certificate is checked: against $AGENTCORE_CA_BUNDLE, else the certificate a
+    local server recorded when it is self-signed, else the system's CAs."""
     if urlsplit(url).scheme != "https":
         return _no_tls()
-    return _trusting(environ.get(CA_BUNDLE_ENV) or None)
+    bundle = environ.get(CA_BUNDLE_ENV) or None
+    record = endpoints.read_record(endpoints.default_data_dir(environ))
+    if bundle is None and record is not None and record.url == url and record.self_signed and record.tls_cert:
+        return pinned(record.tls_cert)
+    return _trusting(bundle)
+
+
+@functools.lru_cache(maxsize=4)
+def pinned(cert: str) -> ssl.SSLContext:
+    """Trust exactly a server's own certificate, whoever issued it.
+
+    The pin is the identity, so the host name is not checked (the server may listen on 0.0.0.0).
+    """
+    from open_agentcore.server.tls import TlsError, leaf_certificate
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    try:
+        context.load_verify_locations(cadata=leaf_certificate(Path(cert)))
+    except (OSError, ssl.SSLError, TlsError) as error:
+        raise CliError(f"cannot use the server's TLS certificate {cert}: {error}") from None
+    return context
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,21 +114,25 @@ class RuntimeServer:
     credential: Credential
     region: str
     verify: ssl.SSLContext | None = None  # None: as `tls_verification` says for `url`
+    down_hint: str = "is it running?"  # what to run when nothing answers at `url`
 
     @classmethod
     def connect(cls, start: bool = False, environ: Mapping[str, str] = os.environ) -> RuntimeServer:
-        """The configured server; with `start`, a local one that does not answer is started."""
-        url = endpoint_url(environ)
+        """The server this command talks to (`endpoint.resolve`).
+
+        With `start`, a local one that does not answer is started on the same address (unless it
+        needs a certificate only the user has). Without, nothing is probed: the first request
+        finds out, which saves a round trip per command.
+        """
+        chosen = endpoints.resolve(environ)
+        url = chosen.url
         verify = tls_verification(url, environ)
-        if not healthy(url, verify=verify):
-            # A TLS server needs its certificate and key: only the user can start that one.
-            tls = urlsplit(url).scheme == "https"
-            if not (start and is_loopback(url) and not tls):
-                hint = " (start one: agentcore server start)" if is_loopback(url) else ""
-                hint = " (start it: agentcore server start --tls-cert FILE --tls-key FILE)" if tls else hint
-                raise CliError(f"no runtime server answers at {url}{hint}")
-            start_local_server(url)
-        return cls(url, credential_for(url, environ), region(environ), verify)
+        if start and not healthy(url, verify=verify):
+            tls = urlsplit(url).scheme == "https" or (chosen.record is not None and chosen.record.tls_cert)
+            if not (is_loopback(url) and not tls):
+                raise CliError(f"no runtime server answers at {url} ({chosen.down_hint()})")
+            start_local_server(chosen)
+        return cls(url, credential_for(chosen, environ), region(environ), verify, chosen.down_hint())
 
     # Requests --------------------------------------------------------------------------------
 
@@ -113,14 +144,16 @@ class RuntimeServer:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = 60.0,
     ) -> httpx.Response:
+        import httpx
+
         url = self.url + path
         signed = sign_headers(method, url, self.credential, self.region, body, headers)
         try:
-            reply = httpx.request(
-                method, url, content=body, headers=signed, timeout=timeout, verify=self._verify()
+            reply = _client(self._verify()).request(
+                method, url, content=body, headers=signed, timeout=timeout
             )
         except httpx.HTTPError as error:
-            raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
+            raise self._unreachable(error) from None
         if reply.status_code >= 400:
             raise remote_error(reply)
         return reply
@@ -135,19 +168,32 @@ class RuntimeServer:
         self, method: str, path: str, body: bytes, headers: Mapping[str, str], timeout: float | None = None
     ) -> Iterator[httpx.Response]:
         """A signed request whose response is read as it arrives."""
+        import httpx
+
         url = self.url + path
         signed = sign_headers(method, url, self.credential, self.region, body, headers)
         try:
-            with httpx.stream(
-                method, url, content=body, headers=signed, timeout=httpx.Timeout(60.0, read=timeout),
-                verify=self._verify(),
-            ) as reply:  # fmt: skip
+            with _client(self._verify()).stream(
+                method, url, content=body, headers=signed, timeout=httpx.Timeout(60.0, read=timeout)
+            ) as reply:
                 if reply.status_code >= 400:
                     reply.read()
                     raise remote_error(reply)
                 yield reply
         except httpx.HTTPError as error:
-            raise CliError(f"the runtime server at {self.url} did not answer: {error}") from None
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, error: httpx.HTTPError) -> CliError:
+        import httpx
+
+        if reason := _unverified(error):
+            return CliError(
+                f"cannot verify the TLS certificate of {self.url} ({reason}): "
+                f"set {CA_BUNDLE_ENV} to the certificate of the CA that issued it"
+            )
+        if isinstance(error, httpx.ConnectError):
+            return CliError(f"no runtime server answers at {self.url} ({self.down_hint})")
+        return CliError(f"the runtime server at {self.url} did not answer: {error}")
 
     def tls(self) -> ssl.SSLContext:
         """How this server's certificate is checked (also for connections made elsewhere)."""
@@ -156,31 +202,8 @@ class RuntimeServer:
     def _verify(self) -> ssl.SSLContext:
         return self.verify or tls_verification(self.url)
 
-    # Operations ------------------------------------------------------------------------------
-
-    def upload(self, archive: bytes) -> str:
-        reply = self.request(
-            "PUT", "/_agentcore/artifacts", archive, {"content-type": "application/zip"}, 600
-        )
-        return str(reply.json()["key"])
-
-    def get_runtime(self, runtime_id: str) -> dict[str, Any] | None:
-        """The runtime, or None when the server has no such id (deleted elsewhere)."""
-        try:
-            runtime: dict[str, Any] = self.json("GET", f"/runtimes/{runtime_id}/")
-        except RemoteError as error:
-            if error.code == "ResourceNotFoundException":
-                return None
-            raise
-        return runtime
-
-    def build_log(self, runtime_id: str, version: str) -> str:
-        try:
-            return self.request("GET", f"/_agentcore/runtimes/{runtime_id}/versions/{version}/build-log").text
-        except RemoteError:
-            return ""
-
     def sessions(self, runtime_id: str, every: bool = False) -> list[dict[str, Any]]:
+        """The runtime's sessions as the server lists them (live; with `every`, ended ones too)."""
         query = "?state=all" if every else ""
         listed: list[dict[str, Any]] = self.json("GET", f"/_agentcore/runtimes/{runtime_id}/sessions{query}")[
             "sessions"
@@ -204,6 +227,8 @@ def remote_error(reply: httpx.Response) -> RemoteError:
 def healthy(url: str, timeout: float = 2.0, verify: ssl.SSLContext | None = None) -> bool:
     """Whether the server at `url` answers its health check; a certificate that does not verify is
     a `CliError` (waiting will not fix it)."""
+    import httpx
+
     try:
         reply = httpx.get(url + "/_agentcore/health", timeout=timeout, verify=verify or tls_verification(url))
     except httpx.HTTPError as error:
@@ -226,10 +251,12 @@ def _unverified(error: BaseException) -> str | None:
     return None
 
 
-def credential_for(url: str, environ: Mapping[str, str] = os.environ) -> Credential:
-    """The local server's admin key for a loopback server, else the caller's AWS keys."""
+def credential_for(chosen: Endpoint, environ: Mapping[str, str] = os.environ) -> Credential:
+    """The local server's admin key for a loopback server started from this machine's data dir,
+    else the caller's AWS keys."""
+    url = chosen.url
     key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-    data_dir = server_data_dir(environ)
+    data_dir = chosen.data_dir
     local_key = environ.get(ENV_KEY_ID) or (data_dir / FILE_NAME).exists()
     if is_loopback(url) and local_key:
         try:
@@ -241,17 +268,27 @@ def credential_for(url: str, environ: Mapping[str, str] = os.environ) -> Credent
     return Credential(key_id, secret, "caller")
 
 
-def server_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    return agentcore_home(environ) / "server"
+@functools.lru_cache(maxsize=4)
+def _client(verify: ssl.SSLContext) -> httpx.Client:
+    # One client per TLS setting and process: a command's requests share a connection.
+    import httpx
+
+    return httpx.Client(verify=verify)
 
 
-def start_local_server(url: str) -> None:
+def start_local_server(chosen: Endpoint) -> None:
+    """Start the server `chosen` names, on its port, from its recorded data dir (else the default)."""
+    url = chosen.url
     parts = urlsplit(url)
     port = parts.port or 80
-    print(f"starting the local runtime server on port {port} (stop it with: agentcore server stop)")
+    data_dir = chosen.data_dir
+    stop = "agentcore server stop" + (
+        "" if data_dir == endpoints.default_data_dir() else f" --data-dir {data_dir}"
+    )
+    print(f"starting the local runtime server on port {port} (stop it with: {stop})")
     command = [
         sys.executable, "-m", "open_agentcore.cli", "server", "start",
-        "--host", parts.hostname or "127.0.0.1", "--port", str(port),
+        "--host", parts.hostname or "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=_START_TIMEOUT)  # noqa: S603
     if done.returncode != 0:

@@ -16,18 +16,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from open_agentcore.auth import CredentialsError, load_admin_credential
-from open_agentcore.backends import BackendUnavailable
-from open_agentcore.server import ServerConfig, agentcore_home
-from open_agentcore.server.serving import LOG_LEVELS
-from open_agentcore.server.tls import TlsError, check_tls_files, is_self_signed, leaf_certificate
+from open_agentcore.auth.credentials import CredentialsError, load_admin_credential
+from open_agentcore.server.config import LOG_LEVELS, ServerConfig, agentcore_home
 
 from . import keys
+from .endpoint import DEFAULT_PORT, ENDPOINT_ENV, RECORD_FILE, ServerRecord, read_record, start_command
 from .errors import CliError
+from .remote import pinned
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
-TLS_FILE = "tls.json"  # the certificate the server last ran with, for `status` and `credentials`
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
@@ -49,15 +47,25 @@ def add_commands(commands: Any) -> None:
     start = sub.add_parser("start", help="start in the background and wait until it is healthy")
     _add_options(start)
     start.set_defaults(handler=start_server)
-    for name, handler, text in (
-        ("stop", stop_server, "stop a background server (in-flight invocations may finish)"),
-        ("status", server_status, "say whether it runs, where, and how workers are sandboxed"),
-        ("credentials", print_credentials, "print export lines for boto3 and the CLI"),
-    ):
-        command = sub.add_parser(name, help=text)
+    for name, handler, text, example in (
+        ("stop", stop_server, "stop a background server (in-flight invocations may finish)",
+         "agentcore server stop"),
+        ("status", server_status, "say whether it runs, where, and how workers are sandboxed",
+         "agentcore server status"),
+        ("credentials", print_credentials,
+         "print export lines for boto3, the AWS CLI and agentcore (keys, endpoint, region)",
+         'eval "$(agentcore server credentials)"'),
+    ):  # fmt: skip
+        command = sub.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}. The server is the one started from the data dir: "
+            f"it recorded its address in {RECORD_FILE} there, whatever --port it was given.",
+            epilog=f"example: {example}",
+        )
         command.add_argument("--data-dir", type=Path, help="server data dir (default $AGENTCORE_HOME/server)")
-        command.add_argument("--port", type=int, default=8900, help="port of the server (default 8900)")
-        command.add_argument("--host", default="127.0.0.1", help="host of the server (default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port of the server (default: as recorded, else 8900)")
+        command.add_argument("--host", help="host of the server (default: as recorded, else 127.0.0.1)")
         command.set_defaults(handler=handler)
 
 
@@ -197,6 +205,8 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
 
 
 def _check_tls(config: ServerConfig) -> None:
+    from open_agentcore.server.tls import TlsError, check_tls_files
+
     if config.tls_cert is not None and config.tls_key is not None:
         try:
             check_tls_files(config.tls_cert, config.tls_key)
@@ -204,43 +214,34 @@ def _check_tls(config: ServerConfig) -> None:
             raise CliError(str(error)) from None
 
 
-def _record_tls(config: ServerConfig) -> None:
-    record = config.data_dir / TLS_FILE
-    if config.tls_cert is None:
-        record.unlink(missing_ok=True)
-        return
-    record.write_text(
-        json.dumps({"cert": str(config.tls_cert), "self_signed": is_self_signed(config.tls_cert)})
+def client_url(config: ServerConfig) -> str:
+    """The URL a client on this machine uses: a wildcard listen address is reached on loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.host, config.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if config.tls_cert else 'http'}://{host}:{config.port}"
+
+
+def _record(config: ServerConfig) -> ServerRecord:
+    from open_agentcore.server.tls import is_self_signed
+
+    cert = config.tls_cert
+    return ServerRecord(
+        url=client_url(config),
+        pid=os.getpid(),
+        data_dir=str(config.data_dir),
+        host=config.host,
+        port=config.port,
+        tls_cert=str(cert) if cert else None,
+        tls_key=str(config.tls_key) if config.tls_key else None,
+        self_signed=is_self_signed(cert) if cert else False,
     )
-
-
-def _recorded_tls(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        record: dict[str, Any] = json.loads((data_dir / TLS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return record
-
-
-def _pinned(cert: Path) -> ssl.SSLContext:
-    """Trust exactly the server's own certificate: the one we started it with, whoever issued it.
-
-    The pin is the identity, so the host name is not checked (the server may listen on 0.0.0.0).
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    try:
-        context.load_verify_locations(cadata=leaf_certificate(cert))
-    except (OSError, ssl.SSLError, TlsError) as error:
-        raise CliError(f"cannot use the server's TLS certificate {cert}: {error}") from None
-    return context
 
 
 def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from open_agentcore.server import build_app
+    from open_agentcore.backends import BackendUnavailable
+    from open_agentcore.server.app import build_app
     from open_agentcore.server.serving import uvicorn_config
 
     config = config_of(args)
@@ -249,7 +250,8 @@ def run_server(args: argparse.Namespace) -> int:
         app = build_app(config)
     except (CredentialsError, BackendUnavailable) as error:
         raise CliError(str(error)) from None
-    _record_tls(config)
+    record = _record(config)
+    record.save()
     print(f"open-agentcore runtime server on {config.url} (data: {config.data_dir})", flush=True)
     server = uvicorn.Server(uvicorn_config(app, config, timeout_graceful_shutdown=20))
     # A clean drain on SIGTERM should end with exit 0, not with the re-raised signal.
@@ -257,6 +259,7 @@ def run_server(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        # The record stays: a stopped server is still "my server", and hints start it where it was.
         signal.signal(signal.SIGTERM, previous)
     return 0 if server.started else 1
 
@@ -272,7 +275,14 @@ def _health(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = Non
         return None
 
 
+def _context(record: ServerRecord | None) -> ssl.SSLContext | None:
+    return pinned(record.tls_cert) if record is not None and record.tls_cert else None
+
+
 def _pid(data_dir: Path) -> int | None:
+    record = read_record(data_dir)
+    if record is not None and record.alive():
+        return record.pid
     try:
         pid = int((data_dir / PID_FILE).read_text().strip())
         os.kill(pid, 0)
@@ -284,10 +294,17 @@ def _pid(data_dir: Path) -> int | None:
 def start_server(args: argparse.Namespace) -> int:
     config = config_of(args)
     _check_tls(config)
-    context = _pinned(config.tls_cert) if config.tls_cert else None
-    if _health(config.url, context=context) is not None:
-        raise CliError(f"a runtime server already answers on {config.url}")
+    context = pinned(str(config.tls_cert)) if config.tls_cert else None
+    url = client_url(config)
+    if _health(url, context=context) is not None:
+        raise CliError(f"a runtime server already answers on {url}")
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    running = read_record(config.data_dir)
+    if running is not None and running.alive() and _health(running.url, context=_context(running)):
+        raise CliError(
+            f"a runtime server from {config.data_dir} already runs at {running.url} (pid {running.pid}): "
+            "stop it first (agentcore server stop), or give this one its own --data-dir"
+        )
     log_path = config.data_dir / LOG_FILE
     command = [sys.executable, "-m", "open_agentcore.cli", "server", "run", *_forwarded(args, config)]
     with log_path.open("ab") as log:
@@ -296,15 +313,18 @@ def start_server(args: argparse.Namespace) -> int:
         )
     (config.data_dir / PID_FILE).write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT
-    while _health(config.url, timeout=1, context=context) is None:
+    while _health(url, timeout=1, context=context) is None:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise CliError(f"the server exited with code {process.returncode}: {tail[0]} (log: {log_path})")
         if time.monotonic() > deadline:
             raise CliError(f"the server did not become healthy within {START_TIMEOUT:g}s (log: {log_path})")
         time.sleep(0.1)
-    print(f"runtime server running at {config.url} (pid {process.pid}, log {log_path})")
-    print('next: eval "$(agentcore server credentials)"')
+    print(f"runtime server running at {url} (pid {process.pid}, log {log_path})")
+    where = (
+        "" if config.data_dir == (agentcore_home() / "server").resolve() else f" --data-dir {config.data_dir}"
+    )
+    print(f'next: eval "$(agentcore server credentials{where})"')
     return 0
 
 
@@ -345,17 +365,29 @@ def stop_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _url_of(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
-    """The server's URL from the flags, https when it last ran with a certificate, and that record."""
-    tls = _recorded_tls(data_dir_of(args))
-    return f"{'https' if tls else 'http'}://{args.host}:{args.port}", tls
+def _target(args: argparse.Namespace) -> tuple[str, ServerRecord | None]:
+    """The server these flags mean: the data dir's record, with --host/--port overriding it."""
+    record = read_record(data_dir_of(args))
+    if record is not None and args.host is None and args.port in (None, record.port):
+        return record.url, record
+    host = args.host or (record.host if record else "127.0.0.1")
+    port = args.port or (record.port if record else DEFAULT_PORT)
+    scheme = "https" if record is not None and record.tls_cert else "http"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}", record
 
 
 def server_status(args: argparse.Namespace) -> int:
-    url, tls = _url_of(args)
-    health = _health(url, context=_pinned(Path(tls["cert"])) if tls else None)
+    url, record = _target(args)
+    health = _health(url, context=_context(record))
     if health is None:
-        print(f"no runtime server answers on {url}")
+        data_dir = data_dir_of(args)
+        if record is not None and record.url == url:
+            start = record.start_command()
+        else:
+            port = int(url.rsplit(":", 1)[1])
+            start = start_command(args.host or "127.0.0.1", port, data_dir)
+        print(f"no runtime server answers on {url} (start it: {start})")
         return 1
     pid = _pid(data_dir_of(args))
     print(f"runtime server running at {url}" + (f" (pid {pid})" if pid else ""))
@@ -388,26 +420,28 @@ def _protection_lines(protections: dict[str, Any]) -> list[str]:
 
 
 def print_credentials(args: argparse.Namespace) -> int:
+    """Every variable boto3, the AWS CLI and agentcore read, for the server of this data dir."""
     try:
         credential = load_admin_credential(data_dir_of(args), os.environ)
     except CredentialsError as error:
         raise CliError(str(error)) from None
+    url, record = _target(args)
     print(f"export AWS_ACCESS_KEY_ID={credential.access_key_id}")
     print(f"export AWS_SECRET_ACCESS_KEY={credential.secret_access_key}")
-    url, tls = _url_of(args)
+    # AWS_ENDPOINT_URL: boto3 and the AWS CLI; AGENTCORE_ENDPOINT_URL: agentcore (it wins there).
     print(f"export AWS_ENDPOINT_URL={url}")
+    print(f"export {ENDPOINT_ENV}={url}")
     # botocore reads AWS_DEFAULT_REGION; AWS_REGION is for the other SDKs and our client.
     print("export AWS_REGION=us-east-1")
     print("export AWS_DEFAULT_REGION=us-east-1")
-    if tls:
-        print(f"export AGENTCORE_ENDPOINT_URL={url}")
-        if tls["self_signed"]:
-            print(f"export AWS_CA_BUNDLE={shlex.quote(tls['cert'])}")
-            print(f"export AGENTCORE_CA_BUNDLE={shlex.quote(tls['cert'])}")
+    if record is not None and record.tls_cert:
+        if record.self_signed:
+            print(f"export AWS_CA_BUNDLE={shlex.quote(record.tls_cert)}")
+            print(f"export AGENTCORE_CA_BUNDLE={shlex.quote(record.tls_cert)}")
         else:
             print(
-                f"note: {tls['cert']} is CA-issued: clients check it against the system's CAs; if its CA "
-                "is not among them, set AWS_CA_BUNDLE and AGENTCORE_CA_BUNDLE to the CA's certificate",
+                f"note: {record.tls_cert} is CA-issued: clients check it against the system's CAs; if its "
+                "CA is not among them, set AWS_CA_BUNDLE and AGENTCORE_CA_BUNDLE to the CA's certificate",
                 file=sys.stderr,
             )
     return 0

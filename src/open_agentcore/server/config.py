@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+LOG_LEVELS = ("debug", "info", "warning", "error")  # not uvicorn's "trace": it logs raw ASGI scopes
+
 
 def agentcore_home(environ: Mapping[str, str] = os.environ) -> Path:
     """`$AGENTCORE_HOME`, else `~/.agentcore`."""
@@ -64,4 +66,4 @@ class ServerConfig:
         return f"{scheme}://{self.host}:{self.port}"
 
 
-__all__ = ["ServerConfig", "agentcore_home"]
+__all__ = ["LOG_LEVELS", "ServerConfig", "agentcore_home"]

@@ -48,14 +48,37 @@ async def upload_artifact(request: Request) -> Response:
 
 
 async def build_log(request: Request) -> Response:
+    """The version's build log; `?offset=N` answers only the bytes from N on (empty when there are
+    none yet), so a client following a build reads each line once."""
     service: RuntimeService = request.app.state.runtimes
     runtime_id = request.path_params["runtime_id"]
     version = version_param(request.path_params["version"], "version") or 1
+    offset = _offset(request.query_params.get("offset"))
     await asyncio.to_thread(service.store.get_version, runtime_id, version)
     path = service.build_log(runtime_id, version)
     if not path.exists():
         raise NotFound(f"version {version} of {runtime_id} has no build log yet")
-    return FileResponse(path, media_type="text/plain; charset=utf-8")
+    if offset is None:
+        return FileResponse(path, media_type="text/plain; charset=utf-8")
+    return Response(await asyncio.to_thread(_read_from, path, offset), media_type="text/plain; charset=utf-8")
+
+
+_MAX_LOG_READ = 1024 * 1024
+
+
+def _offset(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise ValidationError(f"offset must be a whole number of bytes, not {text!r}", field="offset")
+    return int(text)
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    # Bounded: a client far behind catches up over several reads.
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read(_MAX_LOG_READ)
 
 
 async def list_sessions(request: Request) -> Response:

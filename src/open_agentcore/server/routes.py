@@ -51,6 +51,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("Health", "GET", "/_agentcore/health", R.NONE, extensions.health, Auth.PUBLIC),
     Operation("UploadArtifact", "PUT", "/_agentcore/artifacts", R.NONE, extensions.upload_artifact,
               max_body=MAX_UPLOAD),
+    # ?offset=N: the log from byte N on, for following a build as it runs.
     Operation("GetBuildLog", "GET", "/_agentcore/runtimes/{runtime_id}/versions/{version}/build-log",
               R.RUNTIME, extensions.build_log),
     Operation("ListRuntimeSessions", "GET", "/_agentcore/runtimes/{runtime_id}/sessions", R.RUNTIME,

@@ -14,10 +14,8 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 
-from .config import ServerConfig
+from .config import LOG_LEVELS, ServerConfig
 from .protocol import ConnectionLimits, http_protocol
-
-LOG_LEVELS = ("debug", "info", "warning", "error")  # not uvicorn's "trace": it logs raw ASGI scopes
 
 
 def log_config(level: str) -> dict[str, Any]:
