@@ -203,6 +203,9 @@ def test_every_route_names_its_action() -> None:
         ("http", "GET", "/_agentcore/runtimes/h-AAAAAAAAAA/sessions", "ListRuntimeSessions", runtime),
         ("http", "GET", "/_agentcore/runtimes/h-AAAAAAAAAA/sessions/s/logs", "GetRuntimeSessionLogs",
          runtime),
+        ("http", "POST", "/_agentcore/access-keys", "CreateAccessKey", None),
+        ("http", "GET", "/_agentcore/access-keys", "ListAccessKeys", None),
+        ("http", "DELETE", "/_agentcore/access-keys/AKIA0000000000000000", "RevokeAccessKey", None),
     ]  # fmt: skip
     named = set()
     table = operation_table("us-east-1", ACCOUNT)
