@@ -186,3 +186,11 @@ def test_no_server_at_the_endpoint_is_one_line(cli: Cli) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = cli.keys("list", url=url)
     assert done.returncode == 1 and done.stderr.startswith(f"agentcore: no runtime server answers at {url}")
+
+
+def test_help_says_how_the_server_is_found_and_offers_no_data_dir(cli: Cli) -> None:
+    for command in ([], ["create"], ["list"], ["revoke"]):
+        helped = cli.keys(*command, "--help")
+        assert helped.returncode == 0 and "usage: agentcore server keys" in helped.stdout
+        assert "--data-dir" not in helped.stdout and "--store" not in helped.stdout
+    assert "AGENTCORE_ENDPOINT_URL" in cli.keys("--help").stdout

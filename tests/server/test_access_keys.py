@@ -68,6 +68,8 @@ def test_create_returns_the_secret_once_and_the_key_works(server: Server) -> Non
     assert created["status"] == "ACTIVE" and created["revokedAt"] is None
     assert created["policy"] == EVERYTHING
     key = (created["accessKeyId"], created["secretAccessKey"])
+    again = call(server, "POST", PATH, {"principal": "ci-bot"})
+    assert again.headers["cache-control"] == "no-store"  # the one copy of a secret is never cached
     assert control(server, key).list_agent_runtimes()["agentRuntimes"] == []
 
 

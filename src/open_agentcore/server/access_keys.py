@@ -29,6 +29,7 @@ from .shapes import timestamp
 # IAM's user-name alphabet; the principal appears in ARNs as arn:aws:iam::<account>:user/<name>.
 _PRINCIPAL = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 _CREATE_FIELDS = {"principal", "policy"}
+_NO_STORE = {"cache-control": "no-store"}
 
 
 def _admin_only(request: Request) -> tuple[Store, AccessDirectory]:
@@ -51,7 +52,8 @@ async def create_access_key(request: Request) -> Response:
     access_key_id, secret = new_access_key_id(), new_secret_access_key()
     record = await asyncio.to_thread(store.create_access_key, access_key_id, secret, principal, policy)
     directory.forget_key(access_key_id)  # in case a request with this id was refused and cached
-    return JSONResponse({**_summary(directory, record), "secretAccessKey": secret})
+    # no-store: a proxy or client cache must not keep the one copy of the secret.
+    return JSONResponse({**_summary(directory, record), "secretAccessKey": secret}, headers=_NO_STORE)
 
 
 async def list_access_keys(request: Request) -> Response:
