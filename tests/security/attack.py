@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,8 +22,7 @@ import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
 
-from open_agentcore.store import Store
-from tests.server.conftest import Server, running_server
+from tests.server.conftest import KEY_ID, SECRET, Server, running_server
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -76,6 +74,9 @@ class Key:
     secret: str
 
 
+ADMIN = Key(KEY_ID, SECRET)
+
+
 @dataclass
 class Target:
     """A running server with runtimes `a` and `b`, and access keys by name."""
@@ -91,10 +92,12 @@ class Target:
         return str(self.runtimes[name]["agentRuntimeArn"])
 
     def add_key(self, name: str, *statements: dict[str, Any]) -> Key:
-        key = Key("AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+        """A new key for principal `name`, made as an operator makes one: through the admin API."""
         policy = {"Version": "2012-10-17", "Statement": list(statements)} if statements else None
-        with Store.open(f"sqlite:///{self.server.data_dir / 'state.db'}") as store:
-            store.create_access_key(key.access_key_id, key.secret, name, policy)
+        body = json.dumps({"principal": name, **({"policy": policy} if policy else {})}).encode()
+        reply = raw_request(self.server.url, "POST", "/_agentcore/access-keys", body, key=ADMIN)
+        assert reply.status == 200, reply.body
+        key = Key(reply.json()["accessKeyId"], reply.json()["secretAccessKey"])
         self.keys[name] = key
         return key
 

@@ -160,10 +160,13 @@ def _clients(server: ServerProcess, sent: Secrets) -> tuple[Any, Any]:
     return control, data
 
 
-def _signed(server: ServerProcess, sent: Secrets, method: str, path: str, body: bytes, secret: str) -> Any:
+def _signed(
+    server: ServerProcess, sent: Secrets, method: str, path: str, body: bytes, secret: str,
+    key_id: str | None = None,
+) -> Any:  # fmt: skip
     url = server.url + path
     request = botocore.awsrequest.AWSRequest(method=method, url=url, data=body)
-    credentials = botocore.credentials.Credentials(server.key_id, secret)
+    credentials = botocore.credentials.Credentials(key_id or server.key_id, secret)
     botocore.auth.SigV4Auth(credentials, "bedrock-agentcore", "us-east-1").add_auth(request)
     sent.signed(request.headers["Authorization"])
     return httpx.request(method, url, content=body, headers=dict(request.headers), timeout=60)
@@ -228,6 +231,20 @@ def _workflow(server: ServerProcess, sent: Secrets, bearer: str, monkeypatch: py
         server, sent, "GET", f"/_agentcore/runtimes/{runtime_id}/sessions/{'q' * 40}/logs", b"", server.secret
     )
     assert "the agent was asked about moths" in logs.text
+
+    # An access key made, used and revoked through the admin API: its secret is never logged.
+    policy = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    body = json.dumps({"principal": "quiet-bot", "policy": policy}).encode()
+    made = _signed(server, sent, "POST", "/_agentcore/access-keys", body, server.secret)
+    assert made.status_code == 200, made.text
+    key_id, key_secret = made.json()["accessKeyId"], made.json()["secretAccessKey"]
+    sent.values.add(key_secret)
+    assert _signed(server, sent, "POST", "/runtimes/", b"{}", key_secret, key_id).status_code == 200
+    listed = _signed(server, sent, "GET", "/_agentcore/access-keys", b"", server.secret)
+    assert listed.status_code == 200 and key_secret not in listed.text
+    revoked = _signed(server, sent, "DELETE", f"/_agentcore/access-keys/{key_id}", b"", server.secret)
+    assert revoked.status_code == 200
+    assert _signed(server, sent, "POST", "/runtimes/", b"{}", key_secret, key_id).status_code == 403
 
 
 def test_no_secret_reaches_any_log_at_the_most_verbose_level(

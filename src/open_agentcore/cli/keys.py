@@ -1,27 +1,23 @@
 """`agentcore server keys create|list|revoke`: access keys for principals other than the admin.
 
-These act on the server's store directly (the data dir's SQLite, or `--store`), as an operator
-on the server's machine does; a running server sees a change within a few seconds.
+These call the server's admin-only operations under `/_agentcore/access-keys` over HTTP, signed
+with the admin key, so they work for a server on any port or machine and for any replica of
+several; the CLI never opens a server's store. The server is found as every other command finds
+it (`endpoint.resolve`: --endpoint-url, $AGENTCORE_ENDPOINT_URL, $AWS_ENDPOINT_URL, the server
+`server start` recorded, http://127.0.0.1:8900).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from open_agentcore.auth.credentials import new_access_key_id, new_secret_access_key
-from open_agentcore.auth.policies import PolicyError, parse_policy
-from open_agentcore.server import ServerConfig, agentcore_home
-
-if TYPE_CHECKING:
-    from open_agentcore.store import Store
+from typing import Any
+from urllib.parse import quote
 
 from .errors import CliError
 
-_PRINCIPAL = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+_PATH = "/_agentcore/access-keys"
 
 
 def add_commands(server_commands: Any) -> None:
@@ -30,8 +26,12 @@ def add_commands(server_commands: Any) -> None:
         help="create, list and revoke access keys of other principals",
         description="Access keys for callers other than the admin. Each belongs to a principal "
         "(arn:aws:iam::<account>:user/<name> in policies) and carries an IAM-style policy: with "
-        "none, the key may do nothing.",
-        epilog="example: agentcore server keys create --name ci-bot --policy invoke-only.json",
+        "none, the key may do nothing. The runtime server does the work (only its admin key may): "
+        "the one --endpoint-url, $AGENTCORE_ENDPOINT_URL or $AWS_ENDPOINT_URL names, else the one "
+        "`server start` recorded; requests are signed with the local server's admin key, or with "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for another server.",
+        epilog="example: AGENTCORE_ENDPOINT_URL=http://127.0.0.1:8931 agentcore server keys create "
+        "--name ci-bot --policy invoke-only.json",
     )
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     create = sub.add_parser(
@@ -53,63 +53,67 @@ def add_commands(server_commands: Any) -> None:
     )
     revoke.add_argument("access_key_id")
     revoke.set_defaults(handler=revoke_key)
-    for command in (create, listing, revoke):
-        command.add_argument("--data-dir", type=Path, help="server data dir (default $AGENTCORE_HOME/server)")
-        command.add_argument("--store", help="database URL, when the server runs with --store")
 
 
-def _store(args: argparse.Namespace) -> Store:
-    from open_agentcore.store import Store, StoreError
+def _call(method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    from .remote import RuntimeServer
 
-    data_dir = Path(args.data_dir) if args.data_dir else agentcore_home() / "server"
-    config = ServerConfig(data_dir=data_dir, store_url=args.store)
-    if not args.store and not (data_dir / "state.db").exists():
-        raise CliError(f"no runtime server state in {data_dir}: start the server once first")
-    try:
-        return Store.open(config.database_url)
-    except StoreError as error:
-        raise CliError(f"cannot open the server's store: {error}") from None
+    return RuntimeServer.connect().json(method, path, payload)
 
 
 def create_key(args: argparse.Namespace) -> int:
-    if not _PRINCIPAL.fullmatch(args.name):
-        raise CliError("--name is 1-64 letters, digits or +=,.@_-")
-    policy = None
+    from .remote import RemoteError
+
+    payload: dict[str, Any] = {"principal": args.name}
     if args.policy is not None:
-        try:
-            text = args.policy.read_text()
-        except OSError as error:
-            raise CliError(f"cannot read {args.policy}: {error.strerror}") from None
-        try:
-            parse_policy(text)
-        except PolicyError as error:
-            raise CliError(f"{args.policy}: {error}") from None
-        policy = json.loads(text)
-    store = _store(args)
-    key_id, secret = new_access_key_id(), new_secret_access_key()
-    store.create_access_key(key_id, secret, args.name, policy)
+        payload["policy"] = _policy_file(args.policy)
+    try:
+        created = _call("POST", _PATH, payload)
+    except RemoteError as error:
+        if error.code == "ValidationException" and str(error).startswith(f"{error.code}: policy: "):
+            raise CliError(f"{args.policy}: {str(error).removeprefix(f'{error.code}: policy: ')}") from None
+        raise
     if args.json:
-        print(json.dumps({"accessKeyId": key_id, "secretAccessKey": secret, "principal": args.name}))
+        print(
+            json.dumps(
+                {
+                    "accessKeyId": created["accessKeyId"],
+                    "secretAccessKey": created["secretAccessKey"],
+                    "principal": created["principal"],
+                }
+            )
+        )
     else:
-        print(f"access key for {args.name} (the secret is shown this once):")
-        print(f"export AWS_ACCESS_KEY_ID={key_id}")
-        print(f"export AWS_SECRET_ACCESS_KEY={secret}")
-        if policy is None:
+        print(f"access key for {created['principal']} (the secret is shown this once):")
+        print(f"export AWS_ACCESS_KEY_ID={created['accessKeyId']}")
+        print(f"export AWS_SECRET_ACCESS_KEY={created['secretAccessKey']}")
+        if created.get("policy") is None:
             print("note: the key has no policy, so it may do nothing; create it again with --policy")
     return 0
 
 
+def _policy_file(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CliError(f"{path}: the policy is not JSON: {error}") from None
+
+
 def list_keys(args: argparse.Namespace) -> int:
-    records = _store(args).list_access_keys(include_revoked=args.all)
+    listed = _call("GET", _PATH + ("?state=all" if args.all else ""))["accessKeys"]
     rows = [
         {
-            "accessKeyId": r.access_key_id,
-            "principal": r.principal,
-            "created": r.created_at.isoformat(),
-            "revoked": r.revoked_at.isoformat() if r.revoked_at else None,
-            "statements": len((r.policy or {}).get("Statement", [])) if r.policy else 0,
+            "accessKeyId": key["accessKeyId"],
+            "principal": key["principal"],
+            "created": key["createdAt"],
+            "revoked": key.get("revokedAt"),
+            "statements": _statements(key.get("policy")),
         }
-        for r in records
+        for key in listed
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -122,14 +126,23 @@ def list_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _statements(policy: Any) -> int:
+    statements = policy.get("Statement") if isinstance(policy, dict) else None
+    if isinstance(statements, dict):
+        return 1  # a single statement may stand alone, without a list
+    return len(statements) if isinstance(statements, list) else 0
+
+
 def revoke_key(args: argparse.Namespace) -> int:
-    from open_agentcore.store import AccessKeyNotFound
+    from .remote import RemoteError
 
     try:
-        record = _store(args).revoke_access_key(args.access_key_id)
-    except AccessKeyNotFound:
-        raise CliError(f"no access key {args.access_key_id}") from None
-    print(f"revoked {record.access_key_id} of {record.principal}")
+        revoked = _call("DELETE", f"{_PATH}/{quote(args.access_key_id, safe='')}")
+    except RemoteError as error:
+        if error.code == "ResourceNotFoundException":
+            raise CliError(f"no access key {args.access_key_id}") from None
+        raise
+    print(f"revoked {revoked['accessKeyId']} of {revoked['principal']}")
     return 0
 
 

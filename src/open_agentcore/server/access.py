@@ -2,9 +2,12 @@
 
 Each operation names its action and resource in the operation table (`operations.py`); access
 keys other than the admin key carry an identity policy; a runtime may carry a resource policy;
-`decide` weighs both as IAM does. Keys and policies are read from the store on a worker thread and
-kept for `CACHE_SECONDS`, so a key revoked with `agentcore server keys revoke` stops working within
-that time (at once for this server's own resource-policy writes, which drop their cache entry).
+`decide` weighs both as IAM does. Operations the table marks admin-only (access-key management)
+are decided before any policy: the admin key alone may call them, so no stored key can grant
+itself or others more rights, whatever its policy says. Keys and policies are read from the store
+on a worker thread and kept for `CACHE_SECONDS`, so a key revoked on another replica (or in the
+store) stops working within that time; this server's own revocations and resource-policy writes
+drop their cache entry, and take effect at once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from open_agentcore.auth import Caller, Credential, Scheme
+from open_agentcore.auth import ANONYMOUS, Caller, Credential, Scheme
 from open_agentcore.auth.policies import Decision, Policy, PolicyError, decide, parse_policy
 from open_agentcore.store import AccessKeyNotFound, NotFoundError, ResourcePolicyNotFound, Store
 
@@ -102,12 +105,23 @@ class AccessDirectory:
     def forget_resource_policy(self, runtime_id: str) -> None:
         self._resource_policies.pop(runtime_id, None)
 
+    def forget_key(self, access_key_id: str) -> None:
+        """Drop a key from the cache: this server's next request with it reads the store again."""
+        self._keys.pop(access_key_id, None)
+
     async def check(self, caller: Caller, match: OperationMatch, for_user: bool) -> None:
         """Raise `AccessDenied` unless the caller may perform the matched operation (and act for a user).
 
         The resource is the one the classification parsed from the path: the same runtime id
-        the handler will act on.
+        the handler will act on. An admin-only operation admits the admin key and nobody else.
         """
+        if match.operation.admin_only:
+            if not caller.admin:
+                raise AccessDenied(
+                    f"{caller.describe()} is not authorized to perform: {match.operation.action}: "
+                    "only the server's admin key manages access keys"
+                )
+            return
         if caller.admin or caller.access_key_id is None:
             return
         _, identity = await self._key(caller.access_key_id)
@@ -143,7 +157,9 @@ class PolicyEnforcement:
     """ASGI middleware inside authentication: refuse what the caller's policies do not allow.
 
     It decides on the operation table's classification of the request; bearer-token callers are
-    judged by the runtime's JWT authorizer instead, in the route.
+    judged by the runtime's JWT authorizer instead, in the route. Admin-only operations are
+    decided for every caller, before a malformed path parameter is reported: others learn nothing
+    from them but the refusal.
     """
 
     def __init__(self, app: ASGIApp, directory: AccessDirectory) -> None:
@@ -152,13 +168,10 @@ class PolicyEnforcement:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            caller: Caller | None = scope.get("state", {}).get("caller")
+            caller: Caller = scope.get("state", {}).get("caller") or ANONYMOUS
             match = classification_of(scope)
-            if (
-                isinstance(match, OperationMatch)
-                and match.error is None
-                and caller is not None
-                and caller.scheme is Scheme.SIGV4
+            if isinstance(match, OperationMatch) and (
+                match.operation.admin_only or (match.error is None and caller.scheme is Scheme.SIGV4)
             ):
                 for_user = match.operation.name == "InvokeAgentRuntime" and any(
                     name == USER_HEADER for name, _ in scope["headers"]

@@ -34,6 +34,7 @@ MAX_SESSION_ID = 256
 
 _RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)$")
 _VERSION = re.compile(r"^[1-9][0-9]{0,4}$")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 
 
 class Resource(enum.Enum):
@@ -51,6 +52,7 @@ class Auth(enum.Enum):
     SIGV4 = "sigv4"  # a SigV4 signature in the headers
     RUNTIME = "runtime"  # SigV4 headers, or a bearer token when the runtime's JWT authorizer says so
     RUNTIME_PRESIGNED = "runtime-presigned"  # as RUNTIME, or a SigV4 presigned URL (WebSockets)
+    ADMIN = "admin"  # SigV4 headers signed with the server's admin key; no policy admits anyone else
 
 
 Handler = Callable[[Request], Awaitable[Response]] | Callable[[WebSocket], Awaitable[None]]
@@ -82,6 +84,11 @@ class Operation:
         """Whether a SigV4 presigned URL authenticates it (only a WebSocket handshake: a browser
         cannot set headers there; anywhere else a URL that leaks would replay any body)."""
         return self.auth is Auth.RUNTIME_PRESIGNED
+
+    @property
+    def admin_only(self) -> bool:
+        """Whether only the admin key may call it: no stored key, whatever its policy allows."""
+        return self.auth is Auth.ADMIN
 
     @property
     def bearer(self) -> bool:
@@ -249,6 +256,13 @@ def _session_id(table: OperationTable, text: str) -> str:
     return text
 
 
+def _access_key_id(table: OperationTable, text: str) -> str:
+    if not _ACCESS_KEY_ID.fullmatch(text):
+        message = f"{text[:40]!r} is not an access key id (letters and digits)"
+        raise ValidationError(message, field="accessKeyId")
+    return text
+
+
 # Template parameter -> (the path_params key the handler reads, its parser).
 _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "runtime": ("runtime_id", _runtime_reference),
@@ -257,6 +271,7 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "endpoint": ("endpoint", _endpoint),
     "version": ("version", _version),
     "session_id": ("session_id", _session_id),
+    "access_key_id": ("access_key_id", _access_key_id),
 }
 
 

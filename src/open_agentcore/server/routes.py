@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from open_agentcore.artifacts.storage import MAX_UPLOAD
 
-from . import control, data, extensions, websocket
+from . import access_keys, control, data, extensions, websocket
 from .access import FOR_USER
 from .operations import WEBSOCKET, Auth, Operation, OperationTable
 from .operations import Resource as R
@@ -58,6 +58,13 @@ OPERATIONS: tuple[Operation, ...] = (
               extensions.list_sessions),
     Operation("GetRuntimeSessionLogs", "GET", "/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs",
               R.RUNTIME, extensions.session_logs),
+    # Access keys of other principals: the admin key alone, whatever any policy says.
+    Operation("CreateAccessKey", "POST", "/_agentcore/access-keys", R.NONE, access_keys.create_access_key,
+              Auth.ADMIN),
+    Operation("ListAccessKeys", "GET", "/_agentcore/access-keys", R.NONE, access_keys.list_access_keys,
+              Auth.ADMIN),
+    Operation("RevokeAccessKey", "DELETE", "/_agentcore/access-keys/{access_key_id}", R.NONE,
+              access_keys.revoke_access_key, Auth.ADMIN),
 )  # fmt: skip
 
 # Every action a policy may name: the operations' own, and acting for a user id.
