@@ -1,7 +1,8 @@
 """`agentcore dev`: the agent on 127.0.0.1 with hot reload, restarted whenever a .py file is saved.
 
 No runtime server and no credentials: the agent runs in its own environment (as `deploy --local`
-builds it) under uvicorn's reloader (`reloader.py`), watching the project directory.
+builds it) under uvicorn's reloader (`reloader.py`), watching the project directory. While it runs,
+its port and pid are kept in the agent's deployment state, so `agentcore invoke` reaches it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from open_agentcore.backends.process import LAUNCHER
-
-from . import reloader
 from .errors import CliError
-from .local import HOST, agent_interpreter, interruptible, terminate, wait_ready
 from .ports import DEFAULT_PORT, describe_holder, next_free_port
-from .progress import Progress
-from .project import AgentConfig, Project
+from .processes import runs
+from .project import AgentConfig, AgentState, Project
 
-RELOADER = Path(reloader.__file__).resolve()
+HOST = "127.0.0.1"
+RELOADER = Path(__file__).with_name("reloader.py").resolve()
 READY_TIMEOUT = 60.0
 ENTRYPOINT_NAMES = ("agent.py", "app.py", "main.py")
 
@@ -44,9 +42,21 @@ def add_commands(commands: Any) -> None:
     dev.set_defaults(handler=run_dev)
 
 
+def running_dev(state: AgentState) -> int | None:
+    """The port of the agent's `dev` server while it runs, else None."""
+    if state.dev_pid is None or state.dev_port is None:
+        return None
+    return state.dev_port if runs(state.dev_pid, RELOADER.name, state.dev_port) else None
+
+
 def run_dev(args: argparse.Namespace) -> int:
+    from open_agentcore.backends.process import LAUNCHER
+
+    from .local import agent_interpreter, interruptible, terminate, wait_ready
+    from .progress import Progress
+
     project = Project.load()
-    agent = _agent(project, args.agent)
+    agent = dev_agent(project, args.agent)
     wanted = args.port or DEFAULT_PORT
     port = next_free_port(wanted, HOST)
     if port != wanted:
@@ -67,6 +77,7 @@ def run_dev(args: argparse.Namespace) -> int:
             problem = wait_ready(process, url, READY_TIMEOUT)
             if process.poll() is not None:
                 raise CliError(f"the dev server exited with code {process.returncode}")
+            _record(project, agent.name, port, process.pid)
             _print_ready(agent, project.root, url, problem)
             code = process.wait()
         except KeyboardInterrupt:
@@ -75,12 +86,13 @@ def run_dev(args: argparse.Namespace) -> int:
         finally:
             if process.poll() is None:
                 terminate(process)
+            _forget(project, agent.name, process.pid)
     if code != 0:
         raise CliError(f"the dev server exited with code {code}")
     return 0
 
 
-def _agent(project: Project, name: str | None) -> AgentConfig:
+def dev_agent(project: Project, name: str | None) -> AgentConfig:
     """The configured agent; unconfigured, the one entrypoint file in this directory."""
     if project.agents or name:
         return project.agent(name)
@@ -94,13 +106,28 @@ def _agent(project: Project, name: str | None) -> AgentConfig:
     return AgentConfig(name=stem or "agent", entrypoint=found[0])
 
 
+def _record(project: Project, name: str, port: int, pid: int) -> None:
+    state = project.state(name)
+    state.dev_port, state.dev_pid = port, pid
+    project.save_state(name, state)
+
+
+def _forget(project: Project, name: str, pid: int) -> None:
+    """Clear the record, unless another `dev` of this agent has replaced it since."""
+    state = project.state(name)
+    if state.dev_pid == pid:
+        state.dev_port = state.dev_pid = None
+        project.save_state(name, state)
+
+
 def _print_ready(agent: AgentConfig, root: Path, url: str, problem: str | None) -> None:
     if problem is None:
         print(f"{agent.name} is running at {url} with hot reload (watching {root}); Ctrl-C stops it")
     else:
         print(f"{url} does not answer yet ({problem}): fix the errors above and save; it reloads")
     payload = '{"prompt": "hello"}'
-    print(f"try: curl -s {url}/invocations -H 'Content-Type: application/json' -d '{payload}'", flush=True)
+    print(f"try: agentcore invoke '{payload}'", flush=True)
+    print(f"     curl -s {url}/invocations -H 'Content-Type: application/json' -d '{payload}'", flush=True)
 
 
-__all__ = ["add_commands", "run_dev"]
+__all__ = ["add_commands", "dev_agent", "run_dev", "running_dev"]
