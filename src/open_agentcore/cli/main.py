@@ -7,7 +7,7 @@ import sys
 
 import open_agentcore
 
-from . import configure, deploy, dev, invoke, manage, server, templates
+from . import completion, configure, deploy, dev, invoke, logs, manage, server, templates
 from .errors import CliError
 
 
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"open-agentcore {open_agentcore.__version__}")
     top.add_argument("--verbose", action="store_true", help="show the full stack trace on errors")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (templates, configure, deploy, invoke, manage, dev, server):
+    for module in (templates, configure, deploy, invoke, manage, logs, dev, server, completion):
         module.add_commands(commands)
     return top
 
