@@ -3,7 +3,7 @@
 The payload is the first message; then each line of standard input is one more (when input is piped,
 or with `--interactive`, which shows a prompt and waits for the agent's answer before the next).
 It ends when the agent closes, after `--messages N` messages from the agent, or at the end of
-input once the agent has answered the last message sent, whichever comes first.
+input once the agent has sent back as many messages as it was sent, whichever comes first.
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ class Conversation:
         self.timeout: float | None = args.timeout
         self.interactive = interactive
         self.received: list[Any] = []  # kept for --output json
-        self.count = 0
+        self.count = 0  # messages received
+        self.sent = 0
         self.error: CliError | None = None
         self.we_closed = False
         self._state = threading.Condition()
-        self._answered = True  # nothing sent yet: nothing to wait for
         self._input_done = False
 
     def run(self, payload: bytes | None, source: TextIO | None) -> None:
@@ -102,16 +102,15 @@ class Conversation:
                 self._close()
                 return
             self._show(message)
-            self.count += 1
+            with self._state:
+                self.count += 1
+                self._state.notify_all()
+                done = self._input_done and self._answered()
             if self.limit is not None and self.count >= self.limit:
                 self._close()
                 return
-            with self._state:
-                self._answered = True
-                self._state.notify_all()
-                done = self._input_done and self.limit is None
-            if done:
-                # Drain: what the agent sent before it saw our close is still printed.
+            if done and not self.we_closed:
+                # Then drain: what the agent sent before it saw our close is still printed.
                 self._close()
 
     def finish(self, session_id: str) -> None:
@@ -150,13 +149,17 @@ class Conversation:
 
     def _send(self, text: str) -> None:
         with self._state:
-            self._answered = False
+            self.sent += 1
         self.websocket.send(text)
+
+    def _answered(self) -> bool:
+        """Every message sent has had one back (with --messages N: N have come back)."""
+        return self.count >= self.sent if self.limit is None else self.count >= self.limit
 
     def _end_of_input(self) -> None:
         with self._state:
             self._input_done = True
-            done = self._answered and self.limit is None
+            done = self._answered()
         if done:
             self._close()
 
@@ -164,8 +167,8 @@ class Conversation:
         from websockets.protocol import State
 
         with self._state:
-            while not self._answered and self.websocket.state is State.OPEN:
-                self._state.wait(0.5)
+            while self.count < self.sent and self.websocket.state is State.OPEN:
+                self._state.wait(0.5)  # rechecks the state: the agent may close instead of answering
 
     def _close(self) -> None:
         self.we_closed = True
