@@ -32,8 +32,11 @@ def add_commands(commands: Any) -> None:
         help="run the agent locally with hot reload",
         description="Serve the agent on 127.0.0.1 and restart it whenever a .py file in the project "
         "changes. Uses the configured agent, else agent.py (or app.py, main.py) in this directory. "
-        "Needs no runtime server and no credentials. Ctrl-C stops it.",
-        epilog="examples: agentcore dev · agentcore dev --port 9000 --agent hello",
+        "Needs no runtime server and no credentials. While it runs, `agentcore invoke` (and "
+        "invoke --local) goes to it. Ctrl-C stops it.",
+        epilog="examples:\n  agentcore dev\n  agentcore dev --port 9000 --agent hello\n"
+        "  agentcore invoke '{\"prompt\": \"hi\"}'    # in another terminal: goes to the dev server\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dev.add_argument(
         "--port", type=int, help=f"port to try first (default {DEFAULT_PORT}; the next free one)"
