@@ -23,6 +23,11 @@ HOST = "127.0.0.1"
 RELOADER = Path(__file__).with_name("reloader.py").resolve()
 READY_TIMEOUT = 60.0
 ENTRYPOINT_NAMES = ("agent.py", "app.py", "main.py")
+EXAMPLES = """examples:
+  agentcore dev
+  agentcore dev --port 9000 --agent hello
+  agentcore invoke '{"prompt": "hi"}'    # in another terminal: goes to the dev server
+"""
 
 
 def add_commands(commands: Any) -> None:
@@ -34,8 +39,7 @@ def add_commands(commands: Any) -> None:
         "changes. Uses the configured agent, else agent.py (or app.py, main.py) in this directory. "
         "Needs no runtime server and no credentials. While it runs, `agentcore invoke` (and "
         "invoke --local) goes to it. Ctrl-C stops it.",
-        epilog="examples:\n  agentcore dev\n  agentcore dev --port 9000 --agent hello\n"
-        "  agentcore invoke '{\"prompt\": \"hi\"}'    # in another terminal: goes to the dev server\n",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dev.add_argument(
