@@ -1,4 +1,5 @@
-"""The examples in every command's `--help` are commands the real parser accepts as written.
+"""The examples in every command's `--help`, and the commands in docs/cli.md, are commands the
+real parser accepts as written.
 
 An example is a line under `example:`/`examples:` (or the text after it on the same line, several
 joined by ` · `); every `agentcore ...` in it, also inside `$(...)`, pipes and `&&` chains, is parsed.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from open_agentcore.cli.main import parser
+from tests.conftest import REPO
 
 _PUNCTUATION = set("();<>|&")
 
@@ -97,3 +99,17 @@ def test_the_extractor_finds_commands_in_shell_lines() -> None:
     assert agentcore_commands(line) == [["server", "start"], ["server", "credentials"]]
     assert agentcore_commands("source <(agentcore completion bash)") == [["completion", "bash"]]
     assert examples("x\nexamples: agentcore a · agentcore b\n") == ["agentcore a", "agentcore b"]
+
+
+def test_every_command_in_the_cli_doc_parses_with_the_real_parser() -> None:
+    doc = (REPO / "docs" / "cli.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
+    runs = [
+        arguments for block in blocks for line in block.splitlines() for arguments in agentcore_commands(line)
+    ]
+    assert len(runs) >= 10
+    for arguments in runs:
+        try:
+            parser().parse_args(arguments)
+        except SystemExit:
+            pytest.fail(f"`agentcore {shlex.join(arguments)}` in docs/cli.md does not parse")
