@@ -78,7 +78,7 @@ def add_commands(commands: Any) -> None:
         "--interactive", "-i", action="store_true", help="with --ws: a prompt; each line is a message"
     )
     invoke.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: no limit)")
-    invoke.set_defaults(handler=run_invoke)
+    invoke.set_defaults(handler=run_invoke, usage_error=invoke.error)
 
 
 @dataclass
@@ -156,12 +156,15 @@ def choose_target(agent: AgentConfig, state: AgentState, args: argparse.Namespac
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
+    """Combinations argparse cannot express: usage errors, exit code 2 like its own."""
     if (args.messages is not None or args.interactive) and not args.ws:
-        raise CliError("--messages and --interactive go with --ws")
+        args.usage_error("--messages and --interactive go with --ws")
     if args.messages is not None and args.messages < 1:
-        raise CliError("--messages takes a number of messages, 1 or more")
+        args.usage_error("--messages takes a number of messages, 1 or more")
     if args.payload is None and not args.ws:
-        raise CliError("pass PAYLOAD (JSON or text), or - to read it from standard input")
+        args.usage_error(
+            "the following arguments are required: payload (JSON or text; - reads standard input)"
+        )
 
 
 def _agent(project: Project, args: argparse.Namespace) -> AgentConfig:
