@@ -35,7 +35,9 @@ def talk(
     from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
     from websockets.sync.client import connect
 
-    session_id = next((v for k, v in headers.items() if k.lower().endswith("-session-id")), "")
+    from .invoke import SESSION_HEADER
+
+    session_id = headers.get(SESSION_HEADER, "")
     url, headers, secure = _connection(target, headers, token)
     interactive = args.interactive or (payload is None and sys.stdin.isatty())
     source = sys.stdin if interactive or not sys.stdin.isatty() else None
