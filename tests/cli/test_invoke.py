@@ -206,13 +206,18 @@ def dev(project: Project) -> Iterator[tuple[Project, int, subprocess.Popen[bytes
         assert process.poll() is None, log.read_text()
         yield project, port, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as in its terminal; killed if it has not stopped within 20 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_invoke_local_reaches_a_running_dev_server(dev: tuple[Project, int, subprocess.Popen[bytes]]) -> None:
@@ -247,6 +252,5 @@ def test_dev_in_an_unconfigured_directory_is_reachable(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["where"] == "bare"
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(20)
+        stop(process)
         shutil.rmtree(home, ignore_errors=True)

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CliError
 from .project import Project
+
+if TYPE_CHECKING:
+    from .remote import RuntimeServer
 
 POLL_SECONDS = 0.5
 _DURATION = re.compile(r"(\d+)([smhd])")
@@ -162,7 +165,7 @@ def _file_reader(path: Path) -> Reader:
     return read
 
 
-def _server_reader(server: Any, runtime_id: str, session_id: str) -> Reader:
+def _server_reader(server: RuntimeServer, runtime_id: str, session_id: str) -> Reader:
     from urllib.parse import quote
 
     from .remote import RemoteError
