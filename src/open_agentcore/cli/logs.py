@@ -79,6 +79,10 @@ def show_logs(args: argparse.Namespace) -> int:
         path = project.state_dir(agent.name) / "local.log"
         return follow(_file_reader(path), args, since, f"the local agent's log {path}")
     if not state.runtime_id:
+        from .dev import running_dev
+
+        if running_dev(state) is not None:
+            raise CliError(f"{agent.name} runs under `agentcore dev`, which prints its log in its own terminal")
         raise CliError(f"agent {agent.name!r} is not deployed to a runtime server: agentcore deploy")
     from .remote import RuntimeServer
 
