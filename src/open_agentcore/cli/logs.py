@@ -82,7 +82,9 @@ def show_logs(args: argparse.Namespace) -> int:
         from .dev import running_dev
 
         if running_dev(state) is not None:
-            raise CliError(f"{agent.name} runs under `agentcore dev`, which prints its log in its own terminal")
+            raise CliError(
+                f"{agent.name} runs under `agentcore dev`, which prints its log in its own terminal"
+            )
         raise CliError(f"agent {agent.name!r} is not deployed to a runtime server: agentcore deploy")
     from .remote import RuntimeServer
 
