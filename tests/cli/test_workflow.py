@@ -140,7 +140,7 @@ def test_the_development_workflow(workspace: Workspace) -> None:
     assert streamed == "Hello Bob!\n"
     as_json = json.loads(workspace.ok("invoke", '{"stream": true, "name": "Bob"}', "--json"))
     assert as_json["events"] == ["Hello", " ", "Bob", "!"] and as_json["sessionId"] == "chosen-1"
-    raw = workspace.ok("invoke", '{"stream": true, "name": "Bob"}', "--raw")
+    raw = workspace.ok("invoke", '{"stream": true, "name": "Bob"}', "--output", "raw")
     assert raw.startswith('data: "Hello"\n\n')
 
     status = json.loads(workspace.ok("status", "--json"))

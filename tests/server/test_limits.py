@@ -184,6 +184,30 @@ def test_session_logs_hold_what_that_sessions_agent_printed(server: Server) -> N
     assert "message" in missing.json()
 
 
+def test_session_logs_from_an_offset_give_only_what_follows_it(server: Server) -> None:
+    created = server.deploy({"agent.py": AGENT}, "offsets")
+    runtime_id, arn = created["agentRuntimeId"], created["agentRuntimeArn"]
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    invoke(server, arn, "o" * 33, json.dumps({"say": first}).encode())
+    path = f"/_agentcore/runtimes/{runtime_id}/sessions/{'o' * 33}/logs"
+    before = wait_until(
+        lambda: (text := session_log(server, runtime_id, "o" * 33)) and first in text and text
+    )
+    invoke(server, arn, "o" * 33, json.dumps({"say": second}).encode())
+    wait_until(lambda: second in session_log(server, runtime_id, "o" * 33))
+
+    offset = len(before.encode())
+    rest = server.signed("GET", f"{path}?offset={offset}")
+    full = session_log(server, runtime_id, "o" * 33).encode()
+    assert rest.headers["x-agentcore-log-offset"] == str(offset)
+    assert full.startswith(before.encode()) and full[offset:].startswith(rest.content)
+    assert second in rest.text
+    # Past the end (a log that restarted shorter): everything, from 0, and the header says so.
+    past = server.signed("GET", f"{path}?offset=999999999")
+    assert past.headers["x-agentcore-log-offset"] == "0" and first in past.text
+    assert server.signed("GET", f"{path}?offset=-1").status_code == 400
+
+
 @pytest.mark.parametrize("path", ["/sessions", "/sessions/{session}/logs"])
 def test_the_session_extensions_refuse_unsigned_requests(server: Server, path: str) -> None:
     created = server.deploy({"agent.py": AGENT}, "private")

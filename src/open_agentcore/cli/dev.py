@@ -1,7 +1,8 @@
 """`agentcore dev`: the agent on 127.0.0.1 with hot reload, restarted whenever a .py file is saved.
 
 No runtime server and no credentials: the agent runs in its own environment (as `deploy --local`
-builds it) under uvicorn's reloader (`reloader.py`), watching the project directory.
+builds it) under uvicorn's reloader (`reloader.py`), watching the project directory. While it runs,
+its port and pid are kept in the agent's deployment state, so `agentcore invoke` reaches it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from typing import Any
 
 from .errors import CliError
 from .ports import DEFAULT_PORT, describe_holder, next_free_port
-from .progress import Progress
-from .project import AgentConfig, Project
+from .processes import runs
+from .project import AgentConfig, AgentState, Project
 
-RELOADER = Path(__file__).with_name("reloader.py").resolve()  # run as a script, never imported here
+HOST = "127.0.0.1"
+RELOADER = Path(__file__).with_name("reloader.py").resolve()
 READY_TIMEOUT = 60.0
 ENTRYPOINT_NAMES = ("agent.py", "app.py", "main.py")
+EXAMPLES = """examples:
+  agentcore dev
+  agentcore dev --port 9000 --agent hello
+  agentcore invoke '{"prompt": "hi"}'    # in another terminal: goes to the dev server
+"""
 
 
 def add_commands(commands: Any) -> None:
@@ -30,8 +37,10 @@ def add_commands(commands: Any) -> None:
         help="run the agent locally with hot reload",
         description="Serve the agent on 127.0.0.1 and restart it whenever a .py file in the project "
         "changes. Uses the configured agent, else agent.py (or app.py, main.py) in this directory. "
-        "Needs no runtime server and no credentials. Ctrl-C stops it.",
-        epilog="examples: agentcore dev · agentcore dev --port 9000 --agent hello",
+        "Needs no runtime server and no credentials. While it runs, `agentcore invoke` (and "
+        "invoke --local) goes to it. Ctrl-C stops it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dev.add_argument(
         "--port", type=int, help=f"port to try first (default {DEFAULT_PORT}; the next free one)"
@@ -40,13 +49,21 @@ def add_commands(commands: Any) -> None:
     dev.set_defaults(handler=run_dev)
 
 
+def running_dev(state: AgentState) -> int | None:
+    """The port of the agent's `dev` server while it runs, else None."""
+    if state.dev_pid is None or state.dev_port is None:
+        return None
+    return state.dev_port if runs(state.dev_pid, RELOADER.name, state.dev_port) else None
+
+
 def run_dev(args: argparse.Namespace) -> int:
     from open_agentcore.backends.process import LAUNCHER
 
-    from .local import HOST, agent_interpreter, interruptible, terminate, wait_ready
+    from .local import agent_interpreter, interruptible, terminate, wait_ready
+    from .progress import Progress
 
     project = Project.load()
-    agent = _agent(project, args.agent)
+    agent = dev_agent(project, args.agent)
     wanted = args.port or DEFAULT_PORT
     port = next_free_port(wanted, HOST)
     if port != wanted:
@@ -67,6 +84,7 @@ def run_dev(args: argparse.Namespace) -> int:
             problem = wait_ready(process, url, READY_TIMEOUT)
             if process.poll() is not None:
                 raise CliError(f"the dev server exited with code {process.returncode}")
+            _record(project, agent.name, port, process.pid)
             _print_ready(agent, project.root, url, problem)
             code = process.wait()
         except KeyboardInterrupt:
@@ -75,12 +93,13 @@ def run_dev(args: argparse.Namespace) -> int:
         finally:
             if process.poll() is None:
                 terminate(process)
+            _forget(project, agent.name, process.pid)
     if code != 0:
         raise CliError(f"the dev server exited with code {code}")
     return 0
 
 
-def _agent(project: Project, name: str | None) -> AgentConfig:
+def dev_agent(project: Project, name: str | None) -> AgentConfig:
     """The configured agent; unconfigured, the one entrypoint file in this directory."""
     if project.agents or name:
         return project.agent(name)
@@ -94,13 +113,28 @@ def _agent(project: Project, name: str | None) -> AgentConfig:
     return AgentConfig(name=stem or "agent", entrypoint=found[0])
 
 
+def _record(project: Project, name: str, port: int, pid: int) -> None:
+    state = project.state(name)
+    state.dev_port, state.dev_pid = port, pid
+    project.save_state(name, state)
+
+
+def _forget(project: Project, name: str, pid: int) -> None:
+    """Clear the record, unless another `dev` of this agent has replaced it since."""
+    state = project.state(name)
+    if state.dev_pid == pid:
+        state.dev_port = state.dev_pid = None
+        project.save_state(name, state)
+
+
 def _print_ready(agent: AgentConfig, root: Path, url: str, problem: str | None) -> None:
     if problem is None:
         print(f"{agent.name} is running at {url} with hot reload (watching {root}); Ctrl-C stops it")
     else:
         print(f"{url} does not answer yet ({problem}): fix the errors above and save; it reloads")
     payload = '{"prompt": "hello"}'
-    print(f"try: curl -s {url}/invocations -H 'Content-Type: application/json' -d '{payload}'", flush=True)
+    print(f"try: agentcore invoke '{payload}'", flush=True)
+    print(f"     curl -s {url}/invocations -H 'Content-Type: application/json' -d '{payload}'", flush=True)
 
 
-__all__ = ["add_commands", "run_dev"]
+__all__ = ["add_commands", "dev_agent", "run_dev", "running_dev"]

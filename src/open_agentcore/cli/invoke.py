@@ -1,8 +1,8 @@
-"""`agentcore invoke`: send a payload to the agent (deployed or local) and print what comes back.
+"""`agentcore invoke`: send a payload to the agent (deployed, local or `dev`) and print what comes back.
 
 Server-sent events are printed as they arrive: JSON strings as running text, other values one JSON
-document per line. `--raw` prints the bytes as received, `--json` one result object at the end.
-`--ws` talks to the agent's WebSocket instead.
+document per line. `--output raw` prints the bytes as received, `--output json` one result object
+at the end. `--ws` talks to the agent's WebSocket instead (`websocket.py`).
 """
 
 from __future__ import annotations
@@ -13,80 +13,180 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import CliError
-from .project import AgentState, Project
-from .remote import SESSION_HEADER, USER_HEADER, RuntimeServer, remote_error, runtime_path
+from .payloads import content_type, encode_payload
+from .project import AgentConfig, AgentState, Project
 
 if TYPE_CHECKING:
     import httpx
 
+    from .remote import RuntimeServer
+
 CUSTOM_PREFIX = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-"
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+OUTPUTS = ("text", "json", "raw")
+
+EXAMPLES = """examples:
+  agentcore invoke '{"prompt": "hi"}'
+  agentcore invoke 'plain text becomes {"prompt": ...}' --session-id s1
+  agentcore invoke '{"n": 3}' --output json
+  agentcore invoke --local '{"prompt": "hi"}'
+  agentcore invoke --ws 'hello' --messages 2
+  agentcore invoke --ws --interactive --raw
+  echo '{"prompt": "from a file"}' | agentcore invoke -
+"""
 
 
 def add_commands(commands: Any) -> None:
     invoke = commands.add_parser(
         "invoke",
         help="invoke the agent with a payload and print its answer",
-        description='Send PAYLOAD (JSON, or plain text sent as {"prompt": text}) to the agent: the '
-        "deployed runtime after `deploy`, the local process after `deploy --local` (or force one "
-        "with --remote / --local). The session id is sticky: later invokes reuse it until "
-        "--new-session.",
-        epilog='examples: agentcore invoke \'{"prompt": "hi"}\' · agentcore invoke hello --session-id s1 · '
-        "agentcore invoke '{\"n\": 3}' --ws",
+        description='Send PAYLOAD to the agent: JSON as written, plain text as {"prompt": text}, '
+        "or exactly as written with --raw. Text that looks like JSON but does not parse is an "
+        "error. It goes to the `agentcore dev` server while one runs for the agent, else where the "
+        "last deploy went (force one with --local / --remote). The session id is sticky: later "
+        "invokes reuse it until --new-session. With --ws the payload, then each line of standard "
+        "input, is one WebSocket message; it ends when the agent closes, after --messages N "
+        "replies, or at the end of input once the agent has answered.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    invoke.add_argument("payload", help="JSON, or plain text")
+    invoke.add_argument("payload", nargs="?", help="JSON, or plain text; - reads it from standard input")
     invoke.add_argument("--agent", "-a", help="which configured agent (default: the default one)")
     invoke.add_argument("--session-id", "-s", help="session to use (1-256 characters); remembered")
     invoke.add_argument("--new-session", action="store_true", help="start a new session id")
     invoke.add_argument("--user-id", "-u", help="sent as the runtime user id header")
     invoke.add_argument("--bearer-token", help="OAuth token for a JWT runtime (or $AGENTCORE_BEARER_TOKEN)")
     invoke.add_argument("--headers", metavar="K:v,K2:v", help="custom headers; the custom prefix is added")
+    invoke.add_argument("--raw", action="store_true", help='send the text as it is, not as {"prompt": ...}')
     target = invoke.add_mutually_exclusive_group()
-    target.add_argument("--local", action="store_true", help="invoke the local agent")
+    target.add_argument("--local", action="store_true", help="invoke the `dev` server or the local agent")
     target.add_argument("--remote", action="store_true", help="invoke the deployed runtime")
     output = invoke.add_mutually_exclusive_group()
-    output.add_argument("--raw", action="store_true", help="print the response bytes as received")
-    output.add_argument("--json", action="store_true", help="print one JSON result object")
+    output.add_argument(
+        "--output", "-o", choices=OUTPUTS, default="text",
+        help="text (default); json: one result object; raw: the bytes as received",
+    )  # fmt: skip
+    output.add_argument("--json", dest="output", action="store_const", const="json", help="--output json")
     invoke.add_argument("--ws", action="store_true", help="use the agent's WebSocket (/ws)")
+    invoke.add_argument("--messages", type=int, metavar="N", help="with --ws: end after N messages back")
+    invoke.add_argument(
+        "--interactive", "-i", action="store_true", help="with --ws: a prompt; each line is a message"
+    )
     invoke.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: no limit)")
-    invoke.set_defaults(handler=run_invoke)
+    invoke.set_defaults(handler=run_invoke, usage_error=invoke.error)
+
+
+@dataclass
+class Target:
+    """Where an invocation goes: a process on this machine (`local_url`), else the runtime server."""
+
+    agent: str
+    local_url: str | None
+    runtime_arn: str | None
 
 
 def run_invoke(args: argparse.Namespace) -> int:
+    _check_arguments(args)
     project = Project.load()
-    agent = project.agent(args.agent)
+    agent = _agent(project, args)
     state = project.state(agent.name)
-    payload = encode_payload(args.payload)
+    payload = _payload(args)
+    target = choose_target(agent, state, args)
     session_id = _session(args, state)
-    headers = {SESSION_HEADER: session_id, "content-type": "application/json"}
+    headers = {SESSION_HEADER: session_id}
     if args.user_id:
         headers[USER_HEADER] = args.user_id
     headers.update(custom_headers(args.headers))
     token = args.bearer_token or os.environ.get("AGENTCORE_BEARER_TOKEN")
-    local = args.local or (not args.remote and state.mode == "local")
-    if local and not state.local_port:
-        raise CliError(f"agent {agent.name!r} is not running locally: agentcore deploy --local")
-    if not local and not state.runtime_arn:
-        raise CliError(f"agent {agent.name!r} is not deployed: agentcore deploy (or deploy --local)")
     state.session_id = session_id
     project.save_state(agent.name, state)
     if args.ws:
         from .websocket import talk
 
-        return talk(state, local, payload, headers, token, args)
-    if local:
-        url = f"http://127.0.0.1:{state.local_port}/invocations"
-        return _post(url, payload, headers, session_id, args, server=None)
+        return talk(target, payload, headers, token, args)
+    assert payload is not None  # _payload reads one for HTTP
+    headers["content-type"] = content_type(payload)
+    if target.local_url is not None:
+        return _post(target.local_url + "/invocations", payload, headers, session_id, args, server=None)
+    from .remote import RuntimeServer, runtime_path
+
     server = RuntimeServer.connect()
-    path = runtime_path(state.runtime_arn or "") + "/invocations"
+    path = runtime_path(target.runtime_arn or "") + "/invocations"
     if token:
         # A bearer token replaces the SigV4 signature (a runtime with a JWT authorizer).
         headers = {**headers, "authorization": f"Bearer {token}"}
         return _post(server.url + path, payload, headers, session_id, args, server=server)
     with server.stream("POST", path, payload, headers, timeout=args.timeout) as reply:
         return show(reply, session_id, args)
+
+
+def choose_target(agent: AgentConfig, state: AgentState, args: argparse.Namespace) -> Target:
+    """The `dev` server while it runs, else the `deploy --local` process or the deployed runtime.
+
+    `--remote` skips the local processes; `--local` refuses the runtime. Without either, the last
+    deploy decides between a local process and the runtime.
+    """
+    from .dev import running_dev
+
+    if not args.remote:
+        dev_port = running_dev(state)
+        if dev_port is not None:
+            if not args.local and state.runtime_arn:
+                print(
+                    f"(invoking the `agentcore dev` server on port {dev_port}; --remote for the runtime)",
+                    file=sys.stderr,
+                )
+            return Target(agent.name, f"http://127.0.0.1:{dev_port}", None)
+    local = args.local or (not args.remote and state.mode == "local")
+    if local:
+        if not state.local_port:
+            raise CliError(
+                f"agent {agent.name!r} is not running locally: start it with agentcore dev "
+                "(or agentcore deploy --local)"
+            )
+        return Target(agent.name, f"http://127.0.0.1:{state.local_port}", None)
+    if not state.runtime_arn:
+        raise CliError(f"agent {agent.name!r} is not deployed: agentcore deploy (or deploy --local, or dev)")
+    return Target(agent.name, None, state.runtime_arn)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Combinations argparse cannot express: usage errors, exit code 2 like its own."""
+    if (args.messages is not None or args.interactive) and not args.ws:
+        args.usage_error("--messages and --interactive go with --ws")
+    if args.messages is not None and args.messages < 1:
+        args.usage_error("--messages takes a number of messages, 1 or more")
+    if args.payload is None and not args.ws:
+        args.usage_error(
+            "the following arguments are required: payload (JSON or text; - reads standard input)"
+        )
+
+
+def _agent(project: Project, args: argparse.Namespace) -> AgentConfig:
+    """The configured agent; in an unconfigured directory, the one `agentcore dev` runs there."""
+    if project.agents or args.remote:
+        return project.agent(args.agent)
+    from .dev import dev_agent, running_dev
+
+    agent = dev_agent(project, args.agent)
+    if running_dev(project.state(agent.name)) is None:
+        return project.agent(args.agent)  # says what to configure
+    return agent
+
+
+def _payload(args: argparse.Namespace) -> bytes | None:
+    """The first message: PAYLOAD, or all of standard input for `-` (without --ws)."""
+    if args.payload is None:
+        return None
+    text = args.payload
+    if text == "-" and not args.ws:
+        text = sys.stdin.read().removesuffix("\n")
+    return encode_payload(text, args.raw)
 
 
 def _post(
@@ -96,10 +196,12 @@ def _post(
     """An unsigned POST, streamed: to the local agent, or with a bearer token to the server."""
     import httpx
 
+    from .remote import remote_error
+
     verify = server.tls() if server is not None else True
     try:
         with httpx.stream(
-            "POST", url, content=payload, headers=headers, verify=verify,
+            "POST", url, content=payload, headers=headers, verify=verify, trust_env=server is not None,
             timeout=httpx.Timeout(60.0, read=args.timeout),
         ) as reply:  # fmt: skip
             if reply.status_code >= 400:
@@ -111,14 +213,6 @@ def _post(
     except httpx.HTTPError as error:
         where = "the runtime server" if server is not None else f"the local agent at {url}"
         raise CliError(f"{where} did not answer: {error}") from None
-
-
-def encode_payload(text: str) -> bytes:
-    try:
-        json.loads(text)
-    except ValueError:
-        return json.dumps({"prompt": text}).encode()
-    return text.encode()
 
 
 def custom_headers(text: str | None) -> dict[str, str]:
@@ -149,13 +243,14 @@ def _session(args: argparse.Namespace, state: AgentState) -> str:
 def show(reply: httpx.Response, session_id: str, args: argparse.Namespace) -> int:
     """Print a response as it streams in."""
     content_type = reply.headers.get("content-type", "")
-    if args.raw:
+    if args.output == "raw":
         for chunk in reply.iter_raw():
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         return 0
+    as_json = args.output == "json"
     if content_type.startswith("text/event-stream"):
-        events: list[Any] | None = [] if args.json else None
+        events: list[Any] | None = [] if as_json else None
         texts_open = False
         for data in sse_data(reply.iter_text()):
             value = _parse(data)
@@ -175,7 +270,7 @@ def show(reply: httpx.Response, session_id: str, args: argparse.Namespace) -> in
             print(json.dumps({"sessionId": session_id, "contentType": content_type, "events": events}))
         return 0
     body = reply.read().decode(errors="replace")
-    if args.json:
+    if as_json:
         print(json.dumps({"sessionId": session_id, "contentType": content_type, "response": _parse(body)}))
     else:
         print(body.rstrip("\n"))
@@ -208,4 +303,4 @@ def _parse(text: str) -> Any:
         return text
 
 
-__all__ = ["add_commands", "custom_headers", "encode_payload", "sse_data"]
+__all__ = ["Target", "add_commands", "choose_target", "custom_headers", "encode_payload", "sse_data"]

@@ -27,6 +27,7 @@ from open_agentcore.server import agentcore_home
 
 from .errors import CliError
 from .ports import DEFAULT_PORT, describe_holder, next_free_port, port_free
+from .processes import alive, runs
 from .progress import Progress
 from .project import AgentConfig, Project
 
@@ -175,17 +176,7 @@ def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float) -> st
 
 def is_local_agent(pid: int, port: int | None) -> bool:
     """True when `pid` is alive and its command line is our launcher (serving `port`, if given)."""
-    if not _alive(pid):
-        return False
-    try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    if not any(Path(argument).name == LAUNCHER.name for argument in arguments):
-        return False
-    return port is None or any(
-        arguments[index : index + 2] == ["--port", str(port)] for index in range(len(arguments))
-    )
+    return runs(pid, LAUNCHER.name, port)
 
 
 def _choose_port(port: int | None, ours: int | None) -> int:
@@ -283,23 +274,11 @@ def _stop_process_group(pid: int) -> None:
 
 def _gone_within(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
     return True
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie is not); reaps it when it is our own child."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state letter follows the command name in parentheses, which may itself hold spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _record(project: Project, agent: AgentConfig, port: int, pid: int) -> None:

@@ -25,10 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "invoke": ("invoke", "invoke the agent with a payload and print its answer"),
     "status": ("manage", "show the agent's configuration, runtime, endpoints and live sessions"),
     "stop-session": ("manage", "stop a session of the deployed agent (default: the last one used)"),
-    "logs": ("manage", "print what the agent's workers wrote (the local log after deploy --local)"),
+    "logs": ("logs", "print what the agent's workers wrote (the local log after deploy --local)"),
     "destroy": ("manage", "delete the agent's runtime (and endpoints, sessions) and its configuration"),
     "dev": ("dev", "run the agent locally with hot reload"),
     "server": ("server", "run the embedded runtime server"),
+    "completion": ("completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
 # Commands that talk to a runtime server also take --endpoint-url after their name (AWS CLI habit).

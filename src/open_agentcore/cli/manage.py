@@ -1,22 +1,16 @@
-"""`status`, `stop-session`, `logs` and `destroy`: looking after a deployed (or local) agent."""
+"""`status`, `stop-session` and `destroy`: looking after a deployed (or local) agent."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-import time
 from typing import Any
-from urllib.parse import quote
 
 from .control_client import ControlClient
 from .errors import CliError
 from .project import AgentConfig, AgentState, Project
-from .remote import RemoteError, RuntimeServer
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from .remote import RuntimeServer
 
 
 def add_commands(commands: Any) -> None:
@@ -37,19 +31,6 @@ def add_commands(commands: Any) -> None:
     stop.add_argument("--agent", "-a", help="which configured agent (default: the default one)")
     stop.add_argument("--session-id", "-s", help="the session (default: the one `invoke` last used)")
     stop.set_defaults(handler=stop_session)
-
-    logs = commands.add_parser(
-        "logs",
-        help="print what the agent's workers wrote (the local log after deploy --local)",
-        epilog="examples: agentcore logs · agentcore logs --follow · agentcore logs -s s1 --since 10m",
-    )
-    logs.add_argument("--agent", "-a", help="which configured agent (default: the default one)")
-    logs.add_argument("--session-id", "-s", help="one session (default: the one `invoke` last used)")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines (Ctrl-C stops)")
-    logs.add_argument(
-        "--since", metavar="DURATION", help="only lines of the last 30s, 10m, 2h, 1d (JSON logs)"
-    )
-    logs.set_defaults(handler=show_logs)
 
     destroy = commands.add_parser(
         "destroy",
@@ -161,86 +142,6 @@ def stop_session(args: argparse.Namespace) -> int:
     return 0
 
 
-# logs ---------------------------------------------------------------------------------------
-
-
-def show_logs(args: argparse.Namespace) -> int:
-    project = Project.load()
-    agent = project.agent(args.agent)
-    state = project.state(agent.name)
-    since = parse_since(args.since) if args.since else None
-    if state.mode == "local" and not args.session_id:
-        path = project.state_dir(agent.name) / "local.log"
-        if not path.exists():
-            raise CliError(f"no local log yet at {path}")
-        return _print_file(path.read_bytes, args.follow, since)
-    state = _deployed(project, agent)
-    server = RuntimeServer.connect()
-    runtime_id = state.runtime_id or ""
-    session_id = args.session_id or state.session_id
-    if not session_id:
-        sessions = server.sessions(runtime_id, every=True)
-        if not sessions:
-            raise CliError("the runtime has no sessions yet: agentcore invoke starts one")
-        session_id = sessions[-1]["sessionId"]
-    # One path segment whatever the id holds ("/", "?", non-ASCII): the server decodes it once.
-    log_path = f"/_agentcore/runtimes/{runtime_id}/sessions/{quote(session_id, safe='')}/logs"
-
-    def read() -> bytes:
-        try:
-            return server.request("GET", log_path).content
-        except RemoteError as error:
-            if error.code == "ResourceNotFoundException":
-                raise CliError(f"session {session_id} has no log on the server") from None
-            raise
-
-    return _print_file(read, args.follow, since)
-
-
-def _print_file(read: Any, follow: bool, since: float | None) -> int:
-    printed = 0
-    try:
-        while True:
-            data: bytes = read()
-            if len(data) < printed:
-                printed = 0  # a new worker for this session: its log starts again
-            fresh = data[printed:]
-            complete = fresh[: fresh.rfind(b"\n") + 1] if follow else fresh
-            for line in complete.decode(errors="replace").splitlines():
-                if since is None or _recent(line, since):
-                    print(line, flush=True)
-            printed += len(complete)
-            if not follow:
-                return 0
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
-
-
-def parse_since(text: str) -> float:
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise CliError(f"--since takes a duration like 30s, 10m, 2h or 1d, not {text!r}")
-    return time.time() - int(match.group(1)) * _SECONDS[match.group(2)]
-
-
-def _recent(line: str, since: float) -> bool:
-    """Lines that carry a timestamp (our JSON logs) are filtered by it; other lines are kept."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return True
-    stamp = record.get("timestamp") if isinstance(record, dict) else None
-    if not isinstance(stamp, str):
-        return True
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() >= since
-    except ValueError:
-        return True
-
-
 # destroy ------------------------------------------------------------------------------------
 
 
@@ -301,4 +202,4 @@ def _deployed(project: Project, agent: AgentConfig) -> AgentState:
     return state
 
 
-__all__ = ["add_commands", "parse_since"]
+__all__ = ["add_commands"]

@@ -65,6 +65,8 @@ class AgentState:
     mode: str | None = None  # "server" or "local": where a plain `invoke` goes
     local_port: int | None = None
     local_pid: int | None = None
+    dev_port: int | None = None  # while `agentcore dev` serves the agent: `invoke` goes there
+    dev_pid: int | None = None
 
 
 class Project:

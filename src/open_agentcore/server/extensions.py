@@ -67,10 +67,11 @@ _MAX_LOG_READ = 1024 * 1024
 
 
 def _offset(text: str | None) -> int | None:
+    """`?offset=N` of the log routes: None when absent."""
     if text is None:
         return None
-    if not text.isdigit():
-        raise ValidationError(f"offset must be a whole number of bytes, not {text!r}", field="offset")
+    if not text.isdigit() or len(text) > 18:
+        raise ValidationError(f"offset must be a number of bytes, 0 or more, not {text!r}", field="offset")
     return int(text)
 
 
@@ -130,22 +131,49 @@ def _all_sessions(service: RuntimeService, runtime_id: str) -> list[SessionRecor
             return records
 
 
+LOG_OFFSET_HEADER = "x-agentcore-log-offset"
+
+
 async def session_logs(request: Request) -> Response:
-    """What a session's worker printed: live, or kept after the session ended."""
+    """What a session's worker printed: live, or kept after the session ended.
+
+    `?offset=N` skips the first N bytes (a client following the log asks for what is new). The
+    body starts at the offset named in the `x-agentcore-log-offset` header: 0 when the log is now
+    shorter than N (a restarted session whose earlier output was not kept), so nothing is skipped.
+    """
     sessions: SessionManager = request.app.state.sessions
     runtime_id, session_id = request.path_params["runtime_id"], request.path_params["session_id"]
+    offset = _offset(request.query_params.get("offset")) or 0
     paths = sessions.logs_of(runtime_id, session_id)
     if not paths:
         raise NotFound(f"no session {session_id!r} on agent runtime {runtime_id} has a log")
-    return StreamingResponse(_read_all(paths), media_type="text/plain; charset=utf-8")
+    if offset > sum(_size(path) for path in paths):
+        offset = 0
+    return StreamingResponse(
+        _read_all(paths, offset),
+        media_type="text/plain; charset=utf-8",
+        headers={LOG_OFFSET_HEADER: str(offset)},
+    )
 
 
-def _read_all(paths: list[Path]) -> Iterator[bytes]:
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_all(paths: list[Path], offset: int = 0) -> Iterator[bytes]:
     # A plain iterator: Starlette runs it in a thread, so file reads never block the event loop.
+    skip = offset
     for path in paths:
         with contextlib.suppress(FileNotFoundError), path.open("rb") as log:
+            if skip:
+                size = log.seek(0, 2)
+                log.seek(min(skip, size))
+                skip -= min(skip, size)
             while chunk := log.read(64 * 1024):
                 yield chunk
 
 
-__all__ = ["build_log", "health", "list_sessions", "session_logs", "upload_artifact"]
+__all__ = ["LOG_OFFSET_HEADER", "build_log", "health", "list_sessions", "session_logs", "upload_artifact"]
