@@ -1,5 +1,6 @@
 """Sessions: the session table, worker routing, the warm pool and the idle reaper."""
 
+from .lease import SessionEnded, SessionLease
 from .manager import (
     LiveSession,
     OwnerLookup,
@@ -16,6 +17,8 @@ __all__ = [
     "LiveSession",
     "OwnerLookup",
     "SessionConfig",
+    "SessionEnded",
+    "SessionLease",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
