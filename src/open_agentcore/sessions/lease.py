@@ -84,18 +84,18 @@ class SessionLease:
         a fresh worker for the same session id. Once anything was sent, the call is not repeated
         (the agent may have acted on it): the session ends and `SessionEnded` says why.
         """
-        retried = False
+        reconnected = replaced = False
         while True:
             try:
                 return await reach(self.live)
             except WorkerUnreachable as error:
-                if error.stale and not retried:
-                    retried = True
+                if error.stale and not reconnected:
+                    reconnected = True
                     continue
                 reason = await self._manager.lost(self.live, error)
-                if error.sent or retried:
+                if error.sent or replaced:
                     raise SessionEnded(reason) from None
-                retried = True
+                replaced = True
                 self._release()
                 await self._acquire()
 
