@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -16,11 +15,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import SessionEnded, SessionLease, SessionManager, WorkerReply, WorkerUnreachable
+from open_agentcore.sessions import (
+    SessionEnded,
+    SessionLease,
+    SessionManager,
+    WorkerReply,
+    WorkerUnreachable,
+    cancel_invocation,
+)
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
-from .operations import MAX_SESSION_ID
+from .operations import MAX_SESSION_ID, REQUEST_ID
 
 logger = logging.getLogger("open_agentcore.server.data")
 
@@ -29,7 +35,6 @@ SESSION_HEADER_BYTES = SESSION_HEADER.encode()
 USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 REQUEST_ID_HEADER = "x-amzn-bedrock-agentcore-runtime-request-id"
 AWS_REQUEST_ID_HEADER = "x-amzn-requestid"  # botocore reads it into ResponseMetadata.RequestId
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
     "content-type", "accept", SESSION_HEADER, USER_HEADER,
@@ -147,7 +152,7 @@ def request_id_of(text: str | None) -> str:
     can cancel a call whose answer has not begun), else a new one. Every answer names it."""
     if text is None:
         return str(uuid.uuid4())
-    if not _REQUEST_ID.fullmatch(text):
+    if not REQUEST_ID.fullmatch(text):
         raise ValidationError(
             "the request id is 1 to 128 letters, digits and . _ ~ : -", field="runtimeRequestId"
         )
@@ -259,6 +264,21 @@ async def agent_card(request: Request) -> Response:
     return JSONResponse(card, headers={SESSION_HEADER: on_the_wire(session_id)})
 
 
+async def cancel(request: Request) -> Response:
+    """Cancel one invocation in flight (ours): by the session's owner, like StopRuntimeSession; the
+    session and its worker stay."""
+    service: RuntimeService = request.app.state.runtimes
+    sessions: SessionManager = request.app.state.sessions
+    route, caller = await admitted_route(
+        service, request.scope, request.headers, request.path_params["runtime_id"],
+        request.query_params.get("qualifier"),
+    )  # fmt: skip
+    session_id, request_id = request.path_params["session_id"], request.path_params["request_id"]
+    await cancel_invocation(sessions, route.runtime.id, session_id, request_id, caller.owner, caller.admin)
+    body = {"runtimeSessionId": session_id, "requestId": request_id, "status": "CANCELLED"}
+    return JSONResponse(body, headers={SESSION_HEADER: on_the_wire(session_id)})
+
+
 async def stop_session(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
@@ -283,6 +303,7 @@ __all__ = [
     "SESSION_HEADER",
     "SESSION_HEADER_BYTES",
     "agent_card",
+    "cancel",
     "header_bytes",
     "invoke",
     "on_the_wire",

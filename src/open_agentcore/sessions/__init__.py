@@ -1,5 +1,6 @@
 """Sessions: the session table, worker routing, the warm pool and the idle reaper."""
 
+from .cancel import InvocationNotCancellable, InvocationNotFound, cancel_invocation
 from .lease import SessionEnded, SessionLease
 from .manager import (
     LiveSession,
@@ -14,6 +15,8 @@ from .manager import (
 from .worker_client import WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
+    "InvocationNotCancellable",
+    "InvocationNotFound",
     "LiveSession",
     "OwnerLookup",
     "SessionConfig",
@@ -27,4 +30,5 @@ __all__ = [
     "WorkerClient",
     "WorkerReply",
     "WorkerUnreachable",
+    "cancel_invocation",
 ]

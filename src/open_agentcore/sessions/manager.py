@@ -228,6 +228,15 @@ class SessionManager:
         """The live session, if there is one."""
         return self._sessions.get((runtime_id, session_id))
 
+    def get_owned(
+        self, runtime_id: str, session_id: str, owner: str | None, privileged: bool = False
+    ) -> LiveSession | None:
+        """The live session, if there is one, once `owner` may use it (`SessionOwnedByAnother`)."""
+        live = self._sessions.get((runtime_id, session_id))
+        if live is not None:
+            self._check_owner(live.owner, owner, privileged)
+        return live
+
     def sessions(self, runtime_id: str | None = None) -> list[LiveSession]:
         """Live sessions, of one runtime or all."""
         return [s for (rid, _), s in self._sessions.items() if runtime_id is None or rid == runtime_id]
