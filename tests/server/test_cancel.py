@@ -35,7 +35,19 @@ async def invoke(payload):
         except asyncio.CancelledError:
             print(f"cancelled {request_id}", flush=True)
             raise
+    if payload.get("stream"):
+        return words(request_id)
     return {"instance": INSTANCE, "requestId": request_id}
+
+
+async def words(request_id):
+    yield "started"
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print(f"stream cancelled {request_id}", flush=True)
+        raise
+    yield "never"
 """
 
 SYNC_AGENT = """
@@ -107,6 +119,26 @@ def test_cancel_interrupts_an_async_handler_and_the_session_stays_warm(target: T
 
     after = invoke(server, arn, session, {})
     assert after.json()["instance"] == first.json()["instance"]  # the same worker, still warm
+
+
+def test_cancel_mid_stream_ends_the_stream_with_a_cancelled_event(target: Target) -> None:
+    server, arn, runtime_id = target.server, target.arn("a"), target.id("a")
+    session = "t" * 40
+    url = f"{server.url}/runtimes/{encoded(arn)}/invocations"
+    headers = {"x-amzn-bedrock-agentcore-runtime-session-id": session, "content-type": "application/json"}
+    body = b'{"stream": true}'
+    with httpx.stream(
+        "POST", url, content=body, headers=sign("POST", url, body, headers), timeout=60
+    ) as reply:
+        request_id = reply.headers["x-amzn-requestid"]  # known as soon as the answer begins
+        chunks = reply.iter_raw()
+        assert next(chunks) == b'data: "started"\n\n'
+        assert cancel(target, session, request_id).status == 200
+        rest = b"".join(chunks).decode()  # ends cleanly: the cancel was asked for
+    last = json.loads(rest.removeprefix("data: ").strip())
+    assert (last["error"], last["error_type"]) == ("the invocation was cancelled", "CancelledError")
+    # The generator is cancelled on its own loop, which may print after the stream has ended.
+    wait_until(lambda: f"stream cancelled {request_id}" in log_of(server, runtime_id, session), timeout=30)
 
 
 def test_cancel_of_an_unknown_request_id_is_a_typed_404(target: Target) -> None:

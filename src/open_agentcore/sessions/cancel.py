@@ -39,7 +39,9 @@ async def cancel_invocation(
             "is in flight there"
         )
     try:
-        reply = await live.client.send("POST", f"/_agentcore/requests/{request_id}/cancel", [], b"")
+        # A new connection: a kept-alive one may have been closed by the worker while idle.
+        path = f"/_agentcore/requests/{request_id}/cancel"
+        reply = await live.client.send("POST", path, [], b"", fresh=True)
         text = (await reply.read())[:_ANSWER_LIMIT].decode(errors="replace")
     except WorkerUnreachable as error:
         raise InvocationNotFound(f"the session's worker is not answering ({error})") from None
