@@ -57,7 +57,7 @@ def test_cancel_stops_the_invocation_and_the_session_answers_again(workspace: Wo
             waiting.kill()
             waiting.wait()
     assert waiting.returncode == 1 and "the invocation was cancelled" in stderr
-    assert f"cancelled {request_id}" in workspace.ok("logs")
+    wait_until(lambda: f"cancelled {request_id}" in workspace.ok("logs"), timeout=30, interval=0.2)
     assert '"ok": true' in workspace.ok("invoke", "{}")  # the same session answers again
     unknown = workspace.fails("cancel", "no-such-request")
     assert "ResourceNotFoundException" in unknown or "no invocation" in unknown
