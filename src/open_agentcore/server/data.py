@@ -1,4 +1,9 @@
-"""Data-plane routes: InvokeAgentRuntime and StopRuntimeSession, as boto3's `bedrock-agentcore` sends them."""
+"""Data-plane routes: InvokeAgentRuntime and StopRuntimeSession, as boto3's `bedrock-agentcore` sends them,
+GetAgentCard, and our CancelRuntimeInvocation.
+
+A streamed answer reaches the client through one async iterator, `relayed`; anything that must see
+every relayed byte (a frame journal) wraps that iterator where `invoke` builds the response.
+"""
 
 from __future__ import annotations
 
@@ -302,8 +307,10 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "SESSION_HEADER",
     "SESSION_HEADER_BYTES",
+    "StreamCut",
     "agent_card",
     "cancel",
+    "cut_frame",
     "header_bytes",
     "invoke",
     "on_the_wire",
