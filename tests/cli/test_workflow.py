@@ -242,7 +242,7 @@ def test_invoke_before_deploy_and_without_a_server_say_what_to_do(workspace: Wor
 
 @pytest.mark.parametrize(
     "command",
-    [["configure"], ["deploy"], ["invoke"], ["status"], ["logs"], ["destroy"], ["stop-session"],
+    [["configure"], ["deploy"], ["invoke"], ["cancel"], ["status"], ["logs"], ["destroy"], ["stop-session"],
      ["configure", "list"], ["configure", "set-default"]],
 )  # fmt: skip
 def test_every_command_has_help_with_an_example(workspace: Workspace, command: list[str]) -> None:

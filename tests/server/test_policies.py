@@ -195,6 +195,8 @@ def test_every_route_names_its_action() -> None:
         ("http", "GET", "/_agentcore/runtimes/h-AAAAAAAAAA/sessions", "ListRuntimeSessions", runtime),
         ("http", "GET", "/_agentcore/runtimes/h-AAAAAAAAAA/sessions/s/logs", "GetRuntimeSessionLogs",
          runtime),
+        ("http", "POST", f"/_agentcore/runtimes/{arn}/sessions/s/requests/r-1/cancel",
+         "CancelRuntimeInvocation", runtime),
         ("http", "POST", "/_agentcore/access-keys", "CreateAccessKey", None),
         ("http", "GET", "/_agentcore/access-keys", "ListAccessKeys", None),
         ("http", "DELETE", "/_agentcore/access-keys/AKIA0000000000000000", "RevokeAccessKey", None),

@@ -145,4 +145,6 @@ def test_idle_sessions_end_but_healthy_busy_ones_live_to_their_max_lifetime(serv
         return entry["endReason"] if entry and entry["state"] == "ENDED" else None
 
     assert wait_until(lambda: reason(idle), timeout=20, interval=0.1) == "idle timeout"
-    assert wait_until(lambda: reason(busy), timeout=20, interval=0.1) == "max lifetime reached"
+    assert wait_until(lambda: reason(busy), timeout=20, interval=0.1) == (
+        "maxLifetime reached: the session may live 5 s"
+    )

@@ -8,13 +8,20 @@ Run BY PATH with the worker environment's python:
 That environment has the agent SDK and uvicorn but not open_agentcore, so this file imports only
 the standard library and uvicorn. The entrypoint is imported as a module named after its file,
 never as `__main__`, so an `if __name__ == "__main__": app.run()` guard does not fire.
+
+On a unix socket (the runtime server's workers) the app is wrapped in `Cancellable`, which adds
+`POST /_agentcore/requests/{request_id}/cancel`: only the server reaches that socket, and it never
+sends a caller's path there, so callers cancel through the server's own route, which checks them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import importlib.util
+import inspect
+import json
 import signal
 import socket
 import sys
@@ -24,6 +31,13 @@ from typing import Any
 
 EXIT_START_FAILED = 3
 _APP_CLASSES = {"BedrockAgentCoreApp", "Starlette", "FastAPI"}
+_REQUEST_ID = b"x-amzn-bedrock-agentcore-runtime-request-id"
+_CANCEL_PREFIX, _CANCEL_SUFFIX = "/_agentcore/requests/", "/cancel"
+_SYNC_HANDLER = (
+    "the agent's entrypoint is a sync function: it runs in a thread, which Python cannot interrupt, so it "
+    "runs to its end; make it `async def` to be able to cancel it"
+)
+CANCELLED_STATUS = 499  # the answer of a call cancelled before it answered (nginx's "client closed")
 
 
 class LaunchError(Exception):
@@ -81,6 +95,116 @@ def find_app(module: Any) -> Any:
     if not found:
         raise LaunchError(f"{module.__name__} defines no ASGI app (expected `app = BedrockAgentCoreApp()`)")
     raise LaunchError(f"{module.__name__} defines {len(found)} apps; name the one to serve `app`")
+
+
+class _Invocation:
+    """One call in flight: its task, and what of its answer has gone out."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.cancelled = False
+        self.started = False
+        self.complete = False
+        self.event_stream = False
+
+
+class Cancellable:
+    """ASGI middleware: calls that carry a request id can be cancelled by id, mid-answer or not.
+
+    The call's task is cancelled, so an async handler gets `CancelledError` at its next `await`;
+    its answer then ends as a cancelled one (status 499 before it began, a last error event in an
+    event stream, else the end of the body). A sync handler runs in a thread, which Python cannot
+    interrupt: cancelling one is refused with 409, and it runs to its end.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.running: dict[str, _Invocation] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(_CANCEL_PREFIX) and path.endswith(_CANCEL_SUFFIX) and scope["method"] == "POST":
+            await self._cancel(path[len(_CANCEL_PREFIX) : -len(_CANCEL_SUFFIX)], send)
+            return
+        request_id = next(
+            (value.decode("latin-1") for name, value in scope["headers"] if name == _REQUEST_ID), None
+        )
+        task = asyncio.current_task()
+        if request_id is None or task is None:
+            await self.app(scope, receive, send)
+            return
+        call = self.running[request_id] = _Invocation(task)
+
+        async def watched(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                call.started = True
+                headers = dict(message.get("headers", []))
+                call.event_stream = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                call.complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except asyncio.CancelledError:
+            if not call.cancelled:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancellation is handled
+            if uncancel is not None:
+                uncancel()
+            await _end_cancelled(call, request_id, send)
+        finally:
+            if self.running.get(request_id) is call:
+                del self.running[request_id]
+
+    async def _cancel(self, request_id: str, send: Any) -> None:
+        call = self.running.get(request_id)
+        if call is None or call.task.done():
+            await _answer(send, 404, {"error": f"no invocation {request_id!r} is in flight in this session"})
+            return
+        if not _interruptible(self.app):
+            await _answer(send, 409, {"error": _SYNC_HANDLER})
+            return
+        call.cancelled = True
+        call.task.cancel()
+        await _answer(send, 200, {"requestId": request_id, "status": "CANCELLED"})
+
+
+def _interruptible(app: Any) -> bool:
+    """False when the app's entrypoint is known to be a sync function (ours or the reference SDK's)."""
+    handler = getattr(app, "entrypoint_handler", None)
+    kind = getattr(getattr(handler, "kind", None), "value", None)
+    if isinstance(kind, str):
+        return kind != "sync"
+    handlers = getattr(app, "handlers", None)
+    func = handlers.get("main") if isinstance(handlers, dict) else None
+    if func is None:
+        return True  # another ASGI app: its request task is what there is to cancel
+    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+async def _end_cancelled(call: _Invocation, request_id: str, send: Any) -> None:
+    if call.complete:
+        return
+    error = {"error": "the invocation was cancelled", "error_type": "CancelledError", "requestId": request_id}
+    if not call.started:
+        await _answer(send, CANCELLED_STATUS, error)
+        return
+    if call.event_stream:
+        frame = {**error, "message": "The invocation was cancelled; the stream ends here."}
+        await send({"type": "http.response.body", "body": b"data: " + json.dumps(frame).encode() + b"\n\n",
+                    "more_body": True})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _answer(send: Any, status: int, body: dict[str, Any]) -> None:
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
 def bind_socket(path: str) -> socket.socket:
@@ -149,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         listen = {"uds": args.socket}
     else:
         listen = {"host": args.host, "port": args.port}
+    if "port" not in listen:
+        app = Cancellable(app)  # on the server's private socket only: see the module docstring
     config = uvicorn.Config(
         app,
         **listen,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "configure": ("configure", "record an agent's entrypoint and settings in .bedrock_agentcore.yaml"),
     "deploy": ("deploy", "deploy the agent to the runtime server (or run it locally with --local)"),
     "invoke": ("invoke", "invoke the agent with a payload and print its answer"),
+    "cancel": ("cancel", "cancel one invocation in flight (its session and worker stay)"),
     "status": ("manage", "show the agent's configuration, runtime, endpoints and live sessions"),
     "stop-session": ("manage", "stop a session of the deployed agent (default: the last one used)"),
     "logs": ("logs", "print what the agent's workers wrote (the local log after deploy --local)"),
@@ -33,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Commands that talk to a runtime server also take --endpoint-url after their name (AWS CLI habit).
-SERVER_COMMANDS = ("deploy", "invoke", "status", "stop-session", "logs", "destroy")
+SERVER_COMMANDS = ("deploy", "invoke", "cancel", "status", "stop-session", "logs", "destroy")
 _ENDPOINT_HELP = (
     "the runtime server to talk to; wins over $AGENTCORE_ENDPOINT_URL, $AWS_ENDPOINT_URL and the "
     "server `agentcore server start` recorded (default http://127.0.0.1:8900)"

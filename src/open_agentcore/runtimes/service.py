@@ -131,12 +131,24 @@ class RuntimeService:
 
     # Builds ----------------------------------------------------------------------------------
 
-    def _start_build(self, runtime: RuntimeRecord, version: VersionRecord) -> None:
-        task = asyncio.get_running_loop().create_task(self._build(runtime, version))
+    async def resume_builds(self) -> int:
+        """Build again every version a previous server left CREATING or UPDATING (it stopped
+        mid-build); returns how many. A resumed build that fails says the restart came first."""
+        unfinished = await asyncio.to_thread(self.store.unfinished_builds)
+        for runtime, version in unfinished:
+            logger.warning(
+                "Version %s of %s was being built when the server stopped: building it again",
+                version.version, runtime.id,
+            )  # fmt: skip
+            self._start_build(runtime, version, resumed=True)
+        return len(unfinished)
+
+    def _start_build(self, runtime: RuntimeRecord, version: VersionRecord, resumed: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(self._build(runtime, version, resumed))
         self._builds.add(task)
         task.add_done_callback(self._builds.discard)
 
-    async def _build(self, runtime: RuntimeRecord, version: VersionRecord) -> None:
+    async def _build(self, runtime: RuntimeRecord, version: VersionRecord, resumed: bool = False) -> None:
         failure: str | None = None
         try:
             target = await asyncio.to_thread(self._prepare, runtime, version)
@@ -148,6 +160,10 @@ class RuntimeService:
         except Exception as error:  # a build is a boundary: record the failure, keep the server up
             logger.exception("Build of %s version %s failed", runtime.id, version.version)
             failure = f"internal error while building: {type(error).__name__}: {error}"
+        if failure is not None and resumed:
+            failure = (
+                f"the server restarted in the middle of this build, and building again failed: {failure}"
+            )
         try:
             await asyncio.to_thread(self.store.finish_version, runtime.id, version.version, failure)
             self.forget_routes(runtime.id)
@@ -161,6 +177,7 @@ class RuntimeService:
         """Unpack and build one version (blocking; runs in a thread)."""
         artifact = version.config["agentRuntimeArtifact"]
         log_path = self.build_log(runtime.id, version.version)
+
         if "containerConfiguration" in artifact:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text("container images need a container backend, and none is configured\n")

@@ -111,6 +111,7 @@ def build_app(config: ServerConfig) -> Starlette:
             config.account_id,
             config.min_lifecycle_seconds,
         )
+        await app.state.runtimes.resume_builds()
         sessions.start_reaper()
         if backend.sandboxed:
             logger.info("runtime server ready; workers sandboxed: %s", backend.sandbox_mode())

@@ -1,31 +1,45 @@
-"""Data-plane routes: InvokeAgentRuntime and StopRuntimeSession, as boto3's `bedrock-agentcore` sends them."""
+"""Data-plane routes: InvokeAgentRuntime and StopRuntimeSession, as boto3's `bedrock-agentcore` sends them,
+GetAgentCard, and our CancelRuntimeInvocation.
+
+A streamed answer reaches the client through one async iterator, `relayed`; anything that must see
+every relayed byte (a frame journal) wraps that iterator where `invoke` builds the response.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from starlette.background import BackgroundTask
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
-from open_agentcore.auth import Caller
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import LiveSession, SessionManager, SessionTarget, WorkerReply, WorkerUnreachable
+from open_agentcore.sessions import (
+    SessionEnded,
+    SessionLease,
+    SessionManager,
+    WorkerReply,
+    WorkerUnreachable,
+    cancel_invocation,
+)
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
-from .operations import MAX_SESSION_ID
+from .operations import MAX_SESSION_ID, REQUEST_ID
 
 logger = logging.getLogger("open_agentcore.server.data")
 
 SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
 SESSION_HEADER_BYTES = SESSION_HEADER.encode()
 USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
+REQUEST_ID_HEADER = "x-amzn-bedrock-agentcore-runtime-request-id"
+AWS_REQUEST_ID_HEADER = "x-amzn-requestid"  # botocore reads it into ResponseMetadata.RequestId
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
     "content-type", "accept", SESSION_HEADER, USER_HEADER,
@@ -108,73 +122,110 @@ async def invoke(request: Request) -> Response:
     )  # fmt: skip
     target, config = route.target, route.config
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
+    request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
     headers = worker_headers(request.headers.items(), session_id, allowlist, caller.subject)
+    headers.append((REQUEST_ID_HEADER, request_id))
     body = await request.body()
     path = _WORKER_PATHS[protocol_of(config)]
-    live, reply = await _call(sessions, target, session_id, caller, path, headers, body)
-    if not 200 <= reply.status < 300:
-        text = await _drain(reply)
-        sessions.release(live)
-        raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
-    content_type = dict(reply.headers).get("content-type", "application/json")
-    answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
-    if reply.length is not None and reply.length <= _WHOLE_ANSWER:
-        # A small answer of known size (most JSON results): relayed in one piece, no chunking.
-        try:
-            body = await reply.read()
-        except WorkerUnreachable as error:
-            reason = await sessions.lost(live, error)
-            raise RuntimeClientError(f"the agent's session ended: {reason}") from None
-        finally:
-            sessions.release(live)
-        return Response(body, headers=answer_headers)
-    return StreamingResponse(
-        _relay(reply),
-        status_code=200,
-        media_type=None,
-        headers=answer_headers,
-        background=BackgroundTask(_finish, sessions, live, reply),
-    )
+    async with contextlib.AsyncExitStack() as held:
+        lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
+        reply = await lease.send("POST", path, headers, body)
+        held.push_async_callback(reply.close)
+        if not 200 <= reply.status < 300:
+            text = await _drain(reply)
+            raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
+        content_type = dict(reply.headers).get("content-type", "application/json")
+        answer_headers = {
+            "content-type": content_type,
+            SESSION_HEADER: on_the_wire(session_id),
+            AWS_REQUEST_ID_HEADER: request_id,
+        }
+        if reply.length is not None and reply.length <= _WHOLE_ANSWER:
+            # A small answer of known size (most JSON results): relayed in one piece, no chunking.
+            try:
+                whole = await reply.read()
+            except WorkerUnreachable as error:
+                raise SessionEnded(await lease.broke_off(error)) from None
+            return Response(whole, headers=answer_headers)
+        sse = content_type.startswith("text/event-stream")
+        return _Relay(relayed(lease, reply, sse), answer_headers, held.pop_all())
+    raise AssertionError("unreachable")  # the block returns or raises; mypy cannot tell
+
+
+def request_id_of(text: str | None) -> str:
+    """The invocation's request id: the caller's `X-Amzn-Bedrock-AgentCore-Runtime-Request-Id` (so it
+    can cancel a call whose answer has not begun), else a new one. Every answer names it."""
+    if text is None:
+        return str(uuid.uuid4())
+    if not REQUEST_ID.fullmatch(text):
+        raise ValidationError(
+            "the request id is 1 to 128 letters, digits and . _ ~ : -", field="runtimeRequestId"
+        )
+    return text
 
 
 def protocol_of(config: dict[str, Any]) -> str:
     return str(config.get("protocolConfiguration", {}).get("serverProtocol", "HTTP"))
 
 
-async def _call(
-    sessions: SessionManager, target: SessionTarget, session_id: str, caller: Caller, path: str,
-    headers: list[tuple[str, str]], body: bytes,
-) -> tuple[LiveSession, WorkerReply]:  # fmt: skip
-    """Send to the session's worker; one that died since its last call is replaced first.
+class StreamCut(Exception):
+    """The worker stopped answering in the middle of a streamed reply; `reason` says why."""
 
-    A worker that crashed after answering is only noticed when the next call cannot connect:
-    nothing of that call reached it, so a fresh worker takes it instead of the caller seeing 424.
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def relayed(lease: SessionLease, reply: WorkerReply, sse: bool) -> AsyncIterator[bytes]:
+    """The worker's answer as relayed to the client, chunk by chunk as the worker writes it.
+
+    This iterator is the one place the bytes of a streamed answer pass through on their way to
+    the client. Each chunk waits for the client, so a slow reader holds the worker back instead
+    of growing server memory. When the worker breaks off, its session ends (its record says why),
+    an event stream gets a last error event naming the reason, and `StreamCut` is raised so the
+    client sees an abnormal end, never a clean one.
     """
-    for attempt in (1, 2):
-        live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
-        try:
-            return live, await live.client.send("POST", path, headers, body)
-        except WorkerUnreachable as error:
-            sessions.release(live)
-            reason = await sessions.lost(live, error)
-            if error.sent or attempt == 2:
-                raise RuntimeClientError(f"the agent's session ended: {reason}") from None
-    raise AssertionError("unreachable")
-
-
-async def _relay(reply: WorkerReply) -> AsyncIterator[bytes]:
-    # Chunk by chunk, as the worker writes them: each send waits for the client, so a slow
-    # reader holds the worker back instead of growing server memory.
     try:
         async for chunk in reply.body:
             yield chunk
     except WorkerUnreachable as error:
-        logger.warning("Worker stream broke off: %s", error)
+        reason = await lease.broke_off(error)
+        logger.warning("Answer of session %s cut off: %s", lease.live.session_id, reason)
+        if sse:
+            yield cut_frame(reason)
+        raise StreamCut(reason) from None
 
 
-async def _finish(sessions: SessionManager, live: LiveSession, reply: WorkerReply) -> None:
-    await reply.close()
-    sessions.release(live)
+def cut_frame(reason: str) -> bytes:
+    """The last event of a stream the worker broke off, in the SDK's error-frame shape."""
+    frame = {
+        "error": f"the agent's session ended: {reason}",
+        "error_type": RuntimeClientError.code,
+        "message": "The agent's worker stopped in the middle of its answer; the stream ends here.",
+    }
+    return b"data: " + json.dumps(frame).encode() + b"\n\n"
+
+
+class _Relay(StreamingResponse):
+    """A streamed answer that holds its session lease until the last byte, and ends abnormally
+    (the connection closed without the final chunk, so HTTP clients raise) when it was cut."""
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], headers: dict[str, str], held: contextlib.AsyncExitStack
+    ) -> None:
+        super().__init__(chunks, status_code=200, media_type=None, headers=headers)
+        self._held = held
+
+    async def stream_response(self, send: Send) -> None:
+        with contextlib.suppress(StreamCut):  # returning without the last body message: uvicorn closes
+            await super().stream_response(send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._held.aclose()
 
 
 async def _drain(reply: WorkerReply, limit: int = _ERROR_BODY_LIMIT) -> str:
@@ -186,6 +237,8 @@ async def _drain(reply: WorkerReply, limit: int = _ERROR_BODY_LIMIT) -> str:
             size += len(chunk)
             if size > limit:
                 break
+    except WorkerUnreachable:
+        pass  # what arrived is the best account of the failure there is
     finally:
         await reply.close()
     return b"".join(chunks).decode(errors="replace")[:limit]
@@ -203,16 +256,9 @@ async def agent_card(request: Request) -> Response:
     runtime, target, config = route.runtime, route.target, route.config
     if (protocol := protocol_of(config)) != "A2A":
         raise NotFound(f"agent runtime {runtime.id} serves {protocol}; only A2A agents have an agent card")
-    live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
-    try:
-        reply = await live.client.send(
-            "GET", AGENT_CARD_PATH, [(SESSION_HEADER, on_the_wire(session_id))], b""
-        )
+    async with sessions.lease(target, session_id, caller.owner, caller.admin) as lease:
+        reply = await lease.send("GET", AGENT_CARD_PATH, [(SESSION_HEADER, on_the_wire(session_id))], b"")
         text = await _drain(reply, limit=1024 * 1024)
-    except WorkerUnreachable as error:
-        raise RuntimeClientError(f"the agent's worker is not reachable: {error}") from None
-    finally:
-        sessions.release(live)
     if reply.status != 200:
         detail = text[:_ERROR_BODY_LIMIT]
         raise RuntimeClientError(f"the agent answered {reply.status} for its agent card: {detail}")
@@ -221,6 +267,21 @@ async def agent_card(request: Request) -> Response:
     except ValueError:
         raise RuntimeClientError("the agent's card is not JSON") from None
     return JSONResponse(card, headers={SESSION_HEADER: on_the_wire(session_id)})
+
+
+async def cancel(request: Request) -> Response:
+    """Cancel one invocation in flight (ours): by the session's owner, like StopRuntimeSession; the
+    session and its worker stay."""
+    service: RuntimeService = request.app.state.runtimes
+    sessions: SessionManager = request.app.state.sessions
+    route, caller = await admitted_route(
+        service, request.scope, request.headers, request.path_params["runtime_id"],
+        request.query_params.get("qualifier"),
+    )  # fmt: skip
+    session_id, request_id = request.path_params["session_id"], request.path_params["request_id"]
+    await cancel_invocation(sessions, route.runtime.id, session_id, request_id, caller.owner, caller.admin)
+    body = {"runtimeSessionId": session_id, "requestId": request_id, "status": "CANCELLED"}
+    return JSONResponse(body, headers={SESSION_HEADER: on_the_wire(session_id)})
 
 
 async def stop_session(request: Request) -> Response:
@@ -241,13 +302,20 @@ async def stop_session(request: Request) -> Response:
 
 
 __all__ = [
+    "AWS_REQUEST_ID_HEADER",
     "CUSTOM_PREFIX",
+    "REQUEST_ID_HEADER",
     "SESSION_HEADER",
     "SESSION_HEADER_BYTES",
+    "StreamCut",
     "agent_card",
+    "cancel",
+    "cut_frame",
     "header_bytes",
     "invoke",
     "on_the_wire",
+    "relayed",
+    "request_id_of",
     "session_id_of",
     "stop_session",
     "worker_headers",

@@ -35,6 +35,7 @@ MAX_SESSION_ID = 256
 _RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)$")
 _VERSION = re.compile(r"^[1-9][0-9]{0,4}$")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # an invocation's, as callers may choose it
 
 
 class Resource(enum.Enum):
@@ -256,6 +257,12 @@ def _session_id(table: OperationTable, text: str) -> str:
     return text
 
 
+def _request_id(table: OperationTable, text: str) -> str:
+    if not REQUEST_ID.fullmatch(text):
+        raise ValidationError("a request id is 1 to 128 letters, digits and . _ ~ : -", field="requestId")
+    return text
+
+
 def _access_key_id(table: OperationTable, text: str) -> str:
     if not _ACCESS_KEY_ID.fullmatch(text):
         message = f"{text[:40]!r} is not an access key id (letters and digits)"
@@ -271,6 +278,7 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "endpoint": ("endpoint", _endpoint),
     "version": ("version", _version),
     "session_id": ("session_id", _session_id),
+    "request_id": ("request_id", _request_id),
     "access_key_id": ("access_key_id", _access_key_id),
 }
 
@@ -319,6 +327,7 @@ def operation_names(operations: Iterable[Operation]) -> list[str]:
 
 
 __all__ = [
+    "REQUEST_ID",
     "SCOPE_KEY",
     "SERVICE",
     "WEBSOCKET",

@@ -58,6 +58,10 @@ OPERATIONS: tuple[Operation, ...] = (
               extensions.list_sessions),
     Operation("GetRuntimeSessionLogs", "GET", "/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs",
               R.RUNTIME, extensions.session_logs),
+    # One invocation in flight, by the request id its answer named (x-amzn-RequestId) or its caller chose.
+    Operation("CancelRuntimeInvocation", "POST",
+              "/_agentcore/runtimes/{runtime}/sessions/{session_id}/requests/{request_id}/cancel", R.RUNTIME,
+              data.cancel, Auth.RUNTIME),
     # Access keys of other principals: the admin key alone, whatever any policy says.
     Operation("CreateAccessKey", "POST", "/_agentcore/access-keys", R.NONE, access_keys.create_access_key,
               Auth.ADMIN),

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import LiveSession, SessionManager, WorkerUnreachable
+from open_agentcore.sessions import LiveSession, SessionLease, SessionManager, WorkerUnreachable
 
 from .authorization import admitted_route
 from .data import (
@@ -41,21 +41,20 @@ _MAX_MESSAGE = 100 * 1024 * 1024
 
 
 async def proxy(websocket: WebSocket) -> None:
-    sessions: SessionManager = websocket.app.state.sessions
-    try:
-        live, upstream = await _open_upstream(websocket)
-    except Exception as error:  # every failure before accepting is refused in the AWS shape
-        await _refuse(websocket, wire_error(error))
-        return
-    try:
+    async with contextlib.AsyncExitStack() as held:
+        try:
+            lease, upstream = await _open_upstream(websocket, held)
+        except Exception as error:  # every failure before accepting is refused in the AWS shape
+            await _refuse(websocket, wire_error(error))
+            return
         await websocket.accept(subprotocol=upstream.subprotocol)
-        await _pump(websocket, upstream)
-    finally:
-        await upstream.close()
-        sessions.release(live)
+        await _pump(websocket, upstream, lease)
 
 
-async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConnection]:
+async def _open_upstream(
+    websocket: WebSocket, held: contextlib.AsyncExitStack
+) -> tuple[SessionLease, ClientConnection]:
+    """The session's lease and the worker's WebSocket, both released when `held` closes."""
     service: RuntimeService = websocket.app.state.runtimes
     sessions: SessionManager = websocket.app.state.sessions
     # Browsers cannot set headers on a WebSocket: a presigned URL carries them in its query.
@@ -73,38 +72,32 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     incoming = [*websocket.headers.items()]
     incoming += [(name, on_the_wire(value)) for name, value in query if name.startswith(CUSTOM_PREFIX)]
     headers = worker_headers(incoming, session_id, allowlist, caller.subject)
-    for attempt in (1, 2):
-        live = await sessions.acquire(target, session_id, caller.owner, caller.admin)
+    subprotocols = _subprotocols(websocket) or None
+
+    async def connect(live: LiveSession) -> ClientConnection:
         try:
-            upstream = await unix_connect(
+            return await unix_connect(
                 str(live.client.socket_path),
                 uri="ws://worker/ws",
                 additional_headers=headers,
-                subprotocols=_subprotocols(websocket) or None,
+                subprotocols=subprotocols,
                 max_size=_MAX_MESSAGE,
                 open_timeout=10,
                 ping_interval=None,
             )
         except InvalidStatus as error:
-            sessions.release(live)
             raise RuntimeClientError(
                 f"the agent refused the WebSocket with HTTP {error.response.status_code}"
             ) from None
         except (ConnectionRefusedError, FileNotFoundError) as error:
-            # The worker died since the session's last call: a fresh one takes this connection.
-            sessions.release(live)
-            reason = await sessions.lost(live, WorkerUnreachable(str(error), sent=False))
-            if attempt == 2:
-                raise RuntimeClientError(f"the agent's session ended: {reason}") from None
-            continue
+            raise WorkerUnreachable(str(error), sent=False) from None  # the lease's retry rule decides
         except (InvalidHandshake, OSError, TimeoutError) as error:
-            sessions.release(live)
             raise RuntimeClientError(f"the agent's WebSocket is not reachable: {error}") from None
-        except BaseException:
-            sessions.release(live)
-            raise
-        return live, upstream
-    raise AssertionError("unreachable")
+
+    lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
+    upstream = await lease.call(connect)
+    held.push_async_callback(upstream.close)
+    return lease, upstream
 
 
 def _subprotocols(websocket: WebSocket) -> list[Any]:
@@ -112,10 +105,10 @@ def _subprotocols(websocket: WebSocket) -> list[Any]:
     return [name.strip() for name in offered.split(",") if name.strip()]
 
 
-async def _pump(websocket: WebSocket, upstream: ClientConnection) -> None:
+async def _pump(websocket: WebSocket, upstream: ClientConnection, lease: SessionLease) -> None:
     """Relay messages both ways until one side closes, then close the other with its code."""
     to_worker = asyncio.create_task(_client_to_worker(websocket, upstream))
-    to_client = asyncio.create_task(_worker_to_client(websocket, upstream))
+    to_client = asyncio.create_task(_worker_to_client(websocket, upstream, lease))
     try:
         await asyncio.wait({to_worker, to_client}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -142,7 +135,7 @@ async def _client_to_worker(websocket: WebSocket, upstream: ClientConnection) ->
             return  # the worker side's own task reports its close
 
 
-async def _worker_to_client(websocket: WebSocket, upstream: ClientConnection) -> None:
+async def _worker_to_client(websocket: WebSocket, upstream: ClientConnection, lease: SessionLease) -> None:
     try:
         async for message in upstream:
             if isinstance(message, str):
@@ -156,11 +149,19 @@ async def _worker_to_client(websocket: WebSocket, upstream: ClientConnection) ->
     code = upstream.close_code
     reason = upstream.close_reason or ""
     if code is None or code == _ABNORMAL:
-        code, reason = 1011, reason or "the agent's worker went away"
+        # The worker went away without closing: its session ends, and the client is told why.
+        ended = await lease.broke_off(WorkerUnreachable("the worker dropped the WebSocket"))
+        logger.warning("WebSocket of session %s cut off: %s", lease.live.session_id, ended)
+        code, reason = 1011, _close_reason(f"the agent's session ended: {ended}")
     elif code == _NO_STATUS:
         code = 1000
     with contextlib.suppress(Exception):
         await websocket.close(code=code, reason=reason)
+
+
+def _close_reason(text: str) -> str:
+    """A close reason that fits the frame: at most 123 bytes of UTF-8."""
+    return text.encode()[:123].decode(errors="ignore")
 
 
 async def _refuse(websocket: WebSocket, error: ServiceError) -> None:

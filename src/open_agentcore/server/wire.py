@@ -10,7 +10,13 @@ from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTo
 from open_agentcore.auth import AuthorizerError, IssuerUnreachable
 from open_agentcore.backends import WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
-from open_agentcore.sessions import SessionLimitReached, SessionOwnedByAnother
+from open_agentcore.sessions import (
+    InvocationNotCancellable,
+    InvocationNotFound,
+    SessionEnded,
+    SessionLimitReached,
+    SessionOwnedByAnother,
+)
 from open_agentcore.store import (
     ConflictError,
     DatabaseUnavailable,
@@ -57,6 +63,12 @@ def wire_error(error: Exception) -> ServiceError:
         return QuotaExceeded(str(error))
     if isinstance(error, SessionOwnedByAnother):
         return AccessDenied(str(error))
+    if isinstance(error, InvocationNotFound):
+        return NotFound(str(error))
+    if isinstance(error, InvocationNotCancellable):
+        return Conflict(str(error))
+    if isinstance(error, SessionEnded):
+        return RuntimeClientError(f"the agent's session ended: {error.reason}")
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
     if isinstance(error, AuthorizerError):
@@ -91,6 +103,9 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     ArtifactError,
     SessionLimitReached,
     SessionOwnedByAnother,
+    SessionEnded,
+    InvocationNotFound,
+    InvocationNotCancellable,
     RuntimeNotReady,
     WorkerStartFailed,
     HTTPException,

@@ -1,5 +1,7 @@
 """Sessions: the session table, worker routing, the warm pool and the idle reaper."""
 
+from .cancel import InvocationNotCancellable, InvocationNotFound, cancel_invocation
+from .lease import SessionEnded, SessionLease
 from .manager import (
     LiveSession,
     OwnerLookup,
@@ -13,9 +15,13 @@ from .manager import (
 from .worker_client import WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
+    "InvocationNotCancellable",
+    "InvocationNotFound",
     "LiveSession",
     "OwnerLookup",
     "SessionConfig",
+    "SessionEnded",
+    "SessionLease",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
@@ -24,4 +30,5 @@ __all__ = [
     "WorkerClient",
     "WorkerReply",
     "WorkerUnreachable",
+    "cancel_invocation",
 ]

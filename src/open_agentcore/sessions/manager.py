@@ -3,7 +3,8 @@
 A session id maps to exactly one live worker for its whole life. A new id starts a worker (taken
 from the warm pool when one is ready); a worker that exits ends its session, and the next call
 with that id starts a fresh one. The reaper stops sessions that sat idle too long, or lived past
-their maximum lifetime.
+their maximum lifetime; so does a call that arrives for such a session, before it reaches the
+worker, so no call is served past the session's lifecycle whatever the reaper's pace.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from pathlib import Path
 
 from open_agentcore.backends import Backend, WorkerHandle, WorkerSpec
 
+from .lease import SessionLease
 from .worker_client import WorkerClient
 
 logger = logging.getLogger("open_agentcore.sessions")
 
 # How long a worker that dropped a connection gets to exit before it is called unreachable.
 _EXIT_WAIT = 1.0
+# How long an agent past its maxLifetime gets to stop (SIGTERM) before it is killed: not the
+# usual grace, which a request in flight would use up.
+_LIFETIME_GRACE = 1.0
 
 
 class SessionLimitReached(Exception):
@@ -90,10 +95,16 @@ class LiveSession:
     in_flight: int = 0
     watcher: asyncio.Task[None] | None = None
     ended: bool = False
+    end_reason: str = ""
     owner: str | None = None
+    lifetime_timer: asyncio.TimerHandle | None = None
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
+
+    def lived_out(self, now: float) -> bool:
+        """Whether the session has reached its maximum lifetime."""
+        return now - self.started_at >= self.target.max_lifetime
 
 
 SessionListener = Callable[[str, LiveSession, str], "Awaitable[None] | None"]
@@ -122,28 +133,39 @@ class SessionManager:
         self._warming: set[asyncio.Task[None]] = set()
         self._warming_counts: dict[tuple[str, int], int] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._ending: set[asyncio.Task[None]] = set()
 
     # Routing ---------------------------------------------------------------------------------
+
+    def lease(
+        self, target: SessionTarget, session_id: str, owner: str | None = None, privileged: bool = False
+    ) -> SessionLease:
+        """A call's hold on the session's worker, as `async with`: the way routes reach workers.
+
+        Ownership is checked as `acquire` says; the lease owns the retry rule and the release.
+        """
+        return SessionLease(self, target, session_id, owner, privileged)
 
     async def acquire(
         self, target: SessionTarget, session_id: str, owner: str | None = None, privileged: bool = False
     ) -> LiveSession:
-        """The live session for this id (starting its worker if needed), marked busy; pair with `release`.
+        """The live session for this id (starting its worker if needed), marked busy; pair with
+        `release`, or better, use `lease`.
 
         `owner` is the caller (`Caller.owner`): a session it starts is recorded as its own, and a
         session another principal started is refused with `SessionOwnedByAnother`, unless the
-        caller is `privileged` (the admin key) or the server shares sessions.
+        caller is `privileged` (the admin key) or the server shares sessions. A session past its
+        idle timeout or maximum lifetime is ended first, and the call starts a fresh worker.
         """
         key = (target.runtime_id, session_id)
         live = self._sessions.get(key)
         if live is not None:
             self._check_owner(live.owner, owner, privileged)
-        if live is None or live.target.version != target.version or not live.handle.alive():
+        if live is None or self._stale(live, target) or self._due(live, time.monotonic()):
             lock = self._starting.setdefault(key, asyncio.Lock())
             async with lock:
                 live = self._sessions.get(key)
-                if live is not None and (live.target.version != target.version or not live.handle.alive()):
-                    await self._end(live, "replaced")
+                if live is not None and await self._end_if_over(live, target):
                     owner_of_record: str | None = live.owner
                     live = None
                 else:
@@ -154,6 +176,31 @@ class SessionManager:
             self._starting.pop(key, None)
         live.in_flight += 1
         return live
+
+    @staticmethod
+    def _stale(live: LiveSession, target: SessionTarget) -> bool:
+        return live.target.version != target.version or not live.handle.alive()
+
+    @staticmethod
+    def _due(live: LiveSession, now: float) -> bool:
+        """Past its maximum lifetime, or idle past its idle timeout (its `/ping` decides)."""
+        return live.lived_out(now) or live.idle_seconds(now) >= live.target.idle_timeout
+
+    async def _end_if_over(self, live: LiveSession, target: SessionTarget) -> bool:
+        """End a session that must not take another call; True when it was ended."""
+        now = time.monotonic()
+        if self._stale(live, target):
+            await self._end(live, "replaced")
+        elif live.lived_out(now):
+            await self._end(live, self._lifetime_reason(live))
+        elif live.idle_seconds(now) >= live.target.idle_timeout and await self._idle(live):
+            await self._end(live, "idle timeout")
+        else:
+            return False
+        return True
+
+    async def _idle(self, live: LiveSession) -> bool:
+        return live.in_flight == 0 and await live.client.ping() != "HealthyBusy" and live.in_flight == 0
 
     def _check_owner(self, recorded: str | None, caller: str | None, privileged: bool) -> None:
         if self.config.shared_sessions or privileged or recorded is None or recorded == caller:
@@ -180,6 +227,15 @@ class SessionManager:
     def get(self, runtime_id: str, session_id: str) -> LiveSession | None:
         """The live session, if there is one."""
         return self._sessions.get((runtime_id, session_id))
+
+    def get_owned(
+        self, runtime_id: str, session_id: str, owner: str | None, privileged: bool = False
+    ) -> LiveSession | None:
+        """The live session, if there is one, once `owner` may use it (`SessionOwnedByAnother`)."""
+        live = self._sessions.get((runtime_id, session_id))
+        if live is not None:
+            self._check_owner(live.owner, owner, privileged)
+        return live
 
     def sessions(self, runtime_id: str | None = None) -> list[LiveSession]:
         """Live sessions, of one runtime or all."""
@@ -215,7 +271,9 @@ class SessionManager:
             owner=owner,
         )
         self._sessions[(target.runtime_id, session_id)] = live
-        live.watcher = asyncio.get_running_loop().create_task(self._watch(live))
+        loop = asyncio.get_running_loop()
+        live.watcher = loop.create_task(self._watch(live))
+        live.lifetime_timer = loop.call_later(target.max_lifetime, self._lifetime_over, live)
         recorded = self._notify("started", live, "")
         if recorded is not None:
             try:
@@ -244,6 +302,19 @@ class SessionManager:
             hidden_paths=tuple(self.config.hidden_paths),
             start_timeout=self.config.start_timeout,
         )
+
+    def _lifetime_over(self, live: LiveSession) -> None:
+        """End a session at its maximum lifetime, calls in flight or not: they fail, saying so."""
+        task = asyncio.get_running_loop().create_task(self._end_lifetime(live))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _end_lifetime(self, live: LiveSession) -> None:
+        await self._end(live, self._lifetime_reason(live), grace=min(self.config.stop_grace, _LIFETIME_GRACE))
+
+    @staticmethod
+    def _lifetime_reason(live: LiveSession) -> str:
+        return f"maxLifetime reached: the session may live {live.target.max_lifetime:g} s"
 
     async def _watch(self, live: LiveSession) -> None:
         code = await live.handle.wait_exit()
@@ -335,8 +406,11 @@ class SessionManager:
         """End a session whose worker stopped answering; returns why, for the caller's error.
 
         A worker that dropped the connection has usually just died: give it a moment to be
-        reaped so the reason says how it exited, else stop it as unreachable.
+        reaped so the reason says how it exited, else stop it as unreachable. A session the server
+        ended itself (stopped, maxLifetime) keeps the reason it was ended for.
         """
+        if live.ended:
+            return live.end_reason
         try:
             code = await asyncio.wait_for(asyncio.shield(live.handle.wait_exit()), _EXIT_WAIT)
         except asyncio.TimeoutError:
@@ -347,10 +421,14 @@ class SessionManager:
         await self._end(live, reason, stop=False)
         return reason
 
-    async def _end(self, live: LiveSession, reason: str, stop: bool = True) -> None:
+    async def _end(
+        self, live: LiveSession, reason: str, stop: bool = True, grace: float | None = None
+    ) -> None:
         if live.ended:
             return  # the watcher and a failed call may both see a worker die
-        live.ended = True
+        live.ended, live.end_reason = True, reason
+        if live.lifetime_timer is not None:
+            live.lifetime_timer.cancel()
         key = (live.target.runtime_id, live.session_id)
         if self._sessions.get(key) is live:
             del self._sessions[key]
@@ -358,7 +436,7 @@ class SessionManager:
             live.watcher.cancel()
         await live.client.close()
         if stop:
-            await self.backend.stop(live.handle, self.config.stop_grace)
+            await self.backend.stop(live.handle, self.config.stop_grace if grace is None else grace)
         await asyncio.to_thread(
             self._clear_work_dir, live.handle, live.target.runtime_id, live.session_id, reason
         )
@@ -424,20 +502,17 @@ class SessionManager:
                 logger.exception("Session reaper pass failed")
 
     async def reap_once(self) -> list[str]:
-        """Stop sessions past their idle timeout (when `/ping` says Healthy) or max lifetime."""
+        """Stop sessions past their idle timeout (when `/ping` says Healthy) or max lifetime (even
+        with calls in flight)."""
         now = time.monotonic()
         stopped: list[str] = []
         for live in list(self._sessions.values()):
-            if live.in_flight:
-                continue
-            if now - live.started_at >= live.target.max_lifetime:
-                await self._end(live, "max lifetime reached")
+            if live.lived_out(now):
+                await self._end_lifetime(live)
                 stopped.append(live.session_id)
-            elif live.idle_seconds(now) >= live.target.idle_timeout:
-                status = await live.client.ping()
-                if status != "HealthyBusy" and live.in_flight == 0:
-                    await self._end(live, "idle timeout")
-                    stopped.append(live.session_id)
+            elif live.idle_seconds(now) >= live.target.idle_timeout and await self._idle(live):
+                await self._end(live, "idle timeout")
+                stopped.append(live.session_id)
         return stopped
 
     async def close(self) -> None:
@@ -448,6 +523,8 @@ class SessionManager:
                 await self._reaper
         for task in list(self._warming):
             task.cancel()
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)
         for live in list(self._sessions.values()):
             await self._end(live, "server stopping")
         for handles in self._warm.values():

@@ -27,11 +27,16 @@ _NO_BODY = frozenset({204, 304})
 
 class WorkerUnreachable(Exception):
     """The worker refused or dropped the connection (it crashed or is stopping), or answered
-    something that is not HTTP. `sent` is False when no byte of the request reached it."""
+    something that is not HTTP.
 
-    def __init__(self, message: str, sent: bool = True) -> None:
+    `sent` is False when the worker read no byte of the request. `stale` marks the one case where
+    that says nothing about the worker: a kept-alive connection it closed while idle.
+    """
+
+    def __init__(self, message: str, sent: bool = True, stale: bool = False) -> None:
         super().__init__(message)
         self.sent = sent
+        self.stale = stale
 
 
 class _Connection:
@@ -126,39 +131,34 @@ class WorkerClient:
         self._closed = False
 
     async def send(
-        self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes
+        self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes, fresh: bool = False
     ) -> WorkerReply:
         """Send one request; returns as soon as the response head arrives (body not read yet).
 
-        Header values are the ASGI server's latin-1 text, sent back byte for byte.
+        Header values are the ASGI server's latin-1 text, sent back byte for byte. One attempt:
+        whether to try again is the session lease's decision (`SessionLease.call`). `fresh` opens
+        a new connection rather than reusing a kept-alive one.
         """
         request = _serialise(method, path, headers, body)
-        for attempt in (1, 2):
-            connection = await self._connection()
-            try:
-                connection.writer.write(request)
-                await connection.writer.drain()
-                return await self._read_head(connection, method)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
-                connection.close()
-                # A kept-alive connection the worker closed while idle: the request was never read.
-                nothing_read = isinstance(error, asyncio.IncompleteReadError) and not error.partial
-                if (
-                    attempt == 1
-                    and connection.reused
-                    and (nothing_read or isinstance(error, ConnectionError))
-                ):
-                    continue
-                raise WorkerUnreachable(_describe(error)) from None
-            except BaseException:  # cancelled (the caller gave up): the connection is mid-request
-                connection.close()
-                raise
-        raise AssertionError("unreachable")
+        connection = await self._connection(fresh)
+        try:
+            connection.writer.write(request)
+            await connection.writer.drain()
+            return await self._read_head(connection, method)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+            connection.close()
+            # A kept-alive connection the worker closed while idle: the request was never read.
+            nothing_read = isinstance(error, asyncio.IncompleteReadError) and not error.partial
+            stale = connection.reused and (nothing_read or isinstance(error, ConnectionError))
+            raise WorkerUnreachable(_describe(error), sent=not stale, stale=stale) from None
+        except BaseException:  # cancelled (the caller gave up): the connection is mid-request
+            connection.close()
+            raise
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self, fresh: bool = False) -> _Connection:
         if self._closed:
             raise WorkerUnreachable("the session's worker is stopping", sent=False)
-        while self._idle:
+        while self._idle and not fresh:
             connection = self._idle.pop()
             if connection.usable():
                 connection.reused = True
@@ -208,7 +208,8 @@ class WorkerClient:
             return None
 
     async def _ping(self) -> str | None:
-        reply = await self.send("GET", "/ping", [], b"")
+        # A new connection: a kept-alive one the worker dropped would read as "not answering".
+        reply = await self.send("GET", "/ping", [], b"", fresh=True)
         try:
             chunks = [chunk async for chunk in reply.body]
         finally:

@@ -235,6 +235,21 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
             rows = session.scalars(query).all()
             return self._page(listing, rows, max_results, lambda row: row.version, RuntimeVersion.record)
 
+    def unfinished_builds(self) -> list[tuple[RuntimeRecord, VersionRecord]]:
+        """Versions still CREATING or UPDATING (with their runtimes, described at that version):
+        at start-up, the builds a previous server did not finish."""
+        with self._read() as session:
+            query = (
+                select(Runtime, RuntimeVersion)
+                .join(RuntimeVersion, RuntimeVersion.runtime_id == Runtime.id)
+                .where(RuntimeVersion.status.in_((RuntimeStatus.CREATING, RuntimeStatus.UPDATING)))
+                .where(Runtime.status != RuntimeStatus.DELETING)
+                .order_by(Runtime.id, RuntimeVersion.version)
+            )
+            return [
+                (runtime.record(version), version.record()) for runtime, version in session.execute(query)
+            ]
+
     def set_version_status(
         self,
         runtime_id: str,
