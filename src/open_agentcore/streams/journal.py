@@ -1,0 +1,361 @@
+"""Each invocation's relayed frames, kept for its session's life so a client can resume.
+
+A session's frames are kept in memory up to `memory_bytes`; past that the oldest are spilled to
+files in the session's own directory (mode 0600, under the server's data dir), and past
+`session_bytes` in all the oldest are dropped. Asking for a dropped frame is an error, never a gap.
+Everything here runs on the server's event loop: spilling is a small append to a file, reading a
+spilled frame back a small read of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sse import with_id
+
+# A reader gets at most about this much per send, so one replay never builds a huge buffer.
+_BATCH_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class JournalLimits:
+    """How much of a session's streamed output is kept (`--stream-memory`, `--stream-history`)."""
+
+    memory_bytes: int = 256 * 1024
+    session_bytes: int = 64 * 1024 * 1024
+    # Invocations remembered per session; past it the oldest finished one is forgotten.
+    max_streams: int = 1000
+
+
+class StreamNotFound(LookupError):
+    """No such invocation in this session (never streamed here, forgotten, or the session ended)."""
+
+
+class FramesDropped(LookupError):
+    """The frames asked for were dropped to keep the session within its bound."""
+
+
+class FrameOutOfRange(ValueError):
+    """The client claims a frame the stream has not sent."""
+
+
+class StreamCut(Exception):
+    """The stream broke off before its end (the worker died, or the session ended)."""
+
+
+class _Frame:
+    __slots__ = ("data", "offset", "segment", "size")
+
+    def __init__(self, data: bytes) -> None:
+        self.data: bytes | None = data  # None once spilled
+        self.size = len(data)
+        self.segment = 0
+        self.offset = 0
+
+
+class _Spill:
+    """Append-only segment files; a segment is deleted once none of its frames is kept."""
+
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self._segment = -1
+        self._fd = -1
+        self._size = 0
+        self._live: dict[int, int] = {}
+
+    def write(self, frame: _Frame) -> None:
+        data = frame.data
+        assert data is not None
+        if self._fd < 0 or (self._size and self._size + len(data) > self.segment_bytes):
+            self._next_segment()
+        os.write(self._fd, data)
+        frame.segment, frame.offset = self._segment, self._size
+        self._size += len(data)
+        self._live[self._segment] = self._live.get(self._segment, 0) + 1
+
+    def _next_segment(self) -> None:
+        if self._fd < 0:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        else:
+            os.close(self._fd)
+            if not self._live.get(self._segment):
+                self._unlink(self._segment)
+        self._segment += 1
+        self._size = 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        self._fd = os.open(self._path(self._segment), flags, 0o600)
+
+    def read(self, frame: _Frame) -> bytes:
+        with open(self._path(frame.segment), "rb") as file:
+            file.seek(frame.offset)
+            return file.read(frame.size)
+
+    def release(self, frame: _Frame) -> None:
+        left = self._live[frame.segment] - 1
+        if left:
+            self._live[frame.segment] = left
+        else:
+            del self._live[frame.segment]
+            if frame.segment != self._segment:
+                self._unlink(frame.segment)
+
+    def _unlink(self, segment: int) -> None:
+        self._path(segment).unlink(missing_ok=True)
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{segment}.frames"
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Recording:
+    """The frames of one invocation: appended as the worker streams, read by any number of clients."""
+
+    def __init__(self, session: _SessionStreams, request_id: str) -> None:
+        self.request_id = request_id
+        self._session = session
+        self._prefix = f"{request_id}:".encode()
+        self._frames: deque[_Frame] = deque()
+        self._first = 1  # the number of `_frames[0]`; frames before it were dropped
+        self._next = 1
+        self._in_memory_from = 1
+        self.done = False
+        self.cut: str | None = None
+        self._changed = asyncio.Event()
+
+    @property
+    def last(self) -> int:
+        """The number of the last frame appended (0 before the first)."""
+        return self._next - 1
+
+    def append(self, event: bytes) -> None:
+        """Add one event; it is numbered and given its `id:` line. Ignored once `finish`ed."""
+        if self.done:
+            return
+        frame = _Frame(with_id(event, self._prefix + str(self._next).encode()))
+        self._next += 1
+        self._frames.append(frame)
+        self._session.added(self, frame.size)
+        self._wake()
+
+    def finish(self, cut: str | None = None) -> None:
+        """No more frames: the stream ended, or (`cut` says why) broke off."""
+        if not self.done:
+            self.done, self.cut = True, cut
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed.clear()
+
+    def check(self, after: int) -> None:
+        """Raise now, before answering, if `read(after)` could not give every frame after `after`."""
+        if after > self.last:
+            raise FrameOutOfRange(
+                f"frame {after} of {self.request_id} was never sent: the stream has sent {self.last}"
+            )
+        self._check_kept(after + 1)
+
+    def _check_kept(self, number: int) -> None:
+        if number < self._first:
+            raise FramesDropped(
+                f"frames {number} to {self._first - 1} of {self.request_id} are no longer kept (a session "
+                f"keeps its last {self._session.limits.session_bytes} bytes of streamed output); "
+                f"frames from {self._first} on are"
+            )
+
+    async def read(self, after: int = 0) -> AsyncIterator[bytes]:
+        """Every frame after number `after`, as relayed, then the live ones until the end.
+
+        Ends normally when the stream did; raises `StreamCut` when it broke off, and
+        `FramesDropped` when a reader fell so far behind that its next frame was dropped.
+        """
+        number = after + 1
+        while True:
+            self._check_kept(number)
+            if number < self._next:
+                batch, number = self._batch(number)
+                yield batch
+            elif self.done:
+                if self.cut is not None:
+                    raise StreamCut(self.cut)
+                return
+            else:
+                await self._changed.wait()
+
+    def _batch(self, number: int) -> tuple[bytes, int]:
+        parts: list[bytes] = []
+        size = 0
+        index = number - self._first
+        frames = self._frames
+        while index < len(frames) and size < _BATCH_BYTES:
+            frame = frames[index]
+            parts.append(frame.data if frame.data is not None else self._session.read(frame))
+            size += frame.size
+            index += 1
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), index + self._first
+
+    # Called by the session's accounting ------------------------------------------------------
+
+    def _drop_oldest(self) -> _Frame | None:
+        if not self._frames:
+            return None
+        frame = self._frames.popleft()
+        self._first += 1
+        self._in_memory_from = max(self._in_memory_from, self._first)
+        return frame
+
+    def _oldest_in_memory(self) -> _Frame | None:
+        index = self._in_memory_from - self._first
+        if index >= len(self._frames):
+            return None
+        self._in_memory_from += 1
+        return self._frames[index]
+
+    def _forget(self) -> None:
+        while (frame := self._drop_oldest()) is not None:
+            self._session.dropped(frame)
+        self.finish(cut="forgotten: the session has streamed too many invocations since")
+
+
+class _SessionStreams:
+    """One session's recordings and the bytes they hold."""
+
+    def __init__(self, directory: Path, limits: JournalLimits) -> None:
+        self.directory = directory
+        self.limits = limits
+        self.recordings: OrderedDict[str, Recording] = OrderedDict()
+        self.memory = 0
+        self.total = 0
+        self._holding: dict[Recording, None] = {}  # recordings with frames in memory, oldest first
+        self._spill: _Spill | None = None
+
+    def new(self) -> Recording:
+        recording = Recording(self, str(uuid.uuid4()))
+        self.recordings[recording.request_id] = recording
+        if len(self.recordings) > self.limits.max_streams:
+            oldest = next((r for r in self.recordings.values() if r.done), None)
+            if oldest is not None:
+                oldest._forget()
+                del self.recordings[oldest.request_id]
+                self._holding.pop(oldest, None)
+        return recording
+
+    def added(self, recording: Recording, size: int) -> None:
+        self.memory += size
+        self.total += size
+        self._holding.setdefault(recording, None)
+        if self.total > self.limits.session_bytes:
+            self._drop()
+        if self.memory > self.limits.memory_bytes:
+            self._spill_oldest()
+
+    def _drop(self) -> None:
+        for recording in self.recordings.values():
+            while self.total > self.limits.session_bytes:
+                frame = recording._drop_oldest()
+                if frame is None:
+                    break
+                self.dropped(frame)
+            if self.total <= self.limits.session_bytes:
+                return
+
+    def dropped(self, frame: _Frame) -> None:
+        self.total -= frame.size
+        if frame.data is not None:
+            self.memory -= frame.size
+        elif self._spill is not None:
+            self._spill.release(frame)
+
+    def _spill_oldest(self) -> None:
+        if self._spill is None:
+            self._spill = _Spill(self.directory, max(64 * 1024, self.limits.session_bytes // 8))
+        while self.memory > self.limits.memory_bytes and self._holding:
+            recording = next(iter(self._holding))
+            frame = recording._oldest_in_memory()
+            if frame is None:
+                del self._holding[recording]
+                continue
+            self._spill.write(frame)
+            frame.data = None
+            self.memory -= frame.size
+
+    def read(self, frame: _Frame) -> bytes:
+        assert self._spill is not None
+        return self._spill.read(frame)
+
+    def close(self, reason: str) -> None:
+        for recording in self.recordings.values():
+            recording.finish(cut=reason)
+        self.recordings.clear()
+        self._holding.clear()
+        if self._spill is not None:
+            self._spill.close()
+
+
+class StreamJournal:
+    """The frames of every session's streamed invocations on this server, until each session ends."""
+
+    def __init__(self, root: Path, limits: JournalLimits | None = None) -> None:
+        self.root = root
+        self.limits = limits or JournalLimits()
+        self._sessions: dict[tuple[str, str], _SessionStreams] = {}
+
+    def start(self, runtime_id: str, session_id: str) -> Recording:
+        """A new recording, with a new request id, for an invocation of this session."""
+        key = (runtime_id, session_id)
+        session = self._sessions.get(key)
+        if session is None:
+            directory = self._directory(runtime_id, session_id)
+            session = self._sessions[key] = _SessionStreams(directory, self.limits)
+        return session.new()
+
+    def find(self, runtime_id: str, session_id: str, request_id: str) -> Recording:
+        """The recording of `request_id` in this session; `StreamNotFound` when there is none."""
+        session = self._sessions.get((runtime_id, session_id))
+        recording = session.recordings.get(request_id) if session is not None else None
+        if recording is None:
+            raise StreamNotFound(
+                f"session {session_id!r} has no stream {request_id!r} (streams are kept while their "
+                "session lives, and only for the session that made them)"
+            )
+        return recording
+
+    def end_session(self, runtime_id: str, session_id: str, reason: str = "the session ended") -> None:
+        """Forget the session's streams and delete their files; readers still attached are cut."""
+        session = self._sessions.pop((runtime_id, session_id), None)
+        if session is not None:
+            session.close(reason)
+
+    def close(self) -> None:
+        """End every session's streams (server shutdown)."""
+        for key in list(self._sessions):
+            self.end_session(*key, reason="the server is stopping")
+
+    def _directory(self, runtime_id: str, session_id: str) -> Path:
+        # Session ids may hold any character: the directory is named by a digest of the id.
+        return self.root / runtime_id / hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+__all__ = [
+    "FrameOutOfRange",
+    "FramesDropped",
+    "JournalLimits",
+    "Recording",
+    "StreamCut",
+    "StreamJournal",
+    "StreamNotFound",
+]
