@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -20,6 +21,7 @@ from open_agentcore.sessions import LiveSession, SessionManager, SessionTarget, 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 from .operations import MAX_SESSION_ID
+from .streams import LAST_EVENT_ID, recorded, resumed
 
 logger = logging.getLogger("open_agentcore.server.data")
 
@@ -107,6 +109,12 @@ async def invoke(request: Request) -> Response:
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
+    if (last_event_id := request.headers.get(LAST_EVENT_ID)) is not None:
+        resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
+        return resumed(
+            request.app.state.streams, sessions, target.runtime_id, session_id, caller, last_event_id,
+            resume_headers,
+        )  # fmt: skip
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     headers = worker_headers(request.headers.items(), session_id, allowlist, caller.subject)
     body = await request.body()
@@ -118,6 +126,11 @@ async def invoke(request: Request) -> Response:
         raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
     content_type = dict(reply.headers).get("content-type", "application/json")
     answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
+    if content_type.startswith("text/event-stream"):
+        # Recorded for resumption; the worker is read to its end even if the client leaves.
+        finish = functools.partial(_finish, sessions, live, reply)
+        return recorded(request.app.state.streams, target.runtime_id, session_id, _relay(reply),
+                        answer_headers, finish)  # fmt: skip
     if reply.length is not None and reply.length <= _WHOLE_ANSWER:
         # A small answer of known size (most JSON results): relayed in one piece, no chunking.
         try:

@@ -18,6 +18,7 @@ from open_agentcore.store import (
     InvalidPaginationToken,
     NotFoundError,
 )
+from open_agentcore.streams import FrameOutOfRange, FramesDropped, MalformedEventId, StreamNotFound
 
 from .errors import (
     AccessDenied,
@@ -57,6 +58,10 @@ def wire_error(error: Exception) -> ServiceError:
         return QuotaExceeded(str(error))
     if isinstance(error, SessionOwnedByAnother):
         return AccessDenied(str(error))
+    if isinstance(error, (MalformedEventId, FrameOutOfRange)):
+        return ValidationError(str(error), field="Last-Event-ID")
+    if isinstance(error, (StreamNotFound, FramesDropped)):
+        return NotFound(str(error))
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
     if isinstance(error, AuthorizerError):
@@ -91,6 +96,10 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     ArtifactError,
     SessionLimitReached,
     SessionOwnedByAnother,
+    MalformedEventId,
+    FrameOutOfRange,
+    StreamNotFound,
+    FramesDropped,
     RuntimeNotReady,
     WorkerStartFailed,
     HTTPException,

@@ -155,6 +155,14 @@ class SessionManager:
         live.in_flight += 1
         return live
 
+    def check_owner(
+        self, runtime_id: str, session_id: str, owner: str | None, privileged: bool = False
+    ) -> None:
+        """Refuse with `SessionOwnedByAnother` a caller who may not use this live session (as `acquire`)."""
+        live = self._sessions.get((runtime_id, session_id))
+        if live is not None:
+            self._check_owner(live.owner, owner, privileged)
+
     def _check_owner(self, recorded: str | None, caller: str | None, privileged: bool) -> None:
         if self.config.shared_sessions or privileged or recorded is None or recorded == caller:
             return
