@@ -256,3 +256,21 @@ def test_a_failing_source_cuts_the_recording(tmp_path: Path) -> None:
             await collect(recording)
 
     run(test)
+
+
+def test_a_resume_inside_a_chunk_of_frames_starts_at_the_next_frame(tmp_path: Path) -> None:
+    async def test() -> None:
+        journal = StreamJournal(tmp_path, JournalLimits(memory_bytes=0))  # read back from disk too
+        recording = journal.start("rt", "s")
+        recording.append_events([b"data: a", b"data: b\ndata: b2", b": comment"])
+        recording.append_events([b"data: d"])
+        recording.finish()
+        texts = ["a", "b\ndata: b2", "d"]
+        assert await collect(recording, 1) == (
+            frame(recording, 2, texts[1]) + f": comment\nid: {recording.request_id}:3\n\n".encode()
+            + frame(recording, 4, "d")
+        )  # fmt: skip
+        assert await collect(recording, 3) == frame(recording, 4, "d")
+        assert await collect(recording, 0) == frame(recording, 1, "a") + await collect(recording, 1)
+
+    run(test)

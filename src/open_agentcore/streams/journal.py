@@ -10,12 +10,13 @@ spilled frame back a small read of one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import os
 import shutil
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,18 +52,22 @@ class StreamCut(Exception):
     """The stream broke off before its end (the worker died, or the session ended)."""
 
 
-class _Frame:
-    __slots__ = ("data", "offset", "segment", "size")
+class _Entry:
+    """Consecutive frames as one piece (those one chunk of the worker's stream completed)."""
 
-    def __init__(self, data: bytes) -> None:
+    __slots__ = ("count", "data", "first", "offset", "segment", "size")
+
+    def __init__(self, data: bytes, first: int, count: int) -> None:
         self.data: bytes | None = data  # None once spilled
         self.size = len(data)
+        self.first = first
+        self.count = count
         self.segment = 0
         self.offset = 0
 
 
 class _Spill:
-    """Append-only segment files; a segment is deleted once none of its frames is kept."""
+    """Append-only segment files; a segment is deleted once none of its entries is kept."""
 
     def __init__(self, directory: Path, segment_bytes: int) -> None:
         self.directory = directory
@@ -72,15 +77,27 @@ class _Spill:
         self._size = 0
         self._live: dict[int, int] = {}
 
-    def write(self, frame: _Frame) -> None:
-        data = frame.data
-        assert data is not None
-        if self._fd < 0 or (self._size and self._size + len(data) > self.segment_bytes):
-            self._next_segment()
-        os.write(self._fd, data)
-        frame.segment, frame.offset = self._segment, self._size
-        self._size += len(data)
-        self._live[self._segment] = self._live.get(self._segment, 0) + 1
+    def write(self, entries: list[_Entry]) -> None:
+        """Move the entries' data to disk, in as few writes as segments allow."""
+        pending: list[bytes] = []
+        for entry in entries:
+            data = entry.data
+            assert data is not None
+            if self._fd < 0 or (self._size and self._size + len(data) > self.segment_bytes):
+                self._flush(pending)
+                self._next_segment()
+            pending.append(data)
+            entry.segment, entry.offset, entry.data = self._segment, self._size, None
+            self._size += len(data)
+            self._live[self._segment] = self._live.get(self._segment, 0) + 1
+        self._flush(pending)
+
+    def _flush(self, pending: list[bytes]) -> None:
+        if pending:
+            data = memoryview(b"".join(pending))
+            while data:
+                data = data[os.write(self._fd, data) :]
+            pending.clear()
 
     def _next_segment(self) -> None:
         if self._fd < 0:
@@ -94,19 +111,19 @@ class _Spill:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         self._fd = os.open(self._path(self._segment), flags, 0o600)
 
-    def read(self, frame: _Frame) -> bytes:
-        with open(self._path(frame.segment), "rb") as file:
-            file.seek(frame.offset)
-            return file.read(frame.size)
+    def read(self, entry: _Entry) -> bytes:
+        with open(self._path(entry.segment), "rb") as file:
+            file.seek(entry.offset)
+            return file.read(entry.size)
 
-    def release(self, frame: _Frame) -> None:
-        left = self._live[frame.segment] - 1
+    def release(self, entry: _Entry) -> None:
+        left = self._live[entry.segment] - 1
         if left:
-            self._live[frame.segment] = left
+            self._live[entry.segment] = left
         else:
-            del self._live[frame.segment]
-            if frame.segment != self._segment:
-                self._unlink(frame.segment)
+            del self._live[entry.segment]
+            if entry.segment != self._segment:
+                self._unlink(entry.segment)
 
     def _unlink(self, segment: int) -> None:
         self._path(segment).unlink(missing_ok=True)
@@ -128,10 +145,10 @@ class Recording:
         self.request_id = request_id
         self._session = session
         self._prefix = f"{request_id}:".encode()
-        self._frames: deque[_Frame] = deque()
-        self._first = 1  # the number of `_frames[0]`; frames before it were dropped
+        self._entries: deque[_Entry] = deque()
+        self._first = 1  # the number of the oldest frame kept; those before it were dropped
         self._next = 1
-        self._in_memory_from = 1
+        self._in_memory = 0  # how many of the newest entries are still in memory
         self.done = False
         self.cut: str | None = None
         self._changed = asyncio.Event()
@@ -142,24 +159,36 @@ class Recording:
         return self._next - 1
 
     def append(self, event: bytes) -> None:
-        """Add one event; it is numbered and given its `id:` line. Ignored once `finish`ed."""
-        if self.done:
+        """Add one event (`append_events`)."""
+        self.append_events([event])
+
+    def append_events(self, events: Sequence[bytes]) -> None:
+        """Add events, each numbered and given its `id:` line; ignored once `finish`ed.
+
+        Events never hold a blank line (`EventSplitter` cut them there), so in what is kept every
+        frame ends at the first blank line after its start: that is how a resume finds frame n.
+        """
+        if self.done or not events:
             return
-        frame = _Frame(with_id(event, self._prefix + str(self._next).encode()))
-        self._next += 1
-        self._frames.append(frame)
-        self._session.added(self, frame.size)
-        self._wake()
+        first, prefix = self._next, self._prefix
+        if len(events) == 1:
+            data = with_id(events[0], b"%s%d" % (prefix, first))
+        else:
+            data = b"".join([with_id(event, b"%s%d" % (prefix, n)) for n, event in enumerate(events, first)])
+        self._next += len(events)
+        entry = _Entry(data, first, len(events))
+        self._entries.append(entry)
+        self._in_memory += 1
+        self._session.added(self, entry.size)
+        self._changed.set()
+        self._changed.clear()
 
     def finish(self, cut: str | None = None) -> None:
         """No more frames: the stream ended, or (`cut` says why) broke off."""
         if not self.done:
             self.done, self.cut = True, cut
-            self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed.clear()
+            self._changed.set()
+            self._changed.clear()
 
     def check(self, after: int) -> None:
         """Raise now, before answering, if `read(after)` could not give every frame after `after`."""
@@ -197,38 +226,61 @@ class Recording:
                 await self._changed.wait()
 
     def _batch(self, number: int) -> tuple[bytes, int]:
-        parts: list[bytes] = []
-        size = 0
-        index = number - self._first
-        frames = self._frames
-        while index < len(frames) and size < _BATCH_BYTES:
-            frame = frames[index]
-            parts.append(frame.data if frame.data is not None else self._session.read(frame))
-            size += frame.size
+        entries = self._entries
+        index = len(entries) - 1
+        if entries[index].first > number:  # a reader behind the live tail: find its entry
+            index = bisect.bisect_right(entries, number, key=_first_of) - 1
+        entry = entries[index]
+        parts = [self._data(entry)]
+        if number > entry.first:
+            parts[0] = _from_frame(parts[0], number - entry.first)
+        size = len(parts[0])
+        number = entry.first + entry.count
+        index += 1
+        while index < len(entries) and size < _BATCH_BYTES:
+            entry = entries[index]
+            parts.append(self._data(entry))
+            size += entry.size
+            number += entry.count
             index += 1
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), index + self._first
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), number
+
+    def _data(self, entry: _Entry) -> bytes:
+        return entry.data if entry.data is not None else self._session.read(entry)
 
     # Called by the session's accounting ------------------------------------------------------
 
-    def _drop_oldest(self) -> _Frame | None:
-        if not self._frames:
+    def _drop_oldest(self) -> _Entry | None:
+        if not self._entries:
             return None
-        frame = self._frames.popleft()
-        self._first += 1
-        self._in_memory_from = max(self._in_memory_from, self._first)
-        return frame
+        entry = self._entries.popleft()
+        self._first = entry.first + entry.count
+        self._in_memory = min(self._in_memory, len(self._entries))
+        return entry
 
-    def _oldest_in_memory(self) -> _Frame | None:
-        index = self._in_memory_from - self._first
-        if index >= len(self._frames):
+    def _oldest_in_memory(self) -> _Entry | None:
+        if not self._in_memory:
             return None
-        self._in_memory_from += 1
-        return self._frames[index]
+        entry = self._entries[len(self._entries) - self._in_memory]
+        self._in_memory -= 1
+        return entry
 
     def _forget(self) -> None:
-        while (frame := self._drop_oldest()) is not None:
-            self._session.dropped(frame)
+        while (entry := self._drop_oldest()) is not None:
+            self._session.dropped(entry)
         self.finish(cut="forgotten: the session has streamed too many invocations since")
+
+
+def _first_of(entry: _Entry) -> int:
+    return entry.first
+
+
+def _from_frame(data: bytes, skip: int) -> bytes:
+    """`data` without its first `skip` frames (each ends at its first blank line)."""
+    start = 0
+    for _ in range(skip):
+        start = data.index(b"\n\n", start) + 2
+    return data[start:]
 
 
 class _SessionStreams:
@@ -266,36 +318,38 @@ class _SessionStreams:
     def _drop(self) -> None:
         for recording in self.recordings.values():
             while self.total > self.limits.session_bytes:
-                frame = recording._drop_oldest()
-                if frame is None:
+                entry = recording._drop_oldest()
+                if entry is None:
                     break
-                self.dropped(frame)
+                self.dropped(entry)
             if self.total <= self.limits.session_bytes:
                 return
 
-    def dropped(self, frame: _Frame) -> None:
-        self.total -= frame.size
-        if frame.data is not None:
-            self.memory -= frame.size
+    def dropped(self, entry: _Entry) -> None:
+        self.total -= entry.size
+        if entry.data is not None:
+            self.memory -= entry.size
         elif self._spill is not None:
-            self._spill.release(frame)
+            self._spill.release(entry)
 
     def _spill_oldest(self) -> None:
         if self._spill is None:
             self._spill = _Spill(self.directory, max(64 * 1024, self.limits.session_bytes // 8))
-        while self.memory > self.limits.memory_bytes and self._holding:
+        # Down to half the cap, so a long stream spills in a few large writes, not one per chunk.
+        moving: list[_Entry] = []
+        while self.memory > self.limits.memory_bytes // 2 and self._holding:
             recording = next(iter(self._holding))
-            frame = recording._oldest_in_memory()
-            if frame is None:
+            entry = recording._oldest_in_memory()
+            if entry is None:
                 del self._holding[recording]
                 continue
-            self._spill.write(frame)
-            frame.data = None
-            self.memory -= frame.size
+            moving.append(entry)
+            self.memory -= entry.size
+        self._spill.write(moving)
 
-    def read(self, frame: _Frame) -> bytes:
+    def read(self, entry: _Entry) -> bytes:
         assert self._spill is not None
-        return self._spill.read(frame)
+        return self._spill.read(entry)
 
     def close(self, reason: str) -> None:
         for recording in self.recordings.values():

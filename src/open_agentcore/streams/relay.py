@@ -43,8 +43,7 @@ class StreamRecorder:
         splitter = EventSplitter()
         try:
             async for chunk in source:
-                for event in splitter.feed(chunk):
-                    recording.append(event)
+                recording.append_events(splitter.feed(chunk))
             if rest := splitter.rest():
                 recording.append(rest)  # an event the worker never ended: kept, and ended here
             recording.finish()

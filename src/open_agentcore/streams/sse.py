@@ -33,16 +33,12 @@ class EventSplitter:
             self._after_cr = False
             chunk = chunk[1:] if chunk[:1] == b"\n" else chunk
         data = self._buffer + chunk if self._buffer else chunk
-        if (
-            len(data) > 2
-            and data.endswith(b"\n\n")
-            and data[-3] != 0x0A
-            and b"\r" not in data
-            and data.count(b"\n\n") == 1
-        ):
-            # The common case (one `data: ...\n\n` per chunk, as our SDK writes them).
+        if data.endswith(b"\n\n") and b"\r" not in data and b"\n\n\n" not in data:
+            # The common case (whole `data: ...\n\n` events, as our SDK writes them): split in C.
             self._buffer = b""
-            return [data[:-2]]
+            events = data.split(b"\n\n")
+            events.pop()
+            return [event for event in events if event] if events and not events[0] else events
         events = []
         start = 0
         for match in _BOUNDARY.finditer(data):
