@@ -238,3 +238,9 @@ def test_boto3_sees_the_request_id_that_the_frames_carry(target: Target) -> None
     body = reply["response"].read().decode()
     frames = [f'data: {{"n": {n}, "pad": ""}}\nid: {request_id}:{n}\n\n' for n in (1, 2, 3)]
     assert body == "".join(frames)
+
+
+def test_an_empty_last_event_id_is_an_ordinary_invocation(target: Target) -> None:
+    with call(target, "resume-empty-" + "0" * 20, {"total": 3, "hold": False}, last_event_id="") as reply:
+        request_id = reply.headers["x-amzn-requestid"]
+        assert events(reply) == numbered(request_id, range(1, 4))

@@ -274,3 +274,20 @@ def test_a_resume_inside_a_chunk_of_frames_starts_at_the_next_frame(tmp_path: Pa
         assert await collect(recording, 0) == frame(recording, 1, "a") + await collect(recording, 1)
 
     run(test)
+
+
+def test_a_reader_replaying_from_disk_when_the_session_ends_is_cut(tmp_path: Path) -> None:
+    async def test() -> None:
+        journal = StreamJournal(tmp_path, JournalLimits(memory_bytes=0))
+        recording = journal.start("rt", "s")
+        for n in range(3):
+            recording.append_events([b"data: " + b"x" * 70_000])  # one batch each
+            assert n == recording.last - 1
+        recording.finish()
+        reader = recording.read(0)
+        assert (await reader.__anext__()).startswith(b"data: x")
+        journal.end_session("rt", "s")
+        with pytest.raises(StreamCut, match="session ended"):
+            await reader.__anext__()
+
+    run(test)

@@ -109,7 +109,7 @@ async def invoke(request: Request) -> Response:
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
-    if (last_event_id := request.headers.get(LAST_EVENT_ID)) is not None:
+    if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
             request.app.state.streams, sessions, target.runtime_id, session_id, caller, last_event_id,

@@ -246,7 +246,13 @@ class Recording:
         return (parts[0] if len(parts) == 1 else b"".join(parts)), number
 
     def _data(self, entry: _Entry) -> bytes:
-        return entry.data if entry.data is not None else self._session.read(entry)
+        if entry.data is not None:
+            return entry.data
+        try:
+            return self._session.read(entry)
+        except OSError:
+            # The session ended (its files are gone) while this reader was still replaying.
+            raise StreamCut(self.cut or "the session ended") from None
 
     # Called by the session's accounting ------------------------------------------------------
 
