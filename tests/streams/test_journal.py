@@ -291,3 +291,32 @@ def test_a_reader_replaying_from_disk_when_the_session_ends_is_cut(tmp_path: Pat
             await reader.__anext__()
 
     run(test)
+
+
+def test_an_attached_reader_that_falls_behind_holds_the_writer_back_until_it_reads_or_leaves(
+    tmp_path: Path,
+) -> None:
+    async def test() -> None:
+        journal = StreamJournal(tmp_path, JournalLimits(memory_bytes=100_000))
+        recording = journal.start("rt", "s")
+        reader = recording.read(0)
+        recording.append(b"data: " + b"x" * 70_000)
+        assert len(await reader.__anext__()) > 70_000  # the reader is attached, and caught up
+        await asyncio.wait_for(recording.room(), 5)  # within the window: no wait
+        recording.append(b"data: " + b"y" * 70_000)
+        recording.append(b"data: " + b"z" * 70_000)
+        held = asyncio.ensure_future(recording.room())
+        await asyncio.sleep(0)
+        assert not held.done()  # 140 KB behind a 100 KB window
+        await reader.__anext__()  # reads the next batch, then asks for more
+        await reader.__anext__()
+        await asyncio.wait_for(held, 5)
+        for _ in range(3):
+            recording.append(b"data: " + b"w" * 70_000)
+        held = asyncio.ensure_future(recording.room())
+        await asyncio.sleep(0)
+        assert not held.done()
+        await reader.aclose()  # the client left: the writer goes on at once
+        await asyncio.wait_for(held, 5)
+
+    run(test)

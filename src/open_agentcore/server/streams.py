@@ -7,10 +7,12 @@ agent: it answers the frames after that one from the session's journal, then the
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from open_agentcore.auth import Caller
 from open_agentcore.sessions import SessionManager
@@ -49,22 +51,42 @@ def resumed(
     return _answer(recording, after, headers)
 
 
+class StreamAborted(Exception):
+    """Ends a response that has started without its final chunk (the client sees it cut)."""
+
+
+class _Frames(StreamingResponse):
+    """A recorded stream's frames to one client; the reader detaches when the client leaves.
+
+    Starlette cancels a response whose client disconnected without closing its body iterator;
+    closed here at once, the reader stops holding the recording's writer back.
+    """
+
+    def __init__(self, recording: Recording, after: int, headers: Mapping[str, str]) -> None:
+        self._frames = _frames(recording, after)
+        super().__init__(self._frames, media_type=None, headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._frames.aclose()
+
+
 def _answer(recording: Recording, after: int, headers: Mapping[str, str]) -> StreamingResponse:
-    return StreamingResponse(
-        _frames(recording, after),
-        media_type=None,
-        headers={**headers, REQUEST_ID_HEADER: recording.request_id},
-    )
+    return _Frames(recording, after, {**headers, REQUEST_ID_HEADER: recording.request_id})
 
 
-async def _frames(recording: Recording, after: int) -> AsyncIterator[bytes]:
+async def _frames(recording: Recording, after: int) -> AsyncGenerator[bytes, None]:
     try:
-        async for batch in recording.read(after):
-            yield batch
+        async with contextlib.aclosing(recording.read(after)) as frames:
+            async for batch in frames:
+                yield batch
     except (StreamCut, FramesDropped) as error:
         # Raising is how an ASGI app ends a response abnormally: the client sees no final chunk.
+        # Not as the typed error itself: the response has started, it can no longer be answered.
         logger.warning("Stream %s ended abnormally for a client: %s", recording.request_id, error)
-        raise
+        raise StreamAborted(str(error)) from None
 
 
-__all__ = ["LAST_EVENT_ID", "REQUEST_ID_HEADER", "recorded", "resumed"]
+__all__ = ["LAST_EVENT_ID", "REQUEST_ID_HEADER", "StreamAborted", "recorded", "resumed"]

@@ -16,7 +16,7 @@ import os
 import shutil
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +55,14 @@ class StreamCut(Exception):
 class _Entry:
     """Consecutive frames as one piece (those one chunk of the worker's stream completed)."""
 
-    __slots__ = ("count", "data", "first", "offset", "segment", "size")
+    __slots__ = ("count", "data", "end", "first", "offset", "segment", "size")
 
-    def __init__(self, data: bytes, first: int, count: int) -> None:
+    def __init__(self, data: bytes, first: int, count: int, end: int) -> None:
         self.data: bytes | None = data  # None once spilled
         self.size = len(data)
         self.first = first
         self.count = count
+        self.end = end  # bytes of the recording up to the end of this entry
         self.segment = 0
         self.offset = 0
 
@@ -152,6 +153,10 @@ class Recording:
         self.done = False
         self.cut: str | None = None
         self._changed = asyncio.Event()
+        self._written = 0
+        # Where each attached reader has got to, in bytes: the writer waits for the slowest.
+        self._readers: dict[object, int] = {}
+        self._drained = asyncio.Event()
 
     @property
     def last(self) -> int:
@@ -176,19 +181,31 @@ class Recording:
         else:
             data = b"".join([with_id(event, b"%s%d" % (prefix, n)) for n, event in enumerate(events, first)])
         self._next += len(events)
-        entry = _Entry(data, first, len(events))
+        self._written += len(data)
+        entry = _Entry(data, first, len(events), self._written)
         self._entries.append(entry)
         self._in_memory += 1
         self._session.added(self, entry.size)
         self._changed.set()
         self._changed.clear()
 
+    async def room(self) -> None:
+        """Wait while an attached reader is more than the session's memory cap behind.
+
+        A client that reads slowly holds the agent back, as a direct relay would, instead of
+        the server keeping its backlog; once it leaves, the writer goes on at the agent's pace.
+        """
+        window = max(self._session.limits.memory_bytes, _BATCH_BYTES)
+        while self._readers and self._written - min(self._readers.values()) > window and not self.done:
+            await self._drained.wait()
+
     def finish(self, cut: str | None = None) -> None:
         """No more frames: the stream ended, or (`cut` says why) broke off."""
         if not self.done:
             self.done, self.cut = True, cut
-            self._changed.set()
-            self._changed.clear()
+            for event in (self._changed, self._drained):
+                event.set()
+                event.clear()
 
     def check(self, after: int) -> None:
         """Raise now, before answering, if `read(after)` could not give every frame after `after`."""
@@ -206,26 +223,37 @@ class Recording:
                 f"frames from {self._first} on are"
             )
 
-    async def read(self, after: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, after: int = 0) -> AsyncGenerator[bytes, None]:
         """Every frame after number `after`, as relayed, then the live ones until the end.
 
         Ends normally when the stream did; raises `StreamCut` when it broke off, and
         `FramesDropped` when a reader fell so far behind that its next frame was dropped.
         """
         number = after + 1
-        while True:
-            self._check_kept(number)
-            if number < self._next:
-                batch, number = self._batch(number)
-                yield batch
-            elif self.done:
-                if self.cut is not None:
-                    raise StreamCut(self.cut)
-                return
-            else:
-                await self._changed.wait()
+        reader = object()
+        self._readers[reader] = self._written
+        try:
+            while True:
+                self._check_kept(number)
+                if number < self._next:
+                    batch, number, position = self._batch(number)
+                    self._readers[reader] = position - len(batch)
+                    yield batch
+                    self._readers[reader] = position
+                    self._drained.set()
+                    self._drained.clear()
+                elif self.done:
+                    if self.cut is not None:
+                        raise StreamCut(self.cut)
+                    return
+                else:
+                    await self._changed.wait()
+        finally:
+            del self._readers[reader]
+            self._drained.set()
+            self._drained.clear()
 
-    def _batch(self, number: int) -> tuple[bytes, int]:
+    def _batch(self, number: int) -> tuple[bytes, int, int]:
         entries = self._entries
         index = len(entries) - 1
         if entries[index].first > number:  # a reader behind the live tail: find its entry
@@ -243,7 +271,7 @@ class Recording:
             size += entry.size
             number += entry.count
             index += 1
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), number
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), number, entries[index - 1].end
 
     def _data(self, entry: _Entry) -> bytes:
         if entry.data is not None:

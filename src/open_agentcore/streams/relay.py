@@ -44,6 +44,7 @@ class StreamRecorder:
         try:
             async for chunk in source:
                 recording.append_events(splitter.feed(chunk))
+                await recording.room()
             if rest := splitter.rest():
                 recording.append(rest)  # an event the worker never ended: kept, and ended here
             recording.finish()
