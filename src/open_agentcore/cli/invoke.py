@@ -320,25 +320,31 @@ def _show(
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
         else:
-            for _ in sse_data(_written(reply), on_id):
-                pass
+            for event_id, _ in sse_events(_written(reply)):
+                if event_id is not None:
+                    on_id(event_id)
         return 0
     as_json = args.output == "json"
     if content_type.startswith("text/event-stream"):
         events: list[Any] | None = [] if as_json else None
         texts_open = False
-        for data in sse_data(reply.iter_text(), on_id):
-            value = _parse(data)
-            if events is not None:
-                events.append(value)
-            elif isinstance(value, str):
-                print(value, end="", flush=True)
-                texts_open = True
-            else:
-                if texts_open:
-                    print()
-                    texts_open = False
-                print(json.dumps(value), flush=True)
+        for event_id, data in sse_events(reply.iter_text()):
+            with _uninterrupted(on_id is not None):
+                value = _parse(data) if data is not None else None
+                if data is None:
+                    pass  # a comment, or an event with only an id
+                elif events is not None:
+                    events.append(value)
+                elif isinstance(value, str):
+                    print(value, end="", flush=True)
+                    texts_open = True
+                else:
+                    if texts_open:
+                        print()
+                        texts_open = False
+                    print(json.dumps(value), flush=True)
+                if event_id is not None and on_id is not None:
+                    on_id(event_id)  # printed: a resume starts after it
         if texts_open:
             print()
         if events is not None:
@@ -352,6 +358,26 @@ def _show(
     return 0
 
 
+class _uninterrupted:  # lower case: read as a `with` block, like contextlib's
+    """Ctrl-C waits until an event is both printed and recorded, so a resume neither repeats nor
+    skips it."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def __enter__(self) -> None:
+        if self.active:
+            import signal
+
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            import signal
+
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _written(reply: httpx.Response) -> Iterator[str]:
     """The response's bytes written to standard output as they arrive, and passed on as text."""
     for chunk in reply.iter_raw():
@@ -360,11 +386,14 @@ def _written(reply: httpx.Response) -> Iterator[str]:
         yield chunk.decode("utf-8", "replace")
 
 
-def sse_data(chunks: Iterator[str], on_id: Callable[[str], None] | None = None) -> Iterator[str]:
-    """The `data` of each server-sent event, joined over its `data:` lines.
+def sse_data(chunks: Iterator[str]) -> Iterator[str]:
+    """The `data` of each server-sent event, joined over its `data:` lines."""
+    return (data for _, data in sse_events(chunks) if data is not None)
 
-    `on_id` is given each event's `id:` once the event has been consumed.
-    """
+
+def sse_events(chunks: Iterator[str]) -> Iterator[tuple[str | None, str | None]]:
+    """(`id`, `data`) of each server-sent event; `data` is None for an event with none (a
+    comment), and an event cut off at the end has no `id` (it was not received whole)."""
     buffer = ""
     lines: list[str] = []
     event_id: str | None = None
@@ -374,18 +403,15 @@ def sse_data(chunks: Iterator[str], on_id: Callable[[str], None] | None = None) 
             line, buffer = buffer.split("\n", 1)
             line = line.rstrip("\r")
             if line == "":
-                if lines:
-                    yield "\n".join(lines)
-                    lines = []
-                if event_id is not None and on_id is not None:
-                    on_id(event_id)
-                event_id = None
+                if lines or event_id is not None:
+                    yield event_id, "\n".join(lines) if lines else None
+                lines, event_id = [], None
             elif line.startswith("data:"):
                 lines.append(line[5:].removeprefix(" "))
             elif line.startswith("id:"):
                 event_id = line[3:].removeprefix(" ")
     if lines:
-        yield "\n".join(lines)
+        yield None, "\n".join(lines)
 
 
 def _parse(text: str) -> Any:
@@ -403,4 +429,5 @@ __all__ = [
     "custom_headers",
     "encode_payload",
     "sse_data",
+    "sse_events",
 ]
