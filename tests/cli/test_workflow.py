@@ -141,7 +141,7 @@ def test_the_development_workflow(workspace: Workspace) -> None:
     as_json = json.loads(workspace.ok("invoke", '{"stream": true, "name": "Bob"}', "--json"))
     assert as_json["events"] == ["Hello", " ", "Bob", "!"] and as_json["sessionId"] == "chosen-1"
     raw = workspace.ok("invoke", '{"stream": true, "name": "Bob"}', "--output", "raw")
-    assert raw.startswith('data: "Hello"\n\n')
+    assert raw.startswith('data: "Hello"\nid: ')
 
     status = json.loads(workspace.ok("status", "--json"))
     assert status["runtime"]["status"] == "READY"

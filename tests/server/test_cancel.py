@@ -133,10 +133,13 @@ def test_cancel_mid_stream_ends_the_stream_with_a_cancelled_event(target: Target
     ) as reply:
         request_id = reply.headers["x-amzn-requestid"]  # known as soon as the answer begins
         chunks = reply.iter_raw()
-        assert next(chunks) == b'data: "started"\n\n'
+        # Each relayed event carries its resumable id (`<request id>:<n>`).
+        assert next(chunks) == f'data: "started"\nid: {request_id}:1\n\n'.encode()
         assert cancel(target, session, request_id).status == 200
         rest = b"".join(chunks).decode()  # ends cleanly: the cancel was asked for
-    last = json.loads(rest.removeprefix("data: ").strip())
+    data, event_id = rest.strip().split("\n")
+    assert event_id == f"id: {request_id}:2"
+    last = json.loads(data.removeprefix("data: "))
     assert (last["error"], last["error_type"]) == ("the invocation was cancelled", "CancelledError")
     # The generator is cancelled on its own loop, which may print after the stream has ended.
     wait_until(lambda: f"stream cancelled {request_id}" in log_of(server, runtime_id, session), timeout=30)

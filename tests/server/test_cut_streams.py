@@ -68,15 +68,18 @@ def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_event_then_a_b
     received: list[bytes] = []
     with httpx.stream("POST", url, content=b"{}", headers=headers, timeout=60) as reply:
         assert reply.status_code == 200
+        request_id = reply.headers["x-amzn-requestid"]
         chunks = reply.iter_raw()
         received.append(next(chunks))
-        assert received == [b'data: "first"\n\n']
+        assert received == [f'data: "first"\nid: {request_id}:1\n\n'.encode()]
         kill_worker(server, runtime_id, session)
         with pytest.raises(httpx.RemoteProtocolError):
             received.extend(chunks)
     events = b"".join(received).decode().split("\n\n")
-    assert events[0] == 'data: "first"'
-    last = json.loads(events[1].removeprefix("data: "))
+    assert events[0] == f'data: "first"\nid: {request_id}:1'
+    data, event_id = events[1].split("\n")
+    assert event_id == f"id: {request_id}:2"  # the error event is kept for a resume too
+    last = json.loads(data.removeprefix("data: "))
     assert last["error_type"] == "RuntimeClientError"
     assert "the agent's session ended" in last["error"] and "SIGKILL" in last["error"]
     assert events[2:] == [""]  # nothing after the error event
@@ -89,7 +92,8 @@ def test_boto3_raises_when_the_stream_is_cut(server: Server) -> None:
     session = "b" * 40
     reply = server.data.invoke_agent_runtime(agentRuntimeArn=arn, payload=b"{}", runtimeSessionId=session)
     body = reply["response"]
-    assert body.read(len(b'data: "first"\n\n')) == b'data: "first"\n\n'
+    first = f'data: "first"\nid: {reply["ResponseMetadata"]["RequestId"]}:1\n\n'.encode()
+    assert body.read(len(first)) == first
     kill_worker(server, runtime_id, session)
     with pytest.raises(botocore.exceptions.ResponseStreamingError):
         body.read()

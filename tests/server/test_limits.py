@@ -294,12 +294,14 @@ def test_a_client_that_stops_reading_holds_the_agents_generator_back(server: Ser
     finally:
         reader.close()
 
-    # A client that goes away ends the stream: the generator is closed, the session idles on.
+    # A client that goes away no longer holds the agent back: its generator runs to the end (the
+    # answer is kept for a resume, `docs/streams.md`), and then the session idles on.
     log = wait_until(
-        lambda: (text := session_log(server, runtime_id, session)) and "closed after" in text and text
+        lambda: (text := session_log(server, runtime_id, session)) and "closed after" in text and text,
+        timeout=60,
     )
     closed_after = int(re.findall(r"^closed after (\d+)$", log, re.M)[-1])
-    assert closed_after < FRAMES
+    assert closed_after == FRAMES
     wait_until(lambda: listed(server, runtime_id)[session]["state"] == "IDLE")
     assert invoke(server, runtime_id, session, b"{}")["count"] == 1
 

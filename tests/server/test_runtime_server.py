@@ -73,7 +73,9 @@ def test_streaming_passes_through_as_server_sent_events(server: Server) -> None:
     arn = server.deploy({"agent.py": AGENT}, "streamer")["agentRuntimeArn"]
     reply, body = call(server, arn, {"stream": 3}, "s" * 33)
     assert reply["contentType"].startswith("text/event-stream")
-    assert body.decode() == 'data: "word0"\n\ndata: "word1"\n\ndata: "word2"\n\n'
+    # Each frame as the agent wrote it, plus the id that lets a client resume (`docs/streams.md`).
+    request_id = reply["ResponseMetadata"]["RequestId"]
+    assert body.decode() == "".join(f'data: "word{n}"\nid: {request_id}:{n + 1}\n\n' for n in range(3))
 
 
 def test_the_agent_failing_is_a_runtime_client_error(server: Server) -> None:

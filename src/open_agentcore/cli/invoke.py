@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ EXAMPLES = """examples:
   agentcore invoke 'plain text becomes {"prompt": ...}' --session-id s1
   agentcore invoke '{"n": 3}' --output json
   agentcore invoke --local '{"prompt": "hi"}'
+  agentcore invoke --resume        # the rest of a streamed answer whose connection broke
   agentcore invoke --ws 'hello' --messages 2
   agentcore invoke --ws --interactive --raw
   echo '{"prompt": "from a file"}' | agentcore invoke -
@@ -63,6 +64,10 @@ def add_commands(commands: Any) -> None:
     invoke.add_argument("--bearer-token", help="OAuth token for a JWT runtime (or $AGENTCORE_BEARER_TOKEN)")
     invoke.add_argument("--headers", metavar="K:v,K2:v", help="custom headers; the custom prefix is added")
     invoke.add_argument("--raw", action="store_true", help='send the text as it is, not as {"prompt": ...}')
+    invoke.add_argument(
+        "--resume", action="store_true",
+        help="print the rest of the last streamed answer from the runtime server (from where it stopped)",
+    )  # fmt: skip
     target = invoke.add_mutually_exclusive_group()
     target.add_argument("--local", action="store_true", help="invoke the `dev` server or the local agent")
     target.add_argument("--remote", action="store_true", help="invoke the deployed runtime")
@@ -96,6 +101,8 @@ def run_invoke(args: argparse.Namespace) -> int:
     agent = _agent(project, args)
     state = project.state(agent.name)
     payload = _payload(args)
+    if args.resume:
+        return _resume(project, agent.name, state, args)
     target = choose_target(agent, state, args)
     session_id = _session(args, state)
     headers = {SESSION_HEADER: session_id}
@@ -117,12 +124,58 @@ def run_invoke(args: argparse.Namespace) -> int:
 
     server = RuntimeServer.connect()
     path = runtime_path(target.runtime_arn or "") + "/invocations"
+    progress = StreamProgress(project, agent.name, state, session_id)
     if token:
         # A bearer token replaces the SigV4 signature (a runtime with a JWT authorizer).
         headers = {**headers, "authorization": f"Bearer {token}"}
-        return _post(server.url + path, payload, headers, session_id, args, server=server)
+        return _post(server.url + path, payload, headers, session_id, args, server=server, progress=progress)
     with server.stream("POST", path, payload, headers, timeout=args.timeout) as reply:
-        return show(reply, session_id, args)
+        return show(reply, session_id, args, progress)
+
+
+def _resume(project: Project, agent: str, state: AgentState, args: argparse.Namespace) -> int:
+    """The frames of the last streamed answer after the last one printed, then its live rest."""
+    from .remote import RuntimeServer, runtime_path
+
+    if not (state.runtime_arn and state.stream_session_id and state.stream_event_id):
+        raise CliError(
+            f"nothing to resume: no streamed answer of the runtime server is recorded for {agent!r}"
+        )
+    session_id = state.stream_session_id
+    headers = {SESSION_HEADER: session_id, "last-event-id": state.stream_event_id}
+    progress = StreamProgress(project, agent, state, session_id)
+    server = RuntimeServer.connect()
+    path = runtime_path(state.runtime_arn) + "/invocations"
+    token = args.bearer_token or os.environ.get("AGENTCORE_BEARER_TOKEN")
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+        return _post(server.url + path, b"", headers, session_id, args, server=server, progress=progress)
+    with server.stream("POST", path, b"", headers, timeout=args.timeout) as reply:
+        return show(reply, session_id, args, progress)
+
+
+class StreamProgress:
+    """How far a streamed answer from the runtime server got printed, saved for `--resume`.
+
+    Saved when the answer starts (a bare request id: resume from its first frame) and when the
+    command ends, however it ends; the id of each event is taken once the event is printed.
+    """
+
+    def __init__(self, project: Project, agent: str, state: AgentState, session_id: str) -> None:
+        self.project, self.agent, self.state, self.session_id = project, agent, state, session_id
+        self.last: str | None = None
+
+    def started(self, request_id: str) -> None:
+        self.last = request_id
+        self.save()
+
+    def seen(self, event_id: str) -> None:
+        self.last = event_id
+
+    def save(self) -> None:
+        if self.last is not None:
+            self.state.stream_session_id, self.state.stream_event_id = self.session_id, self.last
+            self.project.save_state(self.agent, self.state)
 
 
 def choose_target(agent: AgentConfig, state: AgentState, args: argparse.Namespace) -> Target:
@@ -161,7 +214,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
         args.usage_error("--messages and --interactive go with --ws")
     if args.messages is not None and args.messages < 1:
         args.usage_error("--messages takes a number of messages, 1 or more")
-    if args.payload is None and not args.ws:
+    if args.resume and (args.payload is not None or args.ws or args.local):
+        args.usage_error("--resume takes no payload and goes to the runtime server (not --ws or --local)")
+    if args.payload is None and not args.ws and not args.resume:
         args.usage_error(
             "the following arguments are required: payload (JSON or text; - reads standard input)"
         )
@@ -191,7 +246,7 @@ def _payload(args: argparse.Namespace) -> bytes | None:
 
 def _post(
     url: str, payload: bytes, headers: dict[str, str], session_id: str, args: argparse.Namespace,
-    server: RuntimeServer | None,
+    server: RuntimeServer | None, progress: StreamProgress | None = None,
 ) -> int:  # fmt: skip
     """An unsigned POST, streamed: to the local agent, or with a bearer token to the server."""
     import httpx
@@ -209,7 +264,7 @@ def _post(
                 if server is not None:
                     raise remote_error(reply)
                 raise CliError(f"the agent answered {reply.status_code}: {reply.text.strip()[:500]}")
-            return show(reply, session_id, args)
+            return show(reply, session_id, args, progress)
     except httpx.HTTPError as error:
         where = "the runtime server" if server is not None else f"the local agent at {url}"
         raise CliError(f"{where} did not answer: {error}") from None
@@ -240,30 +295,56 @@ def _session(args: argparse.Namespace, state: AgentState) -> str:
     return state.session_id
 
 
-def show(reply: httpx.Response, session_id: str, args: argparse.Namespace) -> int:
-    """Print a response as it streams in."""
+def show(
+    reply: httpx.Response, session_id: str, args: argparse.Namespace, progress: StreamProgress | None = None
+) -> int:
+    """Print a response as it streams in; with `progress`, record how far a stream got."""
     content_type = reply.headers.get("content-type", "")
+    request_id = reply.headers.get("x-amzn-requestid")
+    if progress is None or request_id is None or not content_type.startswith("text/event-stream"):
+        return _show(reply, content_type, session_id, args, None)
+    progress.started(request_id)
+    try:
+        return _show(reply, content_type, session_id, args, progress.seen)
+    finally:
+        progress.save()
+
+
+def _show(
+    reply: httpx.Response, content_type: str, session_id: str, args: argparse.Namespace,
+    on_id: Callable[[str], None] | None,
+) -> int:  # fmt: skip
     if args.output == "raw":
-        for chunk in reply.iter_raw():
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+        if on_id is None:
+            for chunk in reply.iter_raw():
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+        else:
+            for event_id, _ in sse_events(_written(reply)):
+                if event_id is not None:
+                    on_id(event_id)
         return 0
     as_json = args.output == "json"
     if content_type.startswith("text/event-stream"):
         events: list[Any] | None = [] if as_json else None
         texts_open = False
-        for data in sse_data(reply.iter_text()):
-            value = _parse(data)
-            if events is not None:
-                events.append(value)
-            elif isinstance(value, str):
-                print(value, end="", flush=True)
-                texts_open = True
-            else:
-                if texts_open:
-                    print()
-                    texts_open = False
-                print(json.dumps(value), flush=True)
+        for event_id, data in sse_events(reply.iter_text()):
+            with _uninterrupted(on_id is not None):
+                value = _parse(data) if data is not None else None
+                if data is None:
+                    pass  # a comment, or an event with only an id
+                elif events is not None:
+                    events.append(value)
+                elif isinstance(value, str):
+                    print(value, end="", flush=True)
+                    texts_open = True
+                else:
+                    if texts_open:
+                        print()
+                        texts_open = False
+                    print(json.dumps(value), flush=True)
+                if event_id is not None and on_id is not None:
+                    on_id(event_id)  # printed: a resume starts after it
         if texts_open:
             print()
         if events is not None:
@@ -277,23 +358,60 @@ def show(reply: httpx.Response, session_id: str, args: argparse.Namespace) -> in
     return 0
 
 
+class _uninterrupted:  # lower case: read as a `with` block, like contextlib's
+    """Ctrl-C waits until an event is both printed and recorded, so a resume neither repeats nor
+    skips it."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def __enter__(self) -> None:
+        if self.active:
+            import signal
+
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            import signal
+
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _written(reply: httpx.Response) -> Iterator[str]:
+    """The response's bytes written to standard output as they arrive, and passed on as text."""
+    for chunk in reply.iter_raw():
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        yield chunk.decode("utf-8", "replace")
+
+
 def sse_data(chunks: Iterator[str]) -> Iterator[str]:
     """The `data` of each server-sent event, joined over its `data:` lines."""
+    return (data for _, data in sse_events(chunks) if data is not None)
+
+
+def sse_events(chunks: Iterator[str]) -> Iterator[tuple[str | None, str | None]]:
+    """(`id`, `data`) of each server-sent event; `data` is None for an event with none (a
+    comment), and an event cut off at the end has no `id` (it was not received whole)."""
     buffer = ""
     lines: list[str] = []
+    event_id: str | None = None
     for chunk in chunks:
         buffer += chunk
         while "\n" in buffer:
             line, buffer = buffer.split("\n", 1)
             line = line.rstrip("\r")
             if line == "":
-                if lines:
-                    yield "\n".join(lines)
-                    lines = []
+                if lines or event_id is not None:
+                    yield event_id, "\n".join(lines) if lines else None
+                lines, event_id = [], None
             elif line.startswith("data:"):
                 lines.append(line[5:].removeprefix(" "))
+            elif line.startswith("id:"):
+                event_id = line[3:].removeprefix(" ")
     if lines:
-        yield "\n".join(lines)
+        yield None, "\n".join(lines)
 
 
 def _parse(text: str) -> Any:
@@ -303,4 +421,13 @@ def _parse(text: str) -> Any:
         return text
 
 
-__all__ = ["Target", "add_commands", "choose_target", "custom_headers", "encode_payload", "sse_data"]
+__all__ = [
+    "StreamProgress",
+    "Target",
+    "add_commands",
+    "choose_target",
+    "custom_headers",
+    "encode_payload",
+    "sse_data",
+    "sse_events",
+]

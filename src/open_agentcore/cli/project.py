@@ -67,6 +67,9 @@ class AgentState:
     local_pid: int | None = None
     dev_port: int | None = None  # while `agentcore dev` serves the agent: `invoke` goes there
     dev_pid: int | None = None
+    # The last streamed answer from the runtime server, as far as it was printed (`invoke --resume`).
+    stream_session_id: str | None = None
+    stream_event_id: str | None = None
 
 
 class Project:

@@ -84,6 +84,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-memory", type=_size, default=8 * 1024**3, metavar="SIZE",
                         help="memory per session, e.g. 512M or 8G (default 8G); a session past it "
                         "ends with an out-of-memory reason")  # fmt: skip
+    parser.add_argument("--stream-memory", type=_stream_size, default=256 * 1024, metavar="SIZE",
+                        help="streamed output kept in memory per session for resuming; the rest "
+                        "goes to disk (default 256K)")  # fmt: skip
+    parser.add_argument("--stream-history", type=_stream_size, default=64 * 1024**2, metavar="SIZE",
+                        help="streamed output kept per session for resuming, memory and disk; "
+                        "the oldest is dropped past it (default 64M)")  # fmt: skip
     parser.add_argument("--session-cpus", type=_cpus, default=2.0, metavar="N",
                         help="CPUs per session, fractions allowed (default 2)")  # fmt: skip
     parser.add_argument("--session-pids", type=_positive, default=1024, metavar="N",
@@ -130,7 +136,7 @@ def _rate(text: str) -> float:
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
-def _size(text: str) -> int:
+def _size(text: str, minimum: int = 16 * 1024**2) -> int:
     """Bytes from `512M`, `8G`, `8GiB` or a plain number of bytes."""
     cleaned = text.strip().lower().removesuffix("ib").removesuffix("b")
     unit = cleaned[-1:] if cleaned[-1:] in _UNITS else ""
@@ -138,9 +144,17 @@ def _size(text: str) -> int:
         size = int(float(cleaned.removesuffix(unit)) * _UNITS[unit]) if cleaned else 0
     except ValueError:
         size = 0
-    if size < 16 * 1024**2:
-        raise argparse.ArgumentTypeError(f"expected a size of at least 16M, like 512M or 8G, got {text!r}")
+    if size < minimum or (not minimum and not cleaned[:1].isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"expected a size of at least {minimum // 1024**2}M, like 512M or 8G, got {text!r}"
+            if minimum
+            else f"expected a size like 256K or 64M, got {text!r}"
+        )
     return size
+
+
+def _stream_size(text: str) -> int:
+    return _size(text, minimum=0)
 
 
 def _cpus(text: str) -> float:
@@ -185,6 +199,8 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         backend=args.backend,
         sandbox=args.sandbox,
         session_memory=args.session_memory,
+        stream_memory=args.stream_memory,
+        stream_history=args.stream_history,
         session_cpus=args.session_cpus,
         session_pids=args.session_pids,
         session_network=args.session_network,
@@ -338,7 +354,8 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         "--session-cpus", repr(config.session_cpus), "--session-pids", str(config.session_pids),
         "--session-network", config.session_network, "--worker-uid-base", str(config.worker_uid_base),
         "--header-timeout", repr(config.header_timeout), "--body-timeout", repr(config.body_timeout),
-        "--max-connections", str(config.max_connections),
+        "--max-connections", str(config.max_connections), "--stream-memory", str(config.stream_memory),
+        "--stream-history", str(config.stream_history),
     ]  # fmt: skip
     if config.shared_sessions:
         options.append("--shared-sessions")

@@ -23,8 +23,9 @@ from open_agentcore.artifacts import ArtifactStore, EnvironmentBuilder
 from open_agentcore.auth import load_admin_credential
 from open_agentcore.backends import ProcessBackend, SessionLimits
 from open_agentcore.runtimes import RuntimePaths, RuntimeService
-from open_agentcore.sessions import SessionConfig, SessionManager
+from open_agentcore.sessions import LiveSession, SessionConfig, SessionManager
 from open_agentcore.store import Store
+from open_agentcore.streams import JournalLimits, StreamJournal, StreamRecorder
 
 from .access import AccessDirectory, PolicyEnforcement
 from .authentication import Authentication
@@ -81,6 +82,14 @@ def build_app(config: ServerConfig) -> Starlette:
         directory.store = store
         app.state.access = directory
         journal = SessionJournal(store, backend.name)
+        limits = JournalLimits(config.stream_memory, config.stream_history)
+        streams = StreamRecorder(StreamJournal(config.data_dir / "streams", limits))
+
+        def listener(event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
+            if event == "ended":
+                streams.journal.end_session(live.target.runtime_id, live.session_id)
+            return journal(event, live, reason)
+
         if recovered := await asyncio.to_thread(journal.recover):
             logger.warning("%d sessions were left by a previous server; marked ended", recovered)
         sessions = SessionManager(
@@ -94,12 +103,13 @@ def build_app(config: ServerConfig) -> Starlette:
                 reap_interval=config.reap_interval,
                 shared_sessions=config.shared_sessions,
             ),
-            listener=journal,
+            listener=listener,
             recorded_owner=journal.recorded_owner,
         )
         artifacts = ArtifactStore(config.data_dir / "artifacts")
         app.state.store = store
         app.state.sessions = sessions
+        app.state.streams = streams
         app.state.artifacts = artifacts
         app.state.runtimes = RuntimeService(
             store,
@@ -126,6 +136,7 @@ def build_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             await sessions.close()
+            await streams.close()
             await asyncio.to_thread(journal.close)
 
     app = Starlette(

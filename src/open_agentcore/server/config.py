@@ -31,6 +31,9 @@ class ServerConfig:
     session_memory: int = 8 * 1024**3
     session_cpus: float = 2.0
     session_pids: int = 1024
+    # Streamed output kept per session so clients can resume: in memory, and in all (memory + disk).
+    stream_memory: int = 256 * 1024
+    stream_history: int = 64 * 1024 * 1024
     # "default" (the host's network) or "none" (a network namespace with nothing in it).
     session_network: str = "default"
     # Run as root, each worker gets its own host uid from here on (none of them is a real user).

@@ -32,6 +32,7 @@ from open_agentcore.sessions import (
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 from .operations import MAX_SESSION_ID, REQUEST_ID
+from .streams import LAST_EVENT_ID, recorded, resumed
 
 logger = logging.getLogger("open_agentcore.server.data")
 
@@ -121,6 +122,12 @@ async def invoke(request: Request) -> Response:
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
+    if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
+        resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
+        return resumed(
+            request.app.state.streams, sessions, target.runtime_id, session_id, caller, last_event_id,
+            resume_headers,
+        )  # fmt: skip
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
     headers = worker_headers(request.headers.items(), session_id, allowlist, caller.subject)
@@ -140,6 +147,15 @@ async def invoke(request: Request) -> Response:
             SESSION_HEADER: on_the_wire(session_id),
             AWS_REQUEST_ID_HEADER: request_id,
         }
+        sse = content_type.startswith("text/event-stream")
+        if sse:
+            # Recorded for resumption: a task reads the worker to its end, even if the client leaves,
+            # and releases the lease then; the stream's frames carry `<request id>:<n>` ids.
+            del answer_headers[AWS_REQUEST_ID_HEADER]  # the recording names it
+            return recorded(
+                request.app.state.streams, target.runtime_id, session_id, relayed(lease, reply, sse),
+                answer_headers, held.pop_all().aclose, request_id,
+            )  # fmt: skip
         if reply.length is not None and reply.length <= _WHOLE_ANSWER:
             # A small answer of known size (most JSON results): relayed in one piece, no chunking.
             try:
@@ -147,7 +163,6 @@ async def invoke(request: Request) -> Response:
             except WorkerUnreachable as error:
                 raise SessionEnded(await lease.broke_off(error)) from None
             return Response(whole, headers=answer_headers)
-        sse = content_type.startswith("text/event-stream")
         return _Relay(relayed(lease, reply, sse), answer_headers, held.pop_all())
     raise AssertionError("unreachable")  # the block returns or raises; mypy cannot tell
 

@@ -24,6 +24,7 @@ from open_agentcore.store import (
     InvalidPaginationToken,
     NotFoundError,
 )
+from open_agentcore.streams import FrameOutOfRange, FramesDropped, MalformedEventId, StreamNotFound
 
 from .errors import (
     AccessDenied,
@@ -69,6 +70,10 @@ def wire_error(error: Exception) -> ServiceError:
         return Conflict(str(error))
     if isinstance(error, SessionEnded):
         return RuntimeClientError(f"the agent's session ended: {error.reason}")
+    if isinstance(error, (MalformedEventId, FrameOutOfRange)):
+        return ValidationError(str(error), field="Last-Event-ID")
+    if isinstance(error, (StreamNotFound, FramesDropped)):
+        return NotFound(str(error))
     if isinstance(error, (RuntimeNotReady, WorkerStartFailed)):
         return RuntimeClientError(str(error))
     if isinstance(error, AuthorizerError):
@@ -106,6 +111,10 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     SessionEnded,
     InvocationNotFound,
     InvocationNotCancellable,
+    MalformedEventId,
+    FrameOutOfRange,
+    StreamNotFound,
+    FramesDropped,
     RuntimeNotReady,
     WorkerStartFailed,
     HTTPException,

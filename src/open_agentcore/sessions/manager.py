@@ -202,6 +202,14 @@ class SessionManager:
     async def _idle(self, live: LiveSession) -> bool:
         return live.in_flight == 0 and await live.client.ping() != "HealthyBusy" and live.in_flight == 0
 
+    def check_owner(
+        self, runtime_id: str, session_id: str, owner: str | None, privileged: bool = False
+    ) -> None:
+        """Refuse with `SessionOwnedByAnother` a caller who may not use this live session (as `acquire`)."""
+        live = self._sessions.get((runtime_id, session_id))
+        if live is not None:
+            self._check_owner(live.owner, owner, privileged)
+
     def _check_owner(self, recorded: str | None, caller: str | None, privileged: bool) -> None:
         if self.config.shared_sessions or privileged or recorded is None or recorded == caller:
             return
