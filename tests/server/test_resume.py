@@ -244,3 +244,22 @@ def test_an_empty_last_event_id_is_an_ordinary_invocation(target: Target) -> Non
     with call(target, "resume-empty-" + "0" * 20, {"total": 3, "hold": False}, last_event_id="") as reply:
         request_id = reply.headers["x-amzn-requestid"]
         assert events(reply) == numbered(request_id, range(1, 4))
+
+
+def test_a_stream_named_by_its_caller_resumes_under_that_name(target: Target) -> None:
+    # A caller-chosen request id (what makes a call cancellable before its answer begins) may hold
+    # `.`, `~` and `:`; the stream is recorded under it, and its frame ids split at the last colon.
+    session, chosen = "named-" + "n" * 34, "job.7:a~b"
+    body = json.dumps({"total": 8, "hold": False}).encode()
+    headers = {
+        "x-amzn-bedrock-agentcore-runtime-session-id": session,
+        "x-amzn-bedrock-agentcore-runtime-request-id": chosen,
+        "content-type": "application/json",
+    }
+    signed = signed_headers(ADMIN, "POST", url(target), body, headers)
+    with httpx.stream("POST", url(target), content=body, headers=signed, timeout=60) as reply:
+        assert reply.headers["x-amzn-requestid"] == chosen
+        assert events(reply) == numbered(chosen, range(1, 9))
+    with call(target, session, last_event_id=f"{chosen}:3") as resumed:
+        assert resumed.status_code == 200
+        assert events(resumed) == numbered(chosen, range(4, 9))
