@@ -88,7 +88,7 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
         except InvalidStatus as error:
             sessions.release(live)
             raise RuntimeClientError(
-                f"the agent refused the WebSocket with HTTP {error.response.status_code}"
+                _refusal_reason(error.response.status_code, error.response.body)
             ) from None
         except (ConnectionRefusedError, FileNotFoundError) as error:
             # The worker died since the session's last call: a fresh one takes this connection.
@@ -105,6 +105,18 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
             raise
         return live, upstream
     raise AssertionError("unreachable")
+
+
+def _refusal_reason(status: int, body: bytes | None) -> str:
+    detail = (body or b"")[:300].decode("utf-8", "replace").strip()
+    if detail:  # our SDK says why (no handler registered, ...)
+        return f"the agent refused the WebSocket with HTTP {status}: {detail}"
+    if status in (403, 404):  # what an ASGI app without a /ws route or handler answers
+        return (
+            f"the agent has no WebSocket handler: its /ws refused the upgrade with HTTP {status} "
+            "(an agent serves WebSockets with an @app.websocket handler)"
+        )
+    return f"the agent refused the WebSocket with HTTP {status}"
 
 
 def _subprotocols(websocket: WebSocket) -> list[Any]:
