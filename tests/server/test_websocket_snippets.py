@@ -8,8 +8,8 @@ where the client points: `endpoint_url` and a boto3 session holding the server's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import json
 import secrets
 from pathlib import Path

@@ -107,7 +107,7 @@ async def _open_upstream(websocket: WebSocket) -> tuple[LiveSession, ClientConne
     raise AssertionError("unreachable")
 
 
-def _refusal_reason(status: int, body: bytes | None) -> str:
+def _refusal_reason(status: int, body: bytes | bytearray | None) -> str:
     detail = (body or b"")[:300].decode("utf-8", "replace").strip()
     if detail:  # our SDK says why (no handler registered, ...)
         return f"the agent refused the WebSocket with HTTP {status}: {detail}"

@@ -11,9 +11,10 @@ and the key its Sec-WebSocket-Accept check expects. uvicorn closes open WebSocke
 
 from __future__ import annotations
 
+from uvicorn._types import WebSocketDisconnectEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import Request
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 GOING_AWAY = 1001
 SHUTDOWN_REASON = "the runtime server is shutting down"
@@ -41,7 +42,12 @@ class RuntimeWebSocketProtocol(WebSocketsSansIOProtocol):
     def shutdown(self) -> None:
         if self.handshake_complete and self.initial_response is None and not self.close_sent:
             self.stop_keepalive()
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+            gone: WebSocketDisconnectEvent = {
+                "type": "websocket.disconnect",
+                "code": GOING_AWAY,
+                "reason": "",
+            }
+            self.queue.put_nowait(gone)
             self.conn.send_close(GOING_AWAY, SHUTDOWN_REASON)
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
