@@ -15,7 +15,7 @@ from open_agentcore.auth import IssuerUnreachable, JwtAuthorizer
 from open_agentcore.sessions import SessionManager, SessionTarget
 from open_agentcore.store import DEFAULT_ENDPOINT, RuntimeRecord, Store, VersionRecord
 
-from .validation import InvalidRequest, check_configuration, check_name, jwt_authorizer_of
+from .validation import InvalidRequest, check_configuration, check_name, check_tags, jwt_authorizer_of
 
 logger = logging.getLogger("open_agentcore.runtimes")
 
@@ -86,6 +86,7 @@ class RuntimeService:
     async def create(self, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         name = check_name(request.get("agentRuntimeName"))
         config = check_configuration(request, self.min_lifecycle_seconds)
+        tags = check_tags(request.get("tags") or {})
         await self._check_issuer(config)
         runtime, version = await asyncio.to_thread(
             self.store.create_runtime,
@@ -94,6 +95,7 @@ class RuntimeService:
             self.account_id,
             config,
             request.get("description", ""),
+            tags=tags,
         )
         self._start_build(runtime, version)
         return runtime, version
@@ -101,7 +103,9 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         await self._check_issuer(config)
-        version = await asyncio.to_thread(self.store.add_version, runtime_id, config)
+        version = await asyncio.to_thread(
+            self.store.add_version, runtime_id, config, config.get("description")
+        )
         self.forget_routes(runtime_id)
         runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
         self._start_build(runtime, version)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +23,7 @@ from .errors import RuntimeNameConflict
 from .records import DEFAULT_ENDPOINT, Page, RuntimeRecord, RuntimeStatus, VersionRecord
 from .sessions import SessionRepository
 from .tables import Runtime, RuntimeVersion
+from .tags import TagRepository, put_tags
 from .transactions import fingerprint, utcnow
 
 CREATE_RUNTIME = "CreateAgentRuntime"
@@ -33,7 +34,7 @@ _FAILED = (RuntimeStatus.CREATE_FAILED, RuntimeStatus.UPDATE_FAILED)
 _BUILD_ENDED = (RuntimeStatus.READY, *_FAILED)
 
 
-class Store(EndpointRepository, SessionRepository, AccessRepository):
+class Store(EndpointRepository, SessionRepository, AccessRepository, TagRepository):
     """The runtime server's persistent state: SQLite by default, PostgreSQL shared by replicas.
 
     Thread-safe; every method is one transaction and returns frozen records, never live rows.
@@ -66,13 +67,15 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
         config: dict[str, Any],
         description: str = "",
         client_token: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[RuntimeRecord, VersionRecord]:
         """A new runtime `<name>-<10 alphanumerics>` with version 1 (CREATING) and its DEFAULT endpoint.
 
-        Raises `RuntimeNameConflict`, `ClientTokenConflict`. A retry with the same `client_token`
-        and parameters returns what the first request created.
+        Raises `RuntimeNameConflict`, `ClientTokenConflict`, `TooManyTags`. A retry with the same
+        `client_token` and parameters returns what the first request created.
         """
-        digest = fingerprint(name, region, account, config, description)
+        # Tags join the digest only when given, so tokens stored before tags were kept still replay.
+        digest = fingerprint(name, region, account, config, description, *((dict(tags),) if tags else ()))
         try:
             with self._write() as session:
                 if client_token and (replay := self._created_by(session, client_token, digest)):
@@ -102,6 +105,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
                 session.add(runtime)
                 session.flush()
                 session.add_all([version, new_endpoint(runtime, DEFAULT_ENDPOINT, version, "", now)])
+                put_tags(session, runtime_id, tags or {})
                 if client_token:
                     self._claim(session, CREATE_RUNTIME, client_token, digest, runtime_id)
                 session.flush()
