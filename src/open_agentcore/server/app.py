@@ -110,6 +110,7 @@ def build_app(config: ServerConfig) -> Starlette:
             config.region,
             config.account_id,
             config.min_lifecycle_seconds,
+            allow_host_python=config.allow_host_python,
         )
         sessions.start_reaper()
         if backend.sandboxed:

@@ -260,8 +260,14 @@ class Store(EndpointRepository, SessionRepository, AccessRepository, TagReposito
                 session, runtime_id, version, lambda _: status, failure_reason, artifact_key, environment_hash
             )
 
-    def finish_version(self, runtime_id: str, version: int, failure: str | None = None) -> VersionRecord:
-        """Record a build's outcome: READY, or CREATE_FAILED (a version that was CREATING) / UPDATE_FAILED."""
+    def finish_version(
+        self, runtime_id: str, version: int, failure: str | None = None, note: str | None = None
+    ) -> VersionRecord:
+        """Record a build's outcome: READY, or CREATE_FAILED (a version that was CREATING) / UPDATE_FAILED.
+
+        `note` is kept as the reason of a READY version (the wire's `failureReason`, its only
+        status reason): something the caller should know although the version serves.
+        """
 
         def outcome(current: RuntimeStatus) -> RuntimeStatus:
             if failure is None:
@@ -273,7 +279,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository, TagReposito
             )
 
         with self._write() as session:
-            return self._set_version_status(session, runtime_id, version, outcome, failure, None, None)
+            return self._set_version_status(session, runtime_id, version, outcome, failure, None, None, note)
 
     def _set_version_status(
         self,
@@ -284,6 +290,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository, TagReposito
         failure_reason: str | None,
         artifact_key: str | None,
         environment_hash: str | None,
+        note: str | None = None,
     ) -> VersionRecord:
         runtime = self._runtime_row(session, runtime_id, lock=True)
         row = self._version_row(session, runtime_id, version)
@@ -292,7 +299,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository, TagReposito
             raise ValueError("a version is never DELETING; delete the runtime")
         now = utcnow()
         row.status, row.updated_at = status, now
-        row.failure_reason = failure_reason if status in _FAILED else None
+        row.failure_reason = failure_reason if status in _FAILED else note
         if artifact_key is not None:
             row.artifact_key = artifact_key
         if environment_hash is not None:
