@@ -7,16 +7,9 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import httpx
-import pytest
 
 from bedrock_agentcore.runtime.context import BedrockAgentCoreContext
 from bedrock_agentcore.runtime.logs import RequestContextFormatter
-from tests.conftest import AgentProcess
 
 
 def _format(record: logging.LogRecord) -> dict[str, object]:
@@ -74,77 +67,3 @@ def test_configure_json_logging_gives_user_loggers_the_same_format() -> None:
     mine = [line for line in lines if line["logger"] == "my_agent"]
     assert len(mine) == 1
     assert mine[0]["message"] == "thinking about tea" and mine[0]["sessionId"] == "s-42"
-
-
-# The invocation line, from a real agent process ------------------------------------------------
-
-SERVED = """
-from bedrock_agentcore import BedrockAgentCoreApp
-
-app = BedrockAgentCoreApp()
-
-
-@app.entrypoint
-def invoke(payload):
-    if payload.get("fail"):
-        raise ValueError("no good")
-    if payload.get("stream"):
-        return (n for n in range(2))
-    return {"ok": True}
-
-
-if __name__ == "__main__":
-    app.run()
-"""
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
-REQUEST_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Request-Id"
-
-
-def invocation_lines(log: str) -> list[dict[str, Any]]:
-    """The JSON lines of the log that end an invocation (they carry `outcome`)."""
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    return [line for line in lines if "outcome" in line]
-
-
-@pytest.fixture
-def served(agent_process: Callable[..., AgentProcess], tmp_path: Path) -> AgentProcess:
-    script = tmp_path / "agent.py"
-    script.write_text(SERVED)
-    return agent_process(script)
-
-
-def invoke(agent: AgentProcess, body: bytes, request_id: str) -> httpx.Response:
-    headers = {SESSION_HEADER: "sess-1", REQUEST_HEADER: request_id, "content-type": "application/json"}
-    return httpx.post(agent.url + "/invocations", content=body, headers=headers, timeout=30)
-
-
-def test_each_invocation_writes_one_line_with_its_ids_outcome_and_duration(served: AgentProcess) -> None:
-    assert invoke(served, b'{"a": 1}', "req-ok").status_code == 200
-    assert invoke(served, b'{"stream": 1}', "req-stream").status_code == 200
-    assert invoke(served, b'{"fail": 1}', "req-fail").status_code == 500
-    assert invoke(served, b"not json", "req-bad").status_code == 400
-    lines = {line["requestId"]: line for line in invocation_lines(served.log())}
-    assert sorted(lines) == ["req-bad", "req-fail", "req-ok", "req-stream"]
-    expected = {
-        "req-ok": ("INFO", "success"), "req-stream": ("INFO", "streaming"),
-        "req-fail": ("ERROR", "error"), "req-bad": ("WARNING", "invalid_request"),
-    }  # fmt: skip
-    for request_id, (level, outcome) in expected.items():
-        line = lines[request_id]
-        assert (line["level"], line["outcome"], line["sessionId"]) == (level, outcome, "sess-1")
-        assert line["logger"] == "bedrock_agentcore.app"
-        assert isinstance(line["durationMs"], float) and line["durationMs"] >= 0
-        assert line["timestamp"].endswith("Z")
-    assert lines["req-fail"]["errorType"] == "ValueError" and lines["req-fail"]["errorMessage"] == "no good"
-
-
-def test_the_line_is_not_written_when_info_is_off_for_the_app_logger(
-    agent_process: Callable[..., AgentProcess], tmp_path: Path
-) -> None:
-    script = tmp_path / "quiet.py"
-    quiet = "import logging\nlogging.getLogger('bedrock_agentcore.app').setLevel(logging.WARNING)\n"
-    script.write_text(SERVED.replace("if __name__", quiet + "if __name__"))
-    agent = agent_process(script)
-    assert invoke(agent, b"{}", "req-quiet").status_code == 200
-    assert invoke(agent, b'{"fail": 1}', "req-loud").status_code == 500
-    assert [line["requestId"] for line in invocation_lines(agent.log())] == ["req-loud"]

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from . import actions
 from .context import enter_request
 from .dispatch import Encoded
-from .logs import Outcome, invocation_fields, log_invocation
+from .invocation_log import Outcome, invocation_fields, log_invocation
 from .streaming import EventStreamResponse
 
 if TYPE_CHECKING:

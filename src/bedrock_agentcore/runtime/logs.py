@@ -3,18 +3,16 @@
 Every record becomes one JSON object per line: `timestamp`, `level`, `message`, `logger`, plus
 `requestId` / `sessionId` inside a request and `errorType` / `errorMessage` / `stackTrace` when an
 exception is attached. Each invocation ends with one line of its own that also carries `outcome`
-and `durationMs` (`log_invocation`). Give your own loggers the same format with
+and `durationMs` (`invocation_log.py`). Give your own loggers the same format with
 `configure_json_logging()`.
 """
 
 from __future__ import annotations
 
 import datetime
-import enum
 import json
 import logging
 import sys
-import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -22,45 +20,7 @@ from typing import Any
 from .context import BedrockAgentCoreContext
 
 APP_LOGGER = "bedrock_agentcore.app"
-
-
-class Outcome(enum.Enum):
-    """How an invocation ended, as its log line's `outcome` says."""
-
-    SUCCESS = "success"  # a value answered
-    STREAMING = "streaming"  # a stream started (its frames follow; an error in it is logged apart)
-    INVALID_REQUEST = "invalid_request"  # 4xx: bad JSON, or the handler raised a 4xx HTTPException
-    ERROR = "error"  # 5xx: the handler raised, or there is no entrypoint
-
-
-_MESSAGES = {
-    Outcome.SUCCESS: "Invocation succeeded (%.3fs)",
-    Outcome.STREAMING: "Invocation streaming (%.3fs)",
-}
-_app_logger = logging.getLogger(APP_LOGGER)
-
-
-def log_invocation(outcome: Outcome, started: float) -> None:
-    """The line of an invocation that answered (`started`: its `time.perf_counter()`).
-
-    Nearly free when INFO is off for `bedrock_agentcore.app`; when on, the record is made
-    directly, skipping `Logger.info`'s search of the stack for the caller, which this line,
-    written from one place, does not need. Failures log through `logger.exception`, with
-    `invocation_fields` as `extra`.
-    """
-    if not _app_logger.isEnabledFor(logging.INFO):
-        return
-    seconds = time.perf_counter() - started
-    record = _app_logger.makeRecord(
-        APP_LOGGER, logging.INFO, __file__, 0, _MESSAGES[outcome], (seconds,), None, "invocation",
-        {"outcome": outcome.value, "durationMs": round(seconds * 1000, 3)},
-    )  # fmt: skip
-    _app_logger.handle(record)
-
-
-def invocation_fields(outcome: Outcome, started: float) -> dict[str, Any]:
-    """`extra=` for a log call that ends an invocation: its outcome and duration."""
-    return {"outcome": outcome.value, "durationMs": round((time.perf_counter() - started) * 1000, 3)}
+JSON_HANDLER = "agentcore-json"
 
 
 class RequestContextFormatter(logging.Formatter):
@@ -98,7 +58,7 @@ class RequestContextFormatter(logging.Formatter):
 def _json_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RequestContextFormatter())
-    handler.set_name("agentcore-json")
+    handler.set_name(JSON_HANDLER)
     return handler
 
 
@@ -122,7 +82,7 @@ def configure_json_logging(level: int | str = logging.INFO, loggers: Iterable[st
     for name in loggers:
         logger = logging.getLogger(name)
         for existing in list(logger.handlers):
-            if existing.get_name() == "agentcore-json":
+            if existing.get_name() == JSON_HANDLER:
                 logger.removeHandler(existing)
         logger.addHandler(_json_handler())
         logger.setLevel(level)
@@ -130,10 +90,8 @@ def configure_json_logging(level: int | str = logging.INFO, loggers: Iterable[st
 
 __all__ = [
     "APP_LOGGER",
-    "Outcome",
+    "JSON_HANDLER",
     "RequestContextFormatter",
     "configure_json_logging",
-    "invocation_fields",
-    "log_invocation",
     "setup_app_logger",
 ]

@@ -45,7 +45,7 @@ class RuntimeWebSocketProtocol(WebSocketsSansIOProtocol):
             gone: WebSocketDisconnectEvent = {
                 "type": "websocket.disconnect",
                 "code": GOING_AWAY,
-                "reason": "",
+                "reason": SHUTDOWN_REASON,
             }
             self.queue.put_nowait(gone)
             self.conn.send_close(GOING_AWAY, SHUTDOWN_REASON)
