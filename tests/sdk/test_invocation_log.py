@@ -18,7 +18,7 @@ from bedrock_agentcore import BedrockAgentCoreApp
 from bedrock_agentcore.runtime.context import BedrockAgentCoreContext
 from bedrock_agentcore.runtime.invocation_log import Outcome, log_invocation
 from bedrock_agentcore.runtime.logs import APP_LOGGER, RequestContextFormatter, setup_app_logger
-from tests.conftest import AgentProcess
+from tests.conftest import AgentProcess, wait_until
 
 # The invocation line, from a real agent process ------------------------------------------------
 
@@ -67,6 +67,8 @@ def test_each_invocation_writes_one_line_with_its_ids_outcome_and_duration(serve
     assert invoke(served, b'{"stream": 1}', "req-stream").status_code == 200
     assert invoke(served, b'{"fail": 1}', "req-fail").status_code == 500
     assert invoke(served, b"not json", "req-bad").status_code == 400
+    # A success line is written at the end of the loop iteration that answered: wait for it.
+    wait_until(lambda: len(invocation_lines(served.log())) >= 4, timeout=10, interval=0.02)
     lines = {line["requestId"]: line for line in invocation_lines(served.log())}
     assert sorted(lines) == ["req-bad", "req-fail", "req-ok", "req-stream"]
     expected = {
@@ -91,6 +93,8 @@ def test_the_line_is_not_written_when_info_is_off_for_the_app_logger(
     agent = agent_process(script)
     assert invoke(agent, b"{}", "req-quiet").status_code == 200
     assert invoke(agent, b'{"fail": 1}', "req-loud").status_code == 500
+    assert invoke(agent, b"{}", "req-quiet-too").status_code == 200
+    # The failure's line is written before its answer; a success line would follow the next one's.
     assert [line["requestId"] for line in invocation_lines(agent.log())] == ["req-loud"]
 
 

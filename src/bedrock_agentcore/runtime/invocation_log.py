@@ -2,13 +2,15 @@
 
 It is written on the hot path of every request, so its common case is cheap: when INFO is off it
 costs one level check; when the logger has only the SDK's own JSON handler (the default), the
-line is written straight to that handler's stream, in exactly the shape the handler's formatter
-would give it, without a `LogRecord`, a stack walk or `json.dumps`. Any other set-up (your own
-handler, a filter) gets an ordinary record, with `outcome` and `durationMs` as attributes.
+line is built by hand in exactly the shape the handler's formatter would give it (no `LogRecord`,
+stack walk or `json.dumps`), and the lines of one event-loop iteration go to the handler's stream
+in one write, at the end of that iteration. Any other set-up (your own handler, a filter) gets an
+ordinary record, with `outcome` and `durationMs` as attributes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import enum
 import logging
@@ -58,14 +60,32 @@ def log_invocation(outcome: Outcome, started: float) -> None:
         _logger.handle(record)
         return
     line = _line(message, outcome.value, duration_ms)
-    stream_handler.acquire()
+    if not _pending:
+        try:
+            asyncio.get_running_loop().call_soon(_write_pending, stream_handler)
+        except RuntimeError:  # no loop here (not the server's): write it now
+            _pending.append(line)
+            _write_pending(stream_handler)
+            return
+    _pending.append(line)
+
+
+# Lines waiting for the end of this loop iteration. Only the server's event loop writes here:
+# the invocation endpoint runs on it, whatever thread the handler itself ran in.
+_pending: list[str] = []
+
+
+def _write_pending(handler: logging.StreamHandler[Any]) -> None:
+    text = "".join(_pending)
+    _pending.clear()
+    handler.acquire()
     try:
-        stream_handler.stream.write(line)
-        stream_handler.stream.flush()
-    except (OSError, ValueError):  # a closed or broken stderr: as logging does, never fail the request
+        handler.stream.write(text)
+        handler.stream.flush()
+    except (OSError, ValueError):  # a closed or broken stderr: as logging does, never fail a request
         pass
     finally:
-        stream_handler.release()
+        handler.release()
 
 
 def _sole_json_handler() -> logging.StreamHandler[Any] | None:
