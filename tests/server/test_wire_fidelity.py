@@ -165,6 +165,15 @@ def test_each_version_is_listed_with_its_own_description(server: Server) -> None
     }
     runtimes = server.control.list_agent_runtimes()["agentRuntimes"]
     assert [r["description"] for r in runtimes if r["agentRuntimeId"] == runtime_id] == ["second cut"]
+    # An update that gives no description keeps the runtime's latest one.
+    server.control.update_agent_runtime(
+        agentRuntimeId=runtime_id, roleArn=ROLE, agentRuntimeArtifact=artifact(key)
+    )
+    server.wait_ready(runtime_id, "3")
+    listed = server.control.list_agent_runtime_versions(agentRuntimeId=runtime_id)["agentRuntimes"]
+    assert {v["agentRuntimeVersion"]: v["description"] for v in listed} == {
+        "1": "first cut", "2": "second cut", "3": "second cut",
+    }  # fmt: skip
     first = server.control.get_agent_runtime(agentRuntimeId=runtime_id, agentRuntimeVersion="1")
     assert first["description"] == "first cut"
 

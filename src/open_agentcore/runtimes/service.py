@@ -115,6 +115,11 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         await self._check_issuer(config)
+        if "description" not in config:
+            # An update that says nothing of the description keeps the one the runtime had.
+            latest = await asyncio.to_thread(self.store.get_version, runtime_id)
+            if "description" in latest.config:
+                config["description"] = latest.config["description"]
         version = await asyncio.to_thread(
             self.store.add_version, runtime_id, config, config.get("description")
         )
