@@ -78,7 +78,7 @@ def test_a_botocore_presigned_websocket_url_verifies(url: WireRequest) -> None:
 
 
 def test_a_url_from_our_sdk_client_verifies() -> None:
-    client = AgentCoreRuntimeClient("us-east-1", "http://127.0.0.1:8900", session=fake_session())
+    client = AgentCoreRuntimeClient("us-east-1", endpoint_url="http://127.0.0.1:8900", session=fake_session())
     raw = client.generate_presigned_url(ARN, session_id="s-1", endpoint_name="DEFAULT", expires=60)
     path, _, query = raw.removeprefix("ws://127.0.0.1:8900").partition("?")
     assert verify(WireRequest("GET", path, query, (("host", "127.0.0.1:8900"),), b"")) == KEY

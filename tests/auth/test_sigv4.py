@@ -145,10 +145,11 @@ def test_a_matching_content_sha256_header_is_accepted() -> None:
 
 
 def test_a_websocket_signed_by_our_sdk_client_verifies() -> None:
-    client = AgentCoreRuntimeClient("us-east-1", "http://127.0.0.1:8900", session=fake_session())
+    client = AgentCoreRuntimeClient("us-east-1", endpoint_url="http://127.0.0.1:8900", session=fake_session())
     url, headers = client.generate_ws_connection(ARN, session_id="s-1", endpoint_name="DEFAULT")
     path, _, query = url.removeprefix("ws://127.0.0.1:8900").partition("?")
-    assert verify(WireRequest("GET", path, query, tuple(headers.items()), b"")) == KEY
+    sent = (("Host", "127.0.0.1:8900"), *headers.items())  # the WebSocket library adds Host
+    assert verify(WireRequest("GET", path, query, sent, b"")) == KEY
 
 
 def test_signing_keys_are_cached(invoke: WireRequest) -> None:

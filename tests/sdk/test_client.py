@@ -145,8 +145,18 @@ def verify_presigned(raw_path: str, raw_query: str, host: str, now: datetime.dat
 def test_ws_url_shape_follows_the_endpoint(endpoint: str | None, prefix: str) -> None:
     url, headers = _client(endpoint).generate_ws_connection(ARN, session_id="s-1", endpoint_name="DEFAULT")
     assert url == f"{prefix}/runtimes/{ENCODED_ARN}/ws?qualifier=DEFAULT"
-    assert headers["Host"] == urlsplit(prefix).netloc
     assert headers["X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"] == "s-1"
+
+
+def test_connection_headers_leave_the_handshake_headers_to_the_websocket_library() -> None:
+    # A second Upgrade or Sec-WebSocket-Key beside the library's own breaks the handshake.
+    handshake = {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"}
+    client = _client("http://127.0.0.1:8900")
+    _, signed = client.generate_ws_connection(ARN)
+    _, bearer = client.generate_ws_connection_oauth(ARN, "tok")
+    assert {"authorization", "x-amz-date"} <= {name.lower() for name in signed}
+    assert not handshake & {name.lower() for name in signed}
+    assert not handshake & {name.lower() for name in bearer}
 
 
 def test_without_qualifier_there_is_no_query() -> None:
@@ -178,6 +188,26 @@ def test_region_comes_from_argument_then_environment_then_default(monkeypatch: p
     monkeypatch.setenv("AWS_REGION", "ap-south-1")
     assert AgentCoreRuntimeClient().region == "ap-south-1"
     assert AgentCoreRuntimeClient(region="us-east-2").region == "us-east-2"
+    assert AgentCoreRuntimeClient(region_name="eu-north-1").region == "eu-north-1"
+
+
+class RegionalSession(FakeSession):
+    region_name = "eu-west-3"
+
+
+def test_a_sessions_region_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    client = AgentCoreRuntimeClient(session=RegionalSession(), endpoint_url="http://127.0.0.1:8900")
+    assert client.region == "eu-west-3"
+    _, headers = client.generate_ws_connection(ARN)
+    assert "/eu-west-3/bedrock-agentcore/aws4_request" in headers["Authorization"]
+    assert AgentCoreRuntimeClient(region="us-east-2", session=RegionalSession()).region == "us-east-2"
+
+
+def test_the_constructor_takes_the_references_keywords_and_positions() -> None:
+    client = AgentCoreRuntimeClient("us-east-1", RegionalSession(), "langchain", None)
+    assert (client.region, client.integration_source) == ("us-east-1", "langchain")
+    assert isinstance(client.session, RegionalSession)
 
 
 # Signatures ----------------------------------------------------------------------------------
@@ -188,6 +218,7 @@ def test_sigv4_headers_verify_independently_and_carry_the_session_token() -> Non
         ARN, endpoint_name="DEFAULT"
     )
     parts = urlsplit(url)
+    headers = {**headers, "Host": parts.netloc}  # as the WebSocket library sends it
     assert verify_header_signature(parts.path, parts.query, headers)
     assert headers["X-Amz-Security-Token"] == "session-token-1"
     assert "/us-east-1/bedrock-agentcore/aws4_request" in headers["Authorization"]

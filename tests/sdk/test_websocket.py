@@ -13,6 +13,7 @@ import websockets
 from starlette.websockets import WebSocket
 
 from bedrock_agentcore import BedrockAgentCoreApp, BedrockAgentCoreContext, RequestContext
+from bedrock_agentcore.runtime.websocket import NO_HANDLER
 
 
 def _ws_url(url: str) -> str:
@@ -75,19 +76,16 @@ def test_handler_exception_closes_with_1011(serve: Any) -> None:
         assert asyncio.run(talk(url)) == 1011
 
 
-def test_missing_websocket_handler_closes_with_1011(serve: Any) -> None:
-    async def talk(url: str) -> Any:
-        try:
-            async with websockets.connect(_ws_url(url)) as ws:
-                await ws.recv()
-        except websockets.InvalidStatus as refused:
-            return refused.response.status_code
-        except websockets.ConnectionClosedError as closed:
-            return closed.rcvd.code if closed.rcvd else None
-        return "open"
+def test_missing_websocket_handler_refuses_the_upgrade_with_the_reason(serve: Any) -> None:
+    async def talk(url: str) -> tuple[int, Any]:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(_ws_url(url)):
+                pass
+        response = refused.value.response
+        return response.status_code, json.loads(bytes(response.body or b""))
 
     with serve(BedrockAgentCoreApp()) as url:
-        assert asyncio.run(talk(url)) in (403, 1011)
+        assert asyncio.run(talk(url)) == (403, {"error": NO_HANDLER})
 
 
 def test_client_disconnect_is_quiet(serve: Any) -> None:

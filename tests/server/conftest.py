@@ -22,6 +22,7 @@ import pytest
 
 from open_agentcore.server import ServerConfig
 from open_agentcore.server.app import build_app
+from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
 from tests.conftest import serve_in_thread, wait_until
 
 # AWS itself cannot exist here: these static credentials are the server's admin key.
@@ -90,7 +91,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     data_dir = Path(tempfile.mkdtemp(prefix="oacs-", dir="/tmp"))
     config = ServerConfig(data_dir=data_dir, min_lifecycle_seconds=1, warm_pool=0, reap_interval=0.2)
     try:
-        with serve_in_thread(build_app(config)) as url:
+        with serve_in_thread(build_app(config), ws=RuntimeWebSocketProtocol) as url:
             settings = {
                 "region_name": "us-east-1",
                 "endpoint_url": url,
@@ -143,7 +144,7 @@ def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
         environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
         environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
         app = build_app(ServerConfig(data_dir=data_dir, **options))
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, ws=RuntimeWebSocketProtocol) as url:
         yield Server(url, data_dir, *clients(url))
 
 

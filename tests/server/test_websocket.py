@@ -204,7 +204,7 @@ def test_unknown_runtimes_and_agents_without_a_websocket_are_refused_in_the_aws_
     arn = server.deploy({"agent.py": plain}, "wsnone")["agentRuntimeArn"]
     response = refusal(runtime_client.generate_presigned_url(arn, session_id="n" * 40))
     assert (response.status_code, response.headers["x-amzn-errortype"]) == (424, "RuntimeClientError")
-    assert "refused the WebSocket" in json.loads(response.body)["message"]
+    assert "no websocket handler" in json.loads(response.body)["message"].lower()
 
 
 A2A_AGENT = """

@@ -188,9 +188,23 @@ def test_sessions_recorded_before_owners_existed_are_migrated(open_stores: Calla
     store = open_stores()
     runtime_id = create(store)
     store.upsert_session(runtime_id, "old", state=SessionState.STOPPED, backend="process")
-    with store.engine.begin() as connection:  # back to schema 1: no owner column
+    with store.engine.begin() as connection:  # back to schema 1: no owner column, no tags
         connection.execute(text("ALTER TABLE sessions DROP COLUMN owner"))
-        connection.execute(text("DELETE FROM schema_version WHERE version = 2"))
+        connection.execute(text("DROP TABLE resource_tags"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 2"))
     upgraded = open_stores()
     assert _schema_versions(upgraded) == list(range(1, len(MIGRATIONS) + 1))
     assert upgraded.get_session(runtime_id, "old").owner is None
+
+
+def test_runtimes_from_before_tags_get_tags_after_migrating(open_stores: Callable[[], Store]) -> None:
+    store = open_stores()
+    runtime_id = create(store)
+    with store.engine.begin() as connection:  # back to schema 2: no tags table
+        connection.execute(text("DROP TABLE resource_tags"))
+        connection.execute(text("DELETE FROM schema_version WHERE version = 3"))
+    upgraded = open_stores()
+    assert _schema_versions(upgraded) == list(range(1, len(MIGRATIONS) + 1))
+    assert upgraded.runtime_tags(runtime_id) == {}
+    upgraded.tag_runtime(runtime_id, {"team": "blue"})
+    assert upgraded.runtime_tags(runtime_id) == {"team": "blue"}

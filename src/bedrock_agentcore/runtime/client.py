@@ -7,12 +7,10 @@ when a method needs it, so agents that never use this client never load it.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import logging
 import os
 import re
-import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +22,7 @@ SERVICE = "bedrock-agentcore"
 DEFAULT_REGION = "us-west-2"
 MAX_PRESIGNED_EXPIRY = 300
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+USER_AGENT = "open-agentcore-runtime-client/1.0"
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:bedrock-agentcore:[a-z0-9-]+:\d{12}:runtime/[A-Za-z][A-Za-z0-9_-]*$")
 _DATA_PLANE_METHODS = frozenset({"invoke_agent_runtime", "stop_runtime_session"})
@@ -44,9 +43,20 @@ _CONTROL_PLANE_METHODS = frozenset(
 )
 
 
-def resolve_region(region: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """The explicit region, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else us-west-2."""
-    return region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+def resolve_region(region: str | None, environ: Mapping[str, str] = os.environ, session: Any = None) -> str:
+    """The explicit region, else the session's, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else us-west-2.
+
+    A boto3 session carries the region its credentials are meant for: signing for any other
+    region makes every request fail, so it wins over the environment.
+    """
+    session_region: str | None = getattr(session, "region_name", None) if session is not None else None
+    return (
+        region
+        or session_region
+        or environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION")
+        or DEFAULT_REGION
+    )
 
 
 def _check_arn(runtime_arn: str) -> None:
@@ -57,16 +67,10 @@ def _check_arn(runtime_arn: str) -> None:
         )
 
 
-def _upgrade_headers(host: str, session_id: str) -> dict[str, str]:
-    return {
-        "Host": host,
-        SESSION_HEADER: session_id,
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode("ascii"),
-        "User-Agent": "open-agentcore-runtime-client/1.0",
-    }
+def _connection_headers(session_id: str) -> dict[str, str]:
+    # Only what a WebSocket library does not set itself: Host, Upgrade, Connection and the
+    # Sec-WebSocket-* headers come from the library, and a second copy breaks the handshake.
+    return {SESSION_HEADER: session_id, "User-Agent": USER_AGENT}
 
 
 class AgentCoreRuntimeClient:
@@ -80,10 +84,17 @@ class AgentCoreRuntimeClient:
     """
 
     def __init__(
-        self, region: str | None = None, endpoint_url: str | None = None, session: Any = None
+        self,
+        region: str | None = None,
+        session: Any = None,
+        integration_source: str | None = None,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
     ) -> None:
-        self.region = resolve_region(region)
+        self.region = resolve_region(region or region_name, session=session)
         self.session = session
+        # Names the framework that built this client (e.g. "langchain"); sent in boto3's user agent.
+        self.integration_source = integration_source
         self.endpoint_url = endpoint_url
         self._http_scheme, self._ws_scheme, self._host = self._endpoint(endpoint_url)
         self._boto_clients: dict[str, Any] = {}
@@ -127,8 +138,9 @@ class AgentCoreRuntimeClient:
     ) -> tuple[str, dict[str, str]]:
         """A WebSocket URL and headers carrying a SigV4 signature (service `bedrock-agentcore`).
 
-        A new session id (uuid4) is used when none is given. Send all the returned headers except
-        the upgrade ones your WebSocket library sets itself.
+        A new session id (uuid4) is used when none is given. Pass the headers whole to a
+        WebSocket library (`additional_headers=` / `extra_headers=` in `websockets`): they hold
+        none of the handshake headers the library sets itself.
         """
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -144,7 +156,7 @@ class AgentCoreRuntimeClient:
             headers={"host": self._host, "x-amz-date": amz_date},
         )
         SigV4Auth(credentials, SERVICE, self.region).add_auth(request)
-        headers = _upgrade_headers(self._host, session_id)
+        headers = _connection_headers(session_id)
         headers["X-Amz-Date"] = request.headers["x-amz-date"]
         headers["Authorization"] = request.headers["Authorization"]
         if credentials.token:
@@ -196,7 +208,7 @@ class AgentCoreRuntimeClient:
         _check_arn(runtime_arn)
         session_id = session_id or str(uuid.uuid4())
         query = {"qualifier": endpoint_name} if endpoint_name else {}
-        headers = _upgrade_headers(self._host, session_id)
+        headers = _connection_headers(session_id)
         headers["Authorization"] = f"Bearer {bearer_token}"
         return self._url(self._ws_scheme, runtime_arn, query), headers
 
@@ -217,7 +229,12 @@ class AgentCoreRuntimeClient:
             except ImportError:
                 raise ImportError(f"{service} calls need boto3: pip install boto3") from None
             factory = self.session if self.session is not None and hasattr(self.session, "client") else boto3
-            client = factory.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+            options: dict[str, Any] = {"region_name": self.region, "endpoint_url": self.endpoint_url}
+            if self.integration_source:
+                from botocore.config import Config
+
+                options["config"] = Config(user_agent_extra=f"integration/{self.integration_source}")
+            client = factory.client(service, **options)
             self._boto_clients[service] = client
         return client
 

@@ -15,6 +15,8 @@ from starlette.types import Receive, Scope, Send
 from . import actions
 from .context import enter_request
 from .dispatch import Encoded
+from .invocation_log import Outcome, invocation_fields, log_invocation
+from .streaming import EventStreamResponse
 
 if TYPE_CHECKING:
     from .app import BedrockAgentCoreApp
@@ -43,7 +45,8 @@ class InvocationEndpoint:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-            logger.warning("Invalid JSON in request: %s", exc)
+            fields = invocation_fields(Outcome.INVALID_REQUEST, started)
+            logger.warning("Invalid JSON in request: %s", exc, extra=fields)
             return JSONResponse({"error": "Invalid JSON", "details": str(exc)}, status_code=400)
 
         app = self.app
@@ -54,22 +57,31 @@ class InvocationEndpoint:
 
         handler = app.entrypoint_handler
         if handler is None:
-            logger.error(NO_ENTRYPOINT)
+            logger.error(NO_ENTRYPOINT, extra=invocation_fields(Outcome.ERROR, started))
             return JSONResponse({"error": NO_ENTRYPOINT}, status_code=500)
 
         try:
             result = await app.dispatcher.call(handler, payload, context)
         except HTTPException as exc:
-            level = logging.ERROR if exc.status_code >= 500 else logging.WARNING
-            logger.log(level, "HTTP %d: %s", exc.status_code, exc.detail)
+            failed = exc.status_code >= 500
+            level, outcome = (
+                (logging.ERROR, Outcome.ERROR) if failed else (logging.WARNING, Outcome.INVALID_REQUEST)
+            )
+            logger.log(
+                level, "HTTP %d: %s", exc.status_code, exc.detail, extra=invocation_fields(outcome, started)
+            )
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         except Exception as exc:
             # The process boundary for user code: report, keep serving.
-            logger.exception("Invocation failed (%.3fs)", time.perf_counter() - started)
+            fields = invocation_fields(Outcome.ERROR, started)
+            logger.exception("Invocation failed (%.3fs)", fields["durationMs"] / 1000, extra=fields)
             return JSONResponse({"error": str(exc)}, status_code=500)
-        logger.debug("Invocation handled (%.3fs)", time.perf_counter() - started)
         if isinstance(result, Encoded):
+            log_invocation(Outcome.SUCCESS, started)
             return Response(bytes(result), media_type="application/json")
+        log_invocation(
+            Outcome.STREAMING if isinstance(result, EventStreamResponse) else Outcome.SUCCESS, started
+        )
         return result
 
 

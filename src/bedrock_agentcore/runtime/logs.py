@@ -2,7 +2,9 @@
 
 Every record becomes one JSON object per line: `timestamp`, `level`, `message`, `logger`, plus
 `requestId` / `sessionId` inside a request and `errorType` / `errorMessage` / `stackTrace` when an
-exception is attached. Give your own loggers the same format with `configure_json_logging()`.
+exception is attached. Each invocation ends with one line of its own that also carries `outcome`
+and `durationMs` (`invocation_log.py`). Give your own loggers the same format with
+`configure_json_logging()`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from .context import BedrockAgentCoreContext
 
 APP_LOGGER = "bedrock_agentcore.app"
+JSON_HANDLER = "agentcore-json"
 
 
 class RequestContextFormatter(logging.Formatter):
@@ -37,6 +40,10 @@ class RequestContextFormatter(logging.Formatter):
         session_id = BedrockAgentCoreContext.get_session_id()
         if session_id:
             entry["sessionId"] = session_id
+        outcome = record.__dict__.get("outcome")
+        if outcome is not None:
+            entry["outcome"] = outcome
+            entry["durationMs"] = record.__dict__.get("durationMs")
         if record.exc_info and record.exc_info[0] is not None:
             kind, error, tb = record.exc_info
             entry["errorType"] = kind.__name__
@@ -51,7 +58,7 @@ class RequestContextFormatter(logging.Formatter):
 def _json_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RequestContextFormatter())
-    handler.set_name("agentcore-json")
+    handler.set_name(JSON_HANDLER)
     return handler
 
 
@@ -75,10 +82,16 @@ def configure_json_logging(level: int | str = logging.INFO, loggers: Iterable[st
     for name in loggers:
         logger = logging.getLogger(name)
         for existing in list(logger.handlers):
-            if existing.get_name() == "agentcore-json":
+            if existing.get_name() == JSON_HANDLER:
                 logger.removeHandler(existing)
         logger.addHandler(_json_handler())
         logger.setLevel(level)
 
 
-__all__ = ["APP_LOGGER", "RequestContextFormatter", "configure_json_logging", "setup_app_logger"]
+__all__ = [
+    "APP_LOGGER",
+    "JSON_HANDLER",
+    "RequestContextFormatter",
+    "configure_json_logging",
+    "setup_app_logger",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bedrock_agentcore.app")
 
 INTERNAL_ERROR = 1011
+NO_HANDLER = "No WebSocket handler is registered: decorate a function with @app.websocket"
+
+
+async def _refuse_without_handler(websocket: WebSocket) -> None:
+    # 403 like any ASGI app without the route, with the reason in the body where the server can
+    # send one (ASGI's denial response); otherwise refusing the handshake is all ASGI allows.
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"error": NO_HANDLER}, status_code=403))
+    else:
+        await websocket.close(code=INTERNAL_ERROR, reason=NO_HANDLER)
 
 
 class WebSocketEndpoint:
@@ -32,8 +43,8 @@ class WebSocketEndpoint:
         context = enter_request(scope["headers"], websocket)
         handler = self.app.websocket_handler
         if handler is None:
-            logger.error("No WebSocket handler is registered: decorate a function with @app.websocket")
-            await websocket.close(code=INTERNAL_ERROR)
+            logger.error(NO_HANDLER)
+            await _refuse_without_handler(websocket)
             return
         try:
             if handler.with_context:
@@ -51,4 +62,4 @@ class WebSocketEndpoint:
                     logger.debug("WebSocket already closed", exc_info=True)
 
 
-__all__ = ["INTERNAL_ERROR", "WebSocketEndpoint"]
+__all__ = ["INTERNAL_ERROR", "NO_HANDLER", "WebSocketEndpoint"]

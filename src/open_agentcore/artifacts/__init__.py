@@ -1,6 +1,7 @@
 """Artifacts: uploaded code zips, safe unpacking, and cached worker environments."""
 
 from .environments import BuildFailed, BuiltEnvironment, EnvironmentBuilder, requirements_file
+from .interpreters import Interpreter, InterpreterUnavailable, find_interpreter
 from .storage import (
     BUCKET,
     ArtifactError,
@@ -22,8 +23,11 @@ __all__ = [
     "BuildFailed",
     "BuiltEnvironment",
     "EnvironmentBuilder",
+    "Interpreter",
+    "InterpreterUnavailable",
     "InvalidArtifact",
     "UnsafeArtifact",
+    "find_interpreter",
     "requirements_file",
     "unpack",
 ]

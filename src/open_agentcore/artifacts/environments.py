@@ -24,6 +24,7 @@ from typing import TextIO
 
 import bedrock_agentcore
 
+from .interpreters import Interpreter, find_interpreter
 from .storage import ArtifactError
 
 SDK_DEPENDENCIES = ("starlette", "uvicorn", "websockets", "anyio")
@@ -88,16 +89,23 @@ class EnvironmentBuilder:
         self.environ = dict(environ if environ is not None else os.environ)
         self._sdk = _sdk_fingerprint()
 
-    def build(self, code_dir: Path, log_path: Path) -> BuiltEnvironment:
-        """The environment for this code: cached, or built now with its log in `log_path`."""
+    def build(self, code_dir: Path, log_path: Path, python: Path | None = None) -> BuiltEnvironment:
+        """The environment for this code: cached, or built now with its log in `log_path`.
+
+        `python`: build on that interpreter instead of the server's own; the environment then
+        gets the SDK's dependencies even when the code lists no requirements.
+        """
         requirements = requirements_file(code_dir)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        if requirements is None:
+        if requirements is None and python is None:
             log_path.write_text("no requirements.txt or pyproject.toml: using the server's interpreter\n")
             return BuiltEnvironment(self.python, "base", None)
-        text = requirements.read_text(errors="replace")
+        text = requirements.read_text(errors="replace") if requirements is not None else ""
+        name = requirements.name if requirements is not None else "(no requirements)"
+        # The interpreter joins the hash only when chosen, so environments cached before still match.
+        chosen = [str(python)] if python is not None else []
         env_hash = hashlib.sha256(
-            "\n".join([requirements.name, text, sys.version, self._sdk]).encode()
+            "\n".join([name, text, sys.version, self._sdk, *chosen]).encode()
         ).hexdigest()[:24]
         root = self.cache_root / "envs" / env_hash
         lock_path = self.cache_root / "envs" / f".{env_hash}.lock"
@@ -107,16 +115,22 @@ class EnvironmentBuilder:
             if (root / "bin" / "python").exists():
                 log_path.write_text(f"environment {env_hash} is cached\n")
             else:
-                self._build(requirements, _REFERENCE_SDK.search(text) is not None, root, log_path)
+                reference_sdk = _REFERENCE_SDK.search(text) is not None
+                self._build(requirements, reference_sdk, python or self.python, root, log_path)
         return BuiltEnvironment(root / "bin" / "python", env_hash, root)
 
-    def _build(self, requirements: Path, reference_sdk: bool, root: Path, log_path: Path) -> None:
+    def _build(
+        self, requirements: Path | None, reference_sdk: bool, python: Path, root: Path, log_path: Path
+    ) -> None:
         staging = root.with_name(f".{root.name}.{secrets.token_hex(4)}")
         with log_path.open("w") as log:
             try:
-                self._run(log, log_path, "venv", "--python", str(self.python), str(staging))
+                self._run(log, log_path, "venv", "--python", str(python), str(staging))
                 staged_python = str(staging / "bin" / "python")
-                self._run(log, log_path, "pip", "install", "--python", staged_python, "-r", str(requirements))
+                if requirements is not None:
+                    self._run(
+                        log, log_path, "pip", "install", "--python", staged_python, "-r", str(requirements)
+                    )
                 if not reference_sdk:
                     self._run(log, log_path, "pip", "install", "--python", staged_python, *SDK_DEPENDENCIES)
                     self._layer_sdk(staging)
@@ -124,6 +138,10 @@ class EnvironmentBuilder:
                 log.write(f"environment ready: {root}\n")
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def interpreter(self, runtime: str) -> Interpreter:
+        """The interpreter a version's `runtime` (PYTHON_3_12, ...) names. Raises `InterpreterUnavailable`."""
+        return find_interpreter(runtime, _uv(), self.environ)
 
     def _layer_sdk(self, venv: Path) -> None:
         layer = self.cache_root / "sdk" / self._sdk

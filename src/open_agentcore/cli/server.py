@@ -112,6 +112,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-lifecycle-seconds", type=int, default=60,
                         help="smallest idle timeout / max lifetime allowed (default 60)")  # fmt: skip
     parser.add_argument("--max-sessions", type=int, default=200, help="live sessions at most (default 200)")
+    parser.add_argument("--allow-host-python", action="store_true",
+                        help="a version whose Python (runtime PYTHON_3_x) is not on this host runs on the "
+                        "server's own, saying so in its status reason, instead of failing")  # fmt: skip
     parser.add_argument("--warm-pool", type=int, default=1, help="started workers kept ready per version")
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (unencrypted)")
@@ -212,6 +215,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         store_url=args.store,
         min_lifecycle_seconds=args.min_lifecycle_seconds,
         max_sessions=args.max_sessions,
+        allow_host_python=args.allow_host_python,
         warm_pool=args.warm_pool,
         tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
         tls_key=args.tls_key.resolve() if args.tls_key else None,
@@ -359,6 +363,8 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
     ]  # fmt: skip
     if config.shared_sessions:
         options.append("--shared-sessions")
+    if config.allow_host_python:
+        options.append("--allow-host-python")
     if config.tls_cert and config.tls_key:
         options += ["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
     if config.rate_limit:

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from open_agentcore.artifacts import ArtifactError, ArtifactStore, BuildFailed, EnvironmentBuilder, unpack
+from open_agentcore.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    BuildFailed,
+    EnvironmentBuilder,
+    InterpreterUnavailable,
+    unpack,
+)
+from open_agentcore.artifacts.interpreters import server_version
 from open_agentcore.auth import IssuerUnreachable, JwtAuthorizer
 from open_agentcore.sessions import SessionManager, SessionTarget
 from open_agentcore.store import DEFAULT_ENDPOINT, RuntimeRecord, Store, VersionRecord
 
-from .validation import InvalidRequest, check_configuration, check_name, jwt_authorizer_of
+from .validation import InvalidRequest, check_configuration, check_name, check_tags, jwt_authorizer_of
 
 logger = logging.getLogger("open_agentcore.runtimes")
 
@@ -67,6 +76,7 @@ class RuntimeService:
         account_id: str,
         min_lifecycle_seconds: int = 60,
         authorizer: JwtAuthorizer | None = None,
+        allow_host_python: bool = False,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -77,6 +87,8 @@ class RuntimeService:
         self.account_id = account_id
         self.min_lifecycle_seconds = min_lifecycle_seconds
         self.authorizer = authorizer or JwtAuthorizer()
+        # A version asking for a Python this host lacks runs on the server's own instead of failing.
+        self.allow_host_python = allow_host_python
         self._targets: dict[tuple[str, int], SessionTarget] = {}
         self._routes: dict[tuple[str, str], tuple[float, Route]] = {}
         self._builds: set[asyncio.Task[None]] = set()
@@ -86,6 +98,7 @@ class RuntimeService:
     async def create(self, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         name = check_name(request.get("agentRuntimeName"))
         config = check_configuration(request, self.min_lifecycle_seconds)
+        tags = check_tags(request.get("tags") or {})
         await self._check_issuer(config)
         runtime, version = await asyncio.to_thread(
             self.store.create_runtime,
@@ -94,6 +107,7 @@ class RuntimeService:
             self.account_id,
             config,
             request.get("description", ""),
+            tags=tags,
         )
         self._start_build(runtime, version)
         return runtime, version
@@ -101,7 +115,14 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         await self._check_issuer(config)
-        version = await asyncio.to_thread(self.store.add_version, runtime_id, config)
+        if "description" not in config:
+            # An update that says nothing of the description keeps the one the runtime had.
+            latest = await asyncio.to_thread(self.store.get_version, runtime_id)
+            if "description" in latest.config:
+                config["description"] = latest.config["description"]
+        version = await asyncio.to_thread(
+            self.store.add_version, runtime_id, config, config.get("description")
+        )
         self.forget_routes(runtime_id)
         runtime = await asyncio.to_thread(self.store.get_runtime, runtime_id)
         self._start_build(runtime, version)
@@ -150,8 +171,9 @@ class RuntimeService:
 
     async def _build(self, runtime: RuntimeRecord, version: VersionRecord, resumed: bool = False) -> None:
         failure: str | None = None
+        note: str | None = None
         try:
-            target = await asyncio.to_thread(self._prepare, runtime, version)
+            target, note = await asyncio.to_thread(self._prepare_noting, runtime, version)
             self._targets[(runtime.id, version.version)] = target
         except BuildFailed as error:
             failure = f"the environment build failed: {error.reason}"
@@ -165,7 +187,7 @@ class RuntimeService:
                 f"the server restarted in the middle of this build, and building again failed: {failure}"
             )
         try:
-            await asyncio.to_thread(self.store.finish_version, runtime.id, version.version, failure)
+            await asyncio.to_thread(self.store.finish_version, runtime.id, version.version, failure, note)
             self.forget_routes(runtime.id)
         except Exception:
             logger.warning("Runtime %s disappeared while building", runtime.id, exc_info=True)
@@ -175,6 +197,27 @@ class RuntimeService:
 
     def _prepare(self, runtime: RuntimeRecord, version: VersionRecord) -> SessionTarget:
         """Unpack and build one version (blocking; runs in a thread)."""
+        return self._prepare_noting(runtime, version)[0]
+
+    def _interpreter(self, runtime_name: str) -> tuple[Path | None, str | None]:
+        """The Python to build on (None: the server's own), and a note when it is not the one asked for."""
+        try:
+            interpreter = self.builder.interpreter(runtime_name)
+        except InterpreterUnavailable as error:
+            if not self.allow_host_python or error.version is None:
+                raise
+            note = (
+                f"runs on the server's Python {server_version()}: {runtime_name} asks for Python "
+                f"{error.version}, which this server cannot find (it allows that: --allow-host-python)"
+            )
+            logger.warning("%s", note)
+            return None, note
+        return (None if interpreter.is_server else interpreter.path), None
+
+    def _prepare_noting(
+        self, runtime: RuntimeRecord, version: VersionRecord
+    ) -> tuple[SessionTarget, str | None]:
+        """`_prepare`, plus what the version's status reason should say while it serves."""
         artifact = version.config["agentRuntimeArtifact"]
         log_path = self.build_log(runtime.id, version.version)
 
@@ -186,15 +229,24 @@ class RuntimeService:
                 "does not have; deploy code instead (agentcore deploy)"
             )
         code = artifact["codeConfiguration"]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            python, note = self._interpreter(str(code.get("runtime") or f"PYTHON_3_{sys.version_info.minor}"))
+        except InterpreterUnavailable as error:
+            log_path.write_text(f"{error}\n")
+            raise
         key = code["code"]["s3"]["prefix"]
         code_dir = unpack(self.artifacts.path(key), self.paths.code_root / key.removesuffix(".zip"))
         entrypoint = code["entryPoint"][0]
         resolved = (code_dir / entrypoint).resolve()
         if not resolved.is_relative_to(code_dir.resolve()) or not resolved.is_file():
             raise ArtifactError(f"entryPoint {entrypoint!r} is not a file in the uploaded code")
-        built = self.builder.build(code_dir, log_path)
+        built = self.builder.build(code_dir, log_path, python)
+        if note is not None:
+            with log_path.open("a") as log:
+                log.write(note + "\n")
         lifecycle = version.config["lifecycleConfiguration"]
-        return SessionTarget(
+        target = SessionTarget(
             runtime_id=runtime.id,
             runtime_arn=runtime.arn,
             version=version.version,
@@ -206,6 +258,7 @@ class RuntimeService:
             idle_timeout=float(lifecycle["idleRuntimeSessionTimeout"]),
             max_lifetime=float(lifecycle["maxLifetime"]),
         )
+        return target, note
 
     async def wait_for_builds(self) -> None:
         """Wait until every build started so far has finished (tests, shutdown)."""

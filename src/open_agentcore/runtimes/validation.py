@@ -14,6 +14,11 @@ _HEADER = re.compile(r"^(Authorization|X-Amzn-Bedrock-AgentCore-Runtime-Custom-[
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 PROTOCOLS = ("HTTP", "MCP", "A2A", "AGUI")
 MAX_LIFECYCLE = 28800
+# The service's own patterns (botocore's model of bedrock-agentcore-control).
+ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$", re.S)
+_TAG_TEXT = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$")
+MAX_TAGS = 50
+MAX_TAG_KEYS = 200
 
 
 class InvalidRequest(Exception):
@@ -104,12 +109,57 @@ def check_lifecycle(request: dict[str, Any], minimum: int) -> dict[str, int]:
     return result
 
 
+def check_role_arn(value: Any) -> str:
+    """An IAM role's ARN (`arn:aws:iam::<account>:role/<name>`), at most 2048 characters."""
+    if not isinstance(value, str) or not ROLE_ARN.match(value) or len(value) > 2048:
+        raise InvalidRequest(
+            "roleArn",
+            f"roleArn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {value!r:.200}",
+        )
+    return value
+
+
+def _check_tag_key(key: Any, field: str) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= 128 or not _TAG_TEXT.match(key):
+        raise InvalidRequest(
+            field, f"tag key {key!r:.140} must be 1 to 128 letters, digits, spaces or _.:/=+@-"
+        )
+    if key.lower().startswith("aws:"):
+        raise InvalidRequest(field, f"tag key {key!r:.140} uses the prefix aws:, which is reserved for AWS")
+    return key
+
+
+def check_tags(value: Any, field: str = "tags") -> dict[str, str]:
+    """A tag map as the service takes it: at most 50 tags, keys of 1 to 128 and values of 0 to 256 characters
+    of letters, digits, spaces and `_.:/=+@-`, and no key starting with the reserved `aws:`."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(field, f"{field} must map tag keys to values")
+    if len(value) > MAX_TAGS:
+        raise InvalidRequest(field, f"{field} holds {len(value)} tags; a resource has at most {MAX_TAGS}")
+    for key, text in value.items():
+        _check_tag_key(key, field)
+        if not isinstance(text, str) or len(text) > 256 or not _TAG_TEXT.match(text):
+            raise InvalidRequest(
+                field, f"the value of tag {key!r} must be 0 to 256 letters, digits, spaces or _.:/=+@-"
+            )
+    return dict(value)
+
+
+def check_tag_keys(value: Any, field: str = "tagKeys") -> list[str]:
+    """Tag keys to remove: 1 to 200 of them, each a valid key."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TAG_KEYS:
+        raise InvalidRequest(field, f"{field} must list 1 to {MAX_TAG_KEYS} tag keys")
+    return [_check_tag_key(key, field) for key in value]
+
+
 def check_configuration(request: dict[str, Any], minimum_lifecycle: int) -> dict[str, Any]:
-    """The whole version configuration to store, with defaults filled in."""
-    _require(request, "roleArn", str)
+    """The whole version configuration to store, with defaults filled in.
+
+    Tags are not part of it: they belong to the runtime and change without a new version.
+    """
     config: dict[str, Any] = {
         "agentRuntimeArtifact": check_artifact(request),
-        "roleArn": request["roleArn"],
+        "roleArn": check_role_arn(request.get("roleArn")),
         "lifecycleConfiguration": check_lifecycle(request, minimum_lifecycle),
         "protocolConfiguration": {"serverProtocol": "HTTP"},
     }
@@ -137,7 +187,7 @@ def check_configuration(request: dict[str, Any], minimum_lifecycle: int) -> dict
             "only Authorization and X-Amzn-Bedrock-AgentCore-Runtime-Custom-* headers can be allowlisted",
         )
     config["requestHeaderConfiguration"] = {"requestHeaderAllowlist": allowlist}
-    for field in ("networkConfiguration", "authorizerConfiguration", "description", "tags"):
+    for field in ("networkConfiguration", "authorizerConfiguration", "description"):
         if field in request:
             config[field] = request[field]
     jwt = jwt_authorizer_of(config)
@@ -160,4 +210,14 @@ def jwt_authorizer_of(config: dict[str, Any]) -> dict[str, Any] | None:
     return jwt if isinstance(jwt, dict) else None
 
 
-__all__ = ["NAME", "RUNTIME_ID", "InvalidRequest", "check_configuration", "check_name"]
+__all__ = [
+    "MAX_TAGS",
+    "NAME",
+    "RUNTIME_ID",
+    "InvalidRequest",
+    "check_configuration",
+    "check_name",
+    "check_role_arn",
+    "check_tag_keys",
+    "check_tags",
+]

@@ -120,6 +120,7 @@ def build_app(config: ServerConfig) -> Starlette:
             config.region,
             config.account_id,
             config.min_lifecycle_seconds,
+            allow_host_python=config.allow_host_python,
         )
         await app.state.runtimes.resume_builds()
         sessions.start_reaper()

@@ -42,6 +42,8 @@ class ServerConfig:
     shared_sessions: bool = False
     store_url: str | None = None
     min_lifecycle_seconds: int = 60
+    # A version asking for a Python this host lacks runs on the server's own (saying so) instead of failing.
+    allow_host_python: bool = False
     max_sessions: int = 200
     warm_pool: int = 1
     reap_interval: float = 5.0

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from open_agentcore.auth.policies import PolicyError, parse_policy
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.runtimes.validation import check_name
+from open_agentcore.runtimes.validation import check_name, check_tag_keys, check_tags
 from open_agentcore.store import RuntimeRecord, VersionRecord
 
 from .errors import ValidationError
@@ -203,6 +203,27 @@ async def delete_resource_policy(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def tag_resource(request: Request) -> Response:
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
+    body = await json_body(request)
+    if "tags" not in body:
+        raise ValidationError("tags is required: a map of tag keys to values", field="tags")
+    await asyncio.to_thread(store.tag_runtime, runtime_id, check_tags(body["tags"]))
+    return Response(status_code=204)
+
+
+async def untag_resource(request: Request) -> Response:
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
+    keys = check_tag_keys(request.query_params.getlist("tagKeys"))
+    await asyncio.to_thread(store.untag_runtime, runtime_id, keys)
+    return Response(status_code=204)
+
+
+async def list_tags(request: Request) -> Response:
+    store, runtime_id = _service(request).store, request.path_params["runtime_id"]
+    return JSONResponse({"tags": await asyncio.to_thread(store.runtime_tags, runtime_id)})
+
+
 __all__ = [
     "create_endpoint",
     "create_runtime",
@@ -214,8 +235,11 @@ __all__ = [
     "get_runtime",
     "list_endpoints",
     "list_runtimes",
+    "list_tags",
     "list_versions",
     "put_resource_policy",
+    "tag_resource",
+    "untag_resource",
     "update_endpoint",
     "update_runtime",
 ]

@@ -239,6 +239,20 @@ def _policy_resource(table: OperationTable, text: str) -> str:
     return _runtime_reference(table, text)
 
 
+# Any resource the service can tag (botocore's TaggableResourcesArn); this server keeps runtimes.
+_TAGGABLE_ARN = re.compile(
+    r"^arn:[^:]*:bedrock-agentcore:[a-z0-9-]+:[0-9]{12}:[a-z-]+/[^/]+(/[a-z-]+/[^/]+)*$"
+)
+
+
+def _tagged_resource(table: OperationTable, text: str) -> str:
+    if _RUNTIME_ARN.match(text):
+        return _runtime_reference(table, text)
+    if _TAGGABLE_ARN.match(text) and len(text) <= 1011:
+        raise NotFound(f"no resource {text[:200]}: this server keeps tags of agent runtimes only")
+    raise ValidationError("resourceArn must be the ARN of a bedrock-agentcore resource", field="resourceArn")
+
+
 def _endpoint(table: OperationTable, text: str) -> str:
     if not NAME.match(text):
         raise ValidationError(f"{text[:120]!r} is not an endpoint name", field="endpointName")
@@ -275,6 +289,7 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "runtime": ("runtime_id", _runtime_reference),
     "runtime_id": ("runtime_id", _runtime_id),
     "resource_arn": ("runtime_id", _policy_resource),
+    "tagged_arn": ("runtime_id", _tagged_resource),
     "endpoint": ("endpoint", _endpoint),
     "version": ("version", _version),
     "session_id": ("session_id", _session_id),

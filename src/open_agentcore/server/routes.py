@@ -47,6 +47,10 @@ OPERATIONS: tuple[Operation, ...] = (
               control.get_resource_policy),
     Operation("DeleteResourcePolicy", "DELETE", "/resourcepolicy/{resource_arn}", R.RUNTIME,
               control.delete_resource_policy),
+    # Tags of runtimes (the ARN percent-encoded in one path segment, as botocore sends it).
+    Operation("TagResource", "POST", "/tags/{tagged_arn}", R.RUNTIME, control.tag_resource),
+    Operation("UntagResource", "DELETE", "/tags/{tagged_arn}", R.RUNTIME, control.untag_resource),
+    Operation("ListTagsForResource", "GET", "/tags/{tagged_arn}", R.RUNTIME, control.list_tags),
     # Extensions (ours, same SigV4 authentication; the health check alone is public).
     Operation("Health", "GET", "/_agentcore/health", R.NONE, extensions.health, Auth.PUBLIC),
     Operation("UploadArtifact", "PUT", "/_agentcore/artifacts", R.NONE, extensions.upload_artifact,

@@ -16,6 +16,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from .config import LOG_LEVELS, ServerConfig
 from .protocol import ConnectionLimits, http_protocol
+from .websocket_protocol import RuntimeWebSocketProtocol
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def uvicorn_config(app: ASGIApp, config: ServerConfig, **options: Any) -> uvicor
                 max_connections=config.max_connections,
             )
         ),
+        "ws": RuntimeWebSocketProtocol,
         "h11_max_incomplete_event_size": config.max_header_bytes,
         "log_level": config.log_level,
         "log_config": log_config(config.log_level),

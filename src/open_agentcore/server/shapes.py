@@ -12,13 +12,21 @@ def timestamp(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def runtime_summary(runtime: RuntimeRecord, version: int | None = None) -> dict[str, Any]:
+def description_of(version: VersionRecord) -> str:
+    """A version's own description: the one its create or update request gave, else empty."""
+    description = version.config.get("description", "")
+    return description if isinstance(description, str) else ""
+
+
+def runtime_summary(runtime: RuntimeRecord, version: VersionRecord | None = None) -> dict[str, Any]:
+    """ListAgentRuntimes: the runtime as its latest version (or `version`) describes it."""
+    shown = version or runtime.version
     return {
         "agentRuntimeArn": runtime.arn,
         "agentRuntimeId": runtime.id,
-        "agentRuntimeVersion": str(version or runtime.latest_version),
+        "agentRuntimeVersion": str(shown.version),
         "agentRuntimeName": runtime.name,
-        "description": runtime.description,
+        "description": description_of(shown),
         "lastUpdatedAt": timestamp(runtime.updated_at),
         "status": runtime.status.value,
     }
@@ -41,7 +49,7 @@ def runtime_detail(runtime: RuntimeRecord, version: VersionRecord) -> dict[str, 
         "protocolConfiguration": config["protocolConfiguration"],
         "environmentVariables": config.get("environmentVariables", {}),
         "requestHeaderConfiguration": config.get("requestHeaderConfiguration", {}),
-        "description": config.get("description", runtime.description),
+        "description": description_of(version),
     }
     if version.failure_reason:
         body["failureReason"] = version.failure_reason
@@ -53,7 +61,7 @@ def runtime_detail(runtime: RuntimeRecord, version: VersionRecord) -> dict[str, 
 
 def version_summary(runtime: RuntimeRecord, version: VersionRecord) -> dict[str, Any]:
     return {
-        **runtime_summary(runtime, version.version),
+        **runtime_summary(runtime, version),
         "status": version.status.value,
         "lastUpdatedAt": timestamp(version.created_at),
     }
@@ -76,4 +84,11 @@ def endpoint_detail(runtime: RuntimeRecord, endpoint: EndpointRecord) -> dict[st
     return body
 
 
-__all__ = ["endpoint_detail", "runtime_detail", "runtime_summary", "timestamp", "version_summary"]
+__all__ = [
+    "description_of",
+    "endpoint_detail",
+    "runtime_detail",
+    "runtime_summary",
+    "timestamp",
+    "version_summary",
+]

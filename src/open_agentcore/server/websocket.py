@@ -87,7 +87,7 @@ async def _open_upstream(
             )
         except InvalidStatus as error:
             raise RuntimeClientError(
-                f"the agent refused the WebSocket with HTTP {error.response.status_code}"
+                _refusal_reason(error.response.status_code, error.response.body)
             ) from None
         except (ConnectionRefusedError, FileNotFoundError) as error:
             raise WorkerUnreachable(str(error), sent=False) from None  # the lease's retry rule decides
@@ -98,6 +98,18 @@ async def _open_upstream(
     upstream = await lease.call(connect)
     held.push_async_callback(upstream.close)
     return lease, upstream
+
+
+def _refusal_reason(status: int, body: bytes | bytearray | None) -> str:
+    detail = (body or b"")[:300].decode("utf-8", "replace").strip()
+    if detail:  # our SDK says why (no handler registered, ...)
+        return f"the agent refused the WebSocket with HTTP {status}: {detail}"
+    if status in (403, 404):  # what an ASGI app without a /ws route or handler answers
+        return (
+            f"the agent has no WebSocket handler: its /ws refused the upgrade with HTTP {status} "
+            "(an agent serves WebSockets with an @app.websocket handler)"
+        )
+    return f"the agent refused the WebSocket with HTTP {status}"
 
 
 def _subprotocols(websocket: WebSocket) -> list[Any]:

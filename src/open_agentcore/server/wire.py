@@ -23,6 +23,7 @@ from open_agentcore.store import (
     DefaultEndpointProtected,
     InvalidPaginationToken,
     NotFoundError,
+    TooManyTags,
 )
 from open_agentcore.streams import FrameOutOfRange, FramesDropped, MalformedEventId, StreamNotFound
 
@@ -60,7 +61,7 @@ def wire_error(error: Exception) -> ServiceError:
         return InternalError("the server's database is unavailable; try again")
     if isinstance(error, (ArtifactNotFound, ArtifactTooLarge, ArtifactError)):
         return ValidationError(str(error))
-    if isinstance(error, SessionLimitReached):
+    if isinstance(error, (SessionLimitReached, TooManyTags)):
         return QuotaExceeded(str(error))
     if isinstance(error, SessionOwnedByAnother):
         return AccessDenied(str(error))
@@ -104,9 +105,11 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     InvalidPaginationToken,
     DefaultEndpointProtected,
     NotFoundError,
+    TooManyTags,
     DatabaseUnavailable,
     ArtifactError,
     SessionLimitReached,
+    TooManyTags,
     SessionOwnedByAnother,
     SessionEnded,
     InvocationNotFound,

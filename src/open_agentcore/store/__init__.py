@@ -1,6 +1,6 @@
 """Persistent state of the runtime server on SQLAlchemy 2: SQLite by default, PostgreSQL by URL.
 
-Runtimes, their immutable versions, endpoints, sessions, access keys, resource policies and
+Runtimes, their immutable versions and tags, endpoints, sessions, access keys, resource policies and
 client-token idempotency, behind one thread-safe `Store` that hands out frozen records.
 """
 
@@ -22,6 +22,7 @@ from .errors import (
     SchemaTooNew,
     SessionNotFound,
     StoreError,
+    TooManyTags,
     UnsupportedDatabaseURL,
     VersionNotFound,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "SessionState",
     "Store",
     "StoreError",
+    "TooManyTags",
     "UnsupportedDatabaseURL",
     "VersionNotFound",
     "VersionRecord",

@@ -18,6 +18,10 @@ class ConflictError(StoreError):
     """Base of the "that clashes with what exists" failures (the wire's ConflictException)."""
 
 
+class TooManyTags(StoreError):
+    """The tags asked for would leave a resource with more than it may have."""
+
+
 class RuntimeNotFound(NotFoundError):
     """No runtime with that id."""
 
@@ -95,6 +99,7 @@ __all__ = [
     "SchemaTooNew",
     "SessionNotFound",
     "StoreError",
+    "TooManyTags",
     "UnsupportedDatabaseURL",
     "VersionNotFound",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +23,7 @@ from .errors import RuntimeNameConflict
 from .records import DEFAULT_ENDPOINT, Page, RuntimeRecord, RuntimeStatus, VersionRecord
 from .sessions import SessionRepository
 from .tables import Runtime, RuntimeVersion
+from .tags import TagRepository, put_tags
 from .transactions import fingerprint, utcnow
 
 CREATE_RUNTIME = "CreateAgentRuntime"
@@ -33,7 +34,7 @@ _FAILED = (RuntimeStatus.CREATE_FAILED, RuntimeStatus.UPDATE_FAILED)
 _BUILD_ENDED = (RuntimeStatus.READY, *_FAILED)
 
 
-class Store(EndpointRepository, SessionRepository, AccessRepository):
+class Store(EndpointRepository, SessionRepository, AccessRepository, TagRepository):
     """The runtime server's persistent state: SQLite by default, PostgreSQL shared by replicas.
 
     Thread-safe; every method is one transaction and returns frozen records, never live rows.
@@ -66,13 +67,15 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
         config: dict[str, Any],
         description: str = "",
         client_token: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[RuntimeRecord, VersionRecord]:
         """A new runtime `<name>-<10 alphanumerics>` with version 1 (CREATING) and its DEFAULT endpoint.
 
-        Raises `RuntimeNameConflict`, `ClientTokenConflict`. A retry with the same `client_token`
-        and parameters returns what the first request created.
+        Raises `RuntimeNameConflict`, `ClientTokenConflict`, `TooManyTags`. A retry with the same
+        `client_token` and parameters returns what the first request created.
         """
-        digest = fingerprint(name, region, account, config, description)
+        # Tags join the digest only when given, so tokens stored before tags were kept still replay.
+        digest = fingerprint(name, region, account, config, description, *((dict(tags),) if tags else ()))
         try:
             with self._write() as session:
                 if client_token and (replay := self._created_by(session, client_token, digest)):
@@ -102,6 +105,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
                 session.add(runtime)
                 session.flush()
                 session.add_all([version, new_endpoint(runtime, DEFAULT_ENDPOINT, version, "", now)])
+                put_tags(session, runtime_id, tags or {})
                 if client_token:
                     self._claim(session, CREATE_RUNTIME, client_token, digest, runtime_id)
                 session.flush()
@@ -271,8 +275,14 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
                 session, runtime_id, version, lambda _: status, failure_reason, artifact_key, environment_hash
             )
 
-    def finish_version(self, runtime_id: str, version: int, failure: str | None = None) -> VersionRecord:
-        """Record a build's outcome: READY, or CREATE_FAILED (a version that was CREATING) / UPDATE_FAILED."""
+    def finish_version(
+        self, runtime_id: str, version: int, failure: str | None = None, note: str | None = None
+    ) -> VersionRecord:
+        """Record a build's outcome: READY, or CREATE_FAILED (a version that was CREATING) / UPDATE_FAILED.
+
+        `note` is kept as the reason of a READY version (the wire's `failureReason`, its only
+        status reason): something the caller should know although the version serves.
+        """
 
         def outcome(current: RuntimeStatus) -> RuntimeStatus:
             if failure is None:
@@ -284,7 +294,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
             )
 
         with self._write() as session:
-            return self._set_version_status(session, runtime_id, version, outcome, failure, None, None)
+            return self._set_version_status(session, runtime_id, version, outcome, failure, None, None, note)
 
     def _set_version_status(
         self,
@@ -295,6 +305,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
         failure_reason: str | None,
         artifact_key: str | None,
         environment_hash: str | None,
+        note: str | None = None,
     ) -> VersionRecord:
         runtime = self._runtime_row(session, runtime_id, lock=True)
         row = self._version_row(session, runtime_id, version)
@@ -303,7 +314,7 @@ class Store(EndpointRepository, SessionRepository, AccessRepository):
             raise ValueError("a version is never DELETING; delete the runtime")
         now = utcnow()
         row.status, row.updated_at = status, now
-        row.failure_reason = failure_reason if status in _FAILED else None
+        row.failure_reason = failure_reason if status in _FAILED else note
         if artifact_key is not None:
             row.artifact_key = artifact_key
         if environment_hash is not None:

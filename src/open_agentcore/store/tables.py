@@ -241,6 +241,15 @@ class ResourcePolicy(Base):
         return ResourcePolicyRecord(self.runtime_id, copy.deepcopy(self.policy), self.updated_at)
 
 
+class ResourceTag(Base):
+    """One tag of a runtime; deleting the runtime deletes its tags."""
+
+    __tablename__ = "resource_tags"
+    runtime_id: Mapped[str] = mapped_column(ForeignKey("runtimes.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[str]
+
+
 class ClientToken(Base):
     """Idempotency: the resource a (operation, clientToken) pair created, and a digest of the request."""
 
