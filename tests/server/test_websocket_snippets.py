@@ -63,7 +63,11 @@ async def talk_current(ws_url: str, headers: dict[str, str] | None = None) -> di
 
 
 async def talk_legacy(ws_url: str, headers: dict[str, str]) -> dict[str, Any]:
-    from websockets.legacy.client import connect as legacy_connect
+    import warnings
+
+    with warnings.catch_warnings():  # the snippet's API on purpose: websockets says it is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from websockets.legacy.client import connect as legacy_connect
 
     async with legacy_connect(ws_url, extra_headers=headers) as ws:
         await ws.send(json.dumps({"inputText": "Hello!"}))
