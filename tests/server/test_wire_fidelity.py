@@ -211,3 +211,28 @@ def test_role_arns_with_paths_and_other_partitions_are_accepted(server: Server, 
         agentRuntimeName="goodrole", roleArn=role, agentRuntimeArtifact=artifact(key)
     )
     assert server.control.get_agent_runtime(agentRuntimeId=created["agentRuntimeId"])["roleArn"] == role
+
+
+# A trailing newline ---------------------------------------------------------------------------
+# A `$` in a pattern also matches before a final "\n": every name, id and version is checked to its
+# very end, so a newline neither names a runtime nor reaches the store as part of an id.
+
+
+def test_a_name_with_a_trailing_newline_is_refused(server: Server) -> None:
+    key = server.upload({"agent.py": AGENT})
+    code, message = refusal(
+        server.control.create_agent_runtime, agentRuntimeName="newline\n", roleArn=ROLE,
+        agentRuntimeArtifact=artifact(key), networkConfiguration={"networkMode": "PUBLIC"},
+    )  # fmt: skip
+    assert code == "ValidationException" and "agentRuntimeName" in message
+    assert all(
+        r["agentRuntimeName"] != "newline\n" for r in server.control.list_agent_runtimes()["agentRuntimes"]
+    )
+
+
+@pytest.mark.parametrize("path", ["/runtimes/{id}%0A/", "/runtimes/{id}/?version=1%0A"])
+def test_an_id_or_version_with_a_trailing_newline_is_refused(server: Server, path: str) -> None:
+    runtime_id = server.deploy({"agent.py": AGENT}, "plain")["agentRuntimeId"]
+    reply = server.signed("GET", path.format(id=runtime_id))
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["x-amzn-errortype"].startswith("ValidationException")

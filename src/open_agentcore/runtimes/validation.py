@@ -8,14 +8,14 @@ from typing import Any
 from open_agentcore.artifacts import BUCKET
 from open_agentcore.auth import InvalidAuthorizerConfig, validate_authorizer_config
 
-NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
-RUNTIME_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$")
-_HEADER = re.compile(r"^(Authorization|X-Amzn-Bedrock-AgentCore-Runtime-Custom-[A-Za-z0-9-]+)$", re.I)
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}\Z")
+RUNTIME_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}\Z")
+_HEADER = re.compile(r"^(Authorization|X-Amzn-Bedrock-AgentCore-Runtime-Custom-[A-Za-z0-9-]+)\Z", re.I)
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 PROTOCOLS = ("HTTP", "MCP", "A2A", "AGUI")
 MAX_LIFECYCLE = 28800
 # The service's own patterns (botocore's model of bedrock-agentcore-control).
-ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$", re.S)
+ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+\Z", re.S)
 _TAG_TEXT = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$")
 MAX_TAGS = 50
 MAX_TAG_KEYS = 200

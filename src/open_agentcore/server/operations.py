@@ -32,8 +32,8 @@ WEBSOCKET = "WEBSOCKET"  # the "method" of a WebSocket handshake
 SCOPE_KEY = "agentcore.match"
 MAX_SESSION_ID = 256
 
-_RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)$")
-_VERSION = re.compile(r"^[1-9][0-9]{0,4}$")
+_RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)\Z")
+_VERSION = re.compile(r"^[1-9][0-9]{0,4}\Z")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # an invocation's, as callers may choose it
 
