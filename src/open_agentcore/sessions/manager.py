@@ -256,6 +256,11 @@ class SessionManager:
 
     async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
         handle = self._take_warm(target)
+        if handle is None and self._warming and self.workers() >= self.config.max_sessions:
+            # The room is held by warm workers still starting: wait for them (a worker's start at
+            # most), then take one of this version or evict one, rather than refuse the session.
+            await asyncio.wait(set(self._warming))
+            handle = self._take_warm(target)
         if handle is None:
             # Starting a worker takes a while: sessions still starting count against the limit, or
             # a burst of new ids would all pass the check before any of them is in the table. Warm
