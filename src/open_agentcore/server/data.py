@@ -142,20 +142,16 @@ async def invoke(request: Request) -> Response:
             text = await _drain(reply)
             raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
         content_type = dict(reply.headers).get("content-type", "application/json")
-        answer_headers = {
-            "content-type": content_type,
-            SESSION_HEADER: on_the_wire(session_id),
-            AWS_REQUEST_ID_HEADER: request_id,
-        }
-        sse = content_type.startswith("text/event-stream")
-        if sse:
+        answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
+        if content_type.startswith("text/event-stream"):
             # Recorded for resumption: a task reads the worker to its end, even if the client leaves,
-            # and releases the lease then; the stream's frames carry `<request id>:<n>` ids.
-            del answer_headers[AWS_REQUEST_ID_HEADER]  # the recording names it
+            # and releases the lease then; the stream's frames carry `<request id>:<n>` ids, and the
+            # recording names the request id in the answer's headers.
             return recorded(
-                request.app.state.streams, target.runtime_id, session_id, relayed(lease, reply, sse),
+                request.app.state.streams, target.runtime_id, session_id, relayed(lease, reply, sse=True),
                 answer_headers, held.pop_all().aclose, request_id,
             )  # fmt: skip
+        answer_headers[AWS_REQUEST_ID_HEADER] = request_id
         if reply.length is not None and reply.length <= _WHOLE_ANSWER:
             # A small answer of known size (most JSON results): relayed in one piece, no chunking.
             try:
@@ -163,7 +159,7 @@ async def invoke(request: Request) -> Response:
             except WorkerUnreachable as error:
                 raise SessionEnded(await lease.broke_off(error)) from None
             return Response(whole, headers=answer_headers)
-        return _Relay(relayed(lease, reply, sse), answer_headers, held.pop_all())
+        return _Relay(relayed(lease, reply, sse=False), answer_headers, held.pop_all())
     raise AssertionError("unreachable")  # the block returns or raises; mypy cannot tell
 
 
