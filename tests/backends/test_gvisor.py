@@ -7,6 +7,7 @@ module-scoped, and each test that ends a worker starts just that one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -32,6 +34,7 @@ from open_agentcore.backends import (
     ProcessWorker,
     SessionLimits,
     WorkerSpec,
+    WorkerStartFailed,
     kill_orphan,
     process,
 )
@@ -267,6 +270,67 @@ def test_a_link_a_file_or_anothers_socket_is_refused_and_nothing_there_yet_is_wa
         with pytest.raises(BlockingIOError):
             elsewhere.accept()
     assert not os.path.lexists(link)
+
+
+def serve_pings(listener: socket.socket) -> None:
+    """Answer every connection to `listener` with 200, as an agent's /ping does, until it is closed."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
+def wait_ready(made: Path, timeout: float) -> ProcessWorker:
+    """`ProcessBackend._wait_ready` for a stand-in gVisor worker whose socket is made at `made`."""
+
+    async def run() -> ProcessWorker:
+        process = await asyncio.create_subprocess_exec("sleep", "60")
+        worker = ProcessWorker(
+            worker_id="wgofer", process=process, socket_path=made.parent.parent / "worker.sock",
+            log_path=made.parent.parent / "worker.log", sandboxed=True, host_uid=UID,
+            gvisor=cast(Any, "a stand-in: only its presence matters here"),
+        )  # fmt: skip
+        try:
+            await ProcessBackend(sandbox="none")._wait_ready(worker, timeout, made)
+        finally:
+            process.kill()
+            await process.wait()
+        return worker
+
+    return asyncio.run(run())
+
+
+def test_a_socket_bound_as_root_is_waited_for_until_it_is_the_workers(tmp_path: Path) -> None:
+    # runsc's gofer binds the worker's socket as root and gives it to the worker's uid just after:
+    # seen in between, it is not refused (that failed a CI run) but not taken either.
+    made = tmp_path / "sock" / "worker.sock"
+    made.parent.mkdir()
+    (tmp_path / "worker.log").write_text("")
+    with listening(made) as listener:
+        threading.Thread(target=serve_pings, args=(listener,), daemon=True).start()
+        chowned = threading.Timer(0.3, os.chown, (made, UID, UID))
+        chowned.start()
+        worker = wait_ready(made, timeout=20)
+        assert os.stat(worker.socket_path).st_uid == UID  # the link is to the socket once it was the worker's
+        listener.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_socket_that_stays_roots_fails_the_start_with_the_reason(tmp_path: Path) -> None:
+    made = tmp_path / "sock" / "worker.sock"
+    made.parent.mkdir()
+    (tmp_path / "worker.log").write_text("")
+    with listening(made) as listener:
+        threading.Thread(target=serve_pings, args=(listener,), daemon=True).start()
+        with pytest.raises(
+            WorkerStartFailed, match=r"its socket was refused: .* belongs to uid 0, not to the worker's"
+        ):
+            wait_ready(made, timeout=0.5)
+        assert not os.path.lexists(tmp_path / "worker.sock")
+        listener.shutdown(socket.SHUT_RDWR)
 
 
 # Refusing to run weaker ----------------------------------------------------------------------

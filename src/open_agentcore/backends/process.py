@@ -371,12 +371,13 @@ class ProcessBackend:
         transport = unix_transport(worker.socket_path)
         # A gVisor worker makes its socket itself; the server's link to it exists once it is taken.
         adopted = worker.gvisor is None
+        refused: list[str] = []  # why a socket that is there was not taken (yet)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
                 while True:
                     remaining = deadline - loop.time()
                     if not adopted:
-                        adopted = await _adopt_socket(worker, made_socket)
+                        adopted = await _adopt_socket(worker, made_socket, refused)
                     # The socket listens from the start: a ping waits in its backlog until the agent serves.
                     ping: asyncio.Task[httpx.Response | None] = loop.create_task(
                         client.get("/ping", timeout=max(remaining, 0.001)) if adopted else _nothing()
@@ -400,7 +401,9 @@ class ProcessBackend:
                     if loop.time() >= deadline:
                         raise WorkerStartFailed(
                             worker.worker_id,
-                            f"the agent did not answer /ping within {timeout:g}s",
+                            f"its socket was refused: {refused[-1]}"
+                            if refused and not adopted
+                            else f"the agent did not answer /ping within {timeout:g}s",
                             _tail(worker.log_path),
                         )
                     await asyncio.sleep(0.01)
@@ -476,12 +479,16 @@ def _made_socket(spec: WorkerSpec) -> Path:
     return spec.work_dir / "sock" / "worker.sock"
 
 
-async def _adopt_socket(worker: ProcessWorker, made: Path) -> bool:
-    """Link the socket a gVisor worker made to `worker.socket_path`; False while it has not made it.
-    `WorkerStartFailed` if what is there is not a socket of the worker's own."""
+async def _adopt_socket(worker: ProcessWorker, made: Path, refused: list[str]) -> bool:
+    """Link the socket a gVisor worker made to `worker.socket_path`; False while it has not made it
+    or it is not yet the worker's (the reason is added to `refused`). `WorkerStartFailed` if what is
+    there is not a socket at all."""
     assert worker.host_uid is not None
     try:
         return await asyncio.to_thread(work_dir.adopt_socket, made, worker.socket_path, worker.host_uid)
+    except work_dir.ForeignSocket as error:
+        refused[:] = [str(error)]
+        return False
     except (work_dir.UnsafeSocket, OSError) as error:
         raise WorkerStartFailed(
             worker.worker_id, f"its socket was refused: {error}", _tail(worker.log_path)

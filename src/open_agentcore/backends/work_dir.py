@@ -25,6 +25,11 @@ class UnsafeSocket(Exception):
     """What the worker left where its socket should be is not a socket it made; the message says what."""
 
 
+class ForeignSocket(UnsafeSocket):
+    """A socket is there but not (yet) the worker's: gVisor's gofer binds it as root, then gives it
+    to the worker's uid, so the caller may look again until its deadline."""
+
+
 def prepare(work_dir: Path, host_uid: int | None, own: Sequence[str] = ("home", "tmp")) -> None:
     """Make the work dir, with the dirs named in `own` owned by `host_uid` (as root) and nothing else its."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +76,7 @@ def adopt_socket(made: Path, link: Path, owner: int) -> bool:
         if not stat.S_ISSOCK(found.st_mode):
             raise UnsafeSocket(f"{made} is not a socket (mode {stat.filemode(found.st_mode)})")
         if found.st_uid != owner:
-            raise UnsafeSocket(f"{made} belongs to uid {found.st_uid}, not to the worker's ({owner})")
+            raise ForeignSocket(f"{made} belongs to uid {found.st_uid}, not to the worker's ({owner})")
         link.unlink(missing_ok=True)
         # linkat(fd, "", AT_EMPTY_PATH) links the inode opened, whatever happens to `made` meanwhile.
         if _libc.linkat(descriptor, b"", _AT_FDCWD, os.fsencode(link), _AT_EMPTY_PATH) != 0:
@@ -87,4 +92,4 @@ def open_log(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-__all__ = ["UnsafeSocket", "adopt_socket", "listen", "open_log", "prepare"]
+__all__ = ["ForeignSocket", "UnsafeSocket", "adopt_socket", "listen", "open_log", "prepare"]
