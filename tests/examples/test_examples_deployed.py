@@ -106,6 +106,8 @@ def test_middleware(deployer: Deployer) -> None:
     assert json.loads(deployer.agentcore(project, "invoke", '{"prompt": "hi"}')) == {"echo": {"prompt": "hi"}}
 
 
+# Its deploy installs strands-agents from PyPI and its first call imports it: minutes on a loaded machine.
+@pytest.mark.timeout(600)
 def test_strands_agent_streams_its_events(deployer: Deployer) -> None:
     # strands-agents is installed from PyPI into the agent's own environment by the server.
     project = deployer.deploy("strands")
