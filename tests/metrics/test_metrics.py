@@ -10,6 +10,8 @@ with a bad signature. Tests that add refusals of their own never add a bad signa
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +110,16 @@ def new_key(server: Server, name: str, actions: list[str]) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
+def traffic() -> Iterator[Traffic]:
     # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
-    data_dir = Path("/tmp") / f"oacm-{tmp_path_factory.getbasetemp().name[-12:]}"
-    data_dir.mkdir(exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="oacm-", dir="/tmp"))
+    try:
+        yield from _traffic(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _traffic(data_dir: Path) -> Iterator[Traffic]:
     port = free_port()
     # One worker at most: a stopped session leaves the room empty and nothing refills the warm
     # pool, so the next new session's start is cold, whatever the timing.
