@@ -3,6 +3,7 @@ after a worker ends; real processes throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,12 +62,15 @@ class Worker:
 @pytest.fixture
 def worker() -> Iterator[Worker]:
     process = subprocess.Popen([sys.executable, "-c", WORKER], stdout=subprocess.PIPE)
+    started: list[int] = []
     try:
         assert process.stdout is not None and process.stdout.readline() == b"child\n"
+        started = children(process.pid)  # its child, which outlives it when a test kills it
         yield Worker(process)
     finally:
-        for child in children(process.pid):
-            os.kill(child, signal.SIGKILL)
+        for child in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         process.kill()
         process.wait()
 
