@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -38,6 +40,17 @@ class Outcome(str, enum.Enum):
     CANCELLED = "cancelled"  # cancelled before its answer began, or the client left before the end
     CUT = "cut"  # the answer began and broke off (the worker died mid-stream)
     SERVER_ERROR = "server_error"  # 5xx
+
+
+@dataclass(frozen=True)
+class InvocationSeries:
+    """The series of one runtime's invocations, looked up once: `labels()` takes a lock and
+    builds a key on every call, which the hot path need not pay."""
+
+    outcomes: dict[Outcome, Any]  # Outcome -> the counter's child
+    duration: Any
+    first_byte: Any
+    overhead: Any
 
 
 class ServerMetrics:
@@ -87,6 +100,7 @@ class ServerMetrics:
             "agentcore_rate_limited_requests", "Requests refused by the per-caller rate limit (429).",
             ["operation"], registry=registry,
         )  # fmt: skip
+        self._series: dict[str, InvocationSeries] = {}
         self._census = SessionCollector()
         registry.register(self._census)
         self._manager: SessionManager | None = None
@@ -95,6 +109,18 @@ class ServerMetrics:
     def watch(self, manager: SessionManager) -> None:
         """Read this manager's sessions and workers at each scrape."""
         self._manager = manager
+
+    def invocation_series(self, runtime_id: str) -> InvocationSeries:
+        """The invocation series labelled with `runtime_id` (which must be a bounded value)."""
+        series = self._series.get(runtime_id)
+        if series is None:
+            series = self._series[runtime_id] = InvocationSeries(
+                {outcome: self.invocations.labels(runtime_id, outcome.value) for outcome in Outcome},
+                self.invocation_seconds.labels(runtime_id),
+                self.first_byte_seconds.labels(runtime_id),
+                self.overhead_seconds.labels(runtime_id),
+            )
+        return series
 
     def session_started(self, live: LiveSession) -> None:
         """Count a session start (the session manager's "started" event)."""
@@ -118,4 +144,4 @@ class ServerMetrics:
         return exposition, content_type
 
 
-__all__ = ["UNKNOWN_RUNTIME", "Outcome", "ServerMetrics"]
+__all__ = ["UNKNOWN_RUNTIME", "InvocationSeries", "Outcome", "ServerMetrics"]

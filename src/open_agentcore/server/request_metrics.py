@@ -160,17 +160,16 @@ class RequestMetrics:
             self._record_invocation(exchange)
 
     def _record_invocation(self, exchange: Exchange) -> None:
-        metrics = self.metrics
-        runtime_id = exchange.runtime_id or UNKNOWN_RUNTIME
-        metrics.invocations.labels(runtime_id, exchange.outcome().value).inc()
+        series = self.metrics.invocation_series(exchange.runtime_id or UNKNOWN_RUNTIME)
+        series.outcomes[exchange.outcome()].inc()
         first_byte, leasing, answered = exchange.first_byte_at, exchange.leasing_at, exchange.answered_at
         if first_byte is None or leasing is None or answered is None:
             return  # it never reached a worker: its latency says nothing of serving agents
         ended = exchange.ended_at or time.perf_counter()
-        metrics.invocation_seconds.labels(runtime_id).observe(ended - exchange.arrived)
-        metrics.first_byte_seconds.labels(runtime_id).observe(first_byte - exchange.arrived)
+        series.duration.observe(ended - exchange.arrived)
+        series.first_byte.observe(first_byte - exchange.arrived)
         overhead = (first_byte - exchange.arrived) - (answered - leasing)
-        metrics.overhead_seconds.labels(runtime_id).observe(max(0.0, overhead))
+        series.overhead.observe(max(0.0, overhead))
 
 
 __all__ = ["EXCHANGE", "Exchange", "RequestMetrics", "invocation_of"]
