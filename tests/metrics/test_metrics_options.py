@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from open_agentcore.cli.errors import CliError
 from open_agentcore.cli.main import parser
 from open_agentcore.cli.server import _forwarded, config_of
 from open_agentcore.server import ServerConfig
@@ -95,6 +96,11 @@ def test_the_metrics_flags_reach_the_config_and_start_forwards_them() -> None:
     assert "--no-metrics" in forwarded
     assert forwarded[forwarded.index("--metrics-port") + 1] == "9464"
     assert forwarded[forwarded.index("--metrics-host") + 1] == "0.0.0.0"
+
+
+def test_the_metrics_port_cannot_be_the_servers_own() -> None:
+    with pytest.raises(CliError, match="--metrics-port 8900 is the server's own --port"):
+        config_of(parser().parse_args(["server", "run", "--metrics-port", "8900"]))
 
 
 def test_metrics_are_on_and_the_port_is_off_by_default() -> None:

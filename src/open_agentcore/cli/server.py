@@ -222,6 +222,10 @@ def data_dir_of(args: argparse.Namespace) -> Path:
 def config_of(args: argparse.Namespace) -> ServerConfig:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CliError("--tls-cert and --tls-key go together")
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        raise CliError(
+            f"--metrics-port {args.metrics_port} is the server's own --port; give the metrics another"
+        )
     return ServerConfig(
         data_dir=data_dir_of(args).resolve(),
         host=args.host,
