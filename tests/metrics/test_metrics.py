@@ -199,6 +199,18 @@ def test_builds_are_counted_with_their_durations(traffic: Traffic) -> None:
     assert (value(found, "agentcore_build_duration_seconds_sum", outcome="succeeded") or 0) > 0
 
 
+def test_a_failed_build_is_counted_as_failed(traffic: Traffic) -> None:
+    server = traffic.server
+    created = server.control.create_agent_runtime(
+        agentRuntimeName="metricsImage", roleArn="arn:aws:iam::000000000000:role/agent",
+        agentRuntimeArtifact={"containerConfiguration": {"containerUri": "example.invalid/agent:1"}},
+    )  # fmt: skip
+    assert server.wait_ready(created["agentRuntimeId"])["status"] == "CREATE_FAILED"
+    found = scrape(traffic)
+    assert value(found, "agentcore_builds_total", runtime=created["agentRuntimeId"], outcome="failed") == 1
+    assert value(found, "agentcore_build_duration_seconds_count", outcome="failed") == 1
+
+
 def test_a_bad_signature_is_counted_by_its_reason(traffic: Traffic) -> None:
     assert value(scrape(traffic), "agentcore_auth_failures_total", reason="SignatureMismatch") == 1
 
