@@ -203,6 +203,7 @@ def test_every_route_names_its_action() -> None:
         ("http", "POST", "/_agentcore/access-keys", "CreateAccessKey", None),
         ("http", "GET", "/_agentcore/access-keys", "ListAccessKeys", None),
         ("http", "DELETE", "/_agentcore/access-keys/AKIA0000000000000000", "RevokeAccessKey", None),
+        ("http", "GET", "/metrics", "GetMetrics", None),
     ]  # fmt: skip
     named = set()
     table = operation_table("us-east-1", ACCOUNT)

@@ -121,6 +121,25 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=_rate, metavar="N/s",
                         help="requests per second per access key (per IP when unsigned), bursting to N; "
                         "default: no limit")  # fmt: skip
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="also serve GET /metrics WITHOUT authentication on this port, for Prometheus "
+        "scrapers (GET /metrics on the main port is SigV4-signed and needs GetMetrics)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="interface of --metrics-port (default 127.0.0.1: anyone who reaches it reads "
+        "runtime ids and traffic; see docs/metrics.md before exposing it)",
+    )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="count nothing and serve no metrics (GetMetrics answers 404)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                         help="server log detail (default warning; secrets are never logged)")  # fmt: skip
 
@@ -170,6 +189,16 @@ def _cpus(text: str) -> float:
     return cpus
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
+    return port
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
@@ -193,6 +222,10 @@ def data_dir_of(args: argparse.Namespace) -> Path:
 def config_of(args: argparse.Namespace) -> ServerConfig:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CliError("--tls-cert and --tls-key go together")
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        raise CliError(
+            f"--metrics-port {args.metrics_port} is the server's own --port; give the metrics another"
+        )
     return ServerConfig(
         data_dir=data_dir_of(args).resolve(),
         host=args.host,
@@ -221,6 +254,9 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key.resolve() if args.tls_key else None,
         rate_limit=args.rate_limit,
         log_level=args.log_level,
+        metrics=not args.no_metrics,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
 
 
@@ -262,13 +298,14 @@ def run_server(args: argparse.Namespace) -> int:
 
     from open_agentcore.backends import BackendUnavailable
     from open_agentcore.server.app import build_app
+    from open_agentcore.server.metrics import MetricsPortUnavailable
     from open_agentcore.server.serving import uvicorn_config
 
     config = config_of(args)
     _check_tls(config)
     try:
         app = build_app(config)
-    except (CredentialsError, BackendUnavailable) as error:
+    except (CredentialsError, BackendUnavailable, MetricsPortUnavailable) as error:
         raise CliError(str(error)) from None
     record = _record(config)
     record.save()
@@ -369,6 +406,10 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         options += ["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
     if config.rate_limit:
         options += ["--rate-limit", f"{config.rate_limit!r}/s"]
+    if not config.metrics:
+        options.append("--no-metrics")
+    if config.metrics_port is not None:
+        options += ["--metrics-port", str(config.metrics_port), "--metrics-host", config.metrics_host]
     return [*options, "--store", args.store] if args.store else options
 
 

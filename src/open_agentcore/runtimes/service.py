@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class RuntimeService:
         min_lifecycle_seconds: int = 60,
         authorizer: JwtAuthorizer | None = None,
         allow_host_python: bool = False,
+        on_build: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -92,6 +94,8 @@ class RuntimeService:
         self._targets: dict[tuple[str, int], SessionTarget] = {}
         self._routes: dict[tuple[str, str], tuple[float, Route]] = {}
         self._builds: set[asyncio.Task[None]] = set()
+        # Told (runtime id, succeeded, seconds) when a build ends: the server's metrics.
+        self._on_build = on_build
 
     # Control plane ---------------------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class RuntimeService:
     async def _build(self, runtime: RuntimeRecord, version: VersionRecord, resumed: bool = False) -> None:
         failure: str | None = None
         note: str | None = None
+        began = time.monotonic()
         try:
             target, note = await asyncio.to_thread(self._prepare_noting, runtime, version)
             self._targets[(runtime.id, version.version)] = target
@@ -182,6 +187,8 @@ class RuntimeService:
         except Exception as error:  # a build is a boundary: record the failure, keep the server up
             logger.exception("Build of %s version %s failed", runtime.id, version.version)
             failure = f"internal error while building: {type(error).__name__}: {error}"
+        if self._on_build is not None:
+            self._on_build(runtime.id, failure is None, time.monotonic() - began)
         if failure is not None and resumed:
             failure = (
                 f"the server restarted in the middle of this build, and building again failed: {failure}"

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from open_agentcore.artifacts import ArtifactStore, EnvironmentBuilder
 from open_agentcore.auth import load_admin_credential
 from open_agentcore.backends import ProcessBackend, SessionLimits
+from open_agentcore.metrics import ServerMetrics
 from open_agentcore.runtimes import RuntimePaths, RuntimeService
 from open_agentcore.sessions import LiveSession, SessionConfig, SessionManager
 from open_agentcore.store import Store
@@ -32,8 +33,10 @@ from .authentication import Authentication
 from .bodies import spool_dir
 from .config import ServerConfig
 from .journal import SessionJournal
+from .metrics import MetricsListener
 from .operations import unmatched
 from .ratelimit import RateLimit
+from .request_metrics import RequestMetrics
 from .routes import operation_table
 from .wire import KNOWN_FAILURES, wire_error
 
@@ -72,6 +75,13 @@ def build_app(config: ServerConfig) -> Starlette:
         limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
         state_dir=config.data_dir / "gvisor",
     )
+    metrics = ServerMetrics() if config.metrics else None
+    # Bound now, like the sandbox's check: a busy --metrics-port is reported before anything serves.
+    listener_of_metrics = (
+        MetricsListener(metrics, config.metrics_host, config.metrics_port)
+        if metrics is not None and config.metrics_port is not None
+        else None
+    )
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -88,6 +98,8 @@ def build_app(config: ServerConfig) -> Starlette:
         def listener(event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
             if event == "ended":
                 streams.journal.end_session(live.target.runtime_id, live.session_id)
+            elif metrics is not None:
+                metrics.session_started(live)
             return journal(event, live, reason)
 
         if recovered := await asyncio.to_thread(journal.recover):
@@ -121,9 +133,14 @@ def build_app(config: ServerConfig) -> Starlette:
             config.account_id,
             config.min_lifecycle_seconds,
             allow_host_python=config.allow_host_python,
+            on_build=metrics.build_finished if metrics is not None else None,
         )
         await app.state.runtimes.resume_builds()
         sessions.start_reaper()
+        if metrics is not None:
+            metrics.watch(sessions)
+        if listener_of_metrics is not None:
+            await listener_of_metrics.start()
         if backend.sandboxed:
             logger.info("runtime server ready; workers sandboxed: %s", backend.sandbox_mode())
             if backend.sandbox_mode() == "gvisor" and backend.network != "none":
@@ -136,6 +153,8 @@ def build_app(config: ServerConfig) -> Starlette:
         try:
             yield
         finally:
+            if listener_of_metrics is not None:
+                await listener_of_metrics.stop()
             await sessions.close()
             await streams.close()
             await asyncio.to_thread(journal.close)
@@ -143,6 +162,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app = Starlette(
         routes=table.routes(),
         middleware=[
+            *([Middleware(RequestMetrics, metrics=metrics)] if metrics is not None else []),
             Middleware(
                 Authentication,
                 table=table,
@@ -161,6 +181,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app.router.redirect_slashes = False
     app.router.default = unmatched
     app.state.operations = table
+    app.state.metrics = metrics
     return app
 
 

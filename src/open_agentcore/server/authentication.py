@@ -36,6 +36,8 @@ from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTab
 
 logger = logging.getLogger("open_agentcore.server.auth")
 
+REFUSAL = "agentcore.refusal"  # in scope["state"]: why the signature was refused (for metrics)
+
 _PRESIGNED_ELSEWHERE = (
     "presigned URLs authenticate WebSocket connections only (/runtimes/{arn}/ws); "
     "sign this request in its Authorization header"
@@ -112,6 +114,7 @@ class Authentication:
                 credential = pending.verify(known, body.sha256)
         except SignatureError as error:
             logger.info("Refused %s %s: %s", method, scope["path"], type(error).__name__)
+            state[REFUSAL] = type(error).__name__
             status = 403 if isinstance(error, MissingAuthentication) else error.status
             await _refuse(scope, send, status, error.wire_name, str(error))
             body.close()
@@ -185,4 +188,4 @@ async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str
     await send({"type": f"{prefix}.body", "body": body})
 
 
-__all__ = ["Authentication", "caller_of"]
+__all__ = ["REFUSAL", "Authentication", "caller_of"]

@@ -60,6 +60,10 @@ class ServerConfig:
     # Requests per second per access key (per client IP when unsigned), bursting to the same number.
     rate_limit: float | None = None
     log_level: str = "warning"
+    # Prometheus metrics (GET /metrics); with a port, also served unauthenticated on that listener.
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def database_url(self) -> str:

@@ -32,6 +32,7 @@ from open_agentcore.sessions import (
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 from .operations import MAX_SESSION_ID, REQUEST_ID
+from .request_metrics import invocation_of
 from .streams import LAST_EVENT_ID, recorded, resumed
 
 logger = logging.getLogger("open_agentcore.server.data")
@@ -122,6 +123,7 @@ async def invoke(request: Request) -> Response:
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
+    observed = invocation_of(request.scope, target.runtime_id)
     if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
@@ -135,8 +137,10 @@ async def invoke(request: Request) -> Response:
     body = await request.body()
     path = _WORKER_PATHS[protocol_of(config)]
     async with contextlib.AsyncExitStack() as held:
+        observed.leasing()
         lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
         reply = await lease.send("POST", path, headers, body)
+        observed.answered(reply.status)
         held.push_async_callback(reply.close)
         if not 200 <= reply.status < 300:
             text = await _drain(reply)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from open_agentcore.artifacts.storage import MAX_UPLOAD
 
-from . import access_keys, control, data, extensions, websocket
+from . import access_keys, control, data, extensions, metrics, websocket
 from .access import FOR_USER
 from .operations import WEBSOCKET, Auth, Operation, OperationTable
 from .operations import Resource as R
@@ -66,6 +66,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("CancelRuntimeInvocation", "POST",
               "/_agentcore/runtimes/{runtime}/sessions/{session_id}/requests/{request_id}/cancel", R.RUNTIME,
               data.cancel, Auth.RUNTIME),
+    # Prometheus exposition (also served unauthenticated on --metrics-port, when given).
+    Operation("GetMetrics", "GET", metrics.PATH, R.NONE, metrics.get_metrics),
     # Access keys of other principals: the admin key alone, whatever any policy says.
     Operation("CreateAccessKey", "POST", "/_agentcore/access-keys", R.NONE, access_keys.create_access_key,
               Auth.ADMIN),

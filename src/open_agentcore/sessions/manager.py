@@ -98,6 +98,7 @@ class LiveSession:
     end_reason: str = ""
     owner: str | None = None
     lifetime_timer: asyncio.TimerHandle | None = None
+    warm_start: bool = False  # its worker came from the warm pool
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -254,6 +255,10 @@ class SessionManager:
         warm = sum(len(handles) for handles in self._warm.values())
         return len(self._sessions) + self._launching + warm + sum(self._warming_counts.values())
 
+    def warm_workers(self) -> dict[tuple[str, int], int]:
+        """Warm workers ready now, per (runtime id, version)."""
+        return {key: len(handles) for key, handles in self._warm.items() if handles}
+
     async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
         handle = self._take_warm(target)
         if handle is None and self._warming and self.workers() >= self.config.max_sessions:
@@ -261,6 +266,7 @@ class SessionManager:
             # most), then take one of this version or evict one, rather than refuse the session.
             await asyncio.wait(set(self._warming))
             handle = self._take_warm(target)
+        warm_start = handle is not None
         if handle is None:
             # Starting a worker takes a while: sessions still starting count against the limit, or
             # a burst of new ids would all pass the check before any of them is in the table. Warm
@@ -282,6 +288,7 @@ class SessionManager:
             handle=handle,
             client=WorkerClient(handle.socket_path),
             owner=owner,
+            warm_start=warm_start,
         )
         self._sessions[(target.runtime_id, session_id)] = live
         loop = asyncio.get_running_loop()
