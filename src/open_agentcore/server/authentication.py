@@ -32,6 +32,7 @@ from open_agentcore.auth.sigv4 import EMPTY_SHA256
 
 from .access import AccessDirectory
 from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
+from .console_auth import ConsoleAuthenticator, ConsoleRefused, has_cookie
 from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTable
 
 logger = logging.getLogger("open_agentcore.server.auth")
@@ -58,8 +59,10 @@ class Authentication:
         directory: AccessDirectory,
         max_payload: int,
         spool_dir: Path | None = None,
+        console: ConsoleAuthenticator | None = None,
     ) -> None:
         self.app = app
+        self.console = console
         self.table = table
         self.directory = directory
         self.max_payload = max_payload
@@ -91,6 +94,12 @@ class Authentication:
         body = RequestBody(self.spool_dir)
         try:
             scheme = authorization_scheme(headers, raw_query)
+            if scheme is None and self.console is not None and has_cookie(scope["headers"]):
+                # Only a request that claims nothing else is judged by its console cookie.
+                state["caller"] = await self.console.caller(scope, operation)
+                forwarded = limited(receive, limit) if scope["type"] == "http" else receive
+                await self.app(scope, forwarded, send)
+                return
             if scheme in ("bearer", None) and operation is not None and operation.bearer:
                 state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS
                 forwarded = limited(receive, limit) if scope["type"] == "http" else receive
@@ -116,7 +125,7 @@ class Authentication:
             await _refuse(scope, send, status, error.wire_name, str(error))
             body.close()
             return
-        except _Refused as refused:
+        except (_Refused, ConsoleRefused) as refused:
             await _refuse(scope, send, refused.status, refused.code, str(refused))
             body.close()
             return
