@@ -23,7 +23,8 @@ class ConsoleClient:
         self.csrf = ""
 
     def login(self, key_id: str = KEY_ID, secret: str = SECRET) -> httpx.Response:
-        reply = self.http.post("/_agentcore/console/login", json={"accessKeyId": key_id, "secretAccessKey": secret})
+        body = {"accessKeyId": key_id, "secretAccessKey": secret}
+        reply = self.http.post("/_agentcore/console/login", json=body)
         if reply.status_code == 200:
             self.csrf = reply.json()["csrfToken"]
         return reply

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from websockets.typing import Origin
 from sqlalchemy import create_engine
 
 from open_agentcore.console import COOKIE_NAME, CSRF_HEADER, CookieSigner
@@ -126,12 +127,15 @@ def test_an_expired_cookie_is_refused_and_a_fresh_one_with_the_store_secret_work
     expired, _ = signer.mint(KEY_ID, now=time.time() - signer.lifetime - 1)
     fresh, session = signer.mint(KEY_ID)
     for value, status in ((expired, 401), (fresh, 200)):
-        with httpx.Client(base_url=server.url, headers={"origin": server.url}, cookies={COOKIE_NAME: value}) as client:
+        cookies = {COOKIE_NAME: value}
+        with httpx.Client(base_url=server.url, headers={"origin": server.url}, cookies=cookies) as client:
             reply = client.post(LIST_RUNTIMES, json={}, headers={CSRF_HEADER: session.csrf_token})
             assert reply.status_code == status, reply.text
 
 
-def test_a_signed_request_is_judged_by_its_signature_not_its_cookie(server: Server, console: ConsoleClient) -> None:
+def test_a_signed_request_is_judged_by_its_signature_not_its_cookie(
+    server: Server, console: ConsoleClient
+) -> None:
     assert console.login().status_code == 200
     url = server.url + LIST_RUNTIMES
     badly_signed = sign("POST", url, b"{}", secret="not-the-secret-at-all-000000000000000000")
@@ -206,19 +210,21 @@ def test_a_websocket_handshake_needs_the_token_and_the_console_s_origin(
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         websockets.sync.client.connect(
             ws_url(server, query.replace("TOKEN", console.csrf)), additional_headers=headers,
-            origin=sent_origin, open_timeout=10,  # type: ignore[arg-type]
+            origin=Origin(sent_origin) if sent_origin else None, open_timeout=10,
         )  # fmt: skip
     assert refused.value.response.status_code == 403
     assert why in refused.value.response.body.decode()
 
 
-def test_a_websocket_handshake_with_the_token_reaches_the_runtime(server: Server, console: ConsoleClient) -> None:
+def test_a_websocket_handshake_with_the_token_reaches_the_runtime(
+    server: Server, console: ConsoleClient
+) -> None:
     assert console.login().status_code == 200
     headers = {"cookie": f"{COOKIE_NAME}={console.http.cookies[COOKIE_NAME]}"}
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         websockets.sync.client.connect(
             ws_url(server, f"csrf={console.csrf}"), additional_headers=headers,
-            origin=server.url, open_timeout=10,  # type: ignore[arg-type]
+            origin=Origin(server.url), open_timeout=10,
         )  # fmt: skip
     # Past authentication: the runtime itself is what is missing.
     assert refused.value.response.status_code == 404
