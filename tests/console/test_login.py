@@ -10,8 +10,8 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
-from websockets.typing import Origin
 from sqlalchemy import create_engine
+from websockets.typing import Origin
 
 from open_agentcore.console import COOKIE_NAME, CSRF_HEADER, CookieSigner
 from open_agentcore.store.engine import PAGINATION_KEY, read_setting
