@@ -15,11 +15,11 @@ export function current() {
   return session;
 }
 
-async function failure(response) {
+async function failure(response, announce = true) {
   let message = "";
   try { message = (await response.json()).message; } catch { message = response.statusText; }
   const error = new ApiError(response.status, response.headers.get("x-amzn-errortype") || "Error", message);
-  if (response.status === 401) window.dispatchEvent(new CustomEvent("agentcore:logged-out"));
+  if (announce && response.status === 401) window.dispatchEvent(new CustomEvent("agentcore:logged-out"));
   return error;
 }
 
@@ -50,7 +50,7 @@ export async function login(accessKeyId, secretAccessKey) {
     method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
     body: JSON.stringify({ accessKeyId, secretAccessKey }),
   });
-  if (!response.ok) throw await failure(response);
+  if (!response.ok) throw await failure(response, false);
   session = await response.json();
   return session;
 }
