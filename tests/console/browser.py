@@ -118,10 +118,10 @@ class Page:
         try:
             return wait_until(lambda: self.evaluate(expression), timeout=timeout, interval=0.05)
         except AssertionError:
-            shown = self.evaluate("document.body?.innerText ?? ''")
-            raise AssertionError(
-                f"not true within {timeout}s: {expression}\npage: {str(shown)[:1500]}\nerrors: {list(console_errors(self))}"
-            ) from None
+            shown = str(self.evaluate("document.body?.innerText ?? ''"))[:1500]
+            errors = list(console_errors(self))
+            message = f"not true within {timeout}s: {expression}\npage: {shown}\nerrors: {errors}"
+            raise AssertionError(message) from None
 
     def text(self, selector: str) -> str:
         return str(self.evaluate(f"document.querySelector({json.dumps(selector)})?.innerText ?? ''"))
@@ -129,8 +129,10 @@ class Page:
     def fill(self, selector: str, value: str) -> None:
         self.wait_for(f"!!document.querySelector({json.dumps(selector)})")
         script = (
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.value = {json.dumps(value)};"
-            " e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); })()"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            f" e.value = {json.dumps(value)};"
+            " e.dispatchEvent(new Event('input', {bubbles: true}));"
+            " e.dispatchEvent(new Event('change', {bubbles: true})); })()"
         )
         self.evaluate(script)
 

@@ -37,9 +37,8 @@ def test_login_shows_the_runtimes_and_a_runtime_s_page(
     shoot("runtimes")
 
     page.click("#runtimes a.runtime-link")
-    page.wait_for(
-        "document.getElementById('build-log')?.textContent.length > 20 && !/Loading/.test(document.getElementById('build-log').textContent)"
-    )
+    log = "(document.getElementById('build-log')?.textContent ?? '')"
+    page.wait_for(f"{log}.length > 20 && !/^(Loading|Choose)/.test({log})")
     assert created["agentRuntimeArn"] in page.text("main")
     assert "DEFAULT" in page.text("#endpoints")
     shoot("runtime")
