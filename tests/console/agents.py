@@ -69,3 +69,23 @@ def invoke_json(server: Server, arn: str, session_id: str, payload: dict[str, An
         agentRuntimeArn=arn, runtimeSessionId=session_id, payload=json.dumps(payload).encode()
     )
     return json.loads(reply["response"].read())
+
+
+# A plain Starlette app (any ASGI app is an agent): answers with the headers its worker was sent.
+HEADERS_ECHO = """
+import time
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def invocations(request):
+    return JSONResponse({"headers": dict(request.headers)})
+
+
+async def ping(request):
+    return JSONResponse({"status": "Healthy", "time_of_last_update": int(time.time())})
+
+
+app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+"""

@@ -15,6 +15,7 @@ from websockets.typing import Origin
 
 from open_agentcore.console import COOKIE_NAME, CSRF_HEADER, CookieSigner
 from open_agentcore.store.engine import PAGINATION_KEY, read_setting
+from tests.console.agents import HEADERS_ECHO
 from tests.console.conftest import KEY_ID, SECRET, ConsoleClient
 from tests.server.conftest import Server, sign
 
@@ -228,3 +229,17 @@ def test_a_websocket_handshake_with_the_token_reaches_the_runtime(
         )  # fmt: skip
     # Past authentication: the runtime itself is what is missing.
     assert refused.value.response.status_code == 404
+
+
+def test_the_worker_never_sees_the_cookie_or_the_csrf_token(server: Server, console: ConsoleClient) -> None:
+    created = server.deploy({"agent.py": HEADERS_ECHO}, "echo")
+    assert console.login().status_code == 200
+    session = {"x-amzn-bedrock-agentcore-runtime-session-id": "console-echo-session"}
+    reply = console.call(
+        "POST", f"/runtimes/{created['agentRuntimeId']}/invocations", json={}, headers=session
+    )
+    assert reply.status_code == 200, reply.text
+    sent = reply.json()["headers"]
+    assert sent["x-amzn-bedrock-agentcore-runtime-session-id"] == "console-echo-session"
+    assert "cookie" not in sent and CSRF_HEADER not in sent
+    assert console.http.cookies[COOKIE_NAME] not in json.dumps(sent) and console.csrf not in json.dumps(sent)
