@@ -151,6 +151,8 @@ def test_a_signed_request_is_judged_by_its_signature_not_its_cookie(
         ({CSRF_HEADER: ""}, "CSRF"),
         ({CSRF_HEADER: "x" * 43}, "CSRF"),
         ({"origin": "https://evil.example"}, "origin"),
+        ({"origin": "null"}, "origin"),
+        ({"sec-fetch-site": "same-site"}, "same-site"),
         ({"sec-fetch-site": "cross-site"}, "cross-site"),
     ],
 )
