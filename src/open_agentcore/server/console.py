@@ -81,7 +81,8 @@ async def login(request: Request) -> Response:
     # Compared even for an unknown key, so the answer's timing does not tell which keys exist.
     expected = credential.secret_access_key if credential is not None else "-" * 40
     if not hmac.compare_digest(secret.encode(), expected.encode()) or credential is None:
-        logger.info("console login refused for access key id %s from %s", key_id[:128], client)
+        # %r: the key id is the caller's text, and must not be able to forge log lines.
+        logger.info("console login refused for access key id %r from %s", key_id[:128], client)
         raise Unauthorized(_GENERIC_FAILURE)
     value, session = (await authenticator.signer()).mint(credential.access_key_id)
     caller = await authenticator.caller_of(session)
