@@ -155,3 +155,22 @@ def test_the_console_page_forbids_framing_and_inline_script(server: Server, page
     )
     assert httpx.get(f"{server.url}/_agentcore/console/assets/nothing.js").status_code == 404
     assert httpx.get(f"{server.url}/_agentcore/console/assets/..%2Fcookies.py").status_code == 404
+
+
+def test_the_console_follows_a_dark_preference_and_fits_a_phone(
+    server: Server, page: Page, shoot: Callable[[str], Path]
+) -> None:
+    server.deploy({"agent.py": HELLO}, "on_a_phone")
+    page.send("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": "dark"}])
+    log_in(page, server.url)
+    page.wait_for("!!document.querySelector('#runtimes a.runtime-link')")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(part) for part in background[background.index("(") + 1 : -1].split(",")[:3])
+    assert red + green + blue < 3 * 64, background  # dark, not the light theme's near-white
+    shoot("runtimes-dark")
+    page.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
+    page.goto(f"{server.url}/_agentcore/console/#/playground")
+    page.wait_for("!!document.querySelector('#pg-runtime option')")
+    # Nothing wider than the screen: no sideways scrolling on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot("playground-phone")
