@@ -89,3 +89,24 @@ async def ping(request):
 
 app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
 """
+
+# Answers every invocation with an HTML page that would run a script, were it allowed to.
+HTML_PAGE = """
+import time
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+PAGE = "<html><body><script>fetch('/_agentcore/console/session')</script>owned</body></html>"
+
+
+async def invocations(request):
+    return HTMLResponse(PAGE)
+
+
+async def ping(request):
+    return JSONResponse({"status": "Healthy", "time_of_last_update": int(time.time())})
+
+
+app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+"""

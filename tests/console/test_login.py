@@ -15,7 +15,7 @@ from websockets.typing import Origin
 
 from open_agentcore.console import COOKIE_NAME, CSRF_HEADER, CookieSigner
 from open_agentcore.store.engine import PAGINATION_KEY, read_setting
-from tests.console.agents import HEADERS_ECHO
+from tests.console.agents import HEADERS_ECHO, HTML_PAGE
 from tests.console.conftest import KEY_ID, SECRET, ConsoleClient
 from tests.server.conftest import Server, sign
 
@@ -245,3 +245,19 @@ def test_the_worker_never_sees_the_cookie_or_the_csrf_token(server: Server, cons
     assert sent["x-amzn-bedrock-agentcore-runtime-session-id"] == "console-echo-session"
     assert "cookie" not in sent and CSRF_HEADER not in sent
     assert console.http.cookies[COOKIE_NAME] not in json.dumps(sent) and console.csrf not in json.dumps(sent)
+
+
+def test_an_agent_s_html_answer_is_inert_in_the_console_s_origin(
+    server: Server, console: ConsoleClient
+) -> None:
+    created = server.deploy({"agent.py": HTML_PAGE}, "html_agent")
+    assert console.login().status_code == 200
+    session = {"x-amzn-bedrock-agentcore-runtime-session-id": "console-html-session"}
+    reply = console.call(
+        "POST", f"/runtimes/{created['agentRuntimeId']}/invocations", json={}, headers=session
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/html") and "owned" in reply.text
+    policy = reply.headers["content-security-policy"]
+    assert "sandbox" in policy and "default-src 'none'" in policy
+    assert reply.headers["x-content-type-options"] == "nosniff"

@@ -32,7 +32,7 @@ from open_agentcore.auth.sigv4 import EMPTY_SHA256
 
 from .access import AccessDirectory
 from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
-from .console_auth import ConsoleAuthenticator, ConsoleRefused, has_cookie
+from .console_auth import ConsoleAuthenticator, ConsoleRefused, has_cookie, inert
 from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTable
 
 logger = logging.getLogger("open_agentcore.server.auth")
@@ -97,8 +97,10 @@ class Authentication:
             if scheme is None and self.console is not None and has_cookie(scope["headers"]):
                 # Only a request that claims nothing else is judged by its console cookie.
                 state["caller"] = await self.console.caller(scope, operation)
-                forwarded = limited(receive, limit) if scope["type"] == "http" else receive
-                await self.app(scope, forwarded, send)
+                if scope["type"] == "http":
+                    await self.app(scope, limited(receive, limit), inert(send))
+                else:
+                    await self.app(scope, receive, send)
                 return
             if scheme in ("bearer", None) and operation is not None and operation.bearer:
                 state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.types import Scope
+from starlette.types import Message, Scope, Send
 
 from open_agentcore.auth import Caller, Scheme
 from open_agentcore.console import (
@@ -34,6 +34,14 @@ from .access import AccessDirectory
 from .operations import Operation
 
 _SAFE_METHODS = ("GET", "HEAD")
+# An answer to a cookie-authenticated request may be the agent's own (an agent card, an
+# invocation's body, with the content type the agent chose): were it HTML opened in a tab, it must
+# not run as this origin, where it could call the server as the signed-in key.
+_INERT = [
+    (b"content-security-policy", b"sandbox; default-src 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_INERT_NAMES = {name for name, _ in _INERT}
 
 
 class ConsoleRefused(Exception):
@@ -109,6 +117,22 @@ class ConsoleAuthenticator:
         )
 
 
+def inert(send: Send) -> Send:
+    """`send` with every answer marked inert for a browser: sandboxed, no script, no sniffing."""
+
+    async def marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [
+                (name, value)
+                for name, value in message.get("headers", [])
+                if name.lower() not in _INERT_NAMES
+            ]
+            message = {**message, "headers": kept + _INERT}
+        await send(message)
+
+    return marked
+
+
 def has_cookie(raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
     """Whether the request carries a console cookie at all (cheap: no parsing beyond a search)."""
     marker = COOKIE_NAME.encode() + b"="
@@ -161,6 +185,7 @@ __all__ = [
     "ConsoleRefused",
     "cookie_value",
     "has_cookie",
+    "inert",
     "refuse_cross_site",
     "require_same_origin",
 ]
