@@ -174,3 +174,9 @@ def test_the_console_follows_a_dark_preference_and_fits_a_phone(
     # Nothing wider than the screen: no sideways scrolling on a phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shoot("playground-phone")
+
+
+def test_the_console_without_its_trailing_slash_opens_too(server: Server, page: Page) -> None:
+    page.goto(f"{server.url}/_agentcore/console")
+    page.wait_for("!!document.getElementById('login-form')")
+    assert page.evaluate("location.pathname") == "/_agentcore/console/"

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from open_agentcore.console import COOKIE_NAME, STATIC_DIR, ConsoleSession
 
@@ -44,6 +44,11 @@ _GENERIC_FAILURE = "the access key id or secret access key is not right"
 class AssetNotFound(ServiceError):
     code = "ResourceNotFoundException"
     status = 404
+
+
+async def to_page(request: Request) -> Response:
+    """`/_agentcore/console` → `/_agentcore/console/`, where the page's relative asset URLs resolve."""
+    return RedirectResponse(CONSOLE_PATH + "/", status_code=308, headers=SECURITY_HEADERS)
 
 
 async def page(request: Request) -> Response:
@@ -179,4 +184,14 @@ def _login_fields(body: bytes) -> tuple[str, str]:
     return key_id, secret
 
 
-__all__ = ["CONSOLE_PATH", "SECURITY_HEADERS", "AssetNotFound", "asset", "login", "logout", "page", "whoami"]
+__all__ = [
+    "CONSOLE_PATH",
+    "SECURITY_HEADERS",
+    "AssetNotFound",
+    "asset",
+    "login",
+    "logout",
+    "page",
+    "to_page",
+    "whoami",
+]

@@ -76,7 +76,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # The web console: its page and assets hold no data. Its session routes are public to the
     # middleware and judge the login (the key's secret) or the cookie themselves; every other
     # call of the console is one of the operations above, authenticated by its cookie.
-    Operation("GetConsole", "GET", "/_agentcore/console", R.NONE, console.page, Auth.PUBLIC),
+    Operation("GetConsole", "GET", "/_agentcore/console", R.NONE, console.to_page, Auth.PUBLIC),
     Operation("GetConsolePage", "GET", "/_agentcore/console/", R.NONE, console.page, Auth.PUBLIC),
     Operation("GetConsoleAsset", "GET", "/_agentcore/console/assets/{asset}", R.NONE, console.asset,
               Auth.PUBLIC),
