@@ -266,7 +266,7 @@ def main() -> int:
     parser.add_argument("--live", type=int, default=8, help="live sessions started by real invocations")
     parser.add_argument("--rounds", type=int, default=15, help="page loads timed of each kind")
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="oacb-", dir="/tmp"))
+    data_dir = Path(tempfile.mkdtemp(prefix="oac-console-bench-", dir="/tmp"))
     browser: Chromium | None = None
     try:
         with runtime_server(data_dir) as url:
