@@ -6,7 +6,9 @@ the whole signature too, when the client declares the body's hash). Only then is
 hashed as it arrives and bounded by the operation's limit, and the signature checked against it;
 the route sees the body after that, replayed. Presigned URLs authenticate WebSocket handshakes
 only. Data-plane operations pass bearer tokens (and anonymous calls) on to the route, where the
-runtime's JWT authorizer decides. The result is a typed `Caller` in `scope["state"]["caller"]`.
+runtime's JWT authorizer decides. A request that claims none of these but bears a web console
+cookie is judged by the cookie (`console_auth.py`). The result is a typed `Caller` in
+`scope["state"]["caller"]`.
 """
 
 from __future__ import annotations
