@@ -137,6 +137,11 @@ def test_a_session_log_shows_a_line_written_after_the_page_opened(
     assert runtime_id in page.text("main")
     shoot("session")
 
+    page.click("#stop-session")
+    page.wait_for("document.getElementById('stop-session').textContent === 'Stopped'")
+    listed = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions").json()["sessions"]
+    assert [entry["sessionId"] for entry in listed] == []
+
 
 def test_the_console_page_forbids_framing_and_inline_script(server: Server, page: Page) -> None:
     import httpx
