@@ -2,7 +2,8 @@
 # Installs the system programs the test suite uses, when missing: bubblewrap, setpriv (from
 # util-linux; as root it drops each sandboxed worker to its own uid), and gVisor's runsc (the
 # --sandbox gvisor workers; Debian's package runsc), and zsh and fish (the completion scripts
-# `agentcore completion` prints are loaded in each shell).
+# `agentcore completion` prints are loaded in each shell), and chromium (the web console's tests
+# drive it headless over its DevTools protocol).
 # Idempotent. Needs root and apt-get (Debian); elsewhere it says what is missing and goes on,
 # and the sandbox tests will then fail loudly rather than pass without testing anything.
 set -u
@@ -12,6 +13,7 @@ command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v fish >/dev/null 2>&1 || missing+=(fish)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -204,6 +204,12 @@ def test_every_route_names_its_action() -> None:
         ("http", "GET", "/_agentcore/access-keys", "ListAccessKeys", None),
         ("http", "DELETE", "/_agentcore/access-keys/AKIA0000000000000000", "RevokeAccessKey", None),
         ("http", "GET", "/metrics", "GetMetrics", None),
+        ("http", "GET", "/_agentcore/console", "GetConsole", None),
+        ("http", "GET", "/_agentcore/console/", "GetConsolePage", None),
+        ("http", "GET", "/_agentcore/console/assets/app.js", "GetConsoleAsset", None),
+        ("http", "POST", "/_agentcore/console/login", "ConsoleLogin", None),
+        ("http", "POST", "/_agentcore/console/logout", "ConsoleLogout", None),
+        ("http", "GET", "/_agentcore/console/session", "GetConsoleSession", None),
     ]  # fmt: skip
     named = set()
     table = operation_table("us-east-1", ACCOUNT)

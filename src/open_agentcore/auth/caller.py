@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Scheme(enum.Enum):
     """How a request proved who sent it (or did not)."""
 
-    SIGV4 = "sigv4"  # signed headers, or a presigned URL for a WebSocket
+    SIGV4 = "sigv4"  # signed headers, a presigned URL for a WebSocket, or a console login (`console`)
     BEARER = "bearer"  # an OAuth bearer token, checked by the runtime's JWT authorizer
     ANONYMOUS = "anonymous"  # nothing; only the health check admits it
 
@@ -27,6 +27,7 @@ class Caller:
     access_key_id: str | None = None
     subject: str | None = None
     admin: bool = False
+    console: bool = False  # the key proven by a console login cookie, not a signature
 
     @property
     def owner(self) -> str | None:
@@ -43,7 +44,8 @@ class Caller:
     def describe(self) -> str:
         """For logs and messages: the principal or subject, never a secret."""
         if self.scheme is Scheme.SIGV4:
-            return f"access key {self.access_key_id} ({self.principal})"
+            via = " through the console" if self.console else ""
+            return f"access key {self.access_key_id} ({self.principal}){via}"
         if self.scheme is Scheme.BEARER:
             return f"bearer token of {self.subject}" if self.subject else "an unverified bearer token"
         return "an anonymous caller"

@@ -30,11 +30,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "destroy": ("manage", "delete the agent's runtime (and endpoints, sessions) and its configuration"),
     "dev": ("dev", "run the agent locally with hot reload"),
     "server": ("server", "run the embedded runtime server"),
+    "console": ("console", "print the web console's URL (--open: open it in a browser)"),
     "completion": ("completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
 # Commands that talk to a runtime server also take --endpoint-url after their name (AWS CLI habit).
-SERVER_COMMANDS = ("deploy", "invoke", "cancel", "status", "stop-session", "logs", "destroy")
+SERVER_COMMANDS = ("deploy", "invoke", "cancel", "status", "stop-session", "logs", "destroy", "console")
 _ENDPOINT_HELP = (
     "the runtime server to talk to; wins over $AGENTCORE_ENDPOINT_URL, $AWS_ENDPOINT_URL and the "
     "server `agentcore server start` recorded (default http://127.0.0.1:8900)"

@@ -124,15 +124,11 @@ class AccessDirectory:
             return
         if caller.admin or caller.access_key_id is None:
             return
-        _, identity = await self._key(caller.access_key_id)
         arn = self.principal_arn(caller.principal)
-        resource_policies = []
-        scoped = match.operation.resource is not Resource.NONE and match.runtime_id is not None
-        if scoped and (found := await self.resource_policy(str(match.runtime_id))):
-            resource_policies.append(found)
+        scoped = match.runtime_id if match.operation.resource is not Resource.NONE else None
         actions = [match.operation.action, *([FOR_USER] if for_user else [])]
         for action in actions:
-            decision = decide(action, match.resource, arn, identity, resource_policies)
+            decision = await self._decide(caller, action, match.resource, scoped)
             if decision is not Decision.ALLOW:
                 why = "an explicit deny in a policy" if decision is Decision.EXPLICIT_DENY else (
                     "no policy allows it"
@@ -141,6 +137,19 @@ class AccessDirectory:
                     f"User: {arn} is not authorized to perform: {action} on resource: "
                     f"{match.resource} because {why}"
                 )
+
+    async def allows(self, caller: Caller, action: str, runtime_arn: str, runtime_id: str) -> bool:
+        """Whether the caller's policies allow `action` on the runtime (for filtering what a list shows)."""
+        if caller.admin or caller.access_key_id is None:
+            return True
+        return await self._decide(caller, action, runtime_arn, runtime_id) is Decision.ALLOW
+
+    async def _decide(self, caller: Caller, action: str, resource: str, runtime_id: str | None) -> Decision:
+        _, identity = await self._key(str(caller.access_key_id))
+        resource_policies = []
+        if runtime_id is not None and (found := await self.resource_policy(runtime_id)):
+            resource_policies.append(found)
+        return decide(action, resource, self.principal_arn(caller.principal), identity, resource_policies)
 
 
 def _stored_policy(document: dict[str, Any] | None, resource: bool = False) -> Policy | None:

@@ -32,6 +32,7 @@ from .access import AccessDirectory, PolicyEnforcement
 from .authentication import Authentication
 from .bodies import spool_dir
 from .config import ServerConfig
+from .console_auth import ConsoleAuthenticator
 from .journal import SessionJournal
 from .metrics import MetricsListener
 from .operations import unmatched
@@ -65,6 +66,7 @@ def build_app(config: ServerConfig) -> Starlette:
     config.data_dir.chmod(0o700)
     admin = load_admin_credential(config.data_dir, os.environ)
     directory = AccessDirectory(admin, config.account_id)
+    console = ConsoleAuthenticator(directory)
     table = operation_table(config.region, config.account_id)
     # Built now, not in the lifespan: it proves the sandbox works here (or refuses, raising
     # BackendUnavailable, which `agentcore server run` reports in one line) before anything serves.
@@ -169,6 +171,7 @@ def build_app(config: ServerConfig) -> Starlette:
                 directory=directory,
                 max_payload=config.max_payload,
                 spool_dir=spool_dir(config.data_dir),
+                console=console,
             ),
             *([Middleware(RateLimit, rate=config.rate_limit)] if config.rate_limit else []),
             Middleware(PolicyEnforcement, directory=directory),
@@ -182,6 +185,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app.router.default = unmatched
     app.state.operations = table
     app.state.metrics = metrics
+    app.state.console = console
     return app
 
 

@@ -6,7 +6,9 @@ the whole signature too, when the client declares the body's hash). Only then is
 hashed as it arrives and bounded by the operation's limit, and the signature checked against it;
 the route sees the body after that, replayed. Presigned URLs authenticate WebSocket handshakes
 only. Data-plane operations pass bearer tokens (and anonymous calls) on to the route, where the
-runtime's JWT authorizer decides. The result is a typed `Caller` in `scope["state"]["caller"]`.
+runtime's JWT authorizer decides. A request that claims none of these but bears a web console
+cookie is judged by the cookie (`console_auth.py`). The result is a typed `Caller` in
+`scope["state"]["caller"]`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from open_agentcore.auth.sigv4 import EMPTY_SHA256
 
 from .access import AccessDirectory
 from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
+from .console_auth import ConsoleAuthenticator, ConsoleRefused, has_cookie, inert
 from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTable
 
 logger = logging.getLogger("open_agentcore.server.auth")
@@ -60,8 +63,10 @@ class Authentication:
         directory: AccessDirectory,
         max_payload: int,
         spool_dir: Path | None = None,
+        console: ConsoleAuthenticator | None = None,
     ) -> None:
         self.app = app
+        self.console = console
         self.table = table
         self.directory = directory
         self.max_payload = max_payload
@@ -93,6 +98,14 @@ class Authentication:
         body = RequestBody(self.spool_dir)
         try:
             scheme = authorization_scheme(headers, raw_query)
+            if scheme is None and self.console is not None and has_cookie(scope["headers"]):
+                # Only a request that claims nothing else is judged by its console cookie.
+                state["caller"] = await self.console.caller(scope, operation)
+                if scope["type"] == "http":
+                    await self.app(scope, limited(receive, limit), inert(send))
+                else:
+                    await self.app(scope, receive, send)
+                return
             if scheme in ("bearer", None) and operation is not None and operation.bearer:
                 state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS
                 forwarded = limited(receive, limit) if scope["type"] == "http" else receive
@@ -119,7 +132,7 @@ class Authentication:
             await _refuse(scope, send, status, error.wire_name, str(error))
             body.close()
             return
-        except _Refused as refused:
+        except (_Refused, ConsoleRefused) as refused:
             await _refuse(scope, send, refused.status, refused.code, str(refused))
             body.close()
             return

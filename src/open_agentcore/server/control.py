@@ -14,7 +14,10 @@ from open_agentcore.runtimes import RuntimeService
 from open_agentcore.runtimes.validation import check_name, check_tag_keys, check_tags
 from open_agentcore.store import RuntimeRecord, VersionRecord
 
+from .access import AccessDirectory
+from .authentication import caller_of
 from .errors import ValidationError
+from .operations import SERVICE, OperationTable
 from .requests import json_body, max_results, version_param
 from .shapes import endpoint_detail, runtime_detail, runtime_summary, timestamp, version_summary
 
@@ -75,7 +78,18 @@ async def list_runtimes(request: Request) -> Response:
     page = await asyncio.to_thread(
         store.list_runtimes, max_results(request), request.query_params.get("nextToken")
     )
-    return _page("agentRuntimes", [runtime_summary(r) for r in page.items], page.next_token)
+    visible = await _visible(request, page.items)
+    return _page("agentRuntimes", [runtime_summary(r) for r in visible], page.next_token)
+
+
+async def _visible(request: Request, runtimes: list[RuntimeRecord]) -> list[RuntimeRecord]:
+    """The runtimes the caller may describe: a key limited to some runtimes lists only those
+    (a page may then hold fewer than asked for; its next token still goes on)."""
+    directory: AccessDirectory = request.app.state.access
+    table: OperationTable = request.app.state.operations
+    caller = caller_of(request.scope)
+    action = f"{SERVICE}:GetAgentRuntime"
+    return [r for r in runtimes if await directory.allows(caller, action, table.runtime_arn(r.id), r.id)]
 
 
 async def update_runtime(request: Request) -> Response:

@@ -14,6 +14,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 import open_agentcore
 from open_agentcore.artifacts import ArtifactStore
+from open_agentcore.backends import WorkerHandle
+from open_agentcore.backends.memory import memory_bytes as worker_memory
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import SessionManager
 from open_agentcore.store import SessionRecord, SessionState
@@ -83,7 +85,7 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 
 async def list_sessions(request: Request) -> Response:
-    """Live sessions with state and idle time; `?state=all` adds ended ones and why they ended."""
+    """Live sessions with state, idle time, owner and memory; `?state=all` adds ended ones and why."""
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     runtime_id = request.path_params["runtime_id"]
@@ -92,6 +94,9 @@ async def list_sessions(request: Request) -> Response:
         raise ValidationError(f"state must be live or all, not {which!r}", field="state")
     await asyncio.to_thread(service.store.get_runtime, runtime_id)
     now = time.monotonic()
+    live_sessions = sessions.sessions(runtime_id)
+    # /proc and /sys reads, one pair per worker: off the event loop.
+    memory = await asyncio.to_thread(_memory_of, [live.handle for live in live_sessions])
     listed: list[dict[str, Any]] = [
         {
             "sessionId": live.session_id,
@@ -101,8 +106,10 @@ async def list_sessions(request: Request) -> Response:
             "ageSeconds": round(now - live.started_at, 3),
             "pid": live.handle.pid,
             "sandboxed": live.handle.sandboxed,
+            "owner": live.owner,
+            "memoryBytes": memory_bytes,
         }
-        for live in sessions.sessions(runtime_id)
+        for live, memory_bytes in zip(live_sessions, memory, strict=True)
     ]
     if which == "all":
         live_ids = {entry["sessionId"] for entry in listed}
@@ -119,6 +126,10 @@ async def list_sessions(request: Request) -> Response:
             if record.state is SessionState.STOPPED and record.session_id not in live_ids
         ]
     return JSONResponse({"sessions": listed})
+
+
+def _memory_of(handles: list[WorkerHandle]) -> list[int | None]:
+    return [worker_memory(getattr(handle, "agent_pid", None) or handle.pid) for handle in handles]
 
 
 def _all_sessions(service: RuntimeService, runtime_id: str) -> list[SessionRecord]:

@@ -35,6 +35,7 @@ MAX_SESSION_ID = 256
 _RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)\Z")
 _VERSION = re.compile(r"^[1-9][0-9]{0,4}\Z")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
+_ASSET = re.compile(r"[a-z0-9-]{1,64}\.(js|css|svg|png)")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # an invocation's, as callers may choose it
 
 
@@ -284,6 +285,12 @@ def _access_key_id(table: OperationTable, text: str) -> str:
     return text
 
 
+def _asset(table: OperationTable, text: str) -> str:
+    if not _ASSET.fullmatch(text):
+        raise NotFound(f"the console has no asset {text[:64]!r}")
+    return text
+
+
 # Template parameter -> (the path_params key the handler reads, its parser).
 _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "runtime": ("runtime_id", _runtime_reference),
@@ -295,6 +302,7 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "session_id": ("session_id", _session_id),
     "request_id": ("request_id", _request_id),
     "access_key_id": ("access_key_id", _access_key_id),
+    "asset": ("asset", _asset),
 }
 
 

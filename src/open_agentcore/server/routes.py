@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from open_agentcore.artifacts.storage import MAX_UPLOAD
 
-from . import access_keys, control, data, extensions, metrics, websocket
+from . import access_keys, console, control, data, extensions, metrics, websocket
 from .access import FOR_USER
 from .operations import WEBSOCKET, Auth, Operation, OperationTable
 from .operations import Resource as R
@@ -75,6 +75,17 @@ OPERATIONS: tuple[Operation, ...] = (
               Auth.ADMIN),
     Operation("RevokeAccessKey", "DELETE", "/_agentcore/access-keys/{access_key_id}", R.NONE,
               access_keys.revoke_access_key, Auth.ADMIN),
+    # The web console: its page and assets hold no data. Its session routes are public to the
+    # middleware and judge the login (the key's secret) or the cookie themselves; every other
+    # call of the console is one of the operations above, authenticated by its cookie.
+    Operation("GetConsole", "GET", "/_agentcore/console", R.NONE, console.to_page, Auth.PUBLIC),
+    Operation("GetConsolePage", "GET", "/_agentcore/console/", R.NONE, console.page, Auth.PUBLIC),
+    Operation("GetConsoleAsset", "GET", "/_agentcore/console/assets/{asset}", R.NONE, console.asset,
+              Auth.PUBLIC),
+    Operation("ConsoleLogin", "POST", "/_agentcore/console/login", R.NONE, console.login, Auth.PUBLIC),
+    Operation("ConsoleLogout", "POST", "/_agentcore/console/logout", R.NONE, console.logout, Auth.PUBLIC),
+    Operation("GetConsoleSession", "GET", "/_agentcore/console/session", R.NONE, console.whoami,
+              Auth.PUBLIC),
 )  # fmt: skip
 
 # Every action a policy may name: the operations' own, and acting for a user id.
