@@ -115,7 +115,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host-python", action="store_true",
                         help="a version whose Python (runtime PYTHON_3_x) is not on this host runs on the "
                         "server's own, saying so in its status reason, instead of failing")  # fmt: skip
-    parser.add_argument("--warm-pool", type=int, default=1, help="started workers kept ready per version")
+    parser.add_argument("--warm-pool", type=_count, default=1, metavar="N",
+                        help="started workers kept ready per version, at least "
+                        "(default 1; 0: no pool)")  # fmt: skip
+    parser.add_argument("--warm-pool-max", type=_count, default=16, metavar="N",
+                        help="a version's warm pool grows to its new sessions of the last minute, up "
+                        "to this many, while --max-sessions and the host's free memory allow "
+                        "(default 16)")  # fmt: skip
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (unencrypted)")
     parser.add_argument("--rate-limit", type=_rate, metavar="N/s",
@@ -176,6 +182,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -217,6 +229,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         max_sessions=args.max_sessions,
         allow_host_python=args.allow_host_python,
         warm_pool=args.warm_pool,
+        warm_pool_max=args.warm_pool_max,
         tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
         tls_key=args.tls_key.resolve() if args.tls_key else None,
         rate_limit=args.rate_limit,
@@ -354,6 +367,7 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         "--region", config.region, "--account-id", config.account_id, "--backend", config.backend,
         "--sandbox", config.sandbox, "--min-lifecycle-seconds", str(config.min_lifecycle_seconds),
         "--max-sessions", str(config.max_sessions), "--warm-pool", str(config.warm_pool),
+        "--warm-pool-max", str(config.warm_pool_max),
         "--log-level", config.log_level, "--session-memory", str(config.session_memory),
         "--session-cpus", repr(config.session_cpus), "--session-pids", str(config.session_pids),
         "--session-network", config.session_network, "--worker-uid-base", str(config.worker_uid_base),

@@ -100,6 +100,7 @@ def build_app(config: ServerConfig) -> Starlette:
                 hidden_paths=(config.data_dir,),
                 max_sessions=config.max_sessions,
                 warm_pool=config.warm_pool,
+                warm_pool_max=config.warm_pool_max,
                 reap_interval=config.reap_interval,
                 shared_sessions=config.shared_sessions,
             ),
