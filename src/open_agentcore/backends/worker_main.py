@@ -262,8 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         return EXIT_START_FAILED
-    import uvicorn
-
     listen: dict[str, Any]
     if listener is not None:
         listen = {"fd": listener.fileno()}
@@ -273,6 +271,15 @@ def main(argv: list[str] | None = None) -> int:
         listen = {"uds": args.socket}
     else:
         listen = {"host": args.host, "port": args.port}
+    serve(app, listen, args.graceful_seconds)
+    return 0
+
+
+def serve(app: Any, listen: dict[str, Any], graceful_seconds: int) -> None:
+    """Serve `app` with uvicorn where `listen` says (uvicorn's `fd`, `uds` or `host`/`port`) until
+    SIGTERM; the fork server's children serve through this too."""
+    import uvicorn
+
     if "port" not in listen:
         app = Cancellable(app)  # on the server's private socket only: see the module docstring
     config = uvicorn.Config(
@@ -280,12 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         **listen,
         log_level="warning",
         lifespan="auto",
-        timeout_graceful_shutdown=args.graceful_seconds,
+        timeout_graceful_shutdown=graceful_seconds,
     )
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run()
-    return 0
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def build_app(config: ServerConfig) -> Starlette:
         uid_base=config.worker_uid_base,
         limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
         state_dir=config.data_dir / "gvisor",
+        session_start=config.session_start,
     )
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
