@@ -9,6 +9,10 @@ without. Both and their workers run on core 0; this process drives them from cor
   turns; before each sample the warm pool has refilled, and after it the session is stopped.
 - memory: N idle sessions on the cold server; the PSS of each worker's whole process tree and
   the server's RSS growth, extrapolated to how many idle sessions fit in 24 GiB.
+- session start, fresh vs fork: two more servers with `--sandbox none` (the fork server's only
+  mode for now), one `--session-start fresh` (today's path) and one `--session-start fork`,
+  both without a warm pool: cold first byte in turns, then N idle sessions on each (a forked
+  session's PSS plus its share of its fork server's).
 """
 
 from __future__ import annotations
@@ -188,8 +192,29 @@ def session_memory(pid: int) -> SessionMemory:
     )
 
 
+def measure_start_paths(
+    fresh: tuple[RuntimeServer, str, str], fork: tuple[RuntimeServer, str, str], samples: int
+) -> dict[str, list[float]]:
+    """`samples` cold first-byte times on the fresh-start and the fork server, in turns. The fork
+    server is kept running by one idle session (as a version with live sessions has it)."""
+    fork_server, _, fork_arn = fork
+    keeper = invocation_headers(new_session_id())
+    if fork_server.signed("POST", invocation_path(fork_arn), PAYLOAD, keeper).status != 200:
+        raise RuntimeError("the fork server's first session failed")
+    out: dict[str, list[float]] = {"fresh_ms": [], "fork_ms": []}
+    try:
+        for number in range(samples):
+            order = [("fresh_ms", fresh), ("fork_ms", fork)]
+            for key, (server, _, arn) in order if number % 2 else reversed(order):
+                out[key].append(first_byte_ms(server, arn))
+    finally:
+        fork_server.signed("POST", invocation_path(fork_arn, "stopruntimesession"), b"{}", keeper)
+    return out
+
+
 def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int) -> dict[str, Any]:
-    """Start `count` sessions (one invocation each), leave them idle, measure them and the server."""
+    """Start `count` sessions (one invocation each), leave them idle, measure them and the server
+    (and its fork servers, shared by their sessions)."""
     before = rss_kib(server.pid)
     connection = server.connection()
     started = time.perf_counter()
@@ -208,10 +233,13 @@ def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int)
     memory = [session_memory(int(session["pid"])) for session in sessions]
     after = rss_kib(server.pid)
     server_growth = (after - before) / count
+    fork_servers = sum(smaps_rollup(pid)["Pss"] for pid in server.fork_server_pids())
     mean = {f.name: statistics.mean(getattr(m, f.name) for m in memory) for f in fields(SessionMemory)}
-    per_session = mean["pss"] + mean["page_tables"] + max(0.0, server_growth)
+    per_session = mean["pss"] + mean["page_tables"] + max(0.0, server_growth) + fork_servers / len(memory)
     return {
         "sessions": len(sessions),
+        "fork_server_pss_kib": fork_servers,
+        "pss_with_fork_server_share_kib": mean["pss"] + fork_servers / len(memory),
         "start_seconds": start_seconds,
         "per_session_kib": {f"mean_{name}": value for name, value in mean.items()},
         "max_pss_kib": max(m.pss for m in memory),
@@ -314,6 +342,42 @@ def _memory_rows(memory: dict[str, Any]) -> tuple[list[str], list[bool]]:
     return rows, checks
 
 
+def _start_path_rows(results: dict[str, Any]) -> tuple[list[str], list[bool]]:
+    """Fresh vs fork, both `--sandbox none`: cold first byte and idle memory, with the issue's targets."""
+    fresh, fork = results["start_paths"]["fresh_ms"], results["start_paths"]["fork_ms"]
+    fresh_p50, fork_p50 = statistics.median(fresh), statistics.median(fork)
+    memory_fresh, memory_fork = results["memory_fresh"], results["memory_fork"]
+    pss_fresh = memory_fresh["pss_with_fork_server_share_kib"] / MIB
+    pss_fork = memory_fork["pss_with_fork_server_share_kib"] / MIB
+    checks = [fork_p50 < 50, pss_fork <= 8]
+    fork_server = memory_fork["fork_server_pss_kib"] / MIB
+    rows = [
+        _row(
+            "new session → first byte, cold, fresh process, --sandbox none (ms)", _ms(fresh_p50),
+            f"{_ms(max(fresh))} (max)", f"{len(fresh)} samples", "", "", "",
+        ),
+        _row(
+            "new session → first byte, cold, forked, --sandbox none (ms)", _ms(fork_p50),
+            f"{_ms(max(fork))} (max)", f"{len(fork)} samples", f"{fork_p50 / fresh_p50:.3f}× fresh",
+            "p50 < 50 ms", _verdict(checks[0]),
+        ),
+        _row(
+            f"PSS per idle session, fresh, --sandbox none (MiB), {memory_fresh['sessions']} sessions",
+            f"{pss_fresh:.1f} (mean)", f"{memory_fresh['max_pss_kib'] / MIB:.1f} (max)",
+            f"{memory_fresh['sessions_in_24_gib']:,} in 24 GiB", "", "", "",
+        ),
+        _row(
+            f"PSS per idle session, forked (MiB), {memory_fork['sessions']} sessions",
+            f"{pss_fork:.1f} (mean)",
+            f"{memory_fork['max_pss_kib'] / MIB:.1f} (max)",
+            f"incl. a share of the fork server's {fork_server:.1f}; "
+            f"{memory_fork['sessions_in_24_gib']:,} in 24 GiB",
+            f"{pss_fork / pss_fresh:.3f}× fresh", "≤ 8 MiB", _verdict(checks[1]),
+        ),
+    ]  # fmt: skip
+    return rows, checks
+
+
 def render(results: dict[str, Any]) -> tuple[str, bool]:
     """The markdown table, and whether every target passed."""
     overhead = results["overhead_rounds"]
@@ -321,6 +385,7 @@ def render(results: dict[str, Any]) -> tuple[str, bool]:
         _overhead_rows(overhead),
         _new_session_rows(results["new_session"]["warm_ms"], results["new_session"]["cold_ms"]),
         _memory_rows(results["memory"]),
+        *([_start_path_rows(results)] if "start_paths" in results else []),
     ]
     lines = [
         f"Runtime-server benchmark, {len(overhead)} interleaved round(s); agent {AGENT.name}; "
@@ -342,7 +407,7 @@ def render(results: dict[str, Any]) -> tuple[str, bool]:
 
 
 def run(settings: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement on two servers started for this run; both stopped (with their workers) after."""
+    """Every measurement on the servers started for this run; all stopped (with their workers) after."""
     with running_server(warm_pool=1) as warm_server, running_server(warm_pool=0) as cold_server:
         warm_id, warm_arn = warm_server.deploy(AGENT, "hello_warm")
         cold_id, cold_arn = cold_server.deploy(AGENT, "hello_cold")
@@ -370,7 +435,24 @@ def run(settings: argparse.Namespace) -> dict[str, Any]:
         results["memory"] = measure_memory(cold_server, cold_id, cold_arn, settings.sessions)
         seconds = results["memory"]["start_seconds"]
         print(f"{settings.sessions} idle sessions started in {seconds:.0f}s; stopping servers", flush=True)
+    run_start_paths(settings, results)
     return results
+
+
+def run_start_paths(settings: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Fresh vs fork on two `--sandbox none` servers started for this: first byte, then memory."""
+    none = ("--sandbox", "none", "--session-start")
+    with (
+        running_server(warm_pool=0, options=(*none, "fresh")) as fresh_server,
+        running_server(warm_pool=0, options=(*none, "fork")) as fork_server,
+    ):
+        fresh = (fresh_server, *fresh_server.deploy(AGENT, "hello_fresh"))
+        fork = (fork_server, *fork_server.deploy(AGENT, "hello_fork"))
+        first_byte_ms(fresh_server, fresh[2])  # the first start probes the interpreter once; not a sample
+        results["start_paths"] = measure_start_paths(fresh, fork, settings.rounds * settings.starts * 2)
+        print("fresh vs fork first bytes done; idle sessions next", flush=True)
+        results["memory_fresh"] = measure_memory(*fresh, settings.sessions)
+        results["memory_fork"] = measure_memory(*fork, settings.sessions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,29 +107,28 @@ class ForkServer:
     process: asyncio.subprocess.Process
     control: socket.socket
     children: dict[int, ForkedProcess] = field(default_factory=dict)
-    pending: dict[str, asyncio.Future[int]] = field(default_factory=dict)
+    pending: dict[str, asyncio.Future[ForkedProcess]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     closing: bool = False
 
     def alive(self) -> bool:
         return self.process.returncode is None and not self.closing
 
-    async def fork(
+    def fork(
         self, worker_id: str, environment: Mapping[str, str], cwd: Path, fds: tuple[int, int, int]
-    ) -> int:
-        """Fork a worker; its pid (in the server's pid namespace: the fork server shares it)."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[int] = loop.create_future()
-        self.pending[worker_id] = answer
+    ) -> asyncio.Future[ForkedProcess]:
+        """Ask for a worker; the future is its process (its pid is in the server's pid namespace:
+        the fork server shares it). Pending from this call on, so the fork server is not stopped as
+        idle meanwhile."""
+        answer: asyncio.Future[ForkedProcess] = asyncio.get_running_loop().create_future()
         request = json.dumps({"fork": worker_id, "environment": dict(environment), "cwd": str(cwd)})
         try:
-            try:
-                socket.send_fds(self.control, [request.encode()], list(fds))
-            except OSError as error:  # a full channel too: the fork server is not keeping up
-                raise ForkFailed(f"the fork server cannot be reached: {error}") from None
-            return await answer
-        finally:
-            self.pending.pop(worker_id, None)
+            socket.send_fds(self.control, [request.encode()], list(fds))
+        except OSError as error:  # a full channel too: the fork server is not keeping up
+            raise ForkFailed(f"the fork server cannot be reached: {error}") from None
+        self.pending[worker_id] = answer
+        answer.add_done_callback(lambda _: self.pending.pop(worker_id, None))
+        return answer
 
     def child_gone(self, child: ForkedProcess) -> None:
         self.children.pop(child.pid, None)
@@ -157,17 +156,20 @@ class ForkServer:
         if "forked" in message:
             answer = self.pending.get(str(message["forked"]))
             pid = message.get("pid")
-            if answer is not None and not answer.done() and isinstance(pid, int):
-                answer.set_result(pid)
+            if isinstance(pid, int):
+                # Known before its end can be reported, even when its caller gave up waiting.
+                child = self.children[pid] = ForkedProcess(pid, self)
+                if answer is not None and not answer.done():
+                    answer.set_result(child)
         elif "fork_failed" in message:
             answer = self.pending.get(str(message["fork_failed"]))
             if answer is not None and not answer.done():
                 answer.set_exception(ForkFailed(str(message.get("error"))))
         elif "exited" in message:
             pid, code = message.get("exited"), message.get("code")
-            child = self.children.get(pid) if isinstance(pid, int) else None
-            if child is not None and isinstance(code, int):
-                child.exited(code)
+            ended = self.children.get(pid) if isinstance(pid, int) else None
+            if ended is not None and isinstance(code, int):
+                ended.exited(code)
 
     async def stop(self) -> None:
         """Close the channel (the fork server exits; its children go on), and wait for it."""
@@ -211,10 +213,11 @@ class ForkServers:
         if (reason := self._unforkable.get(image)) is not None:
             raise Unforkable(reason)
         server = await self._server(image, work_root, timeout, base_environment)
-        pid = await asyncio.wait_for(server.fork(worker_id, environment, image.code_dir, fds), timeout)
-        child = ForkedProcess(pid, server)
-        server.children[pid] = child
-        return child
+        answer = server.fork(worker_id, environment, image.code_dir, fds)  # no await since the lookup
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        except asyncio.TimeoutError:
+            raise ForkFailed(f"the fork server did not fork within {timeout:g}s") from None
 
     async def _server(
         self, image: Image, work_root: Path, timeout: float, base_environment: Mapping[str, str]
