@@ -229,25 +229,29 @@ def test_a_stopped_forked_session_is_gone_with_everything_it_started(tmp_path: P
     assert not Path(f"/proc/{pid}").exists()
 
 
-def test_a_forked_session_is_under_its_limits_before_the_agent_runs(tmp_path: Path) -> None:
+def test_a_forked_session_and_its_fork_server_are_under_limits_before_the_agent_runs(tmp_path: Path) -> None:
     session_target = target(tmp_path)
     limits = SessionLimits(memory_bytes=3 * 1024**3, cpus=1.0, pids=256)
 
-    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[str, str, str, str]:
+    async def body(
+        sessions: SessionManager, backend: ProcessBackend
+    ) -> tuple[str, list[str], list[str], str]:
         reply = await call(sessions, session_target, "a")
         live = sessions.get(session_target.runtime_id, "a")
         assert live is not None
-        pid = reply["pid"]
-        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
-        rlimits = Path(f"/proc/{pid}/limits").read_text()
+        (fork_server,) = backend.fork_servers()
+        pids = [reply["pid"], fork_server]
+        cgroups = [Path(f"/proc/{pid}/cgroup").read_text() for pid in pids]
+        rlimits = [Path(f"/proc/{pid}/limits").read_text() for pid in pids]
         mode = str(backend.protections()["limits"]["mode"])  # type: ignore[index]
-        return mode, cgroup, rlimits, live.handle.worker_id
+        return mode, cgroups, rlimits, live.handle.worker_id
 
-    mode, cgroup, rlimits, worker_id = scenario(body, limits=limits)
+    mode, cgroups, rlimits, worker_id = scenario(body, limits=limits)
     if mode == str(LimitMode.RLIMIT):
-        assert f"Max address space         {3 * 1024**3}" in rlimits
+        assert all(f"Max address space         {3 * 1024**3}" in text for text in rlimits)
     else:
-        assert worker_id in cgroup
+        session, fork_server = cgroups
+        assert worker_id in session and worker_id not in fork_server and "/fork-" in fork_server
 
 
 def test_forked_sessions_end_with_the_server_but_not_with_their_fork_server(tmp_path: Path) -> None:

@@ -22,11 +22,12 @@ import logging
 import os
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fork_main, work_dir
+from .limits import WorkerLimits
 
 logger = logging.getLogger("open_agentcore.backends.fork_server")
 
@@ -110,6 +111,8 @@ class ForkServer:
     pending: dict[str, asyncio.Future[ForkedProcess]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
     closing: bool = False
+    # Its own limits (a session's): the agent's import runs in it, and must not take the server's room.
+    limits: WorkerLimits | None = None
 
     def alive(self) -> bool:
         return self.process.returncode is None and not self.closing
@@ -185,12 +188,18 @@ class ForkServer:
         if self.reader is not None:
             await self.reader
         self.control.close()
+        if self.limits is not None:
+            await asyncio.to_thread(self.limits.close)
 
 
 class ForkServers:
     """The fork servers of every version, started on a version's first forked session."""
 
-    def __init__(self, work_root_name: str = "fork") -> None:
+    def __init__(
+        self, limiter: Callable[[str], WorkerLimits] | None = None, work_root_name: str = "fork"
+    ) -> None:
+        """`limiter`: the limits of one worker, by id (a fork server runs under a session's)."""
+        self._limiter = limiter
         self._servers: dict[Image, ForkServer] = {}
         self._starting: dict[Image, asyncio.Lock] = {}
         self._unforkable: dict[Image, str] = {}
@@ -242,6 +251,18 @@ class ForkServers:
         self, image: Image, home: Path, timeout: float, base_environment: Mapping[str, str]
     ) -> ForkServer:
         await asyncio.to_thread(work_dir.prepare, home, None)
+        limits = await asyncio.to_thread(self._limiter, home.name) if self._limiter is not None else None
+        try:
+            return await self._launch(image, home, timeout, base_environment, limits)
+        except BaseException:
+            if limits is not None:
+                await asyncio.to_thread(limits.close)
+            raise
+
+    async def _launch(
+        self, image: Image, home: Path, timeout: float, base_environment: Mapping[str, str],
+        limits: WorkerLimits | None,
+    ) -> ForkServer:  # fmt: skip
         log = await asyncio.to_thread(work_dir.open_log, home / "fork-server.log")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         environment = {
@@ -250,9 +271,10 @@ class ForkServers:
             "HOME": str(home / "home"),
             "TMPDIR": str(home / "tmp"),
         }
+        prefix = limits.command_prefix() if limits is not None else []
         try:
             process = await asyncio.create_subprocess_exec(
-                str(image.python), str(FORK_MAIN), "--code-dir", str(image.code_dir),
+                *prefix, str(image.python), str(FORK_MAIN), "--code-dir", str(image.code_dir),
                 "--entrypoint", image.entrypoint, "--control-fd", str(theirs.fileno()),
                 "--lifeline-fd", str(self._lifeline_read),
                 cwd=image.code_dir, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -265,7 +287,7 @@ class ForkServers:
             theirs.close()
             os.close(log)
         ours.setblocking(False)
-        server = ForkServer(image, process, ours)
+        server = ForkServer(image, process, ours, limits=limits)
         loop = asyncio.get_running_loop()
         try:
             first = await asyncio.wait_for(loop.sock_recv(ours, fork_main.MAX_MESSAGE), timeout)
@@ -276,6 +298,7 @@ class ForkServers:
             server.reader = loop.create_task(server.read())
             logger.info("Fork server of %s started (pid %d)", image.code_dir, process.pid)
             return server
+        server.limits = None  # the caller closes them
         await server.stop()
         if "unforkable" in message:
             reason = str(message["unforkable"])
@@ -300,6 +323,8 @@ class ForkServers:
             with contextlib.suppress(ProcessLookupError):
                 server.process.kill()
             server.control.close()
+            if server.limits is not None:
+                server.limits.close()
         self._servers.clear()
         for fd in (self._lifeline_read, self._lifeline_write):
             with contextlib.suppress(OSError):

@@ -121,7 +121,10 @@ class ProcessBackend:
         self.session_start = session_start
         self._forks: ForkServers | None = None
         if session_start == "fork" and not self.sandboxed:
-            self._forks = ForkServers()
+            enforcer = self._limits
+            self._forks = ForkServers(
+                (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None
+            )
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
