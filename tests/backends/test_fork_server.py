@@ -204,7 +204,7 @@ def test_a_crashed_fork_server_takes_no_session_with_it_and_is_started_again(tmp
 def test_a_versions_last_worker_stops_its_fork_server_and_versions_have_their_own(tmp_path: Path) -> None:
     first, second = target(tmp_path), target(tmp_path, runtime_id="other-Ab12Cd34Ef")
 
-    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int]:
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int, list[str]]:
         await call(sessions, first, "a")
         await call(sessions, second, "a")
         both = len(backend.fork_servers())
@@ -212,9 +212,10 @@ def test_a_versions_last_worker_stops_its_fork_server_and_versions_have_their_ow
         await until(lambda: len(backend.fork_servers()) == 1)
         await sessions.stop(second.runtime_id, "a")
         await until(lambda: backend.fork_servers() == [])
-        return both, len(backend.fork_servers())
+        left = sorted(path.name for path in sessions.config.work_root.iterdir())
+        return both, len(backend.fork_servers()), left
 
-    assert scenario(body) == (2, 0)
+    assert scenario(body) == (2, 0, [])  # nor is the fork servers' own dir left behind
 
 
 def test_a_stopped_forked_session_is_gone_with_everything_it_started(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Mapping
@@ -113,6 +114,8 @@ class ForkServer:
     closing: bool = False
     # Its own limits (a session's): the agent's import runs in it, and must not take the server's room.
     limits: WorkerLimits | None = None
+    # Its own dir (home, tmp, log), removed once it has stopped.
+    home: Path | None = None
 
     def alive(self) -> bool:
         return self.process.returncode is None and not self.closing
@@ -190,6 +193,8 @@ class ForkServer:
         self.control.close()
         if self.limits is not None:
             await asyncio.to_thread(self.limits.close)
+        if self.home is not None:
+            await asyncio.to_thread(shutil.rmtree, self.home, True)
 
 
 class ForkServers:
@@ -287,7 +292,7 @@ class ForkServers:
             theirs.close()
             os.close(log)
         ours.setblocking(False)
-        server = ForkServer(image, process, ours, limits=limits)
+        server = ForkServer(image, process, ours, limits=limits, home=home)
         loop = asyncio.get_running_loop()
         try:
             first = await asyncio.wait_for(loop.sock_recv(ours, fork_main.MAX_MESSAGE), timeout)
@@ -325,6 +330,8 @@ class ForkServers:
             server.control.close()
             if server.limits is not None:
                 server.limits.close()
+            if server.home is not None:
+                shutil.rmtree(server.home, ignore_errors=True)
         self._servers.clear()
         for fd in (self._lifeline_read, self._lifeline_write):
             with contextlib.suppress(OSError):
