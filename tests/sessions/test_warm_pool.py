@@ -131,3 +131,19 @@ def test_bad_bounds_are_refused() -> None:
             assert "0 <= minimum <= maximum" in str(error)
         else:
             raise AssertionError(f"{minimum}..{maximum} was accepted")
+
+
+def test_deleting_a_runtime_mid_refill_leaves_no_warm_worker_behind(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    key = session_target.key
+
+    async def body(sessions: SessionManager) -> tuple[int, int, int]:
+        for _ in range(3):  # a minute's demand of three, and no session left of it
+            sessions._pool.arrived(key)
+        await sessions.prepare(session_target)
+        starting = sessions.warm_counts(key)[1]
+        await sessions.stop_runtime(session_target.runtime_id)
+        return starting, sessions.workers(), len(sessions._warming)
+
+    starting, workers, still_warming = scenario(tmp_path, body, warm_pool=1, warm_pool_max=8)
+    assert (starting, workers, still_warming) == (3, 0, 0)

@@ -478,6 +478,12 @@ class SessionManager:
         """Stop every session and warm worker of a runtime."""
         for live in self.sessions(runtime_id):
             await self._end(live, reason)
+        # Warm workers still starting land in the pool when they are ready: wait for them first.
+        starting = [
+            task for key, tasks in self._warming_tasks.items() if key[0] == runtime_id for task in tasks
+        ]
+        if starting:
+            await asyncio.gather(*starting, return_exceptions=True)
         for key in [k for k in self._warm if k[0] == runtime_id]:
             for handle in self._warm.pop(key):
                 await self._stop_warm(handle)
