@@ -9,6 +9,8 @@ without. Both and their workers run on core 0; this process drives them from cor
   turns; before each sample the warm pool has refilled, and after it the session is stopped.
 - memory: N idle sessions on the cold server; the PSS of each worker's whole process tree and
   the server's RSS growth, extrapolated to how many idle sessions fit in 24 GiB.
+- a burst: BURST new sessions at once on the warm-pool server, twice (the pool grows to the
+  first burst's size, so the second should find every worker ready); first byte of each.
 - session start, fresh vs fork: two more servers with `--sandbox none` (the fork server's only
   mode for now), one `--session-start fresh` (today's path) and one `--session-start fork`,
   both without a warm pool: cold first byte in turns, then N idle sessions on each (a forked
@@ -18,6 +20,7 @@ without. Both and their workers run on core 0; this process drives them from cor
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import statistics
@@ -52,6 +55,7 @@ AGENT = AGENTS / "hello_sync.py"
 PAYLOAD = json.dumps({"name": "bench"}).encode()
 MACHINE_KIB = 24 * 1024 * 1024
 GOAL_SESSIONS = 500
+BURST = 6
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -158,6 +162,23 @@ def measure_new_sessions(
         warm_server.wait_warm_pool(warm_id)  # its refill must not compete with the cold start
         out["cold_ms"].append(first_byte_ms(cold_server, cold_arn))
     return out
+
+
+def measure_bursts(server: RuntimeServer, runtime_id: str, arn: str, size: int) -> dict[str, list[float]]:
+    """First bytes of `size` new sessions sent at once, twice: before and after the pool has grown
+    to the first burst's demand."""
+
+    def burst() -> list[float]:
+        with concurrent.futures.ThreadPoolExecutor(size) as pool:
+            return list(pool.map(lambda _: first_byte_ms(server, arn), range(size)))
+
+    first = burst()
+    minimum, server.warm_pool = server.warm_pool, size
+    try:
+        server.wait_warm_pool(runtime_id)  # grown by the first burst's demand
+    finally:
+        server.warm_pool = minimum
+    return {"first_burst_ms": first, "second_burst_ms": burst()}
 
 
 # Memory per idle session -------------------------------------------------------------------
@@ -315,6 +336,24 @@ def _new_session_rows(warm: list[float], cold: list[float]) -> tuple[list[str], 
     return rows, checks
 
 
+def _burst_rows(bursts: dict[str, list[float]]) -> tuple[list[str], list[bool]]:
+    first, second = bursts["first_burst_ms"], bursts["second_burst_ms"]
+    ratio = statistics.median(second) / statistics.median(first)
+    checks = [statistics.median(second) < 50]
+    rows = [
+        _row(
+            f"burst of {len(first)} new sessions → first byte, pool of 1 (ms)", _ms(statistics.median(first)),
+            f"{_ms(max(first))} (max)", "the pool grows to the burst's size", "", "", "",
+        ),
+        _row(
+            f"the next burst of {len(second)}, pool grown (ms)", _ms(statistics.median(second)),
+            f"{_ms(max(second))} (max)", "", f"{ratio:.3f}× first",
+            "p50 < 50 ms", _verdict(checks[0]),
+        ),
+    ]  # fmt: skip
+    return rows, checks
+
+
 def _memory_rows(memory: dict[str, Any]) -> tuple[list[str], list[bool]]:
     mean = {name: value / MIB for name, value in memory["per_session_kib"].items()}
     checks = [memory["sessions_in_24_gib"] >= GOAL_SESSIONS]
@@ -384,6 +423,7 @@ def render(results: dict[str, Any]) -> tuple[str, bool]:
     sections = [
         _overhead_rows(overhead),
         _new_session_rows(results["new_session"]["warm_ms"], results["new_session"]["cold_ms"]),
+        *([_burst_rows(results["bursts"])] if "bursts" in results else []),
         _memory_rows(results["memory"]),
         *([_start_path_rows(results)] if "start_paths" in results else []),
     ]
@@ -432,6 +472,8 @@ def run(settings: argparse.Namespace) -> dict[str, Any]:
                 f"server round {number}/{settings.rounds} done in {time.perf_counter() - started:.0f}s",
                 flush=True,
             )
+        warm_server.wait_warm_pool(warm_id)
+        results["bursts"] = measure_bursts(warm_server, warm_id, warm_arn, BURST)
         results["memory"] = measure_memory(cold_server, cold_id, cold_arn, settings.sessions)
         seconds = results["memory"]["start_seconds"]
         print(f"{settings.sessions} idle sessions started in {seconds:.0f}s; stopping servers", flush=True)
