@@ -52,6 +52,10 @@ def test_sessions_are_forked_through_the_server_and_keep_their_state(short_data_
         assert other["turns"] == ["elsewhere"] and other["session"] == mine and other["pid"] != again["pid"]
         log = wait_until(lambda: session_log(server, runtime_id, mine))
         assert "session forked by its version's fork server" in log
+        listed = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions").json()["sessions"]
+        assert {(s["sessionId"], s["startedBy"]) for s in listed} == {(first, "fork"), (mine, "fork")}
+        # The first took the pool's worker, forked when the runtime became ready (ready or not yet).
+        assert {s["startedFrom"] for s in listed if s["sessionId"] == first} <= {"warm", "warming"}
 
 
 def test_fork_with_a_sandbox_starts_sessions_fresh_and_says_so(short_data_dir: Path) -> None:

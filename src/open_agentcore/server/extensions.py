@@ -101,6 +101,9 @@ async def list_sessions(request: Request) -> Response:
             "ageSeconds": round(now - live.started_at, 3),
             "pid": live.handle.pid,
             "sandboxed": live.handle.sandboxed,
+            # From the warm pool or not, forked by its version's fork server or a fresh process.
+            "startedFrom": live.started_from,
+            "startedBy": getattr(live.handle, "started_by", "fresh"),
         }
         for live in sessions.sessions(runtime_id)
     ]
