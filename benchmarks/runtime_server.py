@@ -40,6 +40,7 @@ KEY_ID, SECRET = "AKIABENCHADMIN000001", "bench-secret-for-a-throwaway-server-00
 REGION = "us-east-1"
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 _LAUNCHER = b"worker_main.py"
+_FORK_SERVER = b"fork_main.py"  # its children are workers too (--session-start fork)
 T = TypeVar("T")
 
 
@@ -208,8 +209,14 @@ class RuntimeServer:
     def worker_pids(self) -> set[int]:
         """The server's worker processes (with bubblewrap: the outer bwrap of each sandbox)."""
         found = {pid for pid in children(self.pid) if _LAUNCHER in _cmdline(pid)}
+        for fork_server in self.fork_server_pids():
+            found |= set(children(fork_server))
         self.known_workers |= found
         return found
+
+    def fork_server_pids(self) -> list[int]:
+        """The server's fork servers (`--session-start fork`): one per version with workers."""
+        return [pid for pid in children(self.pid) if _FORK_SERVER in _cmdline(pid)]
 
     def warm_pool_ready(self, runtime_id: str) -> bool:
         """True once `warm_pool` spare workers answer `/ping` (the server checks it every 10 ms)."""
@@ -289,7 +296,7 @@ def _stop(server: RuntimeServer) -> None:
         server.process.wait(10)
     for pid in server.known_workers:
         # Only a process that still is one of our workers: pids are reused.
-        if _LAUNCHER in _cmdline(pid):
+        if _LAUNCHER in _cmdline(pid) or _FORK_SERVER in _cmdline(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
 
@@ -334,6 +341,10 @@ def socket_of(pid: int, data_dir: Path) -> str:
         return args[args.index(b"--socket") + 1].decode()
     if b"--worker-id" in args:
         return str(data_dir / "w" / args[args.index(b"--worker-id") + 1].decode() / "worker.sock")
+    with contextlib.suppress(OSError):  # a forked worker: its stdout is the log beside its socket
+        log = Path(os.readlink(f"/proc/{pid}/fd/1"))
+        if log.name == "worker.log":
+            return str(log.parent / "worker.sock")
     return ""
 
 

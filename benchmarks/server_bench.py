@@ -9,11 +9,18 @@ without. Both and their workers run on core 0; this process drives them from cor
   turns; before each sample the warm pool has refilled, and after it the session is stopped.
 - memory: N idle sessions on the cold server; the PSS of each worker's whole process tree and
   the server's RSS growth, extrapolated to how many idle sessions fit in 24 GiB.
+- a burst: BURST new sessions at once on the warm-pool server, twice (the pool grows to the
+  first burst's size, so the second should find every worker ready); first byte of each.
+- session start, fresh vs fork: two more servers with `--sandbox none` (the fork server's only
+  mode for now), one `--session-start fresh` (today's path) and one `--session-start fork`,
+  both without a warm pool: cold first byte in turns, then N idle sessions on each (a forked
+  session's PSS plus its share of its fork server's).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import statistics
@@ -48,6 +55,7 @@ AGENT = AGENTS / "hello_sync.py"
 PAYLOAD = json.dumps({"name": "bench"}).encode()
 MACHINE_KIB = 24 * 1024 * 1024
 GOAL_SESSIONS = 500
+BURST = 6
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -156,6 +164,23 @@ def measure_new_sessions(
     return out
 
 
+def measure_bursts(server: RuntimeServer, runtime_id: str, arn: str, size: int) -> dict[str, list[float]]:
+    """First bytes of `size` new sessions sent at once, twice: before and after the pool has grown
+    to the first burst's demand."""
+
+    def burst() -> list[float]:
+        with concurrent.futures.ThreadPoolExecutor(size) as pool:
+            return list(pool.map(lambda _: first_byte_ms(server, arn), range(size)))
+
+    first = burst()
+    minimum, server.warm_pool = server.warm_pool, size
+    try:
+        server.wait_warm_pool(runtime_id)  # grown by the first burst's demand
+    finally:
+        server.warm_pool = minimum
+    return {"first_burst_ms": first, "second_burst_ms": burst()}
+
+
 # Memory per idle session -------------------------------------------------------------------
 
 
@@ -188,8 +213,29 @@ def session_memory(pid: int) -> SessionMemory:
     )
 
 
+def measure_start_paths(
+    fresh: tuple[RuntimeServer, str, str], fork: tuple[RuntimeServer, str, str], samples: int
+) -> dict[str, list[float]]:
+    """`samples` cold first-byte times on the fresh-start and the fork server, in turns. The fork
+    server is kept running by one idle session (as a version with live sessions has it)."""
+    fork_server, _, fork_arn = fork
+    keeper = invocation_headers(new_session_id())
+    if fork_server.signed("POST", invocation_path(fork_arn), PAYLOAD, keeper).status != 200:
+        raise RuntimeError("the fork server's first session failed")
+    out: dict[str, list[float]] = {"fresh_ms": [], "fork_ms": []}
+    try:
+        for number in range(samples):
+            order = [("fresh_ms", fresh), ("fork_ms", fork)]
+            for key, (server, _, arn) in order if number % 2 else reversed(order):
+                out[key].append(first_byte_ms(server, arn))
+    finally:
+        fork_server.signed("POST", invocation_path(fork_arn, "stopruntimesession"), b"{}", keeper)
+    return out
+
+
 def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int) -> dict[str, Any]:
-    """Start `count` sessions (one invocation each), leave them idle, measure them and the server."""
+    """Start `count` sessions (one invocation each), leave them idle, measure them and the server
+    (and its fork servers, shared by their sessions)."""
     before = rss_kib(server.pid)
     connection = server.connection()
     started = time.perf_counter()
@@ -208,10 +254,13 @@ def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int)
     memory = [session_memory(int(session["pid"])) for session in sessions]
     after = rss_kib(server.pid)
     server_growth = (after - before) / count
+    fork_servers = sum(smaps_rollup(pid)["Pss"] for pid in server.fork_server_pids())
     mean = {f.name: statistics.mean(getattr(m, f.name) for m in memory) for f in fields(SessionMemory)}
-    per_session = mean["pss"] + mean["page_tables"] + max(0.0, server_growth)
+    per_session = mean["pss"] + mean["page_tables"] + max(0.0, server_growth) + fork_servers / len(memory)
     return {
         "sessions": len(sessions),
+        "fork_server_pss_kib": fork_servers,
+        "pss_with_fork_server_share_kib": mean["pss"] + fork_servers / len(memory),
         "start_seconds": start_seconds,
         "per_session_kib": {f"mean_{name}": value for name, value in mean.items()},
         "max_pss_kib": max(m.pss for m in memory),
@@ -287,6 +336,24 @@ def _new_session_rows(warm: list[float], cold: list[float]) -> tuple[list[str], 
     return rows, checks
 
 
+def _burst_rows(bursts: dict[str, list[float]]) -> tuple[list[str], list[bool]]:
+    first, second = bursts["first_burst_ms"], bursts["second_burst_ms"]
+    ratio = statistics.median(second) / statistics.median(first)
+    checks = [statistics.median(second) < 50]
+    rows = [
+        _row(
+            f"burst of {len(first)} new sessions → first byte, pool of 1 (ms)", _ms(statistics.median(first)),
+            f"{_ms(max(first))} (max)", "the pool grows to the burst's size", "", "", "",
+        ),
+        _row(
+            f"the next burst of {len(second)}, pool grown (ms)", _ms(statistics.median(second)),
+            f"{_ms(max(second))} (max)", "", f"{ratio:.3f}× first",
+            "p50 < 50 ms", _verdict(checks[0]),
+        ),
+    ]  # fmt: skip
+    return rows, checks
+
+
 def _memory_rows(memory: dict[str, Any]) -> tuple[list[str], list[bool]]:
     mean = {name: value / MIB for name, value in memory["per_session_kib"].items()}
     checks = [memory["sessions_in_24_gib"] >= GOAL_SESSIONS]
@@ -314,13 +381,51 @@ def _memory_rows(memory: dict[str, Any]) -> tuple[list[str], list[bool]]:
     return rows, checks
 
 
+def _start_path_rows(results: dict[str, Any]) -> tuple[list[str], list[bool]]:
+    """Fresh vs fork, both `--sandbox none`: cold first byte and idle memory, with the issue's targets."""
+    fresh, fork = results["start_paths"]["fresh_ms"], results["start_paths"]["fork_ms"]
+    fresh_p50, fork_p50 = statistics.median(fresh), statistics.median(fork)
+    memory_fresh, memory_fork = results["memory_fresh"], results["memory_fork"]
+    pss_fresh = memory_fresh["pss_with_fork_server_share_kib"] / MIB
+    pss_fork = memory_fork["pss_with_fork_server_share_kib"] / MIB
+    checks = [fork_p50 < 50, pss_fork <= 8]
+    fork_server = memory_fork["fork_server_pss_kib"] / MIB
+    rows = [
+        _row(
+            "new session → first byte, cold, fresh process, --sandbox none (ms)", _ms(fresh_p50),
+            f"{_ms(max(fresh))} (max)", f"{len(fresh)} samples", "", "", "",
+        ),
+        _row(
+            "new session → first byte, cold, forked, --sandbox none (ms)", _ms(fork_p50),
+            f"{_ms(max(fork))} (max)", f"{len(fork)} samples", f"{fork_p50 / fresh_p50:.3f}× fresh",
+            "p50 < 50 ms", _verdict(checks[0]),
+        ),
+        _row(
+            f"PSS per idle session, fresh, --sandbox none (MiB), {memory_fresh['sessions']} sessions",
+            f"{pss_fresh:.1f} (mean)", f"{memory_fresh['max_pss_kib'] / MIB:.1f} (max)",
+            f"{memory_fresh['sessions_in_24_gib']:,} in 24 GiB", "", "", "",
+        ),
+        _row(
+            f"PSS per idle session, forked (MiB), {memory_fork['sessions']} sessions",
+            f"{pss_fork:.1f} (mean)",
+            f"{memory_fork['max_pss_kib'] / MIB:.1f} (max)",
+            f"incl. a share of the fork server's {fork_server:.1f}; "
+            f"{memory_fork['sessions_in_24_gib']:,} in 24 GiB",
+            f"{pss_fork / pss_fresh:.3f}× fresh", "≤ 8 MiB", _verdict(checks[1]),
+        ),
+    ]  # fmt: skip
+    return rows, checks
+
+
 def render(results: dict[str, Any]) -> tuple[str, bool]:
     """The markdown table, and whether every target passed."""
     overhead = results["overhead_rounds"]
     sections = [
         _overhead_rows(overhead),
         _new_session_rows(results["new_session"]["warm_ms"], results["new_session"]["cold_ms"]),
+        *([_burst_rows(results["bursts"])] if "bursts" in results else []),
         _memory_rows(results["memory"]),
+        *([_start_path_rows(results)] if "start_paths" in results else []),
     ]
     lines = [
         f"Runtime-server benchmark, {len(overhead)} interleaved round(s); agent {AGENT.name}; "
@@ -342,7 +447,7 @@ def render(results: dict[str, Any]) -> tuple[str, bool]:
 
 
 def run(settings: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement on two servers started for this run; both stopped (with their workers) after."""
+    """Every measurement on the servers started for this run; all stopped (with their workers) after."""
     with running_server(warm_pool=1) as warm_server, running_server(warm_pool=0) as cold_server:
         warm_id, warm_arn = warm_server.deploy(AGENT, "hello_warm")
         cold_id, cold_arn = cold_server.deploy(AGENT, "hello_cold")
@@ -367,10 +472,29 @@ def run(settings: argparse.Namespace) -> dict[str, Any]:
                 f"server round {number}/{settings.rounds} done in {time.perf_counter() - started:.0f}s",
                 flush=True,
             )
+        warm_server.wait_warm_pool(warm_id)
+        results["bursts"] = measure_bursts(warm_server, warm_id, warm_arn, BURST)
         results["memory"] = measure_memory(cold_server, cold_id, cold_arn, settings.sessions)
         seconds = results["memory"]["start_seconds"]
         print(f"{settings.sessions} idle sessions started in {seconds:.0f}s; stopping servers", flush=True)
+    run_start_paths(settings, results)
     return results
+
+
+def run_start_paths(settings: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Fresh vs fork on two `--sandbox none` servers started for this: first byte, then memory."""
+    none = ("--sandbox", "none", "--session-start")
+    with (
+        running_server(warm_pool=0, options=(*none, "fresh")) as fresh_server,
+        running_server(warm_pool=0, options=(*none, "fork")) as fork_server,
+    ):
+        fresh = (fresh_server, *fresh_server.deploy(AGENT, "hello_fresh"))
+        fork = (fork_server, *fork_server.deploy(AGENT, "hello_fork"))
+        first_byte_ms(fresh_server, fresh[2])  # the first start probes the interpreter once; not a sample
+        results["start_paths"] = measure_start_paths(fresh, fork, settings.rounds * settings.starts * 2)
+        print("fresh vs fork first bytes done; idle sessions next", flush=True)
+        results["memory_fresh"] = measure_memory(*fresh, settings.sessions)
+        results["memory_fork"] = measure_memory(*fork, settings.sessions)
 
 
 def main(argv: list[str] | None = None) -> int:

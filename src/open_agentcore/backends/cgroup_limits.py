@@ -233,6 +233,11 @@ class CgroupWorker:
         entries = [str(cgroup / self._entry) for cgroup in self.cgroups]
         return [str(SHELL), "-c", _ENTER_CGROUPS, "sh", *entries, "--"]
 
+    def enter(self, pid: int) -> None:
+        # A forked worker waits, single-threaded, until this is done: `tasks` moves all of it on v1.
+        for cgroup in self.cgroups:
+            (cgroup / self._entry).write_text(str(pid))
+
     def out_of_memory(self) -> bool:
         events = self._by_role["memory"] / ("memory.events" if self._v2 else "memory.oom_control")
         try:

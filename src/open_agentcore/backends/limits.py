@@ -47,6 +47,11 @@ class WorkerLimits(Protocol):
         """argv to put in front of the worker's command; the process is limited before it execs it."""
         ...
 
+    def enter(self, pid: int) -> None:
+        """Put a running process under these limits (a forked worker, before its agent runs);
+        `OSError` when it cannot be."""
+        ...
+
     def out_of_memory(self) -> bool:
         """Whether the kernel killed a process of this worker for exceeding its memory limit (ask
         before `close()`; always False with rlimits, where an allocation fails instead)."""

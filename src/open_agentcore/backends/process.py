@@ -32,6 +32,7 @@ import httpx
 
 from . import gvisor, oci_bundle, process_tree, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .fork_server import ForkFailed, ForkServers, Image, Unforkable
 from .gvisor import Gvisor, find_gvisor
 from .limits import LimitEnforcer, LimitMode, LimitsUnavailable, WorkerLimits, detect_limits, format_size
 from .process_worker import ProcessWorker
@@ -52,6 +53,11 @@ logger = logging.getLogger("open_agentcore.backends.process")
 
 LAUNCHER = Path(worker_main.__file__).resolve()
 SANDBOXES = ("auto", "bwrap", "gvisor", "none")
+SESSION_STARTS = ("fork", "fresh")
+_FORK_NEEDS_NO_SANDBOX = (
+    "the fork server runs only with --sandbox none for now: bubblewrap and gVisor sessions start as "
+    "fresh processes"
+)
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 _BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 _FILESYSTEM = "read-only system paths, the version's code and environment, its own home and tmp"
@@ -69,17 +75,23 @@ class ProcessBackend:
     the host allows (see `limits.py`), else rlimits; None: no limits (tests). `state_dir`
     (gvisor): where runsc keeps its sandboxes; give the server's own (under its data dir), and the
     sandboxes a crashed server left there are deleted here; None: a private temporary dir.
-    Construct it off the event loop: it runs the sandbox once to prove it works.
+    `session_start`: "fresh" (each worker a new process) or "fork" (forked by its version's fork
+    server, `fork_server.py`; with --sandbox none only for now, else fresh, saying why in the
+    session's log). Construct it off the event loop: it runs the sandbox once to prove it works.
     """
 
     name = "process"
 
     def __init__(
         self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE,
-        limits: SessionLimits | None = None, state_dir: Path | None = None,
+        limits: SessionLimits | None = None, state_dir: Path | None = None, session_start: str = "fresh",
     ) -> None:  # fmt: skip
         if sandbox not in SANDBOXES:
             raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
+        if session_start not in SESSION_STARTS:
+            raise ValueError(
+                f"session_start must be one of {', '.join(SESSION_STARTS)}, not {session_start!r}"
+            )
         if network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {network!r}")
         self.network = network
@@ -106,6 +118,13 @@ class ProcessBackend:
             # The sentry's and gofer's own host threads count against the sandbox's pids limit.
             limits = dataclasses.replace(limits, pids=limits.pids + gvisor.THREADS_HEADROOM)
         self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
+        self.session_start = session_start
+        self._forks: ForkServers | None = None
+        if session_start == "fork" and not self.sandboxed:
+            enforcer = self._limits
+            self._forks = ForkServers(
+                (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None
+            )
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
@@ -155,6 +174,8 @@ class ProcessBackend:
             confinement = self._gvisor.protections(self._uids.base)
         else:
             confinement = self._confinement()
+        if self.session_start == "fork":
+            confinement["session_start"] = self.session_start_mode()
         if self._limits is not None:
             limits = {"mode": str(self._limits.mode), **self._limits.describe(self.own_uids)}
             if self._gvisor is not None and self._limits.mode is not LimitMode.RLIMIT:
@@ -210,8 +231,29 @@ class ProcessBackend:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
+    def session_start_mode(self) -> str:
+        """`fork`, `fresh`, or `fresh (<why not fork>)`."""
+        if self.session_start == "fork" and self._forks is None:
+            return f"fresh ({_FORK_NEEDS_NO_SANDBOX})"
+        return self.session_start
+
     async def start(self, spec: WorkerSpec) -> ProcessWorker:
         """Start the worker and return once its `/ping` answers; `WorkerStartFailed` otherwise."""
+        note = ""
+        if self.session_start == "fork":
+            if self._forks is None:
+                note = _FORK_NEEDS_NO_SANDBOX
+            else:
+                try:
+                    return await self._start_forked(spec, self._forks)
+                except Unforkable as error:
+                    note = f"its version cannot be forked: {error}"
+                except ForkFailed as error:
+                    logger.warning("Worker %s starts fresh: %s", spec.worker_id, error)
+                    note = f"its version's fork server failed: {error}"
+        return await self._start_fresh(spec, note)
+
+    async def _start_fresh(self, spec: WorkerSpec, note: str) -> ProcessWorker:
         socket_path = spec.work_dir / "worker.sock"
         for path in (socket_path, *([_made_socket(spec)] if self._gvisor is not None else [])):
             if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
@@ -234,6 +276,8 @@ class ProcessBackend:
                 launch, log = await asyncio.to_thread(self._prepare, spec, socket_path, host_uid)
                 prefix = limits.command_prefix() if limits is not None else []
                 environment = self._environment(spec)
+            if note:
+                os.write(log, f"[open-agentcore] session started as a fresh process: {note}\n".encode())
             try:
                 process = await asyncio.create_subprocess_exec(
                     *prefix,
@@ -275,6 +319,66 @@ class ProcessBackend:
         else:
             worker.agent_pid = process.pid
         return worker
+
+    async def _start_forked(self, spec: WorkerSpec, forks: ForkServers) -> ProcessWorker:
+        """Have the version's fork server fork the worker (`Unforkable`, `ForkFailed`), put it under
+        the session's limits, then let it serve."""
+        socket_path = spec.work_dir / "worker.sock"
+        if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
+            raise WorkerStartFailed(
+                spec.worker_id, f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes"
+            )
+        environment = self._environment(spec)
+        version_environment = {k: v for k, v in spec.environment.items() if k != "AGENTCORE_SESSION_ID"}
+        image = Image(spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())))
+        base = {k: v for k, v in environment.items() if k not in spec.environment}
+        limits: WorkerLimits | None = None
+        gate_read, gate_write = os.pipe()
+        try:
+            if self._limits is not None:
+                limits = await asyncio.to_thread(self._limits.create, spec.worker_id, False)
+            listener, log = await asyncio.to_thread(_prepare_forked, spec.work_dir, socket_path)
+            try:
+                os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
+                process = await forks.fork(
+                    image, spec.worker_id, environment, spec.work_dir.parent, (listener, log, gate_read),
+                    spec.start_timeout, base,
+                )  # fmt: skip
+            finally:
+                os.close(listener)
+                os.close(log)
+                os.close(gate_read)
+            try:
+                if limits is not None:
+                    await asyncio.to_thread(limits.enter, process.pid)
+            except OSError as error:
+                raise WorkerStartFailed(spec.worker_id, f"its limits could not be set up: {error}") from None
+            os.write(gate_write, b"1")  # the agent may run now
+        except BaseException:
+            if limits is not None:
+                await asyncio.to_thread(limits.close)  # kills a forked child already in its cgroups
+            raise
+        finally:
+            os.close(gate_write)  # a child still waiting at its gate (an error above) exits
+
+        async def after_exit() -> None:
+            await forks.stop_idle(image)
+
+        worker = ProcessWorker(
+            spec.worker_id, process, socket_path, spec.work_dir / "worker.log", False, None, limits=limits,
+            started_by="fork", _after_exit=after_exit,
+        )  # fmt: skip
+        try:
+            await self._wait_ready(worker, spec.start_timeout, _made_socket(spec))
+        except BaseException:
+            await self.stop(worker, grace=0)
+            raise
+        worker.agent_pid = process.pid
+        return worker
+
+    def fork_servers(self) -> list[int]:
+        """The pids of the fork servers running now."""
+        return [server.process.pid for server in self._forks.running()] if self._forks is not None else []
 
     def _limits_in_bundle(self) -> bool:
         """Whether gVisor applies the limits itself (rlimits, in the bundle): a prefix would limit
@@ -420,6 +524,7 @@ class ProcessBackend:
             raise TypeError(f"the process backend did not start {handle!r}")
         process = handle.process
         if handle.gvisor is not None:
+            assert isinstance(process, asyncio.subprocess.Process)
             await handle.gvisor.stop(process, grace)
         elif process.returncode is None:
             if handle.sandboxed and handle.agent_pid is not None:
@@ -466,12 +571,25 @@ class ProcessBackend:
         stopped)."""
         if self._limits is not None:
             self._limits.close()
+        if self._forks is not None:
+            self._forks.close_now()
         self._remove_private_state_dir()
 
     def _remove_private_state_dir(self) -> None:
         if self._private_state_dir is not None:
             shutil.rmtree(self._private_state_dir, ignore_errors=True)
             self._private_state_dir = None
+
+
+def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
+    """A forked worker's work dir, listening socket and log (blocking)."""
+    work_dir.prepare(path, None)
+    listener = work_dir.listen(socket_path)
+    try:
+        return listener, work_dir.open_log(path / "worker.log")
+    except BaseException:
+        os.close(listener)
+        raise
 
 
 def _made_socket(spec: WorkerSpec) -> Path:
@@ -554,4 +672,12 @@ def probe_bwrap(network: str = "default") -> str | None:
     return None
 
 
-__all__ = ["LAUNCHER", "SANDBOXES", "ProcessBackend", "ProcessWorker", "kill_orphan", "probe_bwrap"]
+__all__ = [
+    "LAUNCHER",
+    "SANDBOXES",
+    "SESSION_STARTS",
+    "ProcessBackend",
+    "ProcessWorker",
+    "kill_orphan",
+    "probe_bwrap",
+]

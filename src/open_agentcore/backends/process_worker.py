@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from . import gvisor, process_tree
 from .limits import WorkerLimits
@@ -16,12 +17,25 @@ from .limits import WorkerLimits
 logger = logging.getLogger("open_agentcore.backends.process")
 
 
+class WorkerProcess(Protocol):
+    """The worker's outermost process as the backend sees it: one it started (`asyncio`'s), or one
+    its version's fork server forked (`fork_server.ForkedProcess`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
 @dataclass
 class ProcessWorker:
     """A worker process this backend started and owns (`pid`: the outermost process, bubblewrap's)."""
 
     worker_id: str
-    process: asyncio.subprocess.Process
+    process: WorkerProcess
     socket_path: Path
     log_path: Path
     sandboxed: bool
@@ -36,6 +50,9 @@ class ProcessWorker:
     peak_pids: int | None = None
     # Its gVisor sandbox, when it runs in one (`pid` is then `runsc run`'s).
     gvisor: gvisor.Sandbox | None = field(default=None, repr=False)
+    # "fresh" (a process of its own from the interpreter up) or "fork" (forked by its version's fork server).
+    started_by: str = "fresh"
+    _after_exit: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _release_uid: Callable[[int], None] | None = field(default=None, repr=False)
     _finishing: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -60,6 +77,13 @@ class ProcessWorker:
         await asyncio.shield(self._finishing)
 
     async def _clean_up(self) -> None:
+        try:
+            await self._release()
+        finally:
+            if self._after_exit is not None:
+                await self._after_exit()
+
+    async def _release(self) -> None:
         if self.limits is not None:
             self.out_of_memory = await asyncio.to_thread(self.limits.out_of_memory)
             if self.gvisor is not None:
@@ -83,4 +107,4 @@ class ProcessWorker:
                          self.host_uid, self.worker_id)  # fmt: skip
 
 
-__all__ = ["ProcessWorker"]
+__all__ = ["ProcessWorker", "WorkerProcess"]

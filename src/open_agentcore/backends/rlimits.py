@@ -4,6 +4,7 @@ worker runs as a uid of its own). CPU cannot be limited this way."""
 
 from __future__ import annotations
 
+import resource
 import shutil
 import sys
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ class RlimitEnforcer:
             prefix = [self._prlimit, f"--as={memory}", *([f"--nproc={nproc}"] if nproc else []), "--"]
         else:
             prefix = [sys.executable, "-I", "-S", "-c", _SET_RLIMITS, memory, nproc or "-"]
-        return RlimitWorker(worker_id, tuple(prefix))
+        return RlimitWorker(
+            worker_id, tuple(prefix), self._limits.memory_bytes, self._limits.pids if own_uid else None
+        )
 
     def close(self) -> None:
         return None
@@ -66,9 +69,16 @@ class RlimitWorker:
 
     worker_id: str
     prefix: tuple[str, ...]
+    memory_bytes: int = 0
+    nproc: int | None = None
 
     def command_prefix(self) -> list[str]:
         return list(self.prefix)
+
+    def enter(self, pid: int) -> None:
+        resource.prlimit(pid, resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        if self.nproc is not None:
+            resource.prlimit(pid, resource.RLIMIT_NPROC, (self.nproc, self.nproc))
 
     def out_of_memory(self) -> bool:
         return False

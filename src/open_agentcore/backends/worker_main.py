@@ -262,8 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         return EXIT_START_FAILED
-    import uvicorn
-
     listen: dict[str, Any]
     if listener is not None:
         listen = {"fd": listener.fileno()}
@@ -273,19 +271,38 @@ def main(argv: list[str] | None = None) -> int:
         listen = {"uds": args.socket}
     else:
         listen = {"host": args.host, "port": args.port}
+    serve(app, listen, args.graceful_seconds)
+    return 0
+
+
+def serve(app: Any, listen: dict[str, Any], graceful_seconds: int) -> None:
+    """Serve `app` with uvicorn where `listen` says (uvicorn's `fd`, `uds` or `host`/`port`) until
+    SIGTERM."""
+    run(server_config(app, listen, graceful_seconds))
+
+
+def server_config(app: Any, listen: dict[str, Any], graceful_seconds: int) -> Any:
+    """uvicorn's config for serving `app` (the fork server loads one once, for all its children)."""
+    import uvicorn
+
     if "port" not in listen:
         app = Cancellable(app)  # on the server's private socket only: see the module docstring
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         **listen,
         log_level="warning",
         lifespan="auto",
-        timeout_graceful_shutdown=args.graceful_seconds,
+        timeout_graceful_shutdown=graceful_seconds,
     )
+
+
+def run(config: Any) -> None:
+    """Serve with uvicorn's `config` until SIGTERM."""
+    import uvicorn
+
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run()
-    return 0
 
 
 if __name__ == "__main__":

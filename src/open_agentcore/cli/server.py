@@ -81,6 +81,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "namespaces, seccomp) refuses to start where that cannot be applied; auto uses "
                         "bwrap when it works here; gvisor runs each worker under runsc; none: plain "
                         "processes (trusted code only)")  # fmt: skip
+    parser.add_argument("--session-start", choices=["fork", "fresh"], default="fresh",
+                        help="how a new session's worker starts: fresh (a new interpreter imports the "
+                        "agent, ~0.2 s) or fork (forked from a per-version process that imported it "
+                        "once: faster and shares memory between sessions). fork works with --sandbox "
+                        "none only for now; elsewhere sessions start fresh and their log says why. "
+                        "An agent whose import starts threads or leaves files open starts fresh too "
+                        "(default fresh)")  # fmt: skip
     parser.add_argument("--session-memory", type=_size, default=8 * 1024**3, metavar="SIZE",
                         help="memory per session, e.g. 512M or 8G (default 8G); a session past it "
                         "ends with an out-of-memory reason")  # fmt: skip
@@ -115,7 +122,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host-python", action="store_true",
                         help="a version whose Python (runtime PYTHON_3_x) is not on this host runs on the "
                         "server's own, saying so in its status reason, instead of failing")  # fmt: skip
-    parser.add_argument("--warm-pool", type=int, default=1, help="started workers kept ready per version")
+    parser.add_argument("--warm-pool", type=_count, default=1, metavar="N",
+                        help="started workers kept ready per version, at least "
+                        "(default 1; 0: no pool)")  # fmt: skip
+    parser.add_argument("--warm-pool-max", type=_count, default=16, metavar="N",
+                        help="a version's warm pool grows to its new sessions of the last minute, up "
+                        "to this many, while --max-sessions and the host's free memory allow "
+                        "(default 16)")  # fmt: skip
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (unencrypted)")
     parser.add_argument("--rate-limit", type=_rate, metavar="N/s",
@@ -205,6 +218,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -250,6 +269,8 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         max_sessions=args.max_sessions,
         allow_host_python=args.allow_host_python,
         warm_pool=args.warm_pool,
+        warm_pool_max=args.warm_pool_max,
+        session_start=args.session_start,
         tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
         tls_key=args.tls_key.resolve() if args.tls_key else None,
         rate_limit=args.rate_limit,
@@ -391,6 +412,7 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         "--region", config.region, "--account-id", config.account_id, "--backend", config.backend,
         "--sandbox", config.sandbox, "--min-lifecycle-seconds", str(config.min_lifecycle_seconds),
         "--max-sessions", str(config.max_sessions), "--warm-pool", str(config.warm_pool),
+        "--warm-pool-max", str(config.warm_pool_max), "--session-start", config.session_start,
         "--log-level", config.log_level, "--session-memory", str(config.session_memory),
         "--session-cpus", repr(config.session_cpus), "--session-pids", str(config.session_pids),
         "--session-network", config.session_network, "--worker-uid-base", str(config.worker_uid_base),

@@ -76,6 +76,7 @@ def build_app(config: ServerConfig) -> Starlette:
         uid_base=config.worker_uid_base,
         limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
         state_dir=config.data_dir / "gvisor",
+        session_start=config.session_start,
     )
     metrics = ServerMetrics() if config.metrics else None
     # Bound now, like the sandbox's check: a busy --metrics-port is reported before anything serves.
@@ -114,6 +115,7 @@ def build_app(config: ServerConfig) -> Starlette:
                 hidden_paths=(config.data_dir,),
                 max_sessions=config.max_sessions,
                 warm_pool=config.warm_pool,
+                warm_pool_max=config.warm_pool_max,
                 reap_interval=config.reap_interval,
                 shared_sessions=config.shared_sessions,
             ),

@@ -46,6 +46,9 @@ class ServerConfig:
     allow_host_python: bool = False
     max_sessions: int = 200
     warm_pool: int = 1
+    warm_pool_max: int = 16
+    # "fork": new sessions forked by their version's fork server (--sandbox none only, for now).
+    session_start: str = "fresh"
     reap_interval: float = 5.0
     max_payload: int = 100 * 1024 * 1024
     # A request line plus headers past this size is refused with 431 (uvicorn's parser has no bound).

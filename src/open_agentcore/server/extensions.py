@@ -108,6 +108,9 @@ async def list_sessions(request: Request) -> Response:
             "sandboxed": live.handle.sandboxed,
             "owner": live.owner,
             "memoryBytes": memory_bytes,
+            # From the warm pool or not, forked by its version's fork server or a fresh process.
+            "startedFrom": live.started_from,
+            "startedBy": getattr(live.handle, "started_by", "fresh"),
         }
         for live, memory_bytes in zip(live_sessions, memory, strict=True)
     ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from open_agentcore.backends import Backend, WorkerHandle, WorkerSpec
 
 from .lease import SessionLease
+from .warm_pool import WarmPoolPolicy, WarmPoolSizer
 from .worker_client import WorkerClient
 
 logger = logging.getLogger("open_agentcore.sessions")
@@ -74,7 +75,12 @@ class SessionConfig:
     log_root: Path | None = None
     hidden_paths: Sequence[Path] = ()
     max_sessions: int = 200
+    # Warm workers per version: at least `warm_pool` (0 turns the pool off), and up to
+    # `warm_pool_max` while recent demand asks for them and memory allows (`warm_pool.py`).
     warm_pool: int = 1
+    warm_pool_max: int = 16
+    warm_pool_window: float = 60.0
+    warm_memory_reserve: int = 1024**3
     start_timeout: float = 60.0
     stop_grace: float = 10.0
     reap_interval: float = 5.0
@@ -98,7 +104,14 @@ class LiveSession:
     end_reason: str = ""
     owner: str | None = None
     lifetime_timer: asyncio.TimerHandle | None = None
-    warm_start: bool = False  # its worker came from the warm pool
+    # How its worker was had: "warm" (ready in the pool), "warming" (a pool worker already
+    # starting when the session arrived) or "cold" (started for it).
+    started_from: str = "cold"
+
+    @property
+    def warm_start(self) -> bool:
+        """Whether its worker came from the warm pool (ready, or already starting when it arrived)."""
+        return self.started_from != "cold"
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -133,6 +146,17 @@ class SessionManager:
         self._warm: dict[tuple[str, int], list[WorkerHandle]] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self._warming_counts: dict[tuple[str, int], int] = {}
+        self._warming_tasks: dict[tuple[str, int], set[asyncio.Task[None]]] = {}
+        self._claims: dict[tuple[str, int], int] = {}  # sessions waiting for a warming worker
+        minimum = config.warm_pool
+        self._pool = WarmPoolSizer(
+            WarmPoolPolicy(
+                minimum=minimum,
+                maximum=max(minimum, config.warm_pool_max) if minimum > 0 else 0,
+                window=config.warm_pool_window,
+                memory_reserve=config.warm_memory_reserve,
+            )
+        )
         self._reaper: asyncio.Task[None] | None = None
         self._ending: set[asyncio.Task[None]] = set()
 
@@ -261,13 +285,23 @@ class SessionManager:
 
     async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
         handle = self._take_warm(target)
+        started_from = "warm"
+        # A pool worker that began before this session arrived is a head start; one the refill
+        # below begins for it is as cold as a worker started for it alone.
+        head_start = self._warming_counts.get(target.key, 0) > self._claims.get(target.key, 0)
+        # A burst refills the pool while it arrives, in parallel, sized by the burst so far.
+        self._pool.arrived(target.key)
+        self._refill(target, reserved=0 if handle is None else 1)
+        if handle is None:
+            handle = await self._wait_for_warming(target)
+            started_from = "warming" if head_start else "cold"
         if handle is None and self._warming and self.workers() >= self.config.max_sessions:
             # The room is held by warm workers still starting: wait for them (a worker's start at
             # most), then take one of this version or evict one, rather than refuse the session.
             await asyncio.wait(set(self._warming))
             handle = self._take_warm(target)
-        warm_start = handle is not None
         if handle is None:
+            started_from = "cold"
             # Starting a worker takes a while: sessions still starting count against the limit, or
             # a burst of new ids would all pass the check before any of them is in the table. Warm
             # workers count too; one of another version gives way to a session that needs the room.
@@ -288,7 +322,7 @@ class SessionManager:
             handle=handle,
             client=WorkerClient(handle.socket_path),
             owner=owner,
-            warm_start=warm_start,
+            started_from=started_from,
         )
         self._sessions[(target.runtime_id, session_id)] = live
         loop = asyncio.get_running_loop()
@@ -353,6 +387,22 @@ class SessionManager:
                 return handle
         return None
 
+    async def _wait_for_warming(self, target: SessionTarget) -> WorkerHandle | None:
+        """A warm worker of this version that was already starting when the session arrived (it is
+        ready sooner than one started now); None when every starting one is claimed by an earlier
+        session, or they failed."""
+        key = target.key
+        while self._warming_counts.get(key, 0) > self._claims.get(key, 0):
+            self._claims[key] = self._claims.get(key, 0) + 1
+            try:
+                await asyncio.wait(set(self._warming_tasks[key]), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._claims[key] -= 1
+            handle = self._take_warm(target)
+            if handle is not None:
+                return handle
+        return None
+
     async def _evict_warm(self) -> bool:
         """Stop one warm worker to make room for a session; False when there is none."""
         for key, handles in self._warm.items():
@@ -367,19 +417,41 @@ class SessionManager:
                 return True
         return False
 
-    def _refill(self, target: SessionTarget) -> None:
-        """Start warm workers in the background until the pool for this version is full.
+    def _refill(self, target: SessionTarget, reserved: int = 0) -> None:
+        """Start warm workers in the background, all at once, until this version's pool is as large
+        as its recent demand asks (`warm_pool.py`).
 
-        Never past the server's capacity: warm workers are a head start, not extra sessions.
+        Never past the server's capacity: warm workers are a head start, not extra sessions. Past
+        the minimum pool, only while the host has the memory for them. `reserved`: workers taken
+        from the pool for a session not yet in the table (they still hold their room).
         """
-        pending = self._warming_counts.get(target.key, 0)
-        missing = self.config.warm_pool - len(self._warm.get(target.key, [])) - pending
-        missing = min(missing, self.config.max_sessions - self.workers())
-        for _ in range(max(0, missing)):
-            self._warming_counts[target.key] = self._warming_counts.get(target.key, 0) + 1
+        key = target.key
+        pool = self._warming_counts.get(key, 0) + len(self._warm.get(key, []))
+        wanted = min(self._pool.target(key), pool + self.config.max_sessions - self.workers() - reserved)
+        while pool < wanted:
+            starting = sum(self._warming_counts.values())
+            if pool >= self._pool.policy.minimum and not self._pool.room_past_minimum(starting + 1):
+                logger.info("The warm pool of %s v%s stays at %d: too little memory available", *key, pool)
+                break
+            self._warming_counts[key] = self._warming_counts.get(key, 0) + 1
             task = asyncio.get_running_loop().create_task(self._warm_one(target))
             self._warming.add(task)
+            self._warming_tasks.setdefault(key, set()).add(task)
             task.add_done_callback(self._warming.discard)
+            task.add_done_callback(self._warming_tasks[key].discard)
+            pool += 1
+
+    def warm_counts(self, key: tuple[str, int]) -> tuple[int, int]:
+        """(ready, starting) warm workers of a version."""
+        return len(self._warm.get(key, [])), self._warming_counts.get(key, 0)
+
+    async def _shrink_pools(self) -> None:
+        """Stop ready warm workers a version's recent demand no longer asks for."""
+        for key, handles in list(self._warm.items()):
+            surplus = len(handles) + self._warming_counts.get(key, 0) - self._pool.target(key)
+            while surplus > 0 and handles:
+                await self._stop_warm(handles.pop(0))
+                surplus -= 1
 
     async def _warm_one(self, target: SessionTarget) -> None:
         try:
@@ -418,6 +490,12 @@ class SessionManager:
         """Stop every session and warm worker of a runtime."""
         for live in self.sessions(runtime_id):
             await self._end(live, reason)
+        # Warm workers still starting land in the pool when they are ready: wait for them first.
+        starting = [
+            task for key, tasks in self._warming_tasks.items() if key[0] == runtime_id for task in tasks
+        ]
+        if starting:
+            await asyncio.gather(*starting, return_exceptions=True)
         for key in [k for k in self._warm if k[0] == runtime_id]:
             for handle in self._warm.pop(key):
                 await self._stop_warm(handle)
@@ -526,6 +604,7 @@ class SessionManager:
         with calls in flight)."""
         now = time.monotonic()
         stopped: list[str] = []
+        await self._shrink_pools()
         for live in list(self._sessions.values()):
             if live.lived_out(now):
                 await self._end_lifetime(live)

@@ -1,0 +1,229 @@
+"""The fork server's own side: import one version's agent once, then fork a child per new session.
+
+Run BY PATH with the version's python, like `worker_main.py` (only the standard library and
+uvicorn are there):
+    python fork_main.py --code-dir DIR --entrypoint agent.py --control-fd 3 --lifeline-fd 4
+
+The control fd is a SOCK_SEQPACKET socket to the runtime server; one JSON object per packet.
+This process says `{"ready": pid}` once the agent is imported, `{"unforkable": why}` when the
+import left threads or open files behind (a fork would copy threads half-way and share the files
+between sessions: the server then starts that version's sessions as fresh processes), or
+`{"failed": why}`. Then each `{"fork": worker_id, "environment": {...}, "cwd": dir}`, sent with
+three fds (the session's listening socket, its log, and a gate), is answered with
+`{"forked": worker_id, "pid": pid}`, and each child's end with `{"exited": pid, "code": code}`.
+
+A child becomes its own process group, keeps only its stdio (its log), its socket, its gate and
+the lifeline, takes the session's environment and working dir, reseeds `random`, and waits for
+one byte on its gate before the agent runs anything: the server first puts it under the session's
+limits. It stops when the lifeline (a pipe only the server can write) reaches its end, i.e. when
+the server is gone, but not when this process dies: a crashed fork server takes no session with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+try:
+    from . import worker_main
+except ImportError:  # run by path, as the server does: this file's dir is on sys.path
+    import worker_main  # type: ignore[no-redef,import-not-found]
+
+EXIT_START_FAILED = 3
+MAX_MESSAGE = 256 * 1024
+_SESSION_FDS = 3  # listener, log, gate
+
+
+def send(control: socket.socket, message: dict[str, Any]) -> None:
+    control.send(json.dumps(message).encode())
+
+
+def open_fds() -> set[int]:
+    """The file descriptors this process holds now."""
+    listed = {int(name) for name in os.listdir("/proc/self/fd")}
+    held = set()
+    for fd in listed:  # one of them was listdir's own, closed by now
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        held.add(fd)
+    return held
+
+
+def unforkable(fds_before: set[int]) -> str | None:
+    """Why the imported agent cannot be forked safely, or None."""
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1 or threading.active_count() > 1:
+        started = max(threads, threading.active_count()) - 1
+        return f"its import started {started} thread(s), which a fork cannot copy"
+    left_open = open_fds() - fds_before
+    if left_open:
+        return f"its import left {len(left_open)} file(s) open, which forked sessions would share"
+    return None
+
+
+def preload(app: Any, graceful_seconds: int) -> Any:
+    """uvicorn's config for the children, loaded: what serving needs (uvicorn, its protocols, its
+    lifespan) imported and the app wrapped once, not in every child. Loading binds nothing and
+    starts nothing; each child sets its own socket."""
+    config = worker_main.server_config(app, {"fd": -1}, graceful_seconds)
+    config.load()
+    loop_factory = getattr(config, "get_loop_factory", None)  # uvicorn >= 0.36 picks its loop here
+    if loop_factory is not None:
+        loop_factory()  # imports uvloop where it is installed: 20 ms a child need not spend
+    else:
+        config.setup_event_loop()
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Import an agent once and fork a worker per session.")
+    parser.add_argument("--code-dir", type=Path, required=True)
+    parser.add_argument("--entrypoint", required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--lifeline-fd", type=int, required=True)
+    parser.add_argument("--graceful-seconds", type=int, default=10)
+    args = parser.parse_args(argv)
+    worker_main.die_with_parent()
+    control = socket.socket(fileno=args.control_fd)
+    fds_before = open_fds()
+    try:
+        app = worker_main.find_app(worker_main.load_entrypoint(args.code_dir, args.entrypoint))
+    except worker_main.LaunchError as error:
+        send(control, {"failed": str(error)})
+        return EXIT_START_FAILED
+    except BaseException as error:  # the agent's own import-time failure, whatever it is
+        traceback.print_exc()
+        send(control, {"failed": f"{type(error).__name__}: {error}"})
+        return EXIT_START_FAILED
+    config = preload(app, args.graceful_seconds)
+    reason = unforkable(fds_before)
+    if reason is not None:
+        send(control, {"unforkable": reason})
+        return 0
+    # Objects made so far stay out of every collection: a child's GC pass would otherwise write to
+    # (and so unshare) the pages they sit on.
+    gc.freeze()
+    send(control, {"ready": os.getpid()})
+    return ForkLoop(control, config, args.lifeline_fd).run()
+
+
+class ForkLoop:
+    """Waits for fork requests and children's ends; single-threaded, so forking copies no lock held."""
+
+    def __init__(self, control: socket.socket, config: Any, lifeline: int) -> None:
+        self.control = control
+        self.config = config  # uvicorn's, loaded
+        self.lifeline = lifeline
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
+        os.set_blocking(self.wake_read, False)
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> int:
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.selector.register(self.control, selectors.EVENT_READ)
+        self.selector.register(self.wake_read, selectors.EVENT_READ)
+        while True:
+            for key, _ in self.selector.select():
+                if key.fileobj is self.control:
+                    if not self._serve_request():
+                        return 0  # the server closed the channel: stop; the children go on
+                else:
+                    while True:
+                        try:
+                            if not os.read(self.wake_read, 512):
+                                break
+                        except BlockingIOError:
+                            break
+                    self._reap()
+
+    def _serve_request(self) -> bool:
+        data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, _SESSION_FDS)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return False
+        request = json.loads(data)
+        if len(fds) != _SESSION_FDS:
+            for fd in fds:
+                os.close(fd)
+            send(self.control, {"fork_failed": request.get("fork"), "error": "expected 3 file descriptors"})
+            return True
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self._become_session(request, *fds)
+            except BaseException:
+                traceback.print_exc()
+                code = EXIT_START_FAILED
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        send(self.control, {"forked": request["fork"], "pid": pid})
+        return True
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            send(self.control, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _become_session(self, request: dict[str, Any], listener: int, log: int, gate: int) -> None:
+        """In the child: shed everything of the fork server's, become the session's, and serve."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.selector.close()
+        self.control.close()
+        os.setsid()
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        keep = {0, 1, 2, listener, gate, self.lifeline}
+        for fd in open_fds() - keep:
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["environment"])
+        os.chdir(request["cwd"])
+        random.seed()  # never the same "random" numbers as the sibling sessions
+        if os.read(gate, 1) != b"1":
+            os._exit(0)  # the server gave this start up
+        os.close(gate)
+        threading.Thread(target=_stop_with_server, args=(self.lifeline,), daemon=True).start()
+        self.config.fd = listener
+        worker_main.run(self.config)
+
+
+def _stop_with_server(lifeline: int) -> None:
+    """Stop this session (as a graceful SIGTERM) once the server that started it is gone."""
+    while os.read(lifeline, 1):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Sessions forked by their version's fork server (`--session-start fork`), with real processes:
+`backends/fork_server.py` and `backends/fork_main.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from open_agentcore.backends import LimitMode, ProcessBackend, ProcessWorker, SessionLimits
+from open_agentcore.backends.process import probe_bwrap
+from open_agentcore.sessions import SessionConfig, SessionManager, SessionTarget
+from tests.conftest import wait_until
+from tests.sessions.test_manager import call, until
+
+_T = TypeVar("_T")
+
+PROBE_AGENT = """
+import os, random
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+{import_time}
+
+
+def links():
+    found = {{}}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[name] = os.readlink(f"/proc/self/fd/{{name}}")
+        except OSError:
+            pass
+    return found
+
+
+@app.entrypoint
+def invoke(payload):
+    return {{
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "home": os.environ.get("HOME"),
+        "session": os.environ.get("AGENTCORE_SESSION_ID"),
+        "secret": os.environ.get("SERVER_SECRET"),
+        "random": random.random(),
+        "fds": links(),
+    }}
+"""
+
+
+def target(root: Path, import_time: str = "", runtime_id: str = "probe-Ab12Cd34Ef") -> SessionTarget:
+    code = root / runtime_id
+    code.mkdir(exist_ok=True)
+    (code / "agent.py").write_text(textwrap.dedent(PROBE_AGENT.format(import_time=import_time)))
+    return SessionTarget(
+        runtime_id=runtime_id,
+        runtime_arn=f"arn:aws:bedrock-agentcore:us-east-1:000000000000:runtime/{runtime_id}",
+        version=1,
+        python=Path(sys.executable),
+        code_dir=code,
+        entrypoint="agent.py",
+        environment={"VERSION_SETTING": "1"},
+    )
+
+
+def scenario(
+    body: Callable[[SessionManager, ProcessBackend], Awaitable[_T]], sandbox: str = "none", **backend: Any
+) -> _T:
+    async def run() -> _T:
+        # Short: worker sockets live under the work root, and socket paths max out at 107 bytes.
+        work_root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))
+        process_backend = await asyncio.to_thread(ProcessBackend, sandbox, session_start="fork", **backend)
+        sessions = SessionManager(process_backend, SessionConfig(work_root=work_root, warm_pool=0))
+        try:
+            return await body(sessions, process_backend)
+        finally:
+            await sessions.close()
+            shutil.rmtree(work_root, ignore_errors=True)
+
+    return asyncio.run(run())
+
+
+def log_of(sessions: SessionManager, session_target: SessionTarget, session_id: str) -> str:
+    live = sessions.get(session_target.runtime_id, session_id)
+    assert live is not None
+    return live.handle.log_path.read_text()
+
+
+def started_by(sessions: SessionManager, session_target: SessionTarget, session_id: str) -> str:
+    live = sessions.get(session_target.runtime_id, session_id)
+    assert live is not None
+    assert isinstance(live.handle, ProcessWorker)
+    return live.handle.started_by
+
+
+def test_forked_sessions_are_apart_and_each_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session_target = target(tmp_path)
+    monkeypatch.setenv("SERVER_SECRET", "never-in-a-worker")
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> list[dict[str, Any]]:
+        replies = [await call(sessions, session_target, session_id) for session_id in ("a", "b")]
+        assert [started_by(sessions, session_target, s) for s in ("a", "b")] == ["fork", "fork"]
+        assert "session forked by its version's fork server" in log_of(sessions, session_target, "a")
+        assert len(backend.fork_servers()) == 1
+        return replies
+
+    a, b = scenario(body)
+    assert a["pid"] != b["pid"] and (a["pgid"], b["pgid"]) == (a["pid"], b["pid"])
+    assert (a["session"], b["session"]) == ("a", "b")
+    assert a["home"] != b["home"] and a["home"].endswith("/home")
+    assert a["secret"] is None and b["secret"] is None  # the server's environment stays the server's
+    # Each child reseeds: siblings forked from one parent would otherwise draw the same numbers.
+    assert a["random"] != b["random"]
+
+
+def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_session(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(
+        sessions: SessionManager, backend: ProcessBackend
+    ) -> tuple[dict[str, Any], set[str], list[str]]:
+        first = await call(sessions, session_target, "a")
+        await call(sessions, session_target, "b")
+        (fork_server,) = backend.fork_servers()
+        held = set()
+        for name in os.listdir(f"/proc/{fork_server}/fd"):
+            link = os.readlink(f"/proc/{fork_server}/fd/{name}")
+            if link.startswith("socket:"):
+                held.add(link)
+        others = [str(sessions.get(session_target.runtime_id, "b").handle.log_path)]  # type: ignore[union-attr]
+        return first, held, others
+
+    first, fork_server_sockets, other_logs = scenario(body)
+    links = set(first["fds"].values())
+    assert fork_server_sockets and not links & fork_server_sockets  # not its control channel
+    assert not links & set(other_logs)
+    assert first["fds"]["0"] == "/dev/null" and first["fds"]["1"] == first["fds"]["2"]
+    assert first["fds"]["1"].endswith("/worker.log") and "/home" not in first["fds"]["1"]
+
+
+@pytest.mark.parametrize(
+    ("import_time", "reason"),
+    [
+        ("import threading, time\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()",
+         "its import started 1 thread(s)"),
+        ("kept = open(__file__)", "its import left 1 file(s) open"),
+    ],
+)  # fmt: skip
+def test_an_agent_that_cannot_be_forked_starts_fresh_and_its_log_says_why(
+    tmp_path: Path, import_time: str, reason: str
+) -> None:
+    session_target = target(tmp_path, import_time)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[list[str], str, list[int]]:
+        for session_id in ("a", "b"):
+            await call(sessions, session_target, session_id)
+        kinds = [started_by(sessions, session_target, s) for s in ("a", "b")]
+        return kinds, log_of(sessions, session_target, "b"), backend.fork_servers()
+
+    kinds, log, fork_servers = scenario(body)
+    assert kinds == ["fresh", "fresh"] and fork_servers == []
+    assert f"session started as a fresh process: its version cannot be forked: {reason}" in log
+
+
+def test_an_agent_that_fails_to_import_is_a_start_failure_saying_why(tmp_path: Path) -> None:
+    from open_agentcore.backends import WorkerStartFailed
+
+    session_target = target(tmp_path, "raise RuntimeError('no model configured')")
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> str:
+        with pytest.raises(WorkerStartFailed) as failed:
+            await call(sessions, session_target, "a")
+        return str(failed.value)
+
+    assert "no model configured" in scenario(body)
+
+
+def test_a_crashed_fork_server_takes_no_session_with_it_and_is_started_again(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int, int, int, str]:
+        before = await call(sessions, session_target, "a")
+        (crashed,) = backend.fork_servers()
+        os.kill(crashed, signal.SIGKILL)
+        await until(lambda: backend.fork_servers() == [])
+        still = await call(sessions, session_target, "a")  # the same worker answers
+        await call(sessions, session_target, "b")
+        (again,) = backend.fork_servers()
+        return before["pid"], still["pid"], crashed, again, started_by(sessions, session_target, "b")
+
+    before, still, crashed, again, how = scenario(body)
+    assert before == still and crashed != again and how == "fork"
+
+
+def test_a_versions_last_worker_stops_its_fork_server_and_versions_have_their_own(tmp_path: Path) -> None:
+    first, second = target(tmp_path), target(tmp_path, runtime_id="other-Ab12Cd34Ef")
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int, list[str]]:
+        await call(sessions, first, "a")
+        await call(sessions, second, "a")
+        both = len(backend.fork_servers())
+        await sessions.stop_runtime(first.runtime_id)
+        await until(lambda: len(backend.fork_servers()) == 1)
+        await sessions.stop(second.runtime_id, "a")
+        await until(lambda: backend.fork_servers() == [])
+        left = sorted(path.name for path in sessions.config.work_root.iterdir())
+        return both, len(backend.fork_servers()), left
+
+    assert scenario(body) == (2, 0, [])  # nor is the fork servers' own dir left behind
+
+
+def test_a_stopped_forked_session_is_gone_with_everything_it_started(tmp_path: Path) -> None:
+    session_target = target(tmp_path, "import subprocess")
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> int:
+        reply = await call(sessions, session_target, "a")
+        await sessions.stop(session_target.runtime_id, "a")
+        return int(reply["pid"])
+
+    pid = scenario(body)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_forked_session_and_its_fork_server_are_under_limits_before_the_agent_runs(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    limits = SessionLimits(memory_bytes=3 * 1024**3, cpus=1.0, pids=256)
+
+    async def body(
+        sessions: SessionManager, backend: ProcessBackend
+    ) -> tuple[str, list[str], list[str], str]:
+        reply = await call(sessions, session_target, "a")
+        live = sessions.get(session_target.runtime_id, "a")
+        assert live is not None
+        (fork_server,) = backend.fork_servers()
+        pids = [reply["pid"], fork_server]
+        cgroups = [Path(f"/proc/{pid}/cgroup").read_text() for pid in pids]
+        rlimits = [Path(f"/proc/{pid}/limits").read_text() for pid in pids]
+        mode = str(backend.protections()["limits"]["mode"])  # type: ignore[index]
+        return mode, cgroups, rlimits, live.handle.worker_id
+
+    mode, cgroups, rlimits, worker_id = scenario(body, limits=limits)
+    if mode == str(LimitMode.RLIMIT):
+        assert all(f"Max address space         {3 * 1024**3}" in text for text in rlimits)
+    else:
+        session, fork_server = cgroups
+        assert worker_id in session and worker_id not in fork_server and "/fork-" in fork_server
+
+
+def test_forked_sessions_end_with_the_server_but_not_with_their_fork_server(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    program = textwrap.dedent(f"""
+        import asyncio, sys
+        from pathlib import Path
+        from open_agentcore.backends import ProcessBackend
+        from open_agentcore.sessions import SessionConfig, SessionManager, SessionTarget
+
+        async def main():
+            backend = ProcessBackend("none", session_start="fork")
+            sessions = SessionManager(backend, SessionConfig(work_root=Path(sys.argv[1]), warm_pool=0))
+            target = SessionTarget("probe-Ab12Cd34Ef", "arn", 1, Path(sys.executable),
+                                   Path({str(session_target.code_dir)!r}), "agent.py", {{}})
+            live = await sessions.acquire(target, "a")
+            print(live.handle.pid, flush=True)
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+    """)
+    work_root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))
+    server = subprocess.Popen(
+        [sys.executable, "-c", program, str(work_root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        forked = int(server.stdout.readline())
+        assert Path(f"/proc/{forked}").exists()
+        server.kill()  # no chance to stop anything: only the lifeline's end tells the session
+        server.wait()
+        wait_until(lambda: not _running(forked), timeout=30)
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_with_a_sandbox_sessions_start_fresh_and_their_log_says_why(tmp_path: Path) -> None:
+    if (why := probe_bwrap()) is not None:
+        pytest.fail(f"bubblewrap must work on the test machine: {why}")
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[str, str, str]:
+        await call(sessions, session_target, "a")
+        return (
+            started_by(sessions, session_target, "a"),
+            log_of(sessions, session_target, "a"),
+            backend.session_start_mode(),
+        )
+
+    how, log, mode = scenario(body, sandbox="bwrap")
+    assert how == "fresh" and mode.startswith("fresh (the fork server runs only with --sandbox none")
+    assert "session started as a fresh process: the fork server runs only with --sandbox none" in log
