@@ -146,6 +146,7 @@ class SyncProducer:
         self._room = threading.Condition(threading.Lock())
         self._ahead = len(primed.head)  # already produced: it counts against the lead like any frame
         self._stopped = False
+        self._resume_at = -1  # while the producer waits: the lead it waits to fall to
 
     def start(self, channel: _Channel) -> None:
         primed = self._primed
@@ -183,16 +184,22 @@ class SyncProducer:
                 channel.push(_END)
 
     def _wait_for_room(self) -> bool:
-        """Block while this stream holds its whole lead; False once the client is gone."""
+        """Once this stream holds its whole lead, block until half of it is sent: a refill is then
+        one burst of frames, not one thread wake-up per write. False once the client is gone."""
         with self._room:
-            while self._ahead >= self._budget.lead() and not self._stopped:
-                self._room.wait()
+            lead = self._budget.lead()
+            if self._ahead >= lead:
+                self._resume_at = lead // 2
+                while self._ahead > self._resume_at and not self._stopped:
+                    self._room.wait()
+                self._resume_at = -1
             return not self._stopped
 
     def credit(self, frames: int) -> None:
         with self._room:
             self._ahead -= frames
-            self._room.notify()
+            if self._ahead <= self._resume_at:
+                self._room.notify()
 
     def stop(self) -> None:
         with self._room:
