@@ -103,6 +103,7 @@ class PrimedStream:
 
     @property
     def finished(self) -> bool:
+        """True when the first step was also the last: nothing is left to drive."""
         return bool(self.head) and self.head[-1] is _END
 
 
