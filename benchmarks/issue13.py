@@ -111,11 +111,18 @@ def measure_round(
     order = list(TREES) if number % 2 == 0 else list(reversed(TREES))
     out: Round = {name: {} for name in (*TREES, "reference")}
     for name in order:
+        _progress(number, f"server_bench.py of the {name} tree")
         out[name]["server"] = _server(checkouts[name], settings)
+        _progress(number, f"throughput.py of the {name} tree")
         out[name]["throughput"] = _throughput(checkouts[name], settings)
     for name in [*order, "reference"] if number % 2 == 0 else ["reference", *order]:
+        _progress(number, f"SSE streams on the {name} SDK")
         out[name]["stream"] = _stream(environments[name], settings)
     return out
+
+
+def _progress(number: int, step: str) -> None:
+    print(f"issue 13 round {number + 1}: {step}...", file=sys.stderr, flush=True)
 
 
 # The table -----------------------------------------------------------------------------------
