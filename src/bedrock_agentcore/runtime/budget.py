@@ -10,7 +10,7 @@ streams there are, while a lone stream still gets a lead long enough to send in 
 
 from __future__ import annotations
 
-TOTAL_LEAD = 512
+TOTAL_LEAD = 1024
 """Frames all sync streams together may hold ahead of their sockets (before the floor)."""
 
 MAX_LEAD = 64
