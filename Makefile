@@ -27,9 +27,10 @@ test: lint
 	scripts/install-test-deps.sh
 	$(BIN)/pytest -q -n 2 --dist loadscope
 
-# BASELINE=DIR: also time the CLI of another checkout (with its own .venv) against this one.
+# BASELINE=DIR: compare with that checkout (with its own .venv) instead of the fixed commit in
+# benchmarks/baseline.py; QUICK=1: every table with few samples, as an end-to-end check.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE)) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -93,6 +93,55 @@ def stream_frames_per_second(port: int, streams: int, frames_per_stream: int, ro
     return total / elapsed
 
 
+async def _timed_stream(port: int, count: int) -> tuple[float, int]:
+    """One SSE invocation: seconds from sending the request to the first frame, and frames read."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps({"count": count}).encode()
+    started = time.perf_counter()
+    writer.write(
+        b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    first: float | None = None
+    frames = 0
+    tail = b""
+    while chunk := await reader.read(65536):
+        data = tail + chunk
+        frames += data.count(b"data: ") - tail.count(b"data: ")
+        if first is None and frames:
+            first = time.perf_counter() - started
+        tail = data[-8:]
+    writer.close()
+    if first is None:
+        raise RuntimeError("a stream ended without a frame")
+    return first, frames
+
+
+def stream_first_chunk(port: int, streams: int, frames_per_stream: int, per_client: int) -> dict[str, float]:
+    """`streams` clients, each opening `per_client` SSE invocations one after another, so that new
+    streams keep starting while the others are mid-stream: first-frame p50/p99 (ms) and frames/s."""
+
+    async def client() -> list[tuple[float, int]]:
+        return [await _timed_stream(port, frames_per_stream) for _ in range(per_client)]
+
+    async def run() -> tuple[list[tuple[float, int]], float]:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client() for _ in range(streams)))
+        return [one for each in results for one in each], time.perf_counter() - started
+
+    samples, elapsed = asyncio.run(run())
+    if any(frames != frames_per_stream for _, frames in samples):
+        raise RuntimeError(f"streams ended early: {[frames for _, frames in samples]}")
+    firsts = sorted(first * 1000 for first, _ in samples)
+    return {
+        "first_p50_ms": firsts[len(firsts) // 2],
+        "first_p99_ms": firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))],
+        "frames_per_s": sum(frames for _, frames in samples) / elapsed,
+    }
+
+
 def _post(port: int, payload: dict[str, object], timeout: float = 60) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     connection.request("POST", "/invocations", json.dumps(payload), {"Content-Type": "application/json"})

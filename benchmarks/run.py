@@ -1,5 +1,6 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
-Then the runtime server's own costs (server_bench.py) and the CLI's start-up (cli_start.py).
+Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
+tree against a baseline tree) and the CLI's start-up (cli_start.py) against the same baseline.
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
@@ -20,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli_start
+import issue13
 import load
-import server_bench
+from baseline import BASELINE_COMMIT, checkout_of
 from environments import Environment, describe, ours, reference
 from report import Metric, render
 from servers import UVICORN_SETTINGS, serving
@@ -127,7 +129,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     parser.add_argument("--quick", action="store_true", help="one short round, for a smoke check")
-    parser.add_argument("--baseline", help="a checkout whose CLI start-up to compare (its .venv)")
+    parser.add_argument(
+        "--baseline",
+        help=f"the checkout (with its own .venv) to compare with; default: commit {BASELINE_COMMIT[:7]}, "
+        "checked out once into benchmarks/.venvs/",
+    )
     settings = parser.parse_args()
     settings.frames, settings.sse_rounds, settings.samples = 2000, 3, 200
     if settings.quick:
@@ -156,9 +162,9 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"sdk-{stamp}.md").write_text(table)
     (RESULTS / f"sdk-{stamp}.json").write_text(json.dumps(rounds, indent=2))
-    code = server_bench.main(["--quick"] if settings.quick else [])
-    baseline = ["--baseline", settings.baseline] if settings.baseline else []
-    return code or cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
+    issue13.run(settings.baseline, issue13.Settings.of(None, settings.quick))
+    baseline = ["--baseline", str(checkout_of(settings.baseline))]
+    return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
 
 
 if __name__ == "__main__":

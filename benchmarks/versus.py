@@ -32,12 +32,14 @@ METRICS = (
 )
 
 
-def one_round(checkout: Path, sessions: int) -> dict[str, Any]:
-    """One `server_bench.py` round of `checkout`, with its own interpreter; its JSON result."""
+def one_round(checkout: Path, sessions: int, quick: bool = False) -> dict[str, Any]:
+    """One `server_bench.py` round of `checkout`, with its own interpreter; its JSON result.
+
+    `quick` runs that round with `server_bench.py --quick` (fewer samples, 4 idle sessions)."""
     results = checkout / "benchmarks" / "results"
     before = set(results.glob("server-*.json")) if results.exists() else set()
     command = [str(checkout / ".venv" / "bin" / "python"), str(checkout / "benchmarks" / "server_bench.py"),
-               "--rounds", "1", "--sessions", str(sessions)]  # fmt: skip
+               "--rounds", "1", "--sessions", str(sessions), *(["--quick"] if quick else [])]  # fmt: skip
     subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
     (written,) = set(results.glob("server-*.json")) - before
     result: dict[str, Any] = json.loads(written.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import socket
 import threading
@@ -245,3 +246,197 @@ def test_sse_frame_is_one_data_line_that_round_trips(value: Any) -> None:
     line = frame[len(b"data: ") : -2]
     assert b"\n" not in line and b"\r" not in line
     assert json.loads(line) == value
+
+
+# Fair streaming: first frames under load, the shared lead, the primed first step ----------------
+
+
+def _drain(sock: socket.socket, stop: threading.Event) -> None:
+    """Read a stream flat out until told to stop or the server ends it."""
+    sock.settimeout(10)
+    while not stop.is_set():
+        try:
+            if not sock.recv(65536):
+                return
+        except OSError:
+            return
+
+
+def test_new_stream_gets_its_first_frame_while_others_stream_flat_out(serve: Any) -> None:
+    """Busy streams must not hold a new stream's first frame back until they end."""
+    app = BedrockAgentCoreApp()
+    stop = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[Any]:
+        if payload.get("busy"):
+            while not stop.is_set():  # never ends on its own: only the test's stop does
+                yield {"token": "word"}
+        else:
+            yield "hello"
+
+    with serve(app) as url:
+        busy = [_open_stream(url, {"busy": True}) for _ in range(8)]
+        readers = [threading.Thread(target=_drain, args=(sock, stop), daemon=True) for sock in busy]
+        try:
+            for reader in readers:
+                reader.start()
+            wait_until(lambda: app.dispatcher.stream_budget.streams == 8)
+            new = _open_stream(url, {})
+            try:
+                _read_until(new, b'data: "hello"\n\n', bytearray())  # the socket's 10 s timeout bounds it
+                assert app.dispatcher.stream_budget.streams >= 8, "the busy streams ended first"
+            finally:
+                new.close()
+        finally:
+            stop.set()
+            for sock in busy:
+                sock.close()
+            for reader in readers:
+                reader.join(10)
+
+
+def test_live_sync_streams_are_counted_in_the_shared_lead_until_they_end(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+    release = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        yield 0
+        assert release.wait(10)
+        yield 1
+
+    budget = app.dispatcher.stream_budget
+    with serve(app) as url:
+        socks = [_open_stream(url, {}) for _ in range(4)]
+        try:
+            for sock in socks:
+                _read_until(sock, b"data: 0\n\n", bytearray())
+            wait_until(lambda: budget.streams == 4)
+            assert budget.lead() == min(budget.most, budget.total // 4)
+            release.set()
+            for sock in socks:
+                _read_until(sock, b"data: 1\n\n", bytearray())
+            wait_until(lambda: budget.streams == 0)
+        finally:
+            release.set()
+            for sock in socks:
+                sock.close()
+
+
+def test_a_disconnected_stream_leaves_the_shared_lead(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+    closed = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        try:
+            for i in range(1_000_000):
+                yield i
+                time.sleep(0.01)
+        finally:
+            closed.set()
+
+    budget = app.dispatcher.stream_budget
+    with serve(app) as url:
+        sock = _open_stream(url, {})
+        _read_until(sock, b"data: 0\n\n", bytearray())
+        wait_until(lambda: budget.streams == 1)
+        sock.close()
+        assert closed.wait(10), "the generator's finally never ran after the client went away"
+        wait_until(lambda: budget.streams == 0)
+
+
+def test_concurrent_streams_each_arrive_whole_and_in_order(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[Any]:
+        for i in range(payload["n"]):
+            yield {"stream": payload["stream"], "i": i}
+
+    def fetch(url: str, stream: int) -> list[Any]:
+        return _frames(httpx.post(url + "/invocations", json={"stream": stream, "n": 3000}, timeout=30).text)
+
+    with serve(app) as url:
+        results: dict[int, list[Any]] = {}
+        threads = [
+            threading.Thread(target=lambda s=s: results.__setitem__(s, fetch(url, s))) for s in range(12)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert sorted(results) == list(range(12))
+    for stream, frames in results.items():
+        assert frames == [{"stream": stream, "i": i} for i in range(3000)]
+
+
+def test_context_variables_set_by_the_first_step_carry_on_to_later_steps(serve: Any) -> None:
+    """The first step runs where the handler was called; the rest must continue in its context."""
+    app = BedrockAgentCoreApp()
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[str]:
+        seen.set("set in step one")
+        yield "one"
+        yield seen.get()
+        yield BedrockAgentCoreContext.get_session_id() or "no session"
+
+    with serve(app) as url:
+        reply = httpx.post(
+            url + "/invocations", json={}, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "s-9"}
+        )
+    assert _frames(reply.text) == ["one", "set in step one", "s-9"]
+
+
+def test_sync_generator_failing_on_its_first_item_ends_with_only_an_error_frame(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+    closed = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        try:
+            raise LookupError("nothing to stream")
+            yield 1  # makes this a generator
+        finally:
+            closed.set()
+
+    with serve(app) as url:
+        reply = httpx.post(url + "/invocations", json={})
+    assert reply.status_code == 200
+    assert [frame["error_type"] for frame in _frames(reply.text)] == ["LookupError"]
+    assert closed.is_set()
+
+
+def test_sync_generator_with_no_items_ends_an_empty_stream(serve: Any) -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        yield from ()
+
+    with serve(app) as url:
+        reply = httpx.post(url + "/invocations", json={})
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.text == ""
+
+
+def test_sync_generator_returned_by_an_async_handler_runs_in_the_pool(serve: Any) -> None:
+    """Its steps may block: they must never run on a worker loop (which async handlers share)."""
+    app = BedrockAgentCoreApp()
+
+    def steps() -> Iterator[str]:
+        yield threading.current_thread().name
+        yield threading.current_thread().name
+
+    @app.entrypoint
+    async def handler(payload: Any) -> Any:
+        return steps()
+
+    with serve(app) as url:
+        names = _frames(httpx.post(url + "/invocations", json={}).text)
+    assert len(names) == 2
+    assert all(name.startswith("agentcore-thread-") for name in names), names
