@@ -23,6 +23,7 @@ from . import keys
 from .endpoint import DEFAULT_PORT, ENDPOINT_ENV, RECORD_FILE, ServerRecord, read_record, start_command
 from .errors import CliError
 from .remote import pinned
+from .tracing_flags import add_tracing_arguments, forwarded_tracing, tracing_options
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
@@ -123,6 +124,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "default: no limit")  # fmt: skip
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                         help="server log detail (default warning; secrets are never logged)")  # fmt: skip
+    add_tracing_arguments(parser)
 
 
 def _rate(text: str) -> float:
@@ -221,6 +223,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key.resolve() if args.tls_key else None,
         rate_limit=args.rate_limit,
         log_level=args.log_level,
+        **tracing_options(args),
     )
 
 
@@ -369,6 +372,7 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         options += ["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
     if config.rate_limit:
         options += ["--rate-limit", f"{config.rate_limit!r}/s"]
+    options += forwarded_tracing(config)
     return [*options, "--store", args.store] if args.store else options
 
 

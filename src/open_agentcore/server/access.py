@@ -122,24 +122,36 @@ class AccessDirectory:
                     "only the server's admin key manages access keys"
                 )
             return
+        if match.operation.resource is Resource.IN_HANDLER:
+            return  # the handler decides with `check_on` once it knows the resource
+        actions = [match.operation.action, *([FOR_USER] if for_user else [])]
+        scoped = match.operation.resource is not Resource.NONE
+        await self._decide(caller, actions, match.resource, match.runtime_id if scoped else None)
+
+    async def check_on(self, caller: Caller, action: str, resource: str, runtime_id: str | None) -> None:
+        """Raise `AccessDenied` unless the caller may perform `action` on `resource` (a runtime's ARN,
+        or the runtime collection's with `runtime_id` None): for `Resource.IN_HANDLER` operations."""
+        await self._decide(caller, [action], resource, runtime_id)
+
+    async def _decide(
+        self, caller: Caller, actions: list[str], resource: str, runtime_id: str | None
+    ) -> None:
         if caller.admin or caller.access_key_id is None:
             return
         _, identity = await self._key(caller.access_key_id)
         arn = self.principal_arn(caller.principal)
         resource_policies = []
-        scoped = match.operation.resource is not Resource.NONE and match.runtime_id is not None
-        if scoped and (found := await self.resource_policy(str(match.runtime_id))):
+        if runtime_id is not None and (found := await self.resource_policy(runtime_id)):
             resource_policies.append(found)
-        actions = [match.operation.action, *([FOR_USER] if for_user else [])]
         for action in actions:
-            decision = decide(action, match.resource, arn, identity, resource_policies)
+            decision = decide(action, resource, arn, identity, resource_policies)
             if decision is not Decision.ALLOW:
                 why = "an explicit deny in a policy" if decision is Decision.EXPLICIT_DENY else (
                     "no policy allows it"
                 )  # fmt: skip
                 raise AccessDenied(
                     f"User: {arn} is not authorized to perform: {action} on resource: "
-                    f"{match.resource} because {why}"
+                    f"{resource} because {why}"
                 )
 
 

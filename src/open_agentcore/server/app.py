@@ -35,6 +35,8 @@ from .journal import SessionJournal
 from .operations import unmatched
 from .ratelimit import RateLimit
 from .routes import operation_table
+from .tracing import OperationTracer
+from .tracing_setup import telemetry_of
 from .wire import KNOWN_FAILURES, wire_error
 
 logger = logging.getLogger("open_agentcore.server")
@@ -72,6 +74,7 @@ def build_app(config: ServerConfig) -> Starlette:
         limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
         state_dir=config.data_dir / "gvisor",
     )
+    telemetry = telemetry_of(config)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -88,6 +91,8 @@ def build_app(config: ServerConfig) -> Starlette:
         def listener(event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
             if event == "ended":
                 streams.journal.end_session(live.target.runtime_id, live.session_id)
+            if telemetry is not None:
+                telemetry.session_event(event, live.handle.worker_id, live.session_id)
             return journal(event, live, reason)
 
         if recovered := await asyncio.to_thread(journal.recover):
@@ -102,11 +107,14 @@ def build_app(config: ServerConfig) -> Starlette:
                 warm_pool=config.warm_pool,
                 reap_interval=config.reap_interval,
                 shared_sessions=config.shared_sessions,
+                worker_environment=telemetry.worker_environment if telemetry is not None else None,
             ),
             listener=listener,
             recorded_owner=journal.recorded_owner,
         )
         artifacts = ArtifactStore(config.data_dir / "artifacts")
+        if telemetry is not None:
+            telemetry.start(store)
         app.state.store = store
         app.state.sessions = sessions
         app.state.streams = streams
@@ -138,10 +146,12 @@ def build_app(config: ServerConfig) -> Starlette:
         finally:
             await sessions.close()
             await streams.close()
+            if telemetry is not None:
+                await asyncio.to_thread(telemetry.close)
             await asyncio.to_thread(journal.close)
 
     app = Starlette(
-        routes=table.routes(),
+        routes=table.routes(OperationTracer(telemetry.tracer) if telemetry is not None else None),
         middleware=[
             Middleware(
                 Authentication,
@@ -161,6 +171,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app.router.redirect_slashes = False
     app.router.default = unmatched
     app.state.operations = table
+    app.state.telemetry = telemetry
     return app
 
 

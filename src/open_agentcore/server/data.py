@@ -33,6 +33,7 @@ from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 from .operations import MAX_SESSION_ID, REQUEST_ID
 from .streams import LAST_EVENT_ID, recorded, resumed
+from .tracing import QUALIFIER_STATE, SESSION_STATE, START_STATE, VERSION_STATE
 
 logger = logging.getLogger("open_agentcore.server.data")
 
@@ -122,6 +123,9 @@ async def invoke(request: Request) -> Response:
         request.query_params.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
+    state = request.scope["state"]
+    state[SESSION_STATE], state[VERSION_STATE] = session_id, target.version
+    state[QUALIFIER_STATE] = request.query_params.get("qualifier") or "DEFAULT"
     if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
@@ -137,6 +141,7 @@ async def invoke(request: Request) -> Response:
     async with contextlib.AsyncExitStack() as held:
         lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
         reply = await lease.send("POST", path, headers, body)
+        state[START_STATE] = lease.started
         held.push_async_callback(reply.close)
         if not 200 <= reply.status < 300:
             text = await _drain(reply)

@@ -80,6 +80,9 @@ class SessionConfig:
     reap_interval: float = 5.0
     # True: any caller may use any session id; False: only the principal that created it.
     shared_sessions: bool = False
+    # Extra environment for a worker about to start, by its target and worker id (the server's
+    # OpenTelemetry variables); the runtime's own environment variables take precedence.
+    worker_environment: Callable[[SessionTarget, str], Mapping[str, str]] | None = None
 
 
 @dataclass
@@ -98,6 +101,8 @@ class LiveSession:
     end_reason: str = ""
     owner: str | None = None
     lifetime_timer: asyncio.TimerHandle | None = None
+    start: str = "cold"  # how its worker started: "cold" (for it) or "warm" (from the pool)
+    fresh: bool = True  # no call has been told yet that it started this session
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -256,11 +261,13 @@ class SessionManager:
 
     async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
         handle = self._take_warm(target)
+        warm = handle is not None
         if handle is None and self._warming and self.workers() >= self.config.max_sessions:
             # The room is held by warm workers still starting: wait for them (a worker's start at
             # most), then take one of this version or evict one, rather than refuse the session.
             await asyncio.wait(set(self._warming))
             handle = self._take_warm(target)
+            warm = handle is not None
         if handle is None:
             # Starting a worker takes a while: sessions still starting count against the limit, or
             # a burst of new ids would all pass the check before any of them is in the table. Warm
@@ -282,6 +289,7 @@ class SessionManager:
             handle=handle,
             client=WorkerClient(handle.socket_path),
             owner=owner,
+            start="warm" if warm else "cold",
         )
         self._sessions[(target.runtime_id, session_id)] = live
         loop = asyncio.get_running_loop()
@@ -299,7 +307,9 @@ class SessionManager:
     def _spec(self, target: SessionTarget, session_id: str | None) -> WorkerSpec:
         # Short: the worker's unix socket lives under its work dir, and socket paths max out at 107 bytes.
         worker_id = f"w{secrets.token_hex(6)}"
+        extra = self.config.worker_environment
         environment = {
+            **(extra(target, worker_id) if extra is not None else {}),
             **target.environment,
             "AGENTCORE_RUNTIME_ARN": target.runtime_arn,
             "AGENTCORE_SESSION_ID": session_id or "",
