@@ -92,11 +92,11 @@ def wait_for_spans(server: Server, trace_id: str, predicate: Callable[[list[dict
 
 
 class Collector:
-    """What the test's OTLP/HTTP collector received: (path, content type, body) per POST."""
+    """What the test's OTLP/HTTP collector received: (path, headers, body) per POST."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.posts: list[tuple[str, str, bytes]] = []
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
         self.lock = threading.Lock()
 
 
@@ -112,7 +112,8 @@ def collector() -> Iterator[Collector]:
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
             with received.lock:
-                received.posts.append((self.path, self.headers.get("content-type", ""), body))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                received.posts.append((self.path, headers, body))
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")
             self.send_header("content-length", "0")
