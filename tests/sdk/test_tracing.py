@@ -85,7 +85,9 @@ def test_invocation_span_is_the_callers_child_and_the_handlers_parent() -> None:
                              f"{s.context.trace_id:032x}", s.kind.name] for name, s in spans.items()}))
     """
     out = run(
-        textwrap.dedent(setup) + APP.format(handler=handler, traceparent=TRACEPARENT) + textwrap.dedent(report),
+        textwrap.dedent(setup)
+        + APP.format(handler=handler, traceparent=TRACEPARENT)
+        + textwrap.dedent(report),
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},  # set, but the agent configured its own
     )
     spans = json.loads(out)
@@ -114,5 +116,7 @@ def test_the_otel_environment_exports_invocation_spans(collector: Collector) -> 
     assert {"key": "service.name", "value": {"stringValue": "my-agent"}} in resource["resource"]["attributes"]
     span = resource["scopeSpans"][0]["spans"][0]
     assert (span["name"], span["traceId"], span["parentSpanId"]) == (
-        "agentcore.invocation", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331",
+        "agentcore.invocation",
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
     )

@@ -38,7 +38,12 @@ def test_spans_round_trip_and_traces_list_newest_first(store: Store) -> None:
     page = store.list_traces()
     assert [t.trace_id for t in page.items] == [new, old] and page.next_token is None
     newest = page.items[0]
-    assert (newest.root_name, newest.span_count, newest.start_ns, newest.duration_ns) == ("root", 2, 5_000, 1_010)
+    assert (newest.root_name, newest.span_count, newest.start_ns, newest.duration_ns) == (
+        "root",
+        2,
+        5_000,
+        1_010,
+    )
     assert (newest.runtime_id, newest.session_id, newest.status) == ("rt-0123456789", "s2", "ERROR")
     assert page.items[1].status == "OK"
     spans = store.get_trace(old)
@@ -52,7 +57,9 @@ def test_filters_by_runtime_and_session_and_unscoped(store: Store) -> None:
     mine = a_trace(store, 1, "mine-0123456789", "a")
     theirs = a_trace(store, 2, "them-0123456789", "b")
     control = a_trace(store, 3)
-    assert {t.trace_id for t in store.list_traces(["mine-0123456789"], include_unscoped=False).items} == {mine}
+    assert {t.trace_id for t in store.list_traces(["mine-0123456789"], include_unscoped=False).items} == {
+        mine
+    }
     assert {t.trace_id for t in store.list_traces(["mine-0123456789"]).items} == {mine, control}
     assert {t.trace_id for t in store.list_traces(session_id="b").items} == {theirs}
     assert {t.trace_id for t in store.list_traces([], include_unscoped=False).items} == set()
@@ -71,7 +78,9 @@ def test_pages_follow_each_other_without_repeats(store: Store) -> None:
         token = page.next_token
     assert seen == list(reversed(made))
     with pytest.raises(InvalidPaginationToken):
-        store.list_traces(["other-0123456789"], max_results=3, next_token=store.list_traces(max_results=3).next_token)
+        store.list_traces(
+            ["other-0123456789"], max_results=3, next_token=store.list_traces(max_results=3).next_token
+        )
 
 
 def test_a_root_with_a_parent_elsewhere_is_still_the_root(store: Store) -> None:

@@ -34,7 +34,9 @@ def traced_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
         environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
         app = build_app(ServerConfig(data_dir=data_dir, **options))
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws=RuntimeWebSocketProtocol)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws=RuntimeWebSocketProtocol
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -77,7 +79,9 @@ def trace(server: Server, trace_id: str) -> dict[str, Any]:
     return found
 
 
-def wait_for_spans(server: Server, trace_id: str, predicate: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+def wait_for_spans(
+    server: Server, trace_id: str, predicate: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
     """The trace's spans once `predicate` holds for them (spans are written in batches, off the request)."""
 
     def ready() -> list[dict[str, Any]] | None:
@@ -136,7 +140,9 @@ def collector() -> Iterator[Collector]:
 def post_spans(server: Server, body: bytes, content_type: str, **headers: str) -> httpx.Response:
     """POST /v1/traces with a worker's credential (in `headers`), or signed when none is given."""
     if "authorization" in headers:
-        return httpx.post(server.url + "/v1/traces", content=body, headers={"content-type": content_type, **headers})
+        return httpx.post(
+            server.url + "/v1/traces", content=body, headers={"content-type": content_type, **headers}
+        )
     from tests.server.conftest import sign
 
     signed = sign("POST", server.url + "/v1/traces", body, {"content-type": content_type, **headers})

@@ -20,7 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.conftest import wait_until
 from tests.server.conftest import Server
-from tests.telemetry.conftest import post_spans, trace, traces, wait_for_spans
+from tests.telemetry.conftest import post_spans, traces, wait_for_spans
 
 AGENT = """
 import os
@@ -55,7 +55,9 @@ def json_export(trace_id: str, span_id: str, name: str = "agent-step", **resourc
 def protobuf_export(trace_id: str, span_id: str, parent: str = "") -> bytes:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="pb-agent")))
+    resource_spans.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value="pb-agent"))
+    )
     span = resource_spans.scope_spans.add().spans.add()
     span.trace_id, span.span_id = bytes.fromhex(trace_id), bytes.fromhex(span_id)
     span.parent_span_id = bytes.fromhex(parent) if parent else b""
@@ -86,12 +88,20 @@ def test_json_export_is_kept_with_its_attributes_status_and_events(server: Serve
     assert reply.status_code == 200, reply.text
     assert reply.json() == {}
     span = wait_for_spans(server, trace_id, bool)[0]
-    assert (span["spanId"], span["name"], span["kind"], span["service"]) == (span_id, "agent-step", "CLIENT", "my-agent")
+    assert (span["spanId"], span["name"], span["kind"], span["service"]) == (
+        span_id,
+        "agent-step",
+        "CLIENT",
+        "my-agent",
+    )
     assert span["attributes"]["gen_ai.system"] == "scripted" and span["attributes"]["tokens"] == 42
     # A SigV4 sender is trusted with its spans, not with naming a session.
     assert "agentcore.session.id" not in span["attributes"]
     assert span["status"] == {"code": "ERROR", "message": "the tool failed"}
-    assert (span["startTimeUnixNano"], span["endTimeUnixNano"]) == ("1700000000000000000", "1700000000500000000")
+    assert (span["startTimeUnixNano"], span["endTimeUnixNano"]) == (
+        "1700000000000000000",
+        "1700000000500000000",
+    )
     assert span["events"][0]["name"] == "retry"
 
 
@@ -102,7 +112,12 @@ def test_protobuf_export_is_answered_in_protobuf(server: Server) -> None:
     assert reply.headers["content-type"] == "application/x-protobuf"
     ExportTraceServiceResponse().ParseFromString(reply.content)
     span = wait_for_spans(server, trace_id, bool)[0]
-    assert (span["name"], span["kind"], span["service"], span["attributes"]) == ("pb-step", "INTERNAL", "pb-agent", {"flag": True})
+    assert (span["name"], span["kind"], span["service"], span["attributes"]) == (
+        "pb-step",
+        "INTERNAL",
+        "pb-agent",
+        {"flag": True},
+    )
 
 
 def test_gzip_bodies_are_accepted(server: Server) -> None:
@@ -163,13 +178,17 @@ def test_a_worker_credential_posts_as_its_own_session_only(server: Server) -> No
     runtime_id = created["agentRuntimeId"]
     trace_id, span_id = ids()
     # It claims another runtime and session in its resource and span attributes: the server stamps its own.
-    body = json_export(trace_id, span_id, **{"agentcore.runtime.id": "other-0123456789", "agentcore.session.id": "x"})
+    body = json_export(
+        trace_id, span_id, **{"agentcore.runtime.id": "other-0123456789", "agentcore.session.id": "x"}
+    )
     reply = post_spans(server, body, "application/json", authorization=authorization)
     assert reply.status_code == 200, reply.text
     span = wait_for_spans(server, trace_id, bool)[0]
     assert span["attributes"]["agentcore.runtime.id"] == runtime_id
     assert span["attributes"]["agentcore.session.id"] == "mine-" + "m" * 30
-    listed = wait_until(lambda: [t for t in traces(server, f"?runtime={runtime_id}") if t["traceId"] == trace_id])
+    listed = wait_until(
+        lambda: [t for t in traces(server, f"?runtime={runtime_id}") if t["traceId"] == trace_id]
+    )
     assert listed[0]["sessionId"] == "mine-" + "m" * 30
 
     # It reads nothing, and calls nothing else.
@@ -181,11 +200,18 @@ def test_a_worker_credential_posts_as_its_own_session_only(server: Server) -> No
 
 def test_a_worker_credential_dies_with_its_session(server: Server) -> None:
     created, authorization = worker_credential(server, "ender", "gone-" + "g" * 30)
-    server.data.stop_runtime_session(agentRuntimeArn=created["agentRuntimeArn"], runtimeSessionId="gone-" + "g" * 30)
+    server.data.stop_runtime_session(
+        agentRuntimeArn=created["agentRuntimeArn"], runtimeSessionId="gone-" + "g" * 30
+    )
     trace_id, span_id = ids()
 
     def refused() -> bool:
-        return post_spans(server, json_export(trace_id, span_id), "application/json", authorization=authorization).status_code == 401
+        return (
+            post_spans(
+                server, json_export(trace_id, span_id), "application/json", authorization=authorization
+            ).status_code
+            == 401
+        )
 
     assert wait_until(refused)
 
@@ -197,4 +223,3 @@ def test_unknown_trace_is_not_found_and_bad_ids_are_invalid(server: Server) -> N
     for query in ("?limit=0", "?limit=abc", "?limit=101", "?runtime=not_a_runtime_id", "?nextToken=forged"):
         reply = server.signed("GET", f"/_agentcore/traces{query}")
         assert reply.status_code == 400, (query, reply.text)
-    assert trace  # the read helper is shared with other tests

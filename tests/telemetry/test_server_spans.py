@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import wait_until
 from tests.server.conftest import Server
 from tests.telemetry.conftest import trace, traced_server, traces, wait_for_spans
-from tests.conftest import wait_until
 
 # Echoes the trace context it was called with, and whether OTEL_* reached it.
 AGENT = """
@@ -52,7 +52,9 @@ def test_invocation_span_names_runtime_session_caller_and_outcome(server: Server
     answer = invoke(server, created["agentRuntimeArn"], session)
     trace_id = answer["traceparent"].split("-")[1]
 
-    spans = wait_for_spans(server, trace_id, lambda spans: any(s["name"] == "InvokeAgentRuntime" for s in spans))
+    spans = wait_for_spans(
+        server, trace_id, lambda spans: any(s["name"] == "InvokeAgentRuntime" for s in spans)
+    )
     root = next(s for s in spans if s["name"] == "InvokeAgentRuntime")
     attributes = root["attributes"]
     assert root["kind"] == "SERVER" and root["service"] == "open-agentcore"
@@ -69,15 +71,26 @@ def test_invocation_span_names_runtime_session_caller_and_outcome(server: Server
     # The worker was handed the server span's context, not the caller's.
     assert answer["traceparent"].split("-")[2] == root["spanId"]
 
-    listed = wait_until(lambda: [t for t in traces(server, f"?runtime={runtime_id}") if t["traceId"] == trace_id])
+    listed = wait_until(
+        lambda: [t for t in traces(server, f"?runtime={runtime_id}") if t["traceId"] == trace_id]
+    )
     assert listed[0]["rootName"] == "InvokeAgentRuntime"
-    assert (listed[0]["runtimeId"], listed[0]["sessionId"], listed[0]["status"]) == (runtime_id, session, "OK")
+    assert (listed[0]["runtimeId"], listed[0]["sessionId"], listed[0]["status"]) == (
+        runtime_id,
+        session,
+        "OK",
+    )
     assert int(listed[0]["durationNanos"]) > 0 and int(listed[0]["startTimeUnixNano"]) > 0
 
     # A second call of the session is neither a cold nor a warm start.
     second = invoke(server, created["agentRuntimeArn"], session)["traceparent"].split("-")[1]
-    again = wait_for_spans(server, second, lambda spans: any(s["name"] == "InvokeAgentRuntime" for s in spans))
-    assert "agentcore.session.start" not in next(s for s in again if s["name"] == "InvokeAgentRuntime")["attributes"]
+    again = wait_for_spans(
+        server, second, lambda spans: any(s["name"] == "InvokeAgentRuntime" for s in spans)
+    )
+    assert (
+        "agentcore.session.start"
+        not in next(s for s in again if s["name"] == "InvokeAgentRuntime")["attributes"]
+    )
 
 
 def test_client_traceparent_is_the_parent_of_the_server_span(server: Server) -> None:
@@ -86,7 +99,7 @@ def test_client_traceparent_is_the_parent_of_the_server_span(server: Server) -> 
         server, created["agentRuntimeArn"], "p" * 40,
         traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01", tracestate="vendor=value",
     )  # fmt: skip
-    version, trace_id, parent, flags = answer["traceparent"].split("-")
+    _, trace_id, parent, flags = answer["traceparent"].split("-")
     assert (trace_id, flags) == (CLIENT_TRACE, "01") and parent != CLIENT_SPAN
     assert answer["tracestate"] == "vendor=value"
     spans = wait_for_spans(server, CLIENT_TRACE, lambda spans: any(s["spanId"] == parent for s in spans))
@@ -121,7 +134,9 @@ def test_failed_operations_are_error_spans(server: Server) -> None:
 def test_tracing_off_passes_the_caller_context_through_and_keeps_nothing(short_data_dir: Path) -> None:
     with traced_server(short_data_dir, tracing=False) as server:
         created = server.deploy({"agent.py": AGENT}, "untraced")
-        answer = invoke(server, created["agentRuntimeArn"], "o" * 40, traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01")
+        answer = invoke(
+            server, created["agentRuntimeArn"], "o" * 40, traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+        )
         assert answer["traceparent"] == f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
         assert answer["endpoint"] is None and answer["headers"] is None
         listing = server.signed("GET", "/_agentcore/traces")

@@ -3,13 +3,11 @@ at the server, under the SDK's invocation span, under the server's InvokeAgentRu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
 from tests.server.conftest import Server
-from tests.telemetry.conftest import wait_for_spans, traces
-from tests.conftest import wait_until
+from tests.telemetry.conftest import traces, wait_for_spans
 
 STRANDS_AGENT = (REPO / "examples" / "strands" / "agent.py").read_text()
 
@@ -54,6 +52,8 @@ def test_strands_model_and_tool_spans_arrive_under_the_server_span(server: Serve
         assert chain[-2:] == ["agentcore.invocation", "InvokeAgentRuntime"], chain
         assert any(name.startswith("invoke_agent") for name in chain), chain
         # Stamped by the server from the worker's credential, whatever the agent's resource said.
-        assert (span["attributes"]["agentcore.runtime.id"], span["attributes"]["agentcore.session.id"]) == (runtime_id, session)
+        assert (span["attributes"]["agentcore.runtime.id"], span["attributes"]["agentcore.session.id"]) == (
+            runtime_id,
+            session,
+        )
     assert tool["attributes"]["gen_ai.tool.name"] == "word_count"
-    assert Path  # (typing import kept for readers extending this test)

@@ -23,7 +23,10 @@ def invoke(payload, context):
 
 
 def policy(action: str, *runtime_arns: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": list(runtime_arns)}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": list(runtime_arns)}],
+    }
 
 
 def invoked_trace(server: Server, arn: str) -> str:
@@ -34,12 +37,16 @@ def invoked_trace(server: Server, arn: str) -> str:
 def test_a_key_sees_only_the_traces_of_runtimes_its_policy_allows(server: Server) -> None:
     mine = server.deploy({"agent.py": AGENT}, "mine")
     theirs = server.deploy({"agent.py": AGENT}, "theirs")
-    my_trace, their_trace = invoked_trace(server, mine["agentRuntimeArn"]), invoked_trace(server, theirs["agentRuntimeArn"])
+    my_trace, their_trace = (
+        invoked_trace(server, mine["agentRuntimeArn"]),
+        invoked_trace(server, theirs["agentRuntimeArn"]),
+    )
     wait_until(lambda: {my_trace, their_trace} <= {t["traceId"] for t in traces(server)}, timeout=30)
 
     allowed = mine["agentRuntimeArn"]
+    actions = ["bedrock-agentcore:ListTraces", "bedrock-agentcore:GetTrace"]
     created = create(server, "reader", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["bedrock-agentcore:ListTraces", "bedrock-agentcore:GetTrace"], "Resource": allowed},
+        {"Effect": "Allow", "Action": actions, "Resource": allowed},
     ]})  # fmt: skip
     key = (created["accessKeyId"], created["secretAccessKey"])
 
@@ -50,7 +57,10 @@ def test_a_key_sees_only_the_traces_of_runtimes_its_policy_allows(server: Server
     # Control-plane traces (of no runtime) are not shown to a key limited to one runtime either.
     assert all(t["runtimeId"] == mine["agentRuntimeId"] for t in listed.json()["traces"])
 
-    assert call(server, "GET", f"/_agentcore/traces?runtime={mine['agentRuntimeId']}", key=key).status_code == 200
+    assert (
+        call(server, "GET", f"/_agentcore/traces?runtime={mine['agentRuntimeId']}", key=key).status_code
+        == 200
+    )
     refused = call(server, "GET", f"/_agentcore/traces?runtime={theirs['agentRuntimeId']}", key=key)
     assert refused.status_code == 403 and refused.headers["x-amzn-errortype"] == "AccessDeniedException"
 
