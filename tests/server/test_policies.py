@@ -203,6 +203,9 @@ def test_every_route_names_its_action() -> None:
         ("http", "POST", "/_agentcore/access-keys", "CreateAccessKey", None),
         ("http", "GET", "/_agentcore/access-keys", "ListAccessKeys", None),
         ("http", "DELETE", "/_agentcore/access-keys/AKIA0000000000000000", "RevokeAccessKey", None),
+        ("http", "POST", "/v1/traces", "ExportTraces", None),
+        ("http", "GET", "/_agentcore/traces", "ListTraces", None),
+        ("http", "GET", f"/_agentcore/traces/{'ab' * 16}", "GetTrace", None),
     ]  # fmt: skip
     named = set()
     table = operation_table("us-east-1", ACCOUNT)
