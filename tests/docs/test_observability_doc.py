@@ -45,7 +45,8 @@ def check(server: Server, tmp_path: Path) -> None:
     environment = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL": server.url,
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "RUNTIME_ARN": created["agentRuntimeArn"],
+        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+        "RUNTIME_ARN": created["agentRuntimeArn"],
     }  # fmt: skip
     done = subprocess.run(
         [sys.executable, "print_trace.py"],
