@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -238,14 +238,19 @@ def new_session_id() -> str:
 
 
 @contextlib.contextmanager
-def running_server(warm_pool: int, timeout: float = 60, cores: str = SERVER_CORE) -> Iterator[RuntimeServer]:
-    """`agentcore server run` on a free port and a fresh data dir, pinned to core 0; all stopped on exit."""
+def running_server(
+    warm_pool: int, timeout: float = 60, cores: str = SERVER_CORE, extra: Sequence[str] = ()
+) -> Iterator[RuntimeServer]:
+    """`agentcore server run` on a free port and a fresh data dir, pinned to core 0; all stopped on exit.
+
+    `extra`: more `server run` flags (e.g. `--tracing off`).
+    """
     # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="oacb-", dir="/tmp"))
     port = free_port()
     command = [
         "taskset", "-c", cores, sys.executable, "-m", "open_agentcore.cli", "server", "run",
-        "--port", str(port), "--data-dir", str(data_dir), "--warm-pool", str(warm_pool),
+        "--port", str(port), "--data-dir", str(data_dir), "--warm-pool", str(warm_pool), *extra,
     ]  # fmt: skip
     environment = {
         **os.environ,

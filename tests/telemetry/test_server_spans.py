@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from websockets.sync.client import connect
+
+from bedrock_agentcore.runtime import AgentCoreRuntimeClient
 from tests.conftest import wait_until
-from tests.server.conftest import Server
+from tests.server.conftest import KEY_ID, SECRET, Server
+from tests.server.test_websocket import _UPGRADE
 from tests.telemetry.conftest import trace, traced_server, traces, wait_for_spans
 
 # Echoes the trace context it was called with, and whether OTEL_* reached it.
@@ -142,3 +147,40 @@ def test_tracing_off_passes_the_caller_context_through_and_keeps_nothing(short_d
         listing = server.signed("GET", "/_agentcore/traces")
         assert listing.status_code == 404
         assert "--tracing off" in listing.json()["message"]
+
+
+WEBSOCKET_AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.websocket
+async def talk(websocket, context):
+    await websocket.accept()
+    await websocket.receive_text()
+    await websocket.send_text(websocket.headers.get("traceparent") or "none")
+    await websocket.close()
+"""
+
+
+def test_websockets_carry_the_server_spans_context_to_the_worker(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS itself cannot exist here: the admin key of the local server stands in for IAM credentials.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    arn = server.deploy({"agent.py": WEBSOCKET_AGENT}, "wstraced")["agentRuntimeArn"]
+    client = AgentCoreRuntimeClient(region="us-east-1", endpoint_url=server.url)
+    url, headers = client.generate_ws_connection(arn, session_id="w" * 40)
+    kept = {name: value for name, value in headers.items() if name.lower() not in _UPGRADE}
+    kept["traceparent"] = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+    with connect(url, additional_headers=kept, open_timeout=60) as websocket:
+        websocket.send("hello")
+        seen = websocket.recv(timeout=30)
+    _, trace_id, parent, _ = str(seen).split("-")
+    assert trace_id == CLIENT_TRACE
+    spans = wait_for_spans(server, CLIENT_TRACE, lambda spans: any(s["spanId"] == parent for s in spans))
+    span = next(s for s in spans if s["spanId"] == parent)
+    assert (span["name"], span["parentSpanId"]) == ("InvokeAgentRuntimeWithWebSocketStream", CLIENT_SPAN)
+    assert span["attributes"]["agentcore.session.id"] == "w" * 40
