@@ -34,7 +34,7 @@ class InvocationEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if TRACING is None:
+        if TRACING is None or not TRACING.active():
             await self._serve(scope, receive, send)
             return
         with TRACING.span(scope["headers"]):

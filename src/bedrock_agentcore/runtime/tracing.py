@@ -3,7 +3,8 @@
 Whether `opentelemetry` can be imported is decided once, when this module is imported: without it,
 `TRACING` is None and `/invocations` does no tracing work at all. With it, each invocation runs in
 a SERVER span whose parent is the caller's W3C `traceparent` (the runtime server's own span), so
-spans the handler makes (Strands', the agent's own) are its children.
+spans the handler makes (Strands', the agent's own) are its children. While no TracerProvider is
+installed at all, spans could only be no-ops, and none is made.
 
 Export: when the standard environment names an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, as the runtime server gives its workers) and the agent has
@@ -40,12 +41,19 @@ class InvocationTracing:
         self._propagator = TraceContextTextMapPropagator()
         self._configured = False
         self._lock = threading.Lock()
+        self._tracer: Any = None
+
+    def active(self) -> bool:
+        """Whether an invocation span would be recorded: some TracerProvider is installed (the
+        agent's, or the exporter the environment asked for). Without one, every span would be a
+        no-op, so invocations skip the work of making them."""
+        if not self._configured:
+            self._configure()
+        return not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
 
     @contextlib.contextmanager
     def span(self, headers: Sequence[tuple[bytes, bytes]]) -> Iterator[Any]:
-        """The invocation's span, current for the handler (and the threads and loops it runs on)."""
-        if not self._configured:
-            self._configure()
+        """The invocation's span, current for the handler (in the thread or loop that runs it)."""
         carrier: dict[str, str] = {}
         attributes: dict[str, str] = {}
         for name, value in headers:
@@ -56,8 +64,7 @@ class InvocationTracing:
             elif name == _REQUEST_ID_HEADER:
                 attributes["agentcore.request.id"] = value.decode("latin-1")
         parent = self._propagator.extract(carrier) if carrier else None
-        tracer = _trace.get_tracer("bedrock_agentcore")
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             SPAN_NAME, context=parent, kind=_trace.SpanKind.SERVER, attributes=attributes
         ) as span:
             yield span
@@ -66,6 +73,8 @@ class InvocationTracing:
         with self._lock:
             if not self._configured:
                 install_exporter(self._environ)
+                # Once: a tracer of the proxy provider follows a provider the agent installs later.
+                self._tracer = _trace.get_tracer("bedrock_agentcore")
                 self._configured = True
 
 
