@@ -7,8 +7,8 @@ waits for a database write or a collector.
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,18 +29,20 @@ class SpanSink:
     """Batches spans into the store (and a forwarder); `start` and `close` bound its thread's life.
 
     Items are `SpanRecord`s, or anything `convert` turns into one (the server's own spans are
-    queued as they end and converted on the sink's thread, not the request's).
+    queued as they end and converted on the sink's thread, not the request's). Queuing is a deque
+    append: the thread is not woken per span, only when a batch is full or every `flush_interval`.
     """
 
     def __init__(self, config: TracingConfig, convert: Convert | None = None) -> None:
         self._store: Store | None = None
         self._config = config
         self._convert = convert
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pending: collections.deque[object] = collections.deque()
         self._forwarder = Forwarder(config.otlp_endpoint) if config.otlp_endpoint else None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._idle = threading.Event()
+        self._stopping = False
+        self._wake = threading.Event()
+        self._busy = False
         self.dropped = 0
         self._last_prune = 0.0
 
@@ -52,31 +54,38 @@ class SpanSink:
 
     def submit(self, item: object) -> None:
         """Queue one span; past the queue's bound it is dropped (and counted), never waited for."""
-        if self._queue.qsize() >= self._config.queue_limit:
+        pending = self._pending
+        if len(pending) >= self._config.queue_limit:
             self.dropped += 1
             return
-        self._idle.clear()
-        self._queue.put(item)
+        pending.append(item)
+        if len(pending) == self._config.batch_size:
+            self._wake.set()
 
     def submit_many(self, records: Sequence[SpanRecord]) -> int:
         """Queue received spans; returns how many were dropped for want of room."""
-        room = max(0, self._config.queue_limit - self._queue.qsize())
-        accepted = records[:room]
-        if accepted:
-            self._idle.clear()
-        for record in accepted:
-            self._queue.put(record)
-        dropped = len(records) - len(accepted)
+        room = max(0, self._config.queue_limit - len(self._pending))
+        self._pending.extend(records[:room])
+        if len(self._pending) >= self._config.batch_size:
+            self._wake.set()
+        dropped = len(records) - min(room, len(records))
         self.dropped += dropped
         return dropped
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (for shutdown and tests)."""
-        return self._idle.wait(timeout)
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while self._pending or self._busy:
+            if time.monotonic() > deadline or self._thread is None or not self._thread.is_alive():
+                return False
+            time.sleep(0.01)
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread and the forwarder."""
-        self._stopping.set()
+        self._stopping = True
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._forwarder is not None:
@@ -84,24 +93,24 @@ class SpanSink:
 
     def _run(self) -> None:
         while True:
-            batch = self._take()
-            if batch:
-                self._write(batch)
-            elif self._queue.empty():
-                self._idle.set()
-                if self._stopping.is_set():
-                    return
-            if time.monotonic() - self._last_prune > _PRUNE_EVERY:
-                self._prune()
+            self._wake.wait(self._config.flush_interval)
+            self._wake.clear()
+            self._busy = True
+            try:
+                while batch := self._take():
+                    self._write(batch)
+                if time.monotonic() - self._last_prune > _PRUNE_EVERY:
+                    self._prune()
+            finally:
+                self._busy = False
+            if self._stopping and not self._pending:
+                return
 
     def _take(self) -> list[SpanRecord]:
         batch: list[SpanRecord] = []
-        deadline = time.monotonic() + self._config.flush_interval
-        while len(batch) < self._config.batch_size:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
+        pending = self._pending
+        while pending and len(batch) < self._config.batch_size:
+            item = pending.popleft()
             if isinstance(item, SpanRecord):
                 batch.append(item)
                 continue
