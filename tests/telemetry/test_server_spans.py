@@ -184,3 +184,24 @@ def test_websockets_carry_the_server_spans_context_to_the_worker(
     span = next(s for s in spans if s["spanId"] == parent)
     assert (span["name"], span["parentSpanId"]) == ("InvokeAgentRuntimeWithWebSocketStream", CLIENT_SPAN)
     assert span["attributes"]["agentcore.session.id"] == "w" * 40
+
+
+def test_an_unsampled_caller_is_not_recorded_and_the_worker_is_told(server: Server) -> None:
+    created = server.deploy({"agent.py": AGENT}, "unsampled")
+    answer = invoke(
+        server, created["agentRuntimeArn"], "u" * 40, traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"
+    )
+    _, trace_id, parent, flags = answer["traceparent"].split("-")
+    assert trace_id == CLIENT_TRACE and not int(flags, 16) & 1 and parent != CLIENT_SPAN
+    # A sampled call after it is recorded, so the store is being written: the unsampled one never is.
+    sampled = invoke(server, created["agentRuntimeArn"], "u" * 40)["traceparent"].split("-")[1]
+    wait_for_spans(server, sampled, bool)
+    assert server.signed("GET", f"/_agentcore/traces/{CLIENT_TRACE}").status_code == 404
+
+
+def test_a_malformed_traceparent_starts_a_new_trace(server: Server) -> None:
+    created = server.deploy({"agent.py": AGENT}, "malformed")
+    for bad in ("garbage", f"00-{'0' * 32}-{CLIENT_SPAN}-01", f"ff-{CLIENT_TRACE}-{CLIENT_SPAN}-01"):
+        answer = invoke(server, created["agentRuntimeArn"], "m" * 40, traceparent=bad)
+        _, trace_id, _, flags = answer["traceparent"].split("-")
+        assert trace_id not in (CLIENT_TRACE, "0" * 32) and int(flags, 16) & 1, bad  # a new, sampled trace
