@@ -210,6 +210,9 @@ def test_every_route_names_its_action() -> None:
         ("http", "POST", "/_agentcore/console/login", "ConsoleLogin", None),
         ("http", "POST", "/_agentcore/console/logout", "ConsoleLogout", None),
         ("http", "GET", "/_agentcore/console/session", "GetConsoleSession", None),
+        ("http", "POST", "/v1/traces", "ExportTraces", None),
+        ("http", "GET", "/_agentcore/traces", "ListTraces", None),
+        ("http", "GET", f"/_agentcore/traces/{'ab' * 16}", "GetTrace", None),
     ]  # fmt: skip
     named = set()
     table = operation_table("us-east-1", ACCOUNT)

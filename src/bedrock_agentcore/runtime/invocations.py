@@ -17,6 +17,7 @@ from .context import enter_request
 from .dispatch import Encoded
 from .invocation_log import Outcome, invocation_fields, log_invocation
 from .streaming import EventStreamResponse
+from .tracing import TRACING
 
 if TYPE_CHECKING:
     from .app import BedrockAgentCoreApp
@@ -33,6 +34,13 @@ class InvocationEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if TRACING is None or not TRACING.active():
+            await self._serve(scope, receive, send)
+            return
+        with TRACING.span(scope["headers"]):
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         context = enter_request(scope["headers"], request)
         response = await self._respond(request, receive, context)

@@ -23,6 +23,7 @@ from . import keys
 from .endpoint import DEFAULT_PORT, ENDPOINT_ENV, RECORD_FILE, ServerRecord, read_record, start_command
 from .errors import CliError
 from .remote import pinned
+from .tracing_flags import add_tracing_arguments, forwarded_tracing, tracing_options
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
@@ -155,6 +156,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                         help="server log detail (default warning; secrets are never logged)")  # fmt: skip
+    add_tracing_arguments(parser)
 
 
 def _rate(text: str) -> float:
@@ -278,6 +280,7 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         metrics=not args.no_metrics,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        **tracing_options(args),
     )
 
 
@@ -432,6 +435,7 @@ def _forwarded(args: argparse.Namespace, config: ServerConfig) -> list[str]:
         options.append("--no-metrics")
     if config.metrics_port is not None:
         options += ["--metrics-port", str(config.metrics_port), "--metrics-host", config.metrics_host]
+    options += forwarded_tracing(config)
     return [*options, "--store", args.store] if args.store else options
 
 

@@ -122,20 +122,32 @@ class AccessDirectory:
                     "only the server's admin key manages access keys"
                 )
             return
+        if match.operation.resource is Resource.IN_HANDLER:
+            return  # the handler decides with `check_on` once it knows the resource
+        actions = [match.operation.action, *([FOR_USER] if for_user else [])]
+        scoped = match.operation.resource is not Resource.NONE
+        await self._require(caller, actions, match.resource, match.runtime_id if scoped else None)
+
+    async def check_on(self, caller: Caller, action: str, resource: str, runtime_id: str | None) -> None:
+        """Raise `AccessDenied` unless the caller may perform `action` on `resource` (a runtime's ARN,
+        or the runtime collection's with `runtime_id` None): for `Resource.IN_HANDLER` operations."""
+        await self._require(caller, [action], resource, runtime_id)
+
+    async def _require(
+        self, caller: Caller, actions: list[str], resource: str, runtime_id: str | None
+    ) -> None:
         if caller.admin or caller.access_key_id is None:
             return
         arn = self.principal_arn(caller.principal)
-        scoped = match.runtime_id if match.operation.resource is not Resource.NONE else None
-        actions = [match.operation.action, *([FOR_USER] if for_user else [])]
         for action in actions:
-            decision = await self._decide(caller, action, match.resource, scoped)
+            decision = await self._decide(caller, action, resource, runtime_id)
             if decision is not Decision.ALLOW:
                 why = "an explicit deny in a policy" if decision is Decision.EXPLICIT_DENY else (
                     "no policy allows it"
                 )  # fmt: skip
                 raise AccessDenied(
                     f"User: {arn} is not authorized to perform: {action} on resource: "
-                    f"{match.resource} because {why}"
+                    f"{resource} because {why}"
                 )
 
     async def allows(self, caller: Caller, action: str, runtime_arn: str, runtime_id: str) -> bool:

@@ -39,6 +39,8 @@ from .operations import unmatched
 from .ratelimit import RateLimit
 from .request_metrics import RequestMetrics
 from .routes import operation_table
+from .tracing import OperationTracer
+from .tracing_setup import telemetry_of
 from .wire import KNOWN_FAILURES, wire_error
 
 logger = logging.getLogger("open_agentcore.server")
@@ -85,6 +87,7 @@ def build_app(config: ServerConfig) -> Starlette:
         if metrics is not None and config.metrics_port is not None
         else None
     )
+    telemetry = telemetry_of(config)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _DeniedHandshakeNoise) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_DeniedHandshakeNoise())
@@ -103,6 +106,8 @@ def build_app(config: ServerConfig) -> Starlette:
                 streams.journal.end_session(live.target.runtime_id, live.session_id)
             elif metrics is not None:
                 metrics.session_started(live)
+            if telemetry is not None:
+                telemetry.session_event(event, live.handle.worker_id, live.session_id)
             return journal(event, live, reason)
 
         if recovered := await asyncio.to_thread(journal.recover):
@@ -118,11 +123,14 @@ def build_app(config: ServerConfig) -> Starlette:
                 warm_pool_max=config.warm_pool_max,
                 reap_interval=config.reap_interval,
                 shared_sessions=config.shared_sessions,
+                worker_environment=telemetry.worker_environment if telemetry is not None else None,
             ),
             listener=listener,
             recorded_owner=journal.recorded_owner,
         )
         artifacts = ArtifactStore(config.data_dir / "artifacts")
+        if telemetry is not None:
+            telemetry.start(store)
         app.state.store = store
         app.state.sessions = sessions
         app.state.streams = streams
@@ -161,10 +169,12 @@ def build_app(config: ServerConfig) -> Starlette:
                 await listener_of_metrics.stop()
             await sessions.close()
             await streams.close()
+            if telemetry is not None:
+                await asyncio.to_thread(telemetry.close)
             await asyncio.to_thread(journal.close)
 
     app = Starlette(
-        routes=table.routes(),
+        routes=table.routes(OperationTracer(telemetry.tracer) if telemetry is not None else None),
         middleware=[
             *([Middleware(RequestMetrics, metrics=metrics)] if metrics is not None else []),
             Middleware(
@@ -188,6 +198,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app.state.operations = table
     app.state.metrics = metrics
     app.state.console = console
+    app.state.telemetry = telemetry
     return app
 
 

@@ -67,6 +67,12 @@ class ServerConfig:
     metrics: bool = True
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Traces (docs/observability.md): a span per request, spans received from workers over OTLP, kept
+    # for `trace_retention` seconds and at most `trace_max_spans`, forwarded to `otlp_endpoint` if set.
+    tracing: bool = True
+    otlp_endpoint: str | None = None
+    trace_retention: float = 7 * 24 * 3600.0
+    trace_max_spans: int = 200_000
 
     @property
     def database_url(self) -> str:
@@ -76,6 +82,16 @@ class ServerConfig:
     def url(self) -> str:
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def worker_url(self) -> str | None:
+        """The server's base URL as its workers reach it, or None when they cannot: workers without
+        a network (`--session-network none`), or behind TLS whose certificate they have no way to trust."""
+        if self.session_network == "none" or self.tls_cert:
+            return None
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "localhost") else self.host
+        host = "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
 
 __all__ = ["LOG_LEVELS", "ServerConfig", "agentcore_home"]

@@ -34,6 +34,7 @@ from .errors import NotFound, RuntimeClientError, ValidationError
 from .operations import MAX_SESSION_ID, REQUEST_ID
 from .request_metrics import invocation_of
 from .streams import LAST_EVENT_ID, recorded, resumed
+from .tracing import QUALIFIER_STATE, SESSION_STATE, START_STATE, VERSION_STATE
 
 logger = logging.getLogger("open_agentcore.server.data")
 
@@ -124,6 +125,9 @@ async def invoke(request: Request) -> Response:
     )  # fmt: skip
     target, config = route.target, route.config
     observed = invocation_of(request.scope, target.runtime_id)
+    state = request.scope["state"]
+    state[SESSION_STATE], state[VERSION_STATE] = session_id, target.version
+    state[QUALIFIER_STATE] = request.query_params.get("qualifier") or "DEFAULT"
     if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
@@ -141,6 +145,7 @@ async def invoke(request: Request) -> Response:
         lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
         reply = await lease.send("POST", path, headers, body)
         observed.answered(reply.status)
+        state[START_STATE] = lease.started
         held.push_async_callback(reply.close)
         if not 200 <= reply.status < 300:
             text = await _drain(reply)

@@ -14,7 +14,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
@@ -27,6 +27,9 @@ from open_agentcore.runtimes.validation import NAME, RUNTIME_ID
 
 from .errors import NotFound, ServiceError, UnknownOperation, ValidationError
 
+if TYPE_CHECKING:
+    from .tracing import OperationTracer
+
 SERVICE = "bedrock-agentcore"
 WEBSOCKET = "WEBSOCKET"  # the "method" of a WebSocket handshake
 SCOPE_KEY = "agentcore.match"
@@ -34,6 +37,7 @@ MAX_SESSION_ID = 256
 
 _RUNTIME_ARN = re.compile(r"^arn:aws:bedrock-agentcore:([a-z0-9-]{1,64}):([0-9]{12}):runtime/([^/]+)\Z")
 _VERSION = re.compile(r"^[1-9][0-9]{0,4}\Z")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 _ASSET = re.compile(r"[a-z0-9-]{1,64}\.(js|css|svg|png)")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # an invocation's, as callers may choose it
@@ -45,6 +49,9 @@ class Resource(enum.Enum):
     NONE = "none"  # the runtime collection: `.../runtime/*`
     RUNTIME = "runtime"
     ENDPOINT = "endpoint"
+    # Known only once the handler has read what the request names (a trace's runtime): the policy
+    # middleware leaves the decision to the handler, which must make it (`AccessDirectory.check_on`).
+    IN_HANDLER = "in-handler"
 
 
 class Auth(enum.Enum):
@@ -55,6 +62,7 @@ class Auth(enum.Enum):
     RUNTIME = "runtime"  # SigV4 headers, or a bearer token when the runtime's JWT authorizer says so
     RUNTIME_PRESIGNED = "runtime-presigned"  # as RUNTIME, or a SigV4 presigned URL (WebSockets)
     ADMIN = "admin"  # SigV4 headers signed with the server's admin key; no policy admits anyone else
+    SPANS = "spans"  # SigV4 headers, or a worker's span credential as a bearer token (checked in the handler)
 
 
 Handler = Callable[[Request], Awaitable[Response]] | Callable[[WebSocket], Awaitable[None]]
@@ -71,6 +79,7 @@ class Operation:
     handler: Handler
     auth: Auth = Auth.SIGV4
     max_body: int | None = None  # None: the server's `max_payload`
+    traced: bool = True  # False: no span (health checks, and the trace routes themselves)
     segments: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +104,7 @@ class Operation:
     @property
     def bearer(self) -> bool:
         """Whether a bearer token (or no credential at all) is passed on for the runtime to judge."""
-        return self.auth in (Auth.RUNTIME, Auth.RUNTIME_PRESIGNED)
+        return self.auth in (Auth.RUNTIME, Auth.RUNTIME_PRESIGNED, Auth.SPANS)
 
 
 @dataclass(frozen=True)
@@ -181,9 +190,12 @@ class OperationTable:
             resource = self.runtime_arn(runtime_id)
         return OperationMatch(operation, params, resource, runtime_id)
 
-    def routes(self) -> list[BaseRoute]:
-        """Starlette routes that dispatch on the classification, one per operation."""
-        return [OperationRoute(operation) for operation in self.operations]
+    def routes(self, tracer: OperationTracer | None = None) -> list[BaseRoute]:
+        """Starlette routes that dispatch on the classification, one per operation; with a `tracer`,
+        each request runs inside its operation's span."""
+        return [
+            OperationRoute(operation, tracer if operation.traced else None) for operation in self.operations
+        ]
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -291,6 +303,12 @@ def _asset(table: OperationTable, text: str) -> str:
     return text
 
 
+def _trace_id(table: OperationTable, text: str) -> str:
+    if not _TRACE_ID.fullmatch(text):
+        raise ValidationError(f"{text[:40]!r} is not a trace id (32 lower-case hex digits)", field="traceId")
+    return text
+
+
 # Template parameter -> (the path_params key the handler reads, its parser).
 _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "runtime": ("runtime_id", _runtime_reference),
@@ -303,14 +321,16 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
     "request_id": ("request_id", _request_id),
     "access_key_id": ("access_key_id", _access_key_id),
     "asset": ("asset", _asset),
+    "trace_id": ("trace_id", _trace_id),
 }
 
 
 class OperationRoute(BaseRoute):
     """A Starlette route for one operation: it matches when the classification chose it."""
 
-    def __init__(self, operation: Operation) -> None:
+    def __init__(self, operation: Operation, tracer: OperationTracer | None = None) -> None:
         self.operation = operation
+        self.tracer = tracer
         self.path = operation.template
         handler: Any = operation.handler
         self.app = websocket_session(handler) if operation.method == WEBSOCKET else request_response(handler)
@@ -322,7 +342,12 @@ class OperationRoute(BaseRoute):
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if self.tracer is None:
+            await self.app(scope, receive, send)
+            return
+        found = scope.get(SCOPE_KEY)
+        runtime_id = found.runtime_id if isinstance(found, OperationMatch) else None
+        await self.tracer.run(self.operation.name, runtime_id, self.app, scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NotImplementedError("operations are not reversed into URLs")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from open_agentcore.artifacts.storage import MAX_UPLOAD
 
-from . import access_keys, console, control, data, extensions, metrics, websocket
+from . import access_keys, console, control, data, extensions, metrics, traces, websocket
 from .access import FOR_USER
 from .operations import WEBSOCKET, Auth, Operation, OperationTable
 from .operations import Resource as R
@@ -52,7 +52,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("UntagResource", "DELETE", "/tags/{tagged_arn}", R.RUNTIME, control.untag_resource),
     Operation("ListTagsForResource", "GET", "/tags/{tagged_arn}", R.RUNTIME, control.list_tags),
     # Extensions (ours, same SigV4 authentication; the health check alone is public).
-    Operation("Health", "GET", "/_agentcore/health", R.NONE, extensions.health, Auth.PUBLIC),
+    Operation("Health", "GET", "/_agentcore/health", R.NONE, extensions.health, Auth.PUBLIC, traced=False),
     Operation("UploadArtifact", "PUT", "/_agentcore/artifacts", R.NONE, extensions.upload_artifact,
               max_body=MAX_UPLOAD),
     # ?offset=N: the log from byte N on, for following a build as it runs.
@@ -68,6 +68,13 @@ OPERATIONS: tuple[Operation, ...] = (
               data.cancel, Auth.RUNTIME),
     # Prometheus exposition (also served unauthenticated on --metrics-port, when given).
     Operation("GetMetrics", "GET", metrics.PATH, R.NONE, metrics.get_metrics),
+    # Traces: OTLP/HTTP in at its standard path (so an exporter given the server's base URL works),
+    # signed, or with a worker's span credential; the read API decides per runtime in the handler.
+    Operation("ExportTraces", "POST", "/v1/traces", R.NONE, traces.export, Auth.SPANS,
+              max_body=traces.MAX_OTLP_BODY, traced=False),
+    Operation("ListTraces", "GET", "/_agentcore/traces", R.IN_HANDLER, traces.list_traces, traced=False),
+    Operation("GetTrace", "GET", "/_agentcore/traces/{trace_id}", R.IN_HANDLER, traces.get_trace,
+              traced=False),
     # Access keys of other principals: the admin key alone, whatever any policy says.
     Operation("CreateAccessKey", "POST", "/_agentcore/access-keys", R.NONE, access_keys.create_access_key,
               Auth.ADMIN),

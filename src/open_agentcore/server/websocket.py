@@ -31,6 +31,7 @@ from .data import (
     worker_headers,
 )
 from .errors import RuntimeClientError, ServiceError
+from .tracing import QUALIFIER_STATE, SESSION_STATE, START_STATE, VERSION_STATE
 from .wire import wire_error
 
 logger = logging.getLogger("open_agentcore.server.websocket")
@@ -68,6 +69,9 @@ async def _open_upstream(
         from_query.get("qualifier"),
     )  # fmt: skip
     target, config = route.target, route.config
+    state = websocket.scope["state"]
+    state[SESSION_STATE], state[VERSION_STATE] = session_id, target.version
+    state[QUALIFIER_STATE] = from_query.get("qualifier") or "DEFAULT"
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
     incoming = [*websocket.headers.items()]
     incoming += [(name, on_the_wire(value)) for name, value in query if name.startswith(CUSTOM_PREFIX)]
@@ -96,6 +100,7 @@ async def _open_upstream(
 
     lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
     upstream = await lease.call(connect)
+    state[START_STATE] = lease.started
     held.push_async_callback(upstream.close)
     return lease, upstream
 

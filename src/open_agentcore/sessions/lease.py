@@ -48,6 +48,7 @@ class SessionLease:
         self._owner = owner
         self._privileged = privileged
         self._live: LiveSession | None = None
+        self.started: str | None = None  # "cold" or "warm" when this call started the session
 
     @property
     def live(self) -> LiveSession:
@@ -67,7 +68,12 @@ class SessionLease:
 
     async def _acquire(self) -> None:
         manager = self._manager
-        self._live = await manager.acquire(self._target, self._session_id, self._owner, self._privileged)
+        live = self._live = await manager.acquire(
+            self._target, self._session_id, self._owner, self._privileged
+        )
+        if live.fresh:
+            live.fresh = False
+            self.started = live.start
 
     def _release(self) -> None:
         live, self._live = self._live, None

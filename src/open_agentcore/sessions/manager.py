@@ -86,6 +86,9 @@ class SessionConfig:
     reap_interval: float = 5.0
     # True: any caller may use any session id; False: only the principal that created it.
     shared_sessions: bool = False
+    # Extra environment for a worker about to start, by its target and worker id (the server's
+    # OpenTelemetry variables); the runtime's own environment variables take precedence.
+    worker_environment: Callable[[SessionTarget, str], Mapping[str, str]] | None = None
 
 
 @dataclass
@@ -107,11 +110,17 @@ class LiveSession:
     # How its worker was had: "warm" (ready in the pool), "warming" (a pool worker already
     # starting when the session arrived) or "cold" (started for it).
     started_from: str = "cold"
+    fresh: bool = True  # no call has been told yet that it started this session
 
     @property
     def warm_start(self) -> bool:
         """Whether its worker came from the warm pool (ready, or already starting when it arrived)."""
         return self.started_from != "cold"
+
+    @property
+    def start(self) -> str:
+        """ "warm" or "cold", as traces name it."""
+        return "warm" if self.warm_start else "cold"
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -340,7 +349,9 @@ class SessionManager:
     def _spec(self, target: SessionTarget, session_id: str | None) -> WorkerSpec:
         # Short: the worker's unix socket lives under its work dir, and socket paths max out at 107 bytes.
         worker_id = f"w{secrets.token_hex(6)}"
+        extra = self.config.worker_environment
         environment = {
+            **(extra(target, worker_id) if extra is not None else {}),
             **target.environment,
             "AGENTCORE_RUNTIME_ARN": target.runtime_arn,
             "AGENTCORE_SESSION_ID": session_id or "",

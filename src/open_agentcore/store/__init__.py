@@ -40,6 +40,7 @@ from .records import (
     VersionRecord,
 )
 from .repository import Store, open_store
+from .traces import SpanRecord, TraceSummary
 from .transactions import MAX_PAGE_SIZE
 
 __all__ = [
@@ -70,9 +71,11 @@ __all__ = [
     "SessionNotFound",
     "SessionRecord",
     "SessionState",
+    "SpanRecord",
     "Store",
     "StoreError",
     "TooManyTags",
+    "TraceSummary",
     "UnsupportedDatabaseURL",
     "VersionNotFound",
     "VersionRecord",

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .errors import DatabaseUnavailable, SchemaTooNew, UnsupportedDatabaseURL
-from .tables import Base, ResourceTag, SchemaMigration, Setting
+from .tables import Base, ResourceTag, SchemaMigration, Setting, SpanRow
 
 # Execution option marking an engine whose transactions write: on SQLite they take the write lock
 # at BEGIN, so two writers queue on busy_timeout instead of one failing with "database is locked"
@@ -45,10 +45,15 @@ def _resource_tags(connection: Connection) -> None:
     Base.metadata.create_all(connection, tables=[Base.metadata.tables[ResourceTag.__tablename__]])
 
 
+def _spans(connection: Connection) -> None:
+    # Traces: the server's own spans and those agents export to it over OTLP.
+    Base.metadata.create_all(connection, tables=[Base.metadata.tables[SpanRow.__tablename__]])
+
+
 # Append only: migration N brings a database from schema version N-1 to N, inside one transaction.
 # A new database runs migration 1 alone, because the models in tables.py always describe the newest
 # schema, and is recorded as having every migration.
-MIGRATIONS: tuple[Migration, ...] = (_create_everything, _session_owners, _resource_tags)
+MIGRATIONS: tuple[Migration, ...] = (_create_everything, _session_owners, _resource_tags, _spans)
 
 
 def open_engine(url: str) -> Engine:

@@ -24,6 +24,7 @@ from .records import DEFAULT_ENDPOINT, Page, RuntimeRecord, RuntimeStatus, Versi
 from .sessions import SessionRepository
 from .tables import Runtime, RuntimeVersion
 from .tags import TagRepository, put_tags
+from .traces import TraceRepository
 from .transactions import fingerprint, utcnow
 
 CREATE_RUNTIME = "CreateAgentRuntime"
@@ -34,7 +35,7 @@ _FAILED = (RuntimeStatus.CREATE_FAILED, RuntimeStatus.UPDATE_FAILED)
 _BUILD_ENDED = (RuntimeStatus.READY, *_FAILED)
 
 
-class Store(EndpointRepository, SessionRepository, AccessRepository, TagRepository):
+class Store(EndpointRepository, SessionRepository, AccessRepository, TagRepository, TraceRepository):
     """The runtime server's persistent state: SQLite by default, PostgreSQL shared by replicas.
 
     Thread-safe; every method is one transaction and returns frozen records, never live rows.

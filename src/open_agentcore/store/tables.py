@@ -11,7 +11,19 @@ import datetime
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, ForeignKey, Index, Integer, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .records import (
@@ -261,6 +273,38 @@ class ClientToken(Base):
     created_at: Mapped[datetime.datetime]
 
 
+class SpanRow(Base):
+    """One span of a trace (the server's own or received over OTLP); see `store/traces.py`.
+
+    `id` orders spans by arrival, which is how retention drops the oldest first. `runtime_id` and
+    `session_id` are the server's stamps, not anything the span's sender claimed.
+    """
+
+    __tablename__ = "spans"
+    __table_args__ = (
+        Index("ix_spans_trace", "trace_id"),
+        Index("ix_spans_runtime", "runtime_id", "trace_id"),
+        Index("ix_spans_session", "session_id", "trace_id"),
+        Index("ix_spans_received", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    trace_id: Mapped[str] = mapped_column(String(32))
+    span_id: Mapped[str] = mapped_column(String(16))
+    parent_span_id: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str]
+    kind: Mapped[str] = mapped_column(String(16))
+    service: Mapped[str]
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    status_code: Mapped[str] = mapped_column(String(8))
+    status_message: Mapped[str]
+    attributes: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    events: Mapped[list[dict[str, Any]]] = mapped_column(_JSON)
+    runtime_id: Mapped[str | None]
+    session_id: Mapped[str | None]
+    received_at: Mapped[float] = mapped_column(Float)
+
+
 __all__ = [
     "AccessKey",
     "Base",
@@ -272,5 +316,6 @@ __all__ = [
     "RuntimeVersion",
     "SchemaMigration",
     "Setting",
+    "SpanRow",
     "UTCDateTime",
 ]

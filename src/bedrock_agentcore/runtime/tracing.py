@@ -1,0 +1,113 @@
+"""An invocation span around each handler call, when OpenTelemetry is importable; nothing otherwise.
+
+Whether `opentelemetry` can be imported is decided once, when this module is imported: without it,
+`TRACING` is None and `/invocations` does no tracing work at all. With it, each invocation runs in
+a SERVER span whose parent is the caller's W3C `traceparent` (the runtime server's own span), so
+spans the handler makes (Strands', the agent's own) are its children. While no TracerProvider is
+installed at all, spans could only be no-ops, and none is made.
+
+Export: when the standard environment names an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, as the runtime server gives its workers) and the agent has
+not installed a TracerProvider itself by its first invocation, one is installed that exports
+there: with `opentelemetry-exporter-otlp-proto-http` when present, else with a small OTLP/JSON
+exporter of ours on the standard library (see `otlp_json.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+try:
+    from opentelemetry import trace as _trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # the agent's environment has no OpenTelemetry: no spans, no cost
+    _trace = None  # type: ignore[assignment]
+
+SPAN_NAME = "agentcore.invocation"
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+_SESSION_HEADER = b"x-amzn-bedrock-agentcore-runtime-session-id"
+_REQUEST_ID_HEADER = b"x-amzn-bedrock-agentcore-runtime-request-id"
+
+
+class InvocationTracing:
+    """Starts invocation spans; installs the exporter the environment asks for, once."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+        self._environ = environ
+        self._propagator = TraceContextTextMapPropagator()
+        self._configured = False
+        self._lock = threading.Lock()
+        self._tracer: Any = None
+
+    def active(self) -> bool:
+        """Whether an invocation span would be recorded: some TracerProvider is installed (the
+        agent's, or the exporter the environment asked for). Without one, every span would be a
+        no-op, so invocations skip the work of making them."""
+        if not self._configured:
+            self._configure()
+        return not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+
+    @contextlib.contextmanager
+    def span(self, headers: Sequence[tuple[bytes, bytes]]) -> Iterator[Any]:
+        """The invocation's span, current for the handler (in the thread or loop that runs it)."""
+        carrier: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        for name, value in headers:
+            if name in _TRACE_HEADERS:
+                carrier[name.decode()] = value.decode("latin-1")
+            elif name == _SESSION_HEADER:
+                attributes["session.id"] = value.decode("utf-8", "replace")
+            elif name == _REQUEST_ID_HEADER:
+                attributes["agentcore.request.id"] = value.decode("latin-1")
+        parent = self._propagator.extract(carrier) if carrier else None
+        with self._tracer.start_as_current_span(
+            SPAN_NAME, context=parent, kind=_trace.SpanKind.SERVER, attributes=attributes
+        ) as span:
+            yield span
+
+    def _configure(self) -> None:
+        with self._lock:
+            if not self._configured:
+                install_exporter(self._environ)
+                # Once: a tracer of the proxy provider follows a provider the agent installs later.
+                self._tracer = _trace.get_tracer("bedrock_agentcore")
+                self._configured = True
+
+
+def install_exporter(environ: Mapping[str, str]) -> bool:
+    """Install a TracerProvider exporting to the environment's OTLP endpoint; False when the
+    environment names none, the agent installed its own provider, or the OpenTelemetry SDK is absent."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint or environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    if not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return False  # the agent configured tracing itself: leave it alone
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        return False
+    provider = TracerProvider(resource=Resource.create())  # reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    provider.add_span_processor(BatchSpanProcessor(_exporter(environ)))
+    _trace.set_tracer_provider(provider)
+    return True
+
+
+def _exporter(environ: Mapping[str, str]) -> Any:
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        from .otlp_json import OtlpJsonExporter
+
+        return OtlpJsonExporter.from_environment(environ)
+    return OTLPSpanExporter()
+
+
+TRACING: InvocationTracing | None = InvocationTracing() if _trace is not None else None
+
+__all__ = ["SPAN_NAME", "TRACING", "InvocationTracing", "install_exporter"]

@@ -1,0 +1,144 @@
+"""One span per operation, started in the one place every request is dispatched (`OperationRoute`).
+
+The span's parent is the caller's W3C `traceparent` when it sent a valid one. Inside the span, the
+request's `traceparent` header is replaced by the server span's own (`tracestate` is passed on as
+sent), so whatever the handler passes on to a worker (invocations, WebSockets) makes the agent's
+spans its children. The span is started and ended directly, never made current: nothing in the
+server makes child spans, and the context switch would cost every request.
+With `--tracing off` no `OperationTracer` exists and dispatch does none of this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    set_span_in_context,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from open_agentcore.auth import Caller
+from open_agentcore.store.traces import RUNTIME_ATTRIBUTE, SESSION_ATTRIBUTE
+
+from .errors import ServiceError
+
+_TRACEPARENT = b"traceparent"
+_HEX = frozenset("0123456789abcdef")
+# What a data-plane route learnt on the way (set in `scope["state"]`), and the span attribute it becomes.
+SESSION_STATE = "agentcore.session_id"
+VERSION_STATE = "agentcore.runtime_version"
+QUALIFIER_STATE = "agentcore.qualifier"
+START_STATE = "agentcore.session_start"  # "cold", "warm", or absent for a session already running
+_STATE_ATTRIBUTES = (
+    (SESSION_STATE, SESSION_ATTRIBUTE),
+    (VERSION_STATE, "agentcore.runtime.version"),
+    (QUALIFIER_STATE, "agentcore.endpoint"),
+    (START_STATE, "agentcore.session.start"),
+)
+
+
+class OperationTracer:
+    """Runs an operation's handler inside a server span named for the operation."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    async def run(
+        self, name: str, runtime_id: str | None, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        parent: Context | None = None
+        for key, value in headers:
+            if key == _TRACEPARENT:
+                parent = _parent(value)
+                break
+        # Not made current: nothing in the server makes child spans, and the context switch costs.
+        span = self._tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+        )
+        own = span.get_span_context()
+        traceparent = f"00-{own.trace_id:032x}-{own.span_id:016x}-{own.trace_flags:02x}".encode()
+        # `tracestate` passes on as the caller sent it, which W3C trace context allows.
+        scope["headers"] = [pair for pair in headers if pair[0] != _TRACEPARENT] + [
+            (_TRACEPARENT, traceparent)
+        ]
+        answer = _Answer(send)
+        try:
+            await app(scope, receive, answer.send)
+        except BaseException as error:
+            status = error.status if isinstance(error, ServiceError) else None
+            span.set_status(StatusCode.ERROR, type(error).__name__)
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            raise
+        finally:
+            _describe(span, scope, runtime_id, answer)
+            span.end()
+
+
+def _parent(value: bytes) -> Context | None:
+    """The caller's span from a W3C `traceparent` (version 00 or later), or None when it is malformed."""
+    parts = value.decode("latin-1").strip().lower().split("-")
+    if len(parts) < 4 or [len(part) for part in parts[:4]] != [2, 32, 16, 2] or parts[0] == "ff":
+        return None
+    if parts[0] == "00" and len(parts) != 4:
+        return None
+    if not _HEX.issuperset("".join(parts[:4])):
+        return None
+    trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
+    if not trace_id or not span_id:
+        return None
+    caller = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(parts[3], 16) & 1))
+    return set_span_in_context(NonRecordingSpan(caller))
+
+
+class _Answer:
+    """Watches what the handler sends: the status and how many body bytes."""
+
+    __slots__ = ("bytes", "send_on", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send_on = send
+        self.status = 0
+        self.bytes = 0
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.bytes += len(message.get("body", b""))
+        elif kind == "http.response.start":
+            self.status = message["status"]
+        await self.send_on(message)
+
+
+def _describe(span: Any, scope: Scope, runtime_id: str | None, answer: _Answer) -> None:
+    attributes: dict[str, Any] = {"http.request.method": scope.get("method", "GET")}
+    if runtime_id is not None:
+        attributes[RUNTIME_ATTRIBUTE] = runtime_id
+    state = scope.get("state", {})
+    for key, attribute in _STATE_ATTRIBUTES:
+        if (value := state.get(key)) is not None:
+            attributes[attribute] = value
+    caller: Caller | None = state.get("caller")
+    if caller is not None:
+        attributes["agentcore.caller"] = caller.principal or caller.subject or caller.scheme.value
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            attributes["http.request.body.size"] = int(value)
+            break
+    if answer.status:
+        attributes["http.response.status_code"] = answer.status
+        attributes["http.response.body.size"] = answer.bytes
+        if answer.status >= 400:
+            span.set_status(StatusCode.ERROR, f"HTTP {answer.status}")
+    span.set_attributes(attributes)
+
+
+__all__ = ["QUALIFIER_STATE", "SESSION_STATE", "START_STATE", "VERSION_STATE", "OperationTracer"]

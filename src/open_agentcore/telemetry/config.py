@@ -1,0 +1,28 @@
+"""How the server traces: one typed object, built once from `agentcore server run`'s flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE_NAME = "open-agentcore"
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """Tracing on or off, where spans are forwarded, and how many the store keeps.
+
+    `worker_endpoint` is the base URL workers export to (the server's own, as a worker reaches it);
+    None gives workers no OTLP environment (their network cannot reach the server).
+    """
+
+    enabled: bool = True
+    otlp_endpoint: str | None = None  # an external collector's base URL (`/v1/traces` is appended)
+    retention_seconds: float = 7 * 24 * 3600.0
+    max_spans: int = 200_000
+    worker_endpoint: str | None = None
+    batch_size: int = 512
+    flush_interval: float = 0.5
+    queue_limit: int = 20_000  # spans waiting to be written; past it new ones are dropped (and counted)
+
+
+__all__ = ["SERVICE_NAME", "TracingConfig"]

@@ -1,0 +1,122 @@
+"""The SDK's invocation span: parented by the caller's traceparent, current for the handler, exported
+where OTEL_* says; and with OpenTelemetry not importable, no spans and no OpenTelemetry import at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO, wait_until
+from tests.telemetry.conftest import Collector, collector  # noqa: F401 - the fixture
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+APP = """
+from starlette.testclient import TestClient
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload):
+    {handler}
+    return {{"ok": True}}
+
+
+with TestClient(app) as client:
+    reply = client.post("/invocations", json={{}}, headers={{"traceparent": "{traceparent}"}})
+    assert reply.status_code == 200 and reply.json() == {{"ok": True}}, reply.text
+"""
+
+
+def run(script: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60,
+        cwd=REPO, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_without_opentelemetry_the_sdk_serves_and_imports_none_of_it() -> None:
+    hidden = """
+    import sys
+
+    class Hide:
+        def find_spec(self, name, path=None, target=None):
+            if name == "opentelemetry" or name.startswith("opentelemetry."):
+                raise ModuleNotFoundError(name)
+            return None
+
+    sys.meta_path.insert(0, Hide())
+    """
+    app = APP.format(handler="pass", traceparent=TRACEPARENT)
+    check = """
+    from bedrock_agentcore.runtime import tracing
+    assert tracing.TRACING is None
+    print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
+    """
+    script = textwrap.dedent(hidden) + app + textwrap.dedent(check)
+    out = run(script, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert out.strip() == "[]"
+
+
+def test_invocation_span_is_the_callers_child_and_the_handlers_parent() -> None:
+    setup = """
+    import json
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    trace.set_tracer_provider(provider)  # the agent's own provider: the SDK must use it, not replace it
+    """
+    handler = 'trace.get_tracer("agent").start_span("handler-work").end()'
+    report = """
+    spans = {s.name: s for s in memory.get_finished_spans()}
+    print(json.dumps({name: [f"{s.context.span_id:016x}", f"{s.parent.span_id:016x}" if s.parent else None,
+                             f"{s.context.trace_id:032x}", s.kind.name] for name, s in spans.items()}))
+    """
+    out = run(
+        textwrap.dedent(setup)
+        + APP.format(handler=handler, traceparent=TRACEPARENT)
+        + textwrap.dedent(report),
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},  # set, but the agent configured its own
+    )
+    spans = json.loads(out)
+    invocation, work = spans["agentcore.invocation"], spans["handler-work"]
+    assert invocation[1:] == ["b7ad6b7169203331", "0af7651916cd43dd8448eb211c80319c", "SERVER"]
+    assert work[1] == invocation[0] and work[2] == invocation[2]
+
+
+def test_the_otel_environment_exports_invocation_spans(collector: Collector) -> None:  # noqa: F811
+    report = """
+    from opentelemetry import trace
+    trace.get_tracer_provider().force_flush()
+    """
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20secret-token",
+        "OTEL_SERVICE_NAME": "my-agent",
+    }
+    run(APP.format(handler="pass", traceparent=TRACEPARENT) + textwrap.dedent(report), env)
+    posts = wait_until(lambda: list(collector.posts))
+    path, headers, body = posts[0]
+    assert path == "/v1/traces" and headers["authorization"] == "Bearer secret-token"
+    document = json.loads(body) if headers["content-type"] == "application/json" else None
+    assert document is not None
+    resource = document["resourceSpans"][0]
+    assert {"key": "service.name", "value": {"stringValue": "my-agent"}} in resource["resource"]["attributes"]
+    span = resource["scopeSpans"][0]["spans"][0]
+    assert (span["name"], span["traceId"], span["parentSpanId"]) == (
+        "agentcore.invocation",
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
