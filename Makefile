@@ -29,6 +29,7 @@ test: lint
 
 # BASELINE=DIR: also time the CLI of another checkout (with its own .venv) against this one.
 bench: $(STAMP)
+	scripts/install-bench-deps.sh
 	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE))
 
 clean:
