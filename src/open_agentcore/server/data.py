@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -31,6 +30,7 @@ from open_agentcore.sessions import (
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
+from .identifiers import random_id
 from .operations import MAX_SESSION_ID, REQUEST_ID
 from .streams import LAST_EVENT_ID, recorded, resumed
 
@@ -64,7 +64,7 @@ def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
     if not raw:
         if required:
             raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
-        return str(uuid.uuid4())
+        return random_id()
     if isinstance(raw, bytes):
         try:
             session_id = raw.decode("utf-8")
@@ -141,7 +141,7 @@ async def invoke(request: Request) -> Response:
         if not 200 <= reply.status < 300:
             text = await _drain(reply)
             raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
-        content_type = dict(reply.headers).get("content-type", "application/json")
+        content_type = next((v for n, v in reply.headers if n == "content-type"), "application/json")
         answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
         if content_type.startswith("text/event-stream"):
             # Recorded for resumption: a task reads the worker to its end, even if the client leaves,
@@ -167,7 +167,7 @@ def request_id_of(text: str | None) -> str:
     """The invocation's request id: the caller's `X-Amzn-Bedrock-AgentCore-Runtime-Request-Id` (so it
     can cancel a call whose answer has not begun), else a new one. Every answer names it."""
     if text is None:
-        return str(uuid.uuid4())
+        return random_id()
     if not REQUEST_ID.fullmatch(text):
         raise ValidationError(
             "the request id is 1 to 128 letters, digits and . _ ~ : -", field="runtimeRequestId"
