@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -47,6 +48,7 @@ _PASSED = (
     "x-amzn-trace-id", "traceparent", "tracestate", "baggage", "mcp-session-id", "mcp-protocol-version",
 )  # fmt: skip
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 _ERROR_BODY_LIMIT = 2000
 _WHOLE_ANSWER = 64 * 1024
 # Where each server protocol's agent listens inside its worker (AgentCore's service contract).
@@ -72,7 +74,7 @@ def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
             session_id = raw.decode("latin-1")
     else:
         session_id = raw
-    if not 1 <= len(session_id) <= MAX_SESSION_ID or any(ord(c) < 0x20 or c == "\x7f" for c in session_id):
+    if not 1 <= len(session_id) <= MAX_SESSION_ID or _CONTROL_CHARACTER.search(session_id):
         raise ValidationError(
             f"runtimeSessionId must be 1 to {MAX_SESSION_ID} printable characters", field="runtimeSessionId"
         )
