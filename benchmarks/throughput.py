@@ -136,8 +136,24 @@ def run_wrk(targets: list[tuple[str, str]], seconds: float, connections: int, co
                 url,
             ]
             processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-        outputs = [process.communicate(timeout=seconds + 60)[0].decode() for process in processes]
+        deadline = time.monotonic() + seconds + 120
+        try:
+            outputs = [
+                process.communicate(timeout=max(1.0, deadline - time.monotonic()))[0].decode()
+                for process in processes
+            ]
+        except subprocess.TimeoutExpired:
+            raise WrkStalled(f"wrk did not finish within {seconds + 120:g} s (machine overloaded?)") from None
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
     return merge([parse_wrk(output) for output in outputs])
+
+
+class WrkStalled(Exception):
+    """A wrk run did not end in time: the run is left out of the results, the others go on."""
 
 
 def parse_wrk(output: str) -> tuple[int, float, int, list[float]]:
@@ -323,7 +339,16 @@ def measure(settings: Settings) -> dict[str, Any]:
                     contender = contenders[name]
                     targets = contender.targets(sessions)
                     cpu_before = contender.cpu_seconds()
-                    outcome = run_wrk(targets, settings.seconds, settings.connections, settings.load_cores)
+                    try:
+                        outcome = run_wrk(
+                            targets, settings.seconds, settings.connections, settings.load_cores
+                        )
+                    except WrkStalled as stalled:
+                        print(
+                            f"{name}, {sessions} sessions: {stalled}; left out", file=sys.stderr, flush=True
+                        )
+                        runs[str(sessions)][name].append({"failed": str(stalled)})
+                        continue
                     if cpu_before is not None and outcome.requests:
                         spent = (contender.cpu_seconds() or 0.0) - cpu_before
                         outcome = replace(outcome, server_cpu_us=spent / outcome.requests * 1e6)
@@ -332,6 +357,9 @@ def measure(settings: Settings) -> dict[str, Any]:
                             f"{name} with {sessions} sessions: {outcome.errors} failed requests"
                         )
                     runs[str(sessions)][name].append(asdict(outcome))
+                    cpu = f", server CPU {outcome.server_cpu_us:.0f} µs/call" if outcome.server_cpu_us else ""
+                    line = f"  {sessions} sessions, {name}: {outcome.rate:.0f}/s, p50 {outcome.p50_ms:.2f} ms"
+                    print(f"{line}, p99 {outcome.p99_ms:.2f} ms{cpu}", file=sys.stderr, flush=True)
             print(f"round {number + 1}/{settings.rounds} done", file=sys.stderr, flush=True)
     return {
         "benchmark": "throughput",
@@ -343,22 +371,26 @@ def measure(settings: Settings) -> dict[str, Any]:
     }
 
 
+_KEYS = ("rate", "p50_ms", "p99_ms", "server_cpu_us")
+
+
 def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
     """Per session count: medians per contender, and the median of the per-round ratios to direct."""
     summary: dict[str, dict[str, Any]] = {}
     for sessions, by_name in runs.items():
         row: dict[str, Any] = {}
-        for name, outcomes in by_name.items():
-            keys = ("rate", "p50_ms", "p99_ms", "server_cpu_us")
+        for name, every in by_name.items():
+            outcomes = [o for o in every if "failed" not in o] or [dict.fromkeys(_KEYS, float("nan"))]
             row[name] = {
                 key: statistics.median(o[key] for o in outcomes) if outcomes[0][key] is not None else None
-                for key in keys
+                for key in _KEYS
             }
         for name in by_name:
             if name == "direct":
                 continue
-            ratios = [o["rate"] / d["rate"] for o, d in zip(by_name[name], by_name["direct"], strict=True)]
-            row[name]["ratio_to_direct"] = statistics.median(ratios)
+            pairs = zip(by_name[name], by_name["direct"], strict=True)
+            ratios = [o["rate"] / d["rate"] for o, d in pairs if "failed" not in o and d.get("rate")]
+            row[name]["ratio_to_direct"] = statistics.median(ratios) if ratios else float("nan")
             row[name]["ratio_rounds"] = ratios
         summary[sessions] = row
     return summary
