@@ -30,6 +30,7 @@ test: lint
 # BASELINE=DIR: compare with that checkout (with its own .venv) instead of the fixed commit in
 # benchmarks/baseline.py; QUICK=1: every table with few samples, as an end-to-end check.
 bench: $(STAMP)
+	scripts/install-bench-deps.sh
 	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE)) $(if $(QUICK),--quick)
 
 clean:

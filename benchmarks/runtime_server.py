@@ -246,15 +246,20 @@ def new_session_id() -> str:
 
 @contextlib.contextmanager
 def running_server(
-    warm_pool: int, timeout: float = 60, cores: str = SERVER_CORE, options: Sequence[str] = ()
+    warm_pool: int,
+    timeout: float = 60,
+    cores: str = SERVER_CORE,
+    options: Sequence[str] = (),
+    python: str = sys.executable,
 ) -> Iterator[RuntimeServer]:
     """`agentcore server run [options]` on a free port and a fresh data dir, pinned to core 0; all
-    stopped on exit."""
+    stopped on exit. `python`: another checkout's interpreter (its `.venv/bin/python`) runs that
+    checkout's server."""
     # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="oacb-", dir="/tmp"))
     port = free_port()
     command = [
-        "taskset", "-c", cores, sys.executable, "-m", "open_agentcore.cli", "server", "run",
+        "taskset", "-c", cores, python, "-m", "open_agentcore.cli", "server", "run",
         "--port", str(port), "--data-dir", str(data_dir), "--warm-pool", str(warm_pool), *options,
     ]  # fmt: skip
     environment = {

@@ -367,3 +367,40 @@ def test_a_header_and_a_presigned_query_together_are_refused() -> None:
 
 def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+# What is kept between requests ---------------------------------------------------------------
+
+
+def test_a_rotated_secret_refuses_what_the_old_one_signed(invoke: WireRequest) -> None:
+    """Derived signing keys are kept per secret: the same key id with a new secret matches nothing
+    signed with the old one, even right after the old one was used."""
+    assert verify(invoke) == KEY
+    rotated = dataclasses.replace(KEY, secret_access_key="another+secret/after/rotation/0000000000")
+    with pytest.raises(SignatureMismatch):
+        verify(invoke, lookup=lambda key_id: rotated)
+    assert verify(invoke) == KEY
+
+
+@pytest.mark.parametrize("name", ["short-scope", "unsorted-signed-headers", "signature-not-hex"])
+def test_an_error_is_raised_every_time_after_the_valid_form_was_seen(invoke: WireRequest, name: str) -> None:
+    """The checked forms of a credential scope and header list are kept; their errors are not."""
+    broken = invoke.with_header("Authorization", MALFORMED[name](_authorization(invoke)))
+    for _ in range(3):
+        assert verify(invoke) == KEY
+        with pytest.raises(IncompleteSignature):
+            verify(broken)
+
+
+def test_a_query_on_a_new_path_is_canonicalised_for_that_path() -> None:
+    first = sign("POST", f"{ENDPOINT}/runtimes/{ENCODED_ARN}/invocations?qualifier=A", b"{}")
+    second = sign("POST", f"{ENDPOINT}/runtimes/{ENCODED_ARN}/invocations?qualifier=B", b"{}")
+    assert verify(first) == KEY and verify(second) == KEY
+    swapped = dataclasses.replace(first, raw_query=second.raw_query)
+    with pytest.raises(SignatureMismatch):
+        verify(swapped)
+
+
+@pytest.mark.parametrize("query", ["X%2DAmz-Signature=ff", "x=1&X-Amz-Credential=a", "X-Amz-Algorithm"])
+def test_a_presigned_marker_is_found_however_the_query_spells_it(query: str) -> None:
+    assert authorization_scheme([], query) == "presigned"

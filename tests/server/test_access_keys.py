@@ -17,6 +17,8 @@ import botocore.exceptions
 import httpx
 import pytest
 
+from open_agentcore.server.access import CACHE_SECONDS
+from tests.conftest import wait_until
 from tests.server.conftest import KEY_ID, SECRET, Server, running_server
 
 PATH = "/_agentcore/access-keys"
@@ -204,3 +206,25 @@ def test_replicas_sharing_a_store_serve_one_set_of_keys(replicas: tuple[Server, 
     assert call(second, "DELETE", f"{PATH}/{key[0]}").status_code == 200
     # The first replica never cached the key (it created it, and dropped it from its cache then).
     assert error_code(control(first, key).list_agent_runtimes) == "UnrecognizedClientException"
+
+
+def test_a_key_revoked_on_another_replica_is_refused_within_the_cache_bound(
+    replicas: tuple[Server, Server],
+) -> None:
+    """The first replica has the key cached when the second revokes it: it cannot hear of that, and
+    refuses the key once its cache entry is `CACHE_SECONDS` old (the bound docs/security.md states)."""
+    first, second = replicas
+    created = create(first, "cached-elsewhere", EVERYTHING)
+    key = (created["accessKeyId"], created["secretAccessKey"])
+    assert control(first, key).list_agent_runtimes()["agentRuntimes"] == []  # now cached on the first
+    assert call(second, "DELETE", f"{PATH}/{key[0]}").status_code == 200
+    assert error_code(control(second, key).list_agent_runtimes) == "UnrecognizedClientException"
+
+    def refused_by_the_first() -> bool:
+        try:
+            control(first, key).list_agent_runtimes()
+        except botocore.exceptions.ClientError as refused:
+            return bool(refused.response["Error"]["Code"] == "UnrecognizedClientException")
+        return False
+
+    wait_until(refused_by_the_first, timeout=CACHE_SECONDS + 10, interval=0.2)

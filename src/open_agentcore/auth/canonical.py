@@ -15,6 +15,7 @@ latin-1). The rules are botocore's `SigV4Auth` for rest-json services, which is 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from urllib.parse import quote, unquote_to_bytes
 
@@ -44,6 +45,9 @@ def canonical_request(
     )
 
 
+# Clients call the same few paths (one per runtime) with the same query: both are pure functions
+# of the wire text, worth computing once. Small LRUs: an unusual path costs an eviction at most.
+@functools.lru_cache(maxsize=1024)
 def canonical_uri(raw_path: str) -> str:
     """The canonical URI of a raw (still percent-encoded) request path."""
     return quote(_wire_bytes(_remove_dot_segments(raw_path) if raw_path else "/"), safe="/~")
@@ -53,6 +57,12 @@ def canonical_query(pairs: Sequence[tuple[bytes, bytes]]) -> str:
     """Decoded `(name, value)` pairs, encoded and sorted as SigV4 requires."""
     encoded = sorted((quote(name, safe=_UNRESERVED), quote(value, safe=_UNRESERVED)) for name, value in pairs)
     return "&".join(f"{name}={value}" for name, value in encoded)
+
+
+@functools.lru_cache(maxsize=1024)
+def canonical_raw_query(raw_query: str) -> str:
+    """`canonical_query` of a raw query string as it came over the wire."""
+    return canonical_query(query_pairs(raw_query))
 
 
 def query_pairs(raw_query: str) -> list[tuple[bytes, bytes]]:
@@ -103,4 +113,11 @@ def _remove_dot_segments(path: str) -> str:
     return first + "/".join(kept) + last
 
 
-__all__ = ["canonical_headers", "canonical_query", "canonical_request", "canonical_uri", "query_pairs"]
+__all__ = [
+    "canonical_headers",
+    "canonical_query",
+    "canonical_raw_query",
+    "canonical_request",
+    "canonical_uri",
+    "query_pairs",
+]

@@ -7,6 +7,7 @@ Whatever the input, the parsers return a claim or raise `IncompleteSignature`, n
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,18 @@ def parse_amz_date(value: str) -> datetime.datetime:
 
 
 def _claim(credential: str, signed_headers: str, signature: str) -> SignatureClaim:
+    access_key_id, date, region, service = _scope(credential)
+    names = _signed_names(signed_headers)
+    if not _SIGNATURE.fullmatch(signature):
+        raise IncompleteSignature("Signature must be 64 lower-case hexadecimal digits.")
+    return SignatureClaim(access_key_id, date, region, service, names, signature)
+
+
+# A client sends the same credential scope and header list with every request of a day: each is
+# checked once. Only valid ones are kept (errors are not cached); the caches are small LRUs, so
+# whatever a caller sends costs at most an eviction.
+@functools.lru_cache(maxsize=256)
+def _scope(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if (
         len(parts) != 5
@@ -133,12 +146,15 @@ def _claim(credential: str, signed_headers: str, signature: str) -> SignatureCla
         raise IncompleteSignature(
             "Credential must be <access key id>/<YYYYMMDD>/<region>/<service>/aws4_request."
         )
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_names(signed_headers: str) -> tuple[str, ...]:
     names = signed_headers.split(";")
     if not all(_HEADER_NAME.fullmatch(name) for name in names) or names != sorted(set(names)):
         raise IncompleteSignature("SignedHeaders must be lower-case header names, sorted, each once.")
-    if not _SIGNATURE.fullmatch(signature):
-        raise IncompleteSignature("Signature must be 64 lower-case hexadecimal digits.")
-    return SignatureClaim(parts[0], parts[1], parts[2], parts[3], tuple(names), signature)
+    return tuple(names)
 
 
 def _ascii(raw: bytes) -> str:

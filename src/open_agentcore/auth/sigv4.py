@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .canonical import canonical_query, canonical_request, query_pairs
+from .canonical import canonical_query, canonical_raw_query, canonical_request, query_pairs
 from .claims import ALGORITHM, SignatureClaim, parse_amz_date, parse_authorization, parse_presigned_query
 from .errors import (
     IncompleteSignature,
@@ -59,8 +59,12 @@ def authorization_scheme(headers: Headers, raw_query: str = "") -> AuthScheme | 
     `X-Amz-Algorithm`, `X-Amz-Credential` or `X-Amz-Signature` is "presigned". A request with
     both a header and a presigned query is refused with `IncompleteSignature`, not guessed at.
     """
-    authorization = _header_values(headers).get("authorization", [""])[0].strip()
-    presigned = any(name in _PRESIGNED_MARKERS for name, _ in query_pairs(raw_query))
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    authorization = next((value for name, value in items if name.lower() == "authorization"), "").strip()
+    # Most queries cannot name a marker (none spells `X-Amz-`, none percent-encodes): skip decoding them.
+    presigned = ("X-Amz-" in raw_query or "%" in raw_query) and any(
+        name in _PRESIGNED_MARKERS for name, _ in query_pairs(raw_query)
+    )
     if authorization and presigned:
         raise IncompleteSignature("Use either an Authorization header or a presigned URL, not both.")
     if authorization:
@@ -121,7 +125,7 @@ def _utf8_view(received: dict[str, list[str]], signed: Sequence[str]) -> dict[st
     view: dict[str, list[str]] | None = None
     for name in signed:
         values = received.get(name, [])
-        if not any(not value.isascii() for value in values):
+        if all(map(str.isascii, values)):
             continue
         try:
             decoded = [value.encode("latin-1").decode("utf-8") for value in values]
@@ -165,7 +169,7 @@ def begin_headers(
     declared = _single(received, "x-amz-content-sha256")
     if declared is not None and (len(declared) != 64 or declared.strip("0123456789abcdefABCDEF")):
         raise IncompleteSignature("x-amz-content-sha256 must be the hex SHA-256 of the body; sign the body.")
-    query = canonical_query(query_pairs(raw_query))
+    query = canonical_raw_query(raw_query)
     _check_clock(signed_at, _utc(now), max_skew)
     return PendingSignature(claim, amz_date, (method, raw_path, query, received), declared)
 
@@ -256,7 +260,11 @@ def _header_values(headers: Headers) -> dict[str, list[str]]:
     items = headers.items() if isinstance(headers, Mapping) else headers
     values: dict[str, list[str]] = {}
     for name, value in items:
-        values.setdefault(name.lower(), []).append(value)
+        key = name.lower()
+        if (known := values.get(key)) is None:
+            values[key] = [value]
+        else:
+            known.append(value)
     return values
 
 
@@ -338,7 +346,7 @@ def signature(key: bytes, amz_date: str, scope: str, canonical: str) -> str:
     """The hex SigV4 signature of a canonical request, with a key from `signing_key`."""
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
     to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, to_sign.encode(), "sha256").hex()  # one-shot: OpenSSL's fast path
 
 
 @functools.lru_cache(maxsize=64)

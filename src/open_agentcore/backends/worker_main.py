@@ -141,8 +141,9 @@ class Cancellable:
         async def watched(message: Any) -> None:
             if message["type"] == "http.response.start":
                 call.started = True
-                headers = dict(message.get("headers", []))
-                call.event_stream = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+                # No dict of every header per answer: one look for the one that matters.
+                content_type = next((v for n, v in message.get("headers", ()) if n == b"content-type"), b"")
+                call.event_stream = content_type.startswith(b"text/event-stream")
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 call.complete = True
             await send(message)

@@ -23,7 +23,7 @@ from open_agentcore.artifacts import (
 from open_agentcore.artifacts.interpreters import server_version
 from open_agentcore.auth import IssuerUnreachable, JwtAuthorizer
 from open_agentcore.sessions import SessionManager, SessionTarget
-from open_agentcore.store import DEFAULT_ENDPOINT, RuntimeRecord, Store, VersionRecord
+from open_agentcore.store import DEFAULT_ENDPOINT, ReadCache, RuntimeRecord, Store, VersionRecord
 
 from .validation import InvalidRequest, check_configuration, check_name, check_tags, jwt_authorizer_of
 
@@ -92,7 +92,7 @@ class RuntimeService:
         # A version asking for a Python this host lacks runs on the server's own instead of failing.
         self.allow_host_python = allow_host_python
         self._targets: dict[tuple[str, int], SessionTarget] = {}
-        self._routes: dict[tuple[str, str], tuple[float, Route]] = {}
+        self._routes: ReadCache[tuple[str, str], Route] = ReadCache(ROUTE_TTL)
         self._builds: set[asyncio.Task[None]] = set()
         # Told (runtime id, succeeded, seconds) when a build ends: the server's metrics.
         self._on_build = on_build
@@ -277,14 +277,10 @@ class RuntimeService:
     async def route(self, reference: str, qualifier: str | None) -> Route:
         """Where an invocation of `qualifier` (an endpoint, default DEFAULT) goes."""
         runtime_id = runtime_id_from(reference)
-        key = (runtime_id, qualifier or DEFAULT_ENDPOINT)
-        cached = self._routes.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        route = await asyncio.to_thread(self._resolve, runtime_id, key[1])
-        self._routes[key] = (now + ROUTE_TTL, route)
-        return route
+        endpoint_name = qualifier or DEFAULT_ENDPOINT
+        return await self._routes.get(
+            (runtime_id, endpoint_name), lambda: self._resolve(runtime_id, endpoint_name)
+        )
 
     def _resolve(self, runtime_id: str, endpoint_name: str) -> Route:
         """Look the route up in the store (blocking; runs in a thread)."""
@@ -306,8 +302,7 @@ class RuntimeService:
 
     def forget_routes(self, runtime_id: str) -> None:
         """Drop cached routes of a runtime whose endpoints, versions or status just changed."""
-        for key in [k for k in self._routes if k[0] == runtime_id]:
-            del self._routes[key]
+        self._routes.forget(lambda key: key[0] == runtime_id)
 
     async def target(self, reference: str, qualifier: str | None) -> tuple[RuntimeRecord, SessionTarget]:
         """The runtime and the ready version an invocation of `qualifier` (an endpoint) goes to."""

@@ -5,22 +5,21 @@ keys other than the admin key carry an identity policy; a runtime may carry a re
 `decide` weighs both as IAM does. Operations the table marks admin-only (access-key management)
 are decided before any policy: the admin key alone may call them, so no stored key can grant
 itself or others more rights, whatever its policy says. Keys and policies are read from the store
-on a worker thread and kept for `CACHE_SECONDS`, so a key revoked on another replica (or in the
-store) stops working within that time; this server's own revocations and resource-policy writes
-drop their cache entry, and take effect at once.
+on a worker thread (one read per key at a time, however many requests wait for it) and kept for
+`CACHE_SECONDS`, so a key revoked on another replica (or in the store) stops working within that
+time; this server's own revocations and resource-policy writes drop their cache entry, and take
+effect at once (see `store.ReadCache`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from open_agentcore.auth import ANONYMOUS, Caller, Credential, Scheme
 from open_agentcore.auth.policies import Decision, Policy, PolicyError, decide, parse_policy
-from open_agentcore.store import AccessKeyNotFound, NotFoundError, ResourcePolicyNotFound, Store
+from open_agentcore.store import AccessKeyNotFound, NotFoundError, ReadCache, ResourcePolicyNotFound, Store
 
 from .errors import AccessDenied
 from .operations import SERVICE, OperationMatch, Resource, classification_of
@@ -42,8 +41,10 @@ class AccessDirectory:
         self.admin = admin
         self.account = account
         self.store: Store | None = None  # set when the server's lifespan opens it
-        self._keys: dict[str, tuple[float, Credential | None, Policy | None]] = {}
-        self._resource_policies: dict[str, tuple[float, Policy | None]] = {}
+        self._keys: ReadCache[str, tuple[Credential | None, Policy | None]] = ReadCache(
+            CACHE_SECONDS, _MAX_CACHED
+        )
+        self._resource_policies: ReadCache[str, Policy | None] = ReadCache(CACHE_SECONDS, _MAX_CACHED)
 
     def principal_arn(self, principal: str | None) -> str:
         if principal == self.admin.principal:
@@ -60,17 +61,11 @@ class AccessDirectory:
         return credential.access_key_id == self.admin.access_key_id
 
     async def _key(self, access_key_id: str) -> tuple[Credential | None, Policy | None]:
-        now = time.monotonic()
-        cached = self._keys.get(access_key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        credential, policy = None, None
-        if self.store is not None and len(access_key_id) <= _MAX_KEY_ID:
-            credential, policy = await asyncio.to_thread(self._read_key, self.store, access_key_id)
-        if len(self._keys) > _MAX_CACHED:
-            self._keys.clear()  # bounded: unknown key ids are cached too, and anyone can send them
-        self._keys[access_key_id] = (now + CACHE_SECONDS, credential, policy)
-        return credential, policy
+        store = self.store
+        if store is None or len(access_key_id) > _MAX_KEY_ID:
+            return None, None
+        # Unknown key ids are cached too (as None): anyone can send them, and the cache is bounded.
+        return await self._keys.get(access_key_id, lambda: self._read_key(store, access_key_id))
 
     @staticmethod
     def _read_key(store: Store, access_key_id: str) -> tuple[Credential | None, Policy | None]:
@@ -83,17 +78,11 @@ class AccessDirectory:
         )
 
     async def resource_policy(self, runtime_id: str) -> Policy | None:
-        now = time.monotonic()
-        cached = self._resource_policies.get(runtime_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        policy = None
-        if self.store is not None:
-            policy = await asyncio.to_thread(self._read_resource_policy, self.store, runtime_id)
-        if len(self._resource_policies) > _MAX_CACHED:
-            self._resource_policies.clear()
-        self._resource_policies[runtime_id] = (now + CACHE_SECONDS, policy)
-        return policy
+        store = self.store
+        if store is None:
+            return None
+        read = lambda: self._read_resource_policy(store, runtime_id)  # noqa: E731 - read on a thread
+        return await self._resource_policies.get(runtime_id, read)
 
     @staticmethod
     def _read_resource_policy(store: Store, runtime_id: str) -> Policy | None:
@@ -103,11 +92,11 @@ class AccessDirectory:
             return None
 
     def forget_resource_policy(self, runtime_id: str) -> None:
-        self._resource_policies.pop(runtime_id, None)
+        self._resource_policies.forget(lambda key: key == runtime_id)
 
     def forget_key(self, access_key_id: str) -> None:
         """Drop a key from the cache: this server's next request with it reads the store again."""
-        self._keys.pop(access_key_id, None)
+        self._keys.forget(lambda key: key == access_key_id)
 
     async def check(self, caller: Caller, match: OperationMatch, for_user: bool) -> None:
         """Raise `AccessDenied` unless the caller may perform the matched operation (and act for a user).
@@ -194,9 +183,11 @@ class PolicyEnforcement:
             if isinstance(match, OperationMatch) and (
                 match.operation.admin_only or (match.error is None and caller.scheme is Scheme.SIGV4)
             ):
-                for_user = match.operation.name == "InvokeAgentRuntime" and any(
-                    name == USER_HEADER for name, _ in scope["headers"]
-                )
+                for_user = (
+                    not caller.admin
+                    and match.operation.name == "InvokeAgentRuntime"
+                    and any(name == USER_HEADER for name, _ in scope["headers"])
+                )  # the admin may do anything: no need to look
                 try:
                     await self.directory.check(caller, match, for_user)
                 except AccessDenied as denied:

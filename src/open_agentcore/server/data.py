@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -31,6 +31,7 @@ from open_agentcore.sessions import (
 
 from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
+from .identifiers import random_id
 from .operations import MAX_SESSION_ID, REQUEST_ID
 from .request_metrics import invocation_of
 from .streams import LAST_EVENT_ID, recorded, resumed
@@ -49,6 +50,7 @@ _PASSED = (
     "x-amzn-trace-id", "traceparent", "tracestate", "baggage", "mcp-session-id", "mcp-protocol-version",
 )  # fmt: skip
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 _ERROR_BODY_LIMIT = 2000
 _WHOLE_ANSWER = 64 * 1024
 # Where each server protocol's agent listens inside its worker (AgentCore's service contract).
@@ -66,7 +68,7 @@ def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
     if not raw:
         if required:
             raise ValidationError("runtimeSessionId is required", field="runtimeSessionId")
-        return str(uuid.uuid4())
+        return random_id()
     if isinstance(raw, bytes):
         try:
             session_id = raw.decode("utf-8")
@@ -74,7 +76,7 @@ def session_id_of(raw: bytes | str | None, required: bool = False) -> str:
             session_id = raw.decode("latin-1")
     else:
         session_id = raw
-    if not 1 <= len(session_id) <= MAX_SESSION_ID or any(ord(c) < 0x20 or c == "\x7f" for c in session_id):
+    if not 1 <= len(session_id) <= MAX_SESSION_ID or _CONTROL_CHARACTER.search(session_id):
         raise ValidationError(
             f"runtimeSessionId must be 1 to {MAX_SESSION_ID} printable characters", field="runtimeSessionId"
         )
@@ -150,7 +152,7 @@ async def invoke(request: Request) -> Response:
         if not 200 <= reply.status < 300:
             text = await _drain(reply)
             raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
-        content_type = dict(reply.headers).get("content-type", "application/json")
+        content_type = next((v for n, v in reply.headers if n == "content-type"), "application/json")
         answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
         if content_type.startswith("text/event-stream"):
             # Recorded for resumption: a task reads the worker to its end, even if the client leaves,
@@ -176,7 +178,7 @@ def request_id_of(text: str | None) -> str:
     """The invocation's request id: the caller's `X-Amzn-Bedrock-AgentCore-Runtime-Request-Id` (so it
     can cancel a call whose answer has not begun), else a new one. Every answer names it."""
     if text is None:
-        return str(uuid.uuid4())
+        return random_id()
     if not REQUEST_ID.fullmatch(text):
         raise ValidationError(
             "the request id is 1 to 128 letters, digits and . _ ~ : -", field="runtimeRequestId"

@@ -40,6 +40,7 @@ _VERSION = re.compile(r"^[1-9][0-9]{0,4}\Z")
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 _ASSET = re.compile(r"[a-z0-9-]{1,64}\.(js|css|svg|png)")
+_MAX_KNOWN_PATHS = 4096
 REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # an invocation's, as callers may choose it
 
 
@@ -148,6 +149,9 @@ class OperationTable:
         self._by_length: dict[int, list[Operation]] = {}
         for operation in self.operations:
             self._by_length.setdefault(len(operation.segments), []).append(operation)
+        # Clients call the same few paths over and over (one per runtime ARN): a path that
+        # classified cleanly is not parsed again. Bounded, since anyone can send any path.
+        self._known: dict[tuple[str, bytes], OperationMatch] = {}
 
     def runtime_arn(self, runtime_id: str) -> str:
         return f"arn:aws:{SERVICE}:{self.region}:{self.account}:runtime/{runtime_id}"
@@ -156,6 +160,16 @@ class OperationTable:
         """Match the request's raw path, segment by segment, against every template."""
         method = WEBSOCKET if scope["type"] == "websocket" else scope.get("method", "GET")
         raw = scope.get("raw_path") or scope["path"].encode()
+        if (known := self._known.get((method, raw))) is not None:
+            return known
+        found = self._classify(method, raw)
+        if isinstance(found, OperationMatch) and found.error is None:
+            if len(self._known) >= _MAX_KNOWN_PATHS:
+                self._known.clear()
+            self._known[(method, raw)] = found
+        return found
+
+    def _classify(self, method: str, raw: bytes) -> Classification:
         raw_path = raw.decode("latin-1").split("?", 1)[0]
         segments = raw_path.split("/")
         methods: list[str] = []

@@ -66,9 +66,11 @@ class WorkerReply:
         self._framing = framing
         self._keep_alive = keep_alive
         self._complete = False
+        self._relaying = False
         self.body: AsyncIterator[bytes] = self._read_body()
 
     async def _read_body(self) -> AsyncIterator[bytes]:
+        self._relaying = True
         connection = self._connection
         if connection is None:
             return
@@ -104,6 +106,19 @@ class WorkerReply:
     async def read(self) -> bytes:
         """The whole body (for answers whose `length` is known and small), then `close()`."""
         try:
+            kind, length = self._framing
+            if kind == "length" and self._connection is not None and not self._relaying:
+                # Most answers: one read of a known size, without the chunk-by-chunk relay.
+                try:
+                    whole = await self._connection.reader.readexactly(length)
+                except asyncio.IncompleteReadError:
+                    raise WorkerUnreachable(
+                        "the worker closed the connection in the middle of its answer"
+                    ) from None
+                except OSError as error:
+                    raise WorkerUnreachable(_describe(error)) from None
+                self._complete = True
+                return whole
             return b"".join([chunk async for chunk in self.body])
         finally:
             await self.close()
@@ -229,9 +244,10 @@ def _serialise(method: str, path: str, headers: Sequence[tuple[str, str]], body:
     for name, value in headers:
         if name.lower() in _NOT_FORWARDED:
             continue
-        if any(c in name or c in value for c in "\r\n\0") or ":" in name:
+        line = f"{name}: {value}"
+        if "\r" in line or "\n" in line or "\0" in line or ":" in name:
             continue  # cannot come from a parsed request; never let it split ours
-        lines.append(f"{name}: {value}")
+        lines.append(line)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
 
 

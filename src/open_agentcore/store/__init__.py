@@ -26,6 +26,7 @@ from .errors import (
     UnsupportedDatabaseURL,
     VersionNotFound,
 )
+from .read_cache import ReadCache
 from .records import (
     DEFAULT_ENDPOINT,
     AccessKeyRecord,
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidPaginationToken",
     "NotFoundError",
     "Page",
+    "ReadCache",
     "ResourcePolicyNotFound",
     "ResourcePolicyRecord",
     "RuntimeNameConflict",
