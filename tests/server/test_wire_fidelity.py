@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,27 @@ def test_an_id_or_version_with_a_trailing_newline_is_refused(server: Server, pat
     reply = server.signed("GET", path.format(id=runtime_id))
     assert reply.status_code == 400, reply.text
     assert reply.headers["x-amzn-errortype"].startswith("ValidationException")
+
+
+# Descriptions ---------------------------------------------------------------------------------
+# boto3 checks the type before sending; other clients may not, and the store must never see it.
+
+
+@pytest.mark.parametrize("description", [[], {"a": 1}, 7, "d" * 4097])
+def test_a_description_that_is_not_short_text_is_refused_everywhere(
+    server: Server, description: object
+) -> None:
+    runtime_id = server.deploy({"agent.py": AGENT}, "described")["agentRuntimeId"]
+    body = json.dumps({"description": description}).encode()
+    paths = [
+        ("PUT", f"/runtimes/{runtime_id}/runtime-endpoints/DEFAULT/", body),
+        ("PUT", f"/runtimes/{runtime_id}/runtime-endpoints/",
+         json.dumps({"name": "other", "description": description}).encode()),
+    ]  # fmt: skip
+    for method, path, sent in paths:
+        answer = server.signed(method, path, sent)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.headers["x-amzn-errortype"].startswith("ValidationException")
+        assert "description" in answer.json()["message"]
+    endpoints = server.control.list_agent_runtime_endpoints(agentRuntimeId=runtime_id)["runtimeEndpoints"]
+    assert [endpoint["name"] for endpoint in endpoints] == ["DEFAULT"]

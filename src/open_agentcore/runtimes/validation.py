@@ -18,6 +18,7 @@ MAX_LIFECYCLE = 28800
 ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+\Z", re.S)
 _TAG_TEXT = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$")
 MAX_TAGS = 50
+MAX_DESCRIPTION = 4096
 MAX_TAG_KEYS = 200
 
 
@@ -35,6 +36,15 @@ def _require(request: dict[str, Any], field: str, kind: type) -> Any:
         raise InvalidRequest(field, f"{field} is required")
     if not isinstance(value, kind):
         raise InvalidRequest(field, f"{field} must be a {kind.__name__}")
+    return value
+
+
+def check_description(value: Any, field: str = "description") -> str | None:
+    """A description as the service takes it: absent, or text of at most 4,096 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        raise InvalidRequest(field, f"{field} must be a string of at most {MAX_DESCRIPTION} characters")
     return value
 
 
@@ -187,6 +197,8 @@ def check_configuration(request: dict[str, Any], minimum_lifecycle: int) -> dict
             "only Authorization and X-Amzn-Bedrock-AgentCore-Runtime-Custom-* headers can be allowlisted",
         )
     config["requestHeaderConfiguration"] = {"requestHeaderAllowlist": allowlist}
+    if "description" in request:
+        check_description(request["description"])
     for field in ("networkConfiguration", "authorizerConfiguration", "description"):
         if field in request:
             config[field] = request[field]

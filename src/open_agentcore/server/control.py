@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from open_agentcore.auth.policies import PolicyError, parse_policy
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.runtimes.validation import check_name, check_tag_keys, check_tags
+from open_agentcore.runtimes.validation import check_description, check_name, check_tag_keys, check_tags
 from open_agentcore.store import RuntimeRecord, VersionRecord
 
 from .access import AccessDirectory
@@ -139,7 +139,7 @@ async def create_endpoint(request: Request) -> Response:
     version = version_param(body.get("agentRuntimeVersion"))
     runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
     endpoint = await asyncio.to_thread(
-        store.create_endpoint, runtime_id, name, version, body.get("description", "")
+        store.create_endpoint, runtime_id, name, version, check_description(body.get("description")) or ""
     )
     _service(request).forget_routes(runtime_id)
     return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
@@ -171,7 +171,7 @@ async def update_endpoint(request: Request) -> Response:
     version = version_param(body.get("agentRuntimeVersion"))
     runtime = await asyncio.to_thread(store.get_runtime, runtime_id)
     endpoint = await asyncio.to_thread(
-        store.update_endpoint, runtime_id, name, version, body.get("description")
+        store.update_endpoint, runtime_id, name, version, check_description(body.get("description"))
     )
     _service(request).forget_routes(runtime_id)
     return JSONResponse(endpoint_detail(runtime, endpoint), status_code=202)
