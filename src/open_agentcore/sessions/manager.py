@@ -280,7 +280,7 @@ class SessionManager:
             session_id=session_id,
             target=target,
             handle=handle,
-            client=WorkerClient(handle.socket_path),
+            client=WorkerClient.of(handle),
             owner=owner,
         )
         self._sessions[(target.runtime_id, session_id)] = live
