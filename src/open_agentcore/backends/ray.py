@@ -36,7 +36,7 @@ from .base import (
     WorkerStartFailed,
 )
 from .limits import format_size
-from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, StartRequest, Started, pack_code
+from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, Started, StartRequest, pack_code
 
 logger = logging.getLogger("open_agentcore.backends.ray")
 
@@ -55,12 +55,12 @@ class RayConfig:
     started on this machine with `ray start`, or `$RAY_ADDRESS`), `host:port` (a head's GCS) or
     `ray://host:port` (Ray Client). `placement_timeout`: how long a session may wait for a node
     with room before it is refused. `node_root`: each node's cache and work dir (one subdir per
-    node).
+    node; None: `~/.agentcore/ray-node` of the user running the node).
     """
 
     address: str = "local"
     placement_timeout: float = 10.0
-    node_root: Path = Path("/var/tmp/open-agentcore-ray")
+    node_root: Path | None = None
     namespace: str = "open-agentcore"
     # `local` only: the CPUs the private Ray offers (None: all of this machine's).
     local_cpus: int | None = None
@@ -179,7 +179,9 @@ class RayBackend:
                 "stop some sessions, add nodes, or lower --session-cpus/--session-memory"
             ) from None
         except exceptions.RayActorError as error:
-            raise WorkerStartFailed(spec.worker_id, f"its Ray actor died before it started: {error}") from None
+            raise WorkerStartFailed(
+                spec.worker_id, f"its Ray actor died before it started: {error}"
+            ) from None
         request = StartRequest(
             spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
         )
@@ -206,7 +208,9 @@ class RayBackend:
         limits = self._limits
         for node in nodes:
             resources = node.get("Resources", {})
-            fits = resources.get("CPU", 0) >= limits.cpus and resources.get("memory", 0) >= limits.memory_bytes
+            fits = (
+                resources.get("CPU", 0) >= limits.cpus and resources.get("memory", 0) >= limits.memory_bytes
+            )
             if node.get("Alive") and fits:
                 return
         raise NoRoomForSession(
@@ -285,9 +289,7 @@ def connect(config: RayConfig) -> Any:
     try:
         import ray
     except ImportError:
-        raise BackendUnavailable(
-            "--backend ray needs Ray: pip install 'open-agentcore[ray]'"
-        ) from None
+        raise BackendUnavailable("--backend ray needs Ray: pip install 'open-agentcore[ray]'") from None
     if address not in ("local", "auto") and not address.startswith("ray://"):
         _reachable(address)
     options: dict[str, Any] = {

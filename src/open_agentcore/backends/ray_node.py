@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -55,14 +56,16 @@ class NodeSettings:
 
     `environments`: makes the builder for a cache dir (the server passes
     `artifacts.EnvironmentBuilder`; backends do not import the artifacts layer). `node_root`: where
-    each node keeps its code and environment caches and its workers' dirs, one subdir per node.
+    each node keeps its code and environment caches and its workers' dirs, one subdir per node
+    (None: `~/.agentcore/ray-node` of the node's user). It must be that user's own and writable
+    by no one else: the code workers run is read from it.
     """
 
     sandbox: str
     network: str
     uid_base: int
     limits: SessionLimits | None
-    node_root: Path
+    node_root: Path | None
     environments: Callable[[Path], EnvironmentBuilding]
     hidden_paths: Sequence[Path] = ()
 
@@ -102,7 +105,10 @@ class SessionActor:
         self._backend: TcpProcessBackend | None = None
         self._worker: ProcessWorker | None = None
         self._node_id, self._node_ip = _node()
-        self._root = settings.node_root / self._node_id[:16]
+        base = settings.node_root or Path.home() / ".agentcore" / "ray-node"
+        self._root = base / self._node_id[:16]
+        _own_dir(base)
+        _own_dir(self._root)
 
     async def node(self) -> str:
         """The id of the node Ray placed this actor on (answers once the actor is placed)."""
@@ -134,9 +140,9 @@ class SessionActor:
             start_timeout=request.start_timeout,
         )
         self._worker, address = await backend.start_tcp(spec)
-        return Started(
-            self._node_id, address, self._worker.pid, backend.sandboxed, backend.sandbox_mode(), warm and env_warm
-        )
+        worker = self._worker
+        mode = backend.sandbox_mode()
+        return Started(self._node_id, address, worker.pid, backend.sandboxed, mode, warm and env_warm)
 
     def _environment(self, code_dir: Path, work_dir: Path) -> tuple[BuiltEnvironmentLike, bool]:
         log_path = work_dir.with_name(f"{work_dir.name}.build.log")
@@ -145,7 +151,8 @@ class SessionActor:
             built = self._settings.environments(self._root / "cache").build(code_dir, log_path)
             warm = "cached" in log_path.read_text(errors="replace") or built.root is None
         except Exception as error:  # the builder's own failure types live above this layer
-            raise WorkerStartFailed(work_dir.name, f"its environment could not be built on the node: {error}")
+            reason = f"its environment could not be built on the node: {error}"
+            raise WorkerStartFailed(work_dir.name, reason) from None
         finally:
             log_path.unlink(missing_ok=True)
         return built, warm
@@ -172,15 +179,14 @@ def _node() -> tuple[str, str]:
     import ray  # on the node: Ray is there, it runs this actor
 
     context = ray.get_runtime_context()
-    return str(context.get_node_id()), str(ray.util.get_node_ip_address())
+    return str(context.get_node_id()), str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
 def _unpack(archive: bytes, expected: str, code_dir: Path, worker_id: str) -> None:
     """Check the archive's hash, then unpack it into `code_dir` (made whole, or not at all)."""
     if hashlib.sha256(archive).hexdigest() != expected:
         raise WorkerStartFailed(worker_id, "the code that reached the node does not match its hash")
-    code_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(code_dir.parent, 0o755)  # workers of their own uid read the code
+    _own_dir(code_dir.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{expected[:12]}.", dir=code_dir.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
@@ -213,6 +219,17 @@ def pack_code(code_dir: Path) -> bytes:
             else:
                 tar.addfile(info)
     return buffer.getvalue()
+
+
+def _own_dir(path: Path) -> None:
+    """Make `path` (0755: workers of their own uid read the code under it), or check that the one
+    there is ours and writable by no one else; `WorkerStartFailed` otherwise."""
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise WorkerStartFailed(
+            "-", f"{path} on the Ray node must be a dir of the node's user that no one else may write"
+        )
 
 
 def _log_end(path: Path) -> bytes:

@@ -23,7 +23,7 @@ from .base import WorkerAddress, WorkerSpec, WorkerStartFailed
 from .process import LAUNCHER, ProcessBackend, ProcessWorker
 from .sandbox import Launch
 
-SECRET_HEADER = "x-agentcore-worker-secret"
+SECRET_HEADER = "x-agentcore-worker-secret"  # noqa: S105 - a header name, not a secret
 _NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # plain HTTP: skip loading the CA bundle per client
 
 
@@ -66,8 +66,9 @@ class TcpProcessBackend(ProcessBackend):
             os.close(writer)
         self._addresses[spec.worker_id] = WorkerAddress(self.host, port, secret)
         command = [
-            str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir), "--entrypoint", spec.entrypoint,
-            "--socket-fd", str(listening), "--secret-fd", str(reader), "--worker-id", spec.worker_id,
+            str(spec.python), str(LAUNCHER), "--code-dir", str(spec.code_dir),
+            "--entrypoint", spec.entrypoint, "--socket-fd", str(listening), "--secret-fd", str(reader),
+            "--worker-id", spec.worker_id,
         ]  # fmt: skip
         try:
             if self._sandbox is not None and view is not None:
@@ -92,7 +93,9 @@ class TcpProcessBackend(ProcessBackend):
         deadline = loop.time() + timeout
         url = f"http://{address.host}:{address.port}"
         headers = {SECRET_HEADER: address.secret}
-        async with httpx.AsyncClient(base_url=url, headers=headers, verify=_NO_TLS, trust_env=False) as client:
+        async with httpx.AsyncClient(
+            base_url=url, headers=headers, verify=_NO_TLS, trust_env=False
+        ) as client:
             while True:
                 if worker.process.returncode is not None:
                     raise WorkerStartFailed(

@@ -26,9 +26,9 @@ import asyncio
 import ctypes
 import hmac
 import importlib.util
-import os
 import inspect
 import json
+import os
 import signal
 import socket
 import sys

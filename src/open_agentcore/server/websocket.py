@@ -14,11 +14,18 @@ import logging
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.asyncio.client import connect as tcp_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import SECRET_HEADER, LiveSession, SessionLease, SessionManager, WorkerUnreachable
+from open_agentcore.sessions import (
+    SECRET_HEADER,
+    LiveSession,
+    SessionLease,
+    SessionManager,
+    WorkerUnreachable,
+)
 
 from .authorization import admitted_route
 from .data import (
@@ -81,7 +88,7 @@ async def _open_upstream(
         address = live.client.address
         try:
             if address is not None:  # a worker on TCP (the Ray backend's): its secret opens it
-                return await connect(
+                return await tcp_connect(
                     f"ws://{address.host}:{address.port}/ws",
                     additional_headers=[*headers, (SECRET_HEADER, address.secret)],
                     proxy=None,

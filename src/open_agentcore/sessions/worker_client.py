@@ -26,7 +26,7 @@ _NOT_FORWARDED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 )
 _NO_BODY = frozenset({204, 304})
-SECRET_HEADER = "x-agentcore-worker-secret"  # what a TCP worker checks (`worker_main.SecretGate`)
+SECRET_HEADER = "x-agentcore-worker-secret"  # noqa: S105 - a header name; what a TCP worker checks (`worker_main.SecretGate`)
 
 
 class WorkerUnreachable(Exception):
