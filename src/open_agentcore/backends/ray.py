@@ -45,6 +45,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CONNECT_TIMEOUT = 5.0
 _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
 _SANDBOXES = ("auto", "bwrap", "none")
+_UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class RayBackend:
         self._settings = NodeSettings(
             sandbox, network, uid_base, limits, config.node_root, environments, hidden_paths
         )
-        self._ray = connect(config)
+        self._ray, self._joined = connect(config)
         self._actor_class = self._ray.remote(SessionActor)
         self._code: dict[Path, tuple[str, Any]] = {}
 
@@ -226,17 +227,30 @@ class RayBackend:
         return self._code[code_dir]
 
     async def _watch(self, worker: RayWorker) -> tuple[int, str]:
-        """Wait for the worker's end; a lost actor means its node died (or Ray killed it)."""
+        """Wait for the worker's end. An actor that cannot be reached is asked again until Ray
+        either reaches it or declares it dead; dead with its node, the session says so."""
         exceptions = self._ray.exceptions
-        try:
-            code, reason = await worker.actor.wait.remote()
-        except exceptions.RayActorError as error:
-            worker.lost_reason = NODE_DIED if await self._node_dead(worker.node_id) else (
-                f"the session's Ray actor died: {error}".splitlines()[0]
-            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while True:
+            try:
+                code, reason = await worker.actor.wait.remote()
+            except exceptions.ActorUnavailableError as error:
+                # Its node stopped answering; Ray declares the actor dead once it gives the node up.
+                deadline = deadline or loop.time() + _UNAVAILABLE_LIMIT
+                if loop.time() < deadline:
+                    await asyncio.sleep(0.5)
+                    continue
+                worker.lost_reason = f"its Ray node stopped answering for {_UNAVAILABLE_LIMIT:g}s: {error}"
+            except exceptions.RayActorError as error:
+                dead = await self._node_dead(worker.node_id)
+                worker.lost_reason = (
+                    NODE_DIED if dead else f"its Ray actor died: {str(error).splitlines()[0]}"
+                )
+            else:
+                worker.lost_reason = str(reason)
+                return int(code), str(reason)
             return -1, worker.lost_reason
-        worker.lost_reason = reason
-        return int(code), str(reason)
 
     async def _node_dead(self, node_id: str) -> bool:
         try:
@@ -272,13 +286,16 @@ class RayBackend:
         return f"worker exited with code {code}"
 
     def close(self) -> None:
-        """Leave the cluster (a `local` Ray is stopped): actors left, if any, end with it."""
-        with contextlib.suppress(Exception):
-            self._ray.shutdown()
+        """Leave the cluster if this backend joined it (a `local` Ray is then stopped): actors
+        left, if any, end with it. A process already connected to Ray stays connected."""
+        if self._joined:
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
 
 
-def connect(config: RayConfig) -> Any:
-    """Ray, imported and connected (or started, for `local`) as `config` says, loopback kept."""
+def connect(config: RayConfig) -> tuple[Any, bool]:
+    """Ray, imported and connected (or started, for `local`) as `config` says, loopback kept; and
+    whether this call joined it (False: this process was connected already, and that is used)."""
     address = config.address
     loopback = address == "local" or _host_of(address) in _LOOPBACK
     # Before Ray is imported: these are read once, at import.
@@ -290,6 +307,8 @@ def connect(config: RayConfig) -> Any:
         import ray
     except ImportError:
         raise BackendUnavailable("--backend ray needs Ray: pip install 'open-agentcore[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
     if address not in ("local", "auto") and not address.startswith("ray://"):
         _reachable(address)
     options: dict[str, Any] = {
@@ -297,7 +316,6 @@ def connect(config: RayConfig) -> Any:
         "log_to_driver": False,
         "logging_level": logging.WARNING,
         "namespace": config.namespace,
-        "ignore_reinit_error": True,
     }
     if address == "local":
         options.update(_node_ip_address="127.0.0.1", num_cpus=config.local_cpus)
@@ -307,7 +325,7 @@ def connect(config: RayConfig) -> Any:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise BackendUnavailable(f"cannot join the Ray cluster at {address}: {error}") from None
-    return ray
+    return ray, True
 
 
 def _host_of(address: str) -> str:

@@ -134,7 +134,7 @@ class SessionActor:
             code_dir=code_dir,
             entrypoint=request.entrypoint,
             work_dir=work_dir,
-            environment=request.environment,
+            environment={**request.environment, "AGENTCORE_NODE_ID": self._node_id},
             read_only_paths=tuple(p for p in (built.root,) if p is not None),
             hidden_paths=tuple(settings.hidden_paths),
             start_timeout=request.start_timeout,
