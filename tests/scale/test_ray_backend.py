@@ -19,12 +19,15 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
+from bedrock_agentcore.runtime import AgentCoreRuntimeClient
 from open_agentcore.sessions import SessionManager
 from tests.conftest import free_port, wait_until
 from tests.scale.conftest import NODES, RayCluster, ray_server
-from tests.server.conftest import Server
+from tests.server.conftest import KEY_ID, SECRET, Server
 
 pytestmark = pytest.mark.timeout(240)
+# The SDK hands back the upgrade headers too; a WebSocket library sets those itself.
+_UPGRADE = {"upgrade", "connection", "sec-websocket-version", "sec-websocket-key", "host", "user-agent"}
 
 AGENT = """
 import os
@@ -37,6 +40,14 @@ calls = []
 def main(payload):
     calls.append(payload)
     return {"calls": len(calls), "node": os.environ.get("AGENTCORE_NODE_ID"), "pid": os.getpid()}
+
+@app.websocket
+async def talk(websocket, context):
+    await websocket.accept()
+    text = await websocket.receive_text()
+    calls.append(text)
+    await websocket.send_json({"echo": text, "calls": len(calls)})
+    await websocket.close()
 """
 
 
@@ -91,6 +102,25 @@ def test_sessions_are_spread_over_the_nodes_by_their_cpus(served: tuple[Server, 
         nodes = {invoke(server, arn, session_id)["node"] for session_id in ids}
     # Each node has 1 CPU and each session reserves 1: no two can share a node.
     assert len(nodes) == NODES
+
+
+def test_a_websocket_reaches_the_sessions_worker_on_its_node(
+    served: tuple[Server, Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _, arn = served
+    # AWS itself cannot exist here: the admin key of the local server stands in for IAM credentials.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    client = AgentCoreRuntimeClient(region="us-east-1", endpoint_url=server.url)
+    session = new_session()
+    with sessions_stopped(server, arn, [session]):
+        invoke(server, arn, session)
+        url, headers = client.generate_ws_connection(arn, session_id=session)
+        kept = {name: value for name, value in headers.items() if name.lower() not in _UPGRADE}
+        with websockets.sync.client.connect(url, additional_headers=kept, open_timeout=60) as websocket:
+            websocket.send("hello")
+            answer = json.loads(websocket.recv(timeout=30))
+    assert answer == {"echo": "hello", "calls": 2}  # the same worker as the invocation's
 
 
 def test_a_session_no_node_has_room_for_is_refused_with_a_quota_error(
