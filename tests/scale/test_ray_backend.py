@@ -148,6 +148,38 @@ def test_a_session_larger_than_any_node_is_refused_at_once(ray_cluster: RayClust
     assert "even when idle" in error["Message"]
 
 
+PROBE = """
+import socket
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+@app.entrypoint
+def main(payload):
+    try:
+        socket.create_connection((payload["host"], payload["port"]), timeout=5).close()
+        return {"reached": True}
+    except OSError as error:
+        return {"reached": False, "error": str(error)}
+"""
+
+
+def test_without_a_network_an_agent_cannot_reach_the_ray_cluster(ray_cluster: RayCluster) -> None:
+    host, port = ray_cluster.address.rsplit(":", 1)
+    with ray_server(ray_cluster, session_network="none") as (server, _):
+        arn = server.deploy({"agent.py": PROBE}, "probe")["agentRuntimeArn"]
+        session = new_session()
+        with sessions_stopped(server, arn, [session]):
+            reply = server.data.invoke_agent_runtime(
+                agentRuntimeArn=arn, runtimeSessionId=session,
+                payload=json.dumps({"host": host, "port": int(port)}).encode(),
+            )  # fmt: skip
+            answer = json.loads(reply["response"].read())
+    # The server still reached it (its port was bound outside the worker's empty network); the
+    # agent cannot reach Ray's head, which would run any code it sent on every node.
+    assert answer["reached"] is False, answer
+
+
 def test_a_workers_port_refuses_requests_without_its_own_secret(served: tuple[Server, Any, str]) -> None:
     server, app, arn = served
     runtime_id = arn.rsplit("/", 1)[1]

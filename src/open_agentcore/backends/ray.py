@@ -125,6 +125,11 @@ class RayBackend:
             sandbox, network, uid_base, limits, config.node_root, environments, hidden_paths
         )
         self._ray, self._joined = connect(config)
+        if network != "none":
+            logger.warning(
+                "--backend ray with the host's network: an agent can connect to the Ray ports of its "
+                "node; --session-network none keeps agents off them (see docs/scale-out.md)"
+            )
         self._actor_class = self._ray.remote(SessionActor)
         self._code: dict[Path, tuple[str, Any]] = {}
 
