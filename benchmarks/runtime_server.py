@@ -238,14 +238,18 @@ def new_session_id() -> str:
 
 
 @contextlib.contextmanager
-def running_server(warm_pool: int, timeout: float = 60, cores: str = SERVER_CORE) -> Iterator[RuntimeServer]:
-    """`agentcore server run` on a free port and a fresh data dir, pinned to core 0; all stopped on exit."""
+def running_server(
+    warm_pool: int, timeout: float = 60, cores: str = SERVER_CORE, extra: tuple[str, ...] = ()
+) -> Iterator[RuntimeServer]:
+    """`agentcore server run` on a free port and a fresh data dir, pinned to core 0; all stopped on exit.
+
+    `extra`: more flags for `server run` (another backend, other limits)."""
     # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="oacb-", dir="/tmp"))
     port = free_port()
     command = [
         "taskset", "-c", cores, sys.executable, "-m", "open_agentcore.cli", "server", "run",
-        "--port", str(port), "--data-dir", str(data_dir), "--warm-pool", str(warm_pool),
+        "--port", str(port), "--data-dir", str(data_dir), "--warm-pool", str(warm_pool), *extra,
     ]  # fmt: skip
     environment = {
         **os.environ,

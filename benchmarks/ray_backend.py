@@ -1,0 +1,90 @@
+"""The Ray backend's costs beside the process backend's, on one machine (`--ray-address local`).
+
+For each backend, two `agentcore server run` processes host the hello agent, one with a warm pool
+of 1 and one without, with small session limits (0.25 CPU, 256 MiB) so that Ray can place a warm
+worker and a session side by side on this machine. Measured, in turns:
+
+- new session to first byte, warm and cold (as `server_bench.py` measures it);
+- a live session's invocation through the server (SigV4, one kept-alive connection): the Ray
+  backend's worker is reached over TCP with its secret, the process backend's over a unix socket.
+
+    .venv/bin/python benchmarks/ray_backend.py --samples 10 --invocations 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runtime_server import RuntimeServer, invocation_headers, invocation_path, new_session_id, running_server
+from server_bench import AGENT, PAYLOAD, measure_new_sessions, quantile
+
+LIMITS = ("--session-cpus", "0.25", "--session-memory", "256M")
+BACKENDS = {"process": (), "ray": ("--backend", "ray", "--ray-address", "local")}
+
+
+@contextlib.contextmanager
+def servers(backend: str) -> Iterator[tuple[tuple[RuntimeServer, str, str], tuple[RuntimeServer, str, str]]]:
+    """A warm-pool server and a cold one on `backend`, the hello agent deployed on each."""
+    flags = (*LIMITS, *BACKENDS[backend])
+    with (
+        running_server(1, timeout=180, extra=flags) as warm,
+        running_server(0, timeout=180, extra=flags) as cold,
+    ):
+        warm_id, warm_arn = warm.deploy(AGENT, f"bench_{backend}_warm")
+        cold_id, cold_arn = cold.deploy(AGENT, f"bench_{backend}_cold")
+        yield (warm, warm_id, warm_arn), (cold, cold_id, cold_arn)
+
+
+def invocation_ms(server: RuntimeServer, arn: str, count: int) -> list[float]:
+    """Milliseconds per invocation of one live session, on one kept-alive connection."""
+    headers = invocation_headers(new_session_id())
+    connection = server.connection()
+    times = []
+    try:
+        for index in range(count + 5):
+            started = time.perf_counter()
+            reply = server.signed("POST", invocation_path(arn), PAYLOAD, headers, connection)
+            elapsed = (time.perf_counter() - started) * 1000
+            if reply.status != 200:
+                raise RuntimeError(f"invocation failed: {reply.status} {reply.body[:300]!r}")
+            if index >= 5:  # the first ones start the session and warm the connection
+                times.append(elapsed)
+        server.signed("POST", invocation_path(arn, "stopruntimesession"), b"{}", headers, connection)
+    finally:
+        connection.close()
+    return times
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(values), 2), "p90": round(quantile(values, 0.9), 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10, help="new sessions per kind (default 10)")
+    parser.add_argument("--invocations", type=int, default=200, help="invocations per backend (default 200)")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for backend in BACKENDS:
+        with servers(backend) as (warm, cold):
+            sessions = measure_new_sessions(warm, cold, args.samples)
+            results[backend] = {
+                "new_session_warm_ms": summary(sessions["warm_ms"]),
+                "new_session_cold_ms": summary(sessions["cold_ms"]),
+                "invocation_ms": summary(invocation_ms(cold[0], cold[2], args.invocations)),
+            }
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
