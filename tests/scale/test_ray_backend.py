@@ -229,9 +229,11 @@ def test_a_dead_node_ends_its_session_and_the_next_call_gets_a_fresh_worker(
         live = manager(app).get(runtime_id, session)
         assert live is not None and live.client.address is not None
         address = live.client.address
-        # Free a node for the fresh worker: the dead node's CPU goes with it.
+        head = ray_cluster.cluster.head_node.node_id
+        survivor = next(session_id for session_id, node in placed.items() if node == head)
+        # Free the third node for the fresh worker (the dead node's CPU goes with it); the head's stays.
         for other in ids:
-            if other != session:
+            if other not in (session, survivor):
                 server.data.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=other)
         ray_cluster.cluster.remove_node(victim, allow_graceful=False)
 
@@ -245,7 +247,9 @@ def test_a_dead_node_ends_its_session_and_the_next_call_gets_a_fresh_worker(
         assert wait_until(ended, timeout=60, interval=0.2) == "the Ray node running this session died"
         wait_until(lambda: not _accepts(address.host, address.port), timeout=30, interval=0.2)
         again = invoke(server, arn, session)
-        assert again["calls"] == 1 and again["node"] != victim.node_id
+        assert again["calls"] == 1 and again["node"] not in (victim.node_id, head)
+        # The session on another node lived through it, memory and all.
+        assert invoke(server, arn, survivor)["calls"] == 2
 
 
 def test_nothing_listens_beyond_loopback(served: tuple[Server, Any, str]) -> None:
