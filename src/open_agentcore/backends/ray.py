@@ -248,21 +248,22 @@ class RayBackend:
                     continue
                 worker.lost_reason = f"its Ray node stopped answering for {_UNAVAILABLE_LIMIT:g}s: {error}"
             except exceptions.RayActorError as error:
-                dead = await self._node_dead(worker.node_id)
-                worker.lost_reason = (
-                    NODE_DIED if dead else f"its Ray actor died: {str(error).splitlines()[0]}"
-                )
+                worker.lost_reason = await self._loss(worker.node_id, error)
             else:
                 worker.lost_reason = str(reason)
                 return int(code), str(reason)
             return -1, worker.lost_reason
 
-    async def _node_dead(self, node_id: str) -> bool:
+    async def _loss(self, node_id: str, error: Exception) -> str:
+        """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
+        something else ended it (Ray's first line says what)."""
         try:
             nodes = await asyncio.to_thread(self._ray.nodes)
-        except Exception:  # the head itself is gone: the node is out of reach either way
-            return True
-        return not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes)
+        except Exception as unreachable:  # whatever Ray raises when its head does not answer
+            return f"the Ray cluster's head stopped answering ({unreachable}); the session's worker is lost"
+        if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
+            return NODE_DIED
+        return f"its Ray actor died: {str(error).splitlines()[0]}"
 
     async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None:
         """Stop the worker on its node, bring its log back, then end its actor; idempotent."""
