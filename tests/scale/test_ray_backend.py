@@ -264,17 +264,29 @@ def test_nothing_listens_beyond_loopback(served: tuple[Server, Any, str]) -> Non
     assert outward == []
 
 
-def test_an_unreachable_head_is_refused_in_one_line(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there
-    result = subprocess.run(
-        [sys.executable, "-m", "open_agentcore.cli", "server", "run", "--backend", "ray", "--ray-address",
-         f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--port", str(free_port())],
+def server_run(data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`agentcore server run --backend ray FLAGS` as a real process, expected to refuse to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "open_agentcore.cli", "server", "run", "--backend", "ray",
+         "--data-dir", str(data_dir), "--port", str(free_port()), *flags],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "AGENTCORE_ADMIN_ACCESS_KEY_ID": "AKIATESTADMIN0000001",
              "AGENTCORE_ADMIN_SECRET_ACCESS_KEY": "test-secret-for-the-local-server-only-00"},
     )  # fmt: skip
+
+
+def test_an_unreachable_head_is_refused_in_one_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = server_run(tmp_path / "data", "--ray-address", f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert f"no Ray head answers at 127.0.0.1:{port}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_sandbox_ray_nodes_do_not_offer_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = server_run(tmp_path / "data", "--sandbox", "gvisor", "--ray-address", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert "--backend ray runs workers with --sandbox auto, bwrap, none, not 'gvisor'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -56,6 +56,9 @@ class TcpProcessBackend(ProcessBackend):
         view = self._view(spec) if self._sandbox is not None else None
         work_dir.prepare(spec.work_dir, host_uid)
         listener = socket.create_server((self.host, 0), backlog=128)
+        # Connections inherit it: uvicorn takes an inherited fd for a unix socket and so never sets
+        # it, and Nagle's algorithm would hold each answer's body behind its head for a delayed ACK.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         port = int(listener.getsockname()[1])
         listening = listener.detach()
         secret = secrets.token_urlsafe(32)
