@@ -45,6 +45,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CONNECT_TIMEOUT = 5.0
 _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
 _SANDBOXES = ("auto", "bwrap", "none")
+_HEAD_TIMEOUT = 10.0  # how long a new session waits for the head to list the nodes
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 
 
@@ -188,6 +189,8 @@ class RayBackend:
             raise WorkerStartFailed(
                 spec.worker_id, f"its Ray actor died before it started: {error}"
             ) from None
+        except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
+            raise WorkerStartFailed(spec.worker_id, f"Ray could not start its actor: {error}") from None
         request = StartRequest(
             spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
         )
@@ -210,7 +213,18 @@ class RayBackend:
 
     async def _check_fits(self) -> None:
         """Refuse at once a session no node can ever hold (Ray would keep it pending forever)."""
-        nodes = await asyncio.to_thread(self._ray.nodes)
+        try:
+            nodes = await asyncio.wait_for(asyncio.to_thread(self._ray.nodes), _HEAD_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise NoRoomForSession(
+                f"the Ray cluster's head ({self.config.address}) did not answer within {_HEAD_TIMEOUT:g}s; "
+                "no session can be placed until it is back"
+            ) from None
+        except Exception as error:  # whatever Ray raises when its head is gone
+            raise NoRoomForSession(
+                f"the Ray cluster's head ({self.config.address}) cannot be reached ({error}); no session "
+                "can be placed until it is back"
+            ) from None
         limits = self._limits
         for node in nodes:
             resources = node.get("Resources", {})
@@ -249,6 +263,9 @@ class RayBackend:
                 worker.lost_reason = f"its Ray node stopped answering for {_UNAVAILABLE_LIMIT:g}s: {error}"
             except exceptions.RayActorError as error:
                 worker.lost_reason = await self._loss(worker.node_id, error)
+            except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
+                logger.warning("Lost the actor of worker %s", worker.worker_id, exc_info=True)
+                worker.lost_reason = await self._loss(worker.node_id, error)
             else:
                 worker.lost_reason = str(reason)
                 return int(code), str(reason)
@@ -276,6 +293,8 @@ class RayBackend:
                 await asyncio.to_thread(_append, handle.log_path, log)
             except (asyncio.TimeoutError, exceptions.RayError) as error:
                 logger.warning("Worker %s did not stop cleanly on its node: %s", handle.worker_id, error)
+            except Exception:  # Ray raises a bare Exception when it cannot even send the call
+                logger.warning("Worker %s could not be reached to stop", handle.worker_id, exc_info=True)
         self._kill(handle.actor)
         if handle._exit is not None:
             with contextlib.suppress(BaseException):
