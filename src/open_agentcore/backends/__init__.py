@@ -1,7 +1,16 @@
 """Where workers run: the process backend, sandboxed with bubblewrap where it works, and the limits
 each worker runs under (cgroups, or rlimits where no cgroup can be used)."""
 
-from .base import Backend, BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
+from .base import (
+    Backend,
+    BackendUnavailable,
+    NoRoomForSession,
+    SessionLimits,
+    WorkerAddress,
+    WorkerHandle,
+    WorkerSpec,
+    WorkerStartFailed,
+)
 from .limits import (
     LimitEnforcer,
     LimitMode,
@@ -18,9 +27,11 @@ __all__ = [
     "LimitEnforcer",
     "LimitMode",
     "LimitsUnavailable",
+    "NoRoomForSession",
     "ProcessBackend",
     "ProcessWorker",
     "SessionLimits",
+    "WorkerAddress",
     "WorkerHandle",
     "WorkerLimits",
     "WorkerSpec",

@@ -38,6 +38,24 @@ class SessionLimits:
     pids: int = 1024
 
 
+@dataclass(frozen=True)
+class WorkerAddress:
+    """Where a worker that serves on TCP listens, and the secret each request to it must carry.
+
+    Plain values, so a session table in a shared store can hold it and another server replica can
+    reach the worker. `secret` is a credential: never log it (`repr` leaves it out).
+    """
+
+    host: str
+    port: int
+    secret: str = field(repr=False)
+
+
+class NoRoomForSession(Exception):
+    """No place to run the session's worker: nothing in the cluster can ever hold its limits, or
+    nothing had room for it in time. The message says which and what to change."""
+
+
 class WorkerHandle(Protocol):
     """A started worker."""
 
@@ -102,7 +120,9 @@ class Backend(Protocol):
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "NoRoomForSession",
     "SessionLimits",
+    "WorkerAddress",
     "WorkerHandle",
     "WorkerSpec",
     "WorkerStartFailed",

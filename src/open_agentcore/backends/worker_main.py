@@ -9,6 +9,11 @@ That environment has the agent SDK and uvicorn but not open_agentcore, so this f
 the standard library and uvicorn. The entrypoint is imported as a module named after its file,
 never as `__main__`, so an `if __name__ == "__main__": app.run()` guard does not fire.
 
+A worker the Ray backend starts listens on TCP, where anyone on the network may knock: given
+`--secret-fd`, it reads a per-worker secret from that descriptor (never from argv, which every
+process on the host may read) and refuses with 403 every HTTP request and WebSocket that does not
+carry it in `x-agentcore-worker-secret`, `/ping` included, before the agent sees anything.
+
 On a unix socket (the runtime server's workers) the app is wrapped in `Cancellable`, which adds
 `POST /_agentcore/requests/{request_id}/cancel`: only the server reaches that socket, and it never
 sends a caller's path there, so callers cancel through the server's own route, which checks them.
@@ -19,9 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import hmac
 import importlib.util
 import inspect
 import json
+import os
 import signal
 import socket
 import sys
@@ -38,6 +45,8 @@ _SYNC_HANDLER = (
     "runs to its end; make it `async def` to be able to cancel it"
 )
 CANCELLED_STATUS = 499  # the answer of a call cancelled before it answered (nginx's "client closed")
+SECRET_HEADER = b"x-agentcore-worker-secret"
+_SECRET_LIMIT = 4096
 
 
 class LaunchError(Exception):
@@ -208,6 +217,47 @@ async def _answer(send: Any, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
+class SecretGate:
+    """ASGI middleware: only requests carrying this worker's secret reach the app.
+
+    Compared in constant time; anything else (no header, another worker's secret, a forged one,
+    twice the header) gets 403 on HTTP and a refused handshake on WebSockets. The header is
+    removed before the app sees the request, so the agent never logs it by accident.
+    """
+
+    def __init__(self, app: Any, secret: bytes) -> None:
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)  # lifespan
+            return
+        given = [value for name, value in scope["headers"] if name == SECRET_HEADER]
+        if len(given) != 1 or not hmac.compare_digest(given[0], self.secret):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+                return
+            await _answer(send, 403, {"error": "this worker answers only its runtime server"})
+            return
+        scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != SECRET_HEADER]}
+        await self.app(scope, receive, send)
+
+
+def read_secret(fd: int) -> bytes:
+    """The worker's secret, read whole from `fd` (a pipe whose writer has closed), which is closed."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, _SECRET_LIMIT):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    secret = b"".join(chunks).strip()
+    if not secret:
+        raise LaunchError("--secret-fd gave an empty secret")
+    return secret
+
+
 def bind_socket(path: str) -> socket.socket:
     """A unix socket listening at `path`, which must not exist yet.
 
@@ -238,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graceful-seconds", type=float, default=10.0)
     parser.add_argument("--worker-id", help="the runtime server's name for this worker (finds orphans)")
     parser.add_argument(
+        "--secret-fd", type=int, help="read the secret every request must carry from this descriptor"
+    )
+    parser.add_argument(
         "--die-with-parent",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -246,6 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.die_with_parent:
         die_with_parent()
+    secret: bytes | None = None
+    if args.secret_fd is not None:
+        # Before the agent's code is imported: it never finds the descriptor open.
+        try:
+            secret = read_secret(args.secret_fd)
+        except (OSError, LaunchError) as error:
+            print(f"agent failed to start: cannot read the worker secret: {error}", file=sys.stderr)
+            return EXIT_START_FAILED
     listener: socket.socket | None = None
     if args.bind_socket:
         try:
@@ -272,22 +333,26 @@ def main(argv: list[str] | None = None) -> int:
         listen = {"uds": args.socket}
     else:
         listen = {"host": args.host, "port": args.port}
-    serve(app, listen, args.graceful_seconds)
+    serve(app, listen, args.graceful_seconds, secret)
     return 0
 
 
-def serve(app: Any, listen: dict[str, Any], graceful_seconds: int) -> None:
+def serve(app: Any, listen: dict[str, Any], graceful_seconds: int, secret: bytes | None = None) -> None:
     """Serve `app` with uvicorn where `listen` says (uvicorn's `fd`, `uds` or `host`/`port`) until
-    SIGTERM."""
-    run(server_config(app, listen, graceful_seconds))
+    SIGTERM; with `secret`, only to requests that carry it."""
+    run(server_config(app, listen, graceful_seconds, secret))
 
 
-def server_config(app: Any, listen: dict[str, Any], graceful_seconds: int) -> Any:
+def server_config(
+    app: Any, listen: dict[str, Any], graceful_seconds: int, secret: bytes | None = None
+) -> Any:
     """uvicorn's config for serving `app` (the fork server loads one once, for all its children)."""
     import uvicorn
 
     if "port" not in listen:
         app = Cancellable(app)  # on the server's private socket only: see the module docstring
+    if secret is not None:
+        app = SecretGate(app, secret)  # outermost: nothing else of the worker answers without it
     return uvicorn.Config(
         app,
         **listen,

@@ -76,7 +76,18 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="state, code and logs (default $AGENTCORE_HOME/server)")
     parser.add_argument("--region", default="us-east-1", help="region in ARNs (default us-east-1)")
     parser.add_argument("--account-id", default="000000000000", help="account in ARNs (default 000000000000)")
-    parser.add_argument("--backend", choices=["process"], default="process", help="where workers run")
+    parser.add_argument("--backend", choices=["process", "ray"], default="process",
+                        help="where workers run: process (this machine) or ray (a node of a Ray cluster "
+                        "picked by Ray for the session's --session-cpus and --session-memory; needs the "
+                        "[ray] extra; see docs/scale-out.md)")  # fmt: skip
+    parser.add_argument("--ray-address", default="local", metavar="ADDRESS",
+                        help="with --backend ray: local (a private Ray on this machine, default), auto "
+                        "(the one `ray start` made here, or $RAY_ADDRESS), HOST:PORT of a head "
+                        "(`ray start --head` prints it) or ray://HOST:PORT (Ray Client)")  # fmt: skip
+    parser.add_argument("--ray-node-dir", type=Path, metavar="DIR",
+                        help="with --backend ray: where each node caches code and environments and keeps "
+                        "its workers' dirs, one subdir per node; must be the node user's own (default "
+                        "~/.agentcore/ray-node of the user running each node)")  # fmt: skip
     parser.add_argument("--sandbox", choices=["auto", "bwrap", "gvisor", "none"], default="auto",
                         help="how workers are confined: bwrap (no capabilities, own user, mount, pid "
                         "namespaces, seccomp) refuses to start where that cannot be applied; auto uses "
@@ -254,6 +265,8 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
         region=args.region,
         account_id=args.account_id,
         backend=args.backend,
+        ray_address=args.ray_address,
+        ray_node_dir=args.ray_node_dir,
         sandbox=args.sandbox,
         session_memory=args.session_memory,
         stream_memory=args.stream_memory,

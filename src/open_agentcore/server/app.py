@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,6 +32,7 @@ from open_agentcore.streams import JournalLimits, StreamJournal, StreamRecorder
 from .access import AccessDirectory, PolicyEnforcement
 from .authentication import Authentication
 from .bodies import spool_dir
+from .cluster import ray_backend
 from .config import ServerConfig
 from .console_auth import ConsoleAuthenticator
 from .journal import SessionJournal
@@ -42,6 +44,9 @@ from .routes import operation_table
 from .tracing import OperationTracer
 from .tracing_setup import telemetry_of
 from .wire import KNOWN_FAILURES, wire_error
+
+if TYPE_CHECKING:
+    from open_agentcore.backends.ray import RayBackend
 
 logger = logging.getLogger("open_agentcore.server")
 
@@ -72,14 +77,19 @@ def build_app(config: ServerConfig) -> Starlette:
     table = operation_table(config.region, config.account_id)
     # Built now, not in the lifespan: it proves the sandbox works here (or refuses, raising
     # BackendUnavailable, which `agentcore server run` reports in one line) before anything serves.
-    backend = ProcessBackend(
-        sandbox=config.sandbox,
-        network=config.session_network,
-        uid_base=config.worker_uid_base,
-        limits=SessionLimits(config.session_memory, config.session_cpus, config.session_pids),
-        state_dir=config.data_dir / "gvisor",
-        session_start=config.session_start,
-    )
+    limits = SessionLimits(config.session_memory, config.session_cpus, config.session_pids)
+    backend: ProcessBackend | RayBackend
+    if config.backend == "ray":
+        backend = ray_backend(config, limits)
+    else:
+        backend = ProcessBackend(
+            sandbox=config.sandbox,
+            network=config.session_network,
+            uid_base=config.worker_uid_base,
+            limits=limits,
+            state_dir=config.data_dir / "gvisor",
+            session_start=config.session_start,
+        )
     metrics = ServerMetrics() if config.metrics else None
     # Bound now, like the sandbox's check: a busy --metrics-port is reported before anything serves.
     listener_of_metrics = (

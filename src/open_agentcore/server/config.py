@@ -25,6 +25,10 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     backend: str = "process"
+    # --backend ray: the cluster (`local`, `auto`, `host:port`, `ray://host:port`) and each node's
+    # cache dir (None: ~/.agentcore/ray-node of the user running the node).
+    ray_address: str = "local"
+    ray_node_dir: Path | None = None
     # How workers are confined: "auto" (bubblewrap when it works here), "bwrap", "gvisor" or "none".
     sandbox: str = "auto"
     # Per-session limits, like the managed service's defaults: 8 GiB, 2 vCPU, and a process cap.

@@ -15,10 +15,17 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.asyncio.client import connect as tcp_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from open_agentcore.runtimes import RuntimeService
-from open_agentcore.sessions import LiveSession, SessionLease, SessionManager, WorkerUnreachable
+from open_agentcore.sessions import (
+    SECRET_HEADER,
+    LiveSession,
+    SessionLease,
+    SessionManager,
+    WorkerUnreachable,
+)
 
 from .authorization import admitted_route
 from .data import (
@@ -79,15 +86,20 @@ async def _open_upstream(
     subprotocols = _subprotocols(websocket) or None
 
     async def connect(live: LiveSession) -> ClientConnection:
+        options: dict[str, Any] = {
+            "subprotocols": subprotocols, "max_size": _MAX_MESSAGE, "open_timeout": 10, "ping_interval": None,
+        }  # fmt: skip
+        address = live.client.address
         try:
+            if address is not None:  # a worker on TCP (the Ray backend's): its secret opens it
+                return await tcp_connect(
+                    f"ws://{address.host}:{address.port}/ws",
+                    additional_headers=[*headers, (SECRET_HEADER, address.secret)],
+                    proxy=None,
+                    **options,
+                )
             return await unix_connect(
-                str(live.client.socket_path),
-                uri="ws://worker/ws",
-                additional_headers=headers,
-                subprotocols=subprotocols,
-                max_size=_MAX_MESSAGE,
-                open_timeout=10,
-                ping_interval=None,
+                str(live.client.socket_path), uri="ws://worker/ws", additional_headers=headers, **options
             )
         except InvalidStatus as error:
             raise RuntimeClientError(

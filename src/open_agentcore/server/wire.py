@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 
 from open_agentcore.artifacts import ArtifactError, ArtifactNotFound, ArtifactTooLarge
 from open_agentcore.auth import AuthorizerError, IssuerUnreachable
-from open_agentcore.backends import WorkerStartFailed
+from open_agentcore.backends import NoRoomForSession, WorkerStartFailed
 from open_agentcore.runtimes import InvalidRequest, RuntimeNotReady
 from open_agentcore.sessions import (
     InvocationNotCancellable,
@@ -61,7 +61,7 @@ def wire_error(error: Exception) -> ServiceError:
         return InternalError("the server's database is unavailable; try again")
     if isinstance(error, (ArtifactNotFound, ArtifactTooLarge, ArtifactError)):
         return ValidationError(str(error))
-    if isinstance(error, (SessionLimitReached, TooManyTags)):
+    if isinstance(error, (SessionLimitReached, TooManyTags, NoRoomForSession)):
         return QuotaExceeded(str(error))
     if isinstance(error, SessionOwnedByAnother):
         return AccessDenied(str(error))

@@ -12,9 +12,10 @@ from .manager import (
     SessionOwnedByAnother,
     SessionTarget,
 )
-from .worker_client import WorkerClient, WorkerReply, WorkerUnreachable
+from .worker_client import SECRET_HEADER, WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
+    "SECRET_HEADER",
     "InvocationNotCancellable",
     "InvocationNotFound",
     "LiveSession",

@@ -329,7 +329,7 @@ class SessionManager:
             session_id=session_id,
             target=target,
             handle=handle,
-            client=WorkerClient(handle.socket_path),
+            client=WorkerClient.of(handle),
             owner=owner,
             started_from=started_from,
         )

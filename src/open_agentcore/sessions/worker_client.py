@@ -1,4 +1,5 @@
-"""HTTP/1.1 to one worker over its unix socket: keep-alive connections, responses streamed through.
+"""HTTP/1.1 to one worker over its unix socket (or, for workers on other machines, TCP with the
+worker's secret on every request): keep-alive connections, responses streamed through.
 
 This is the hop every invocation takes, so it is a small client written for it rather than a
 general one: the request goes out in one write, the response head is parsed once, and the body
@@ -15,6 +16,8 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from open_agentcore.backends import WorkerAddress, WorkerHandle
+
 CONNECT_TIMEOUT = 5.0
 HEAD_LIMIT = 64 * 1024  # the worker's status line and headers, at most
 _READ_SIZE = 64 * 1024
@@ -23,6 +26,7 @@ _NOT_FORWARDED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 )
 _NO_BODY = frozenset({204, 304})
+SECRET_HEADER = "x-agentcore-worker-secret"  # noqa: S105 - a header name; what a TCP worker checks (`worker_main.SecretGate`)
 
 
 class WorkerUnreachable(Exception):
@@ -138,12 +142,24 @@ class WorkerReply:
 
 
 class WorkerClient:
-    """Keep-alive HTTP/1.1 connections to one worker, shared by every call of its session."""
+    """Keep-alive HTTP/1.1 connections to one worker, shared by every call of its session.
 
-    def __init__(self, socket_path: Path) -> None:
+    Over its unix socket, or, given `address`, over TCP with its secret added to every request
+    (a secret header from the caller is dropped, never forwarded).
+    """
+
+    def __init__(self, socket_path: Path, address: WorkerAddress | None = None) -> None:
         self.socket_path = socket_path
+        self.address = address
+        self._secret_line = f"{SECRET_HEADER}: {address.secret}" if address is not None else None
         self._idle: list[_Connection] = []
         self._closed = False
+
+    @classmethod
+    def of(cls, handle: WorkerHandle) -> WorkerClient:
+        """A client for a started worker: by TCP when its backend gave it an address."""
+        address = getattr(handle, "address", None)
+        return cls(handle.socket_path, address if isinstance(address, WorkerAddress) else None)
 
     async def send(
         self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes, fresh: bool = False
@@ -154,7 +170,7 @@ class WorkerClient:
         whether to try again is the session lease's decision (`SessionLease.call`). `fresh` opens
         a new connection rather than reusing a kept-alive one.
         """
-        request = _serialise(method, path, headers, body)
+        request = _serialise(method, path, headers, body, self._secret_line)
         connection = await self._connection(fresh)
         try:
             connection.writer.write(request)
@@ -180,9 +196,11 @@ class WorkerClient:
                 return connection
             connection.close()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path), limit=HEAD_LIMIT), CONNECT_TIMEOUT
-            )
+            if self.address is not None:
+                opening = asyncio.open_connection(self.address.host, self.address.port, limit=HEAD_LIMIT)
+            else:
+                opening = asyncio.open_unix_connection(str(self.socket_path), limit=HEAD_LIMIT)
+            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as error:
             raise WorkerUnreachable(_describe(error), sent=False) from None
         return _Connection(reader, writer)
@@ -239,10 +257,14 @@ class WorkerClient:
         self._idle.clear()
 
 
-def _serialise(method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+def _serialise(
+    method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes, secret_line: str | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "host: worker", f"content-length: {len(body)}"]
+    if secret_line is not None:
+        lines.append(secret_line)
     for name, value in headers:
-        if name.lower() in _NOT_FORWARDED:
+        if name.lower() in _NOT_FORWARDED or name.lower() == SECRET_HEADER:
             continue
         line = f"{name}: {value}"
         if "\r" in line or "\n" in line or "\0" in line or ":" in name:
@@ -300,4 +322,4 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["WorkerClient", "WorkerReply", "WorkerUnreachable"]
+__all__ = ["SECRET_HEADER", "WorkerClient", "WorkerReply", "WorkerUnreachable"]

@@ -1,0 +1,379 @@
+"""The Ray backend: each session's worker runs on a Ray node that Ray's scheduler picks.
+
+A session is one Ray actor (`ray_node.SessionActor`) asking for the session's CPUs and memory, so
+Ray packs sessions onto nodes by their limits and refuses what fits nowhere. The actor starts the
+same sandboxed worker as the process backend on its node, serving on a TCP port behind a secret
+of its own; the server talks to it directly (`WorkerAddress`). The code goes to the node through
+Ray's object store, by content hash, and is cached there with its environment.
+
+Ray is imported only when this backend is built: the server and the CLI start without it. Ray as
+started or joined here stays on this machine's loopback when the address is a loopback one (or
+`local`): usage statistics off, no dashboard, and Ray told not to swap 127.0.0.1 for the host's
+other interface, which it does by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    BackendUnavailable,
+    NoRoomForSession,
+    SessionLimits,
+    WorkerAddress,
+    WorkerHandle,
+    WorkerSpec,
+    WorkerStartFailed,
+)
+from .limits import format_size
+from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, Started, StartRequest, pack_code
+
+logger = logging.getLogger("open_agentcore.backends.ray")
+
+NODE_DIED = "the Ray node running this session died"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_CONNECT_TIMEOUT = 5.0
+_STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
+_SANDBOXES = ("auto", "bwrap", "none")
+_HEAD_TIMEOUT = 10.0  # how long a new session waits for the head to list the nodes
+_UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where the cluster is and how sessions are placed on it.
+
+    `address`: `local` (a private Ray on this machine, stopped with the server), `auto` (the Ray
+    started on this machine with `ray start`, or `$RAY_ADDRESS`), `host:port` (a head's GCS) or
+    `ray://host:port` (Ray Client). `placement_timeout`: how long a session may wait for a node
+    with room before it is refused. `node_root`: each node's cache and work dir (one subdir per
+    node; None: `~/.agentcore/ray-node` of the user running the node).
+    """
+
+    address: str = "local"
+    placement_timeout: float = 10.0
+    node_root: Path | None = None
+    namespace: str = "open-agentcore"
+    # `local` only: the CPUs the private Ray offers (None: all of this machine's).
+    local_cpus: int | None = None
+
+
+@dataclass
+class RayWorker:
+    """A session's worker on a Ray node: its actor, where it listens, and how it ended."""
+
+    worker_id: str
+    actor: Any = field(repr=False)
+    node_id: str
+    address: WorkerAddress
+    pid: int  # on its node
+    log_path: Path  # on the server: the worker's log is brought back here when it stops
+    sandboxed: bool
+    warm: bool
+    started_at: float = field(default_factory=time.monotonic)
+    lost_reason: str | None = None
+    _exit: asyncio.Task[tuple[int, str]] | None = field(default=None, repr=False)
+
+    @property
+    def socket_path(self) -> Path:
+        """None of its own: it listens on `address` (kept for the WorkerHandle protocol)."""
+        return self.log_path.with_name("worker.sock")
+
+    def alive(self) -> bool:
+        return self._exit is not None and not self._exit.done()
+
+    async def wait_exit(self) -> int:
+        assert self._exit is not None
+        code, _ = await asyncio.shield(self._exit)
+        return code
+
+
+class RayBackend:
+    """Runs each worker on a node of a Ray cluster (see the module docstring).
+
+    Construct it off the event loop: it connects to (or starts) Ray. `BackendUnavailable` when
+    Ray is not installed, the cluster cannot be reached, or the sandbox asked for cannot be had.
+    """
+
+    name = "ray"
+    network: str
+
+    def __init__(
+        self, config: RayConfig, *, sandbox: str = "auto", network: str = "default",
+        uid_base: int = 2_000_000_000, limits: SessionLimits | None = None,
+        environments: Callable[[Path], EnvironmentBuilding], hidden_paths: tuple[Path, ...] = (),
+    ) -> None:  # fmt: skip
+        if sandbox not in _SANDBOXES:
+            raise BackendUnavailable(
+                f"--backend ray runs workers with --sandbox {', '.join(_SANDBOXES)}, not {sandbox!r}"
+            )
+        self.config = config
+        self.network = network
+        self._sandbox = sandbox
+        self.sandboxed = sandbox != "none"
+        self._limits = limits or SessionLimits()
+        self._settings = NodeSettings(
+            sandbox, network, uid_base, limits, config.node_root, environments, hidden_paths
+        )
+        self._ray, self._joined = connect(config)
+        if network != "none":
+            logger.warning(
+                "--backend ray with the host's network: an agent can connect to the Ray ports of its "
+                "node; --session-network none keeps agents off them (see docs/scale-out.md)"
+            )
+        self._actor_class = self._ray.remote(SessionActor)
+        self._code: dict[Path, tuple[str, Any]] = {}
+
+    def sandbox_mode(self) -> str:
+        return f"{self._sandbox} (on each Ray node)"
+
+    def protections(self) -> dict[str, object]:
+        """What confines a worker, as far as the server can tell without asking every node."""
+        limits = self._limits
+        return {
+            "sandbox": self.sandbox_mode(),
+            "placement": f"one Ray actor per session reserving CPU {limits.cpus:g} and memory "
+            f"{format_size(limits.memory_bytes)}",
+            "transport": "TCP on the node's address; each worker refuses requests without its own secret",
+            "cluster": self.config.address,
+        }
+
+    async def start(self, spec: WorkerSpec) -> RayWorker:
+        """Place the session on a node and start its worker there; returns once it answers `/ping`.
+
+        `NoRoomForSession` when no node could ever hold the session's limits, or none had room
+        within the placement timeout; `WorkerStartFailed` when the worker itself did not start.
+        """
+        await self._check_fits()
+        code_hash, code_ref = await self._code_of(spec.code_dir)
+        limits = self._limits
+        actor = self._actor_class.options(
+            num_cpus=limits.cpus, memory=limits.memory_bytes, max_restarts=0, max_task_retries=0
+        ).remote(self._settings)
+        try:
+            started = await self._start_on_node(actor, spec, code_hash, code_ref)
+        except BaseException:
+            self._kill(actor)
+            raise
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        log_path = spec.work_dir / "worker.log"
+        log_path.touch()
+        worker = RayWorker(
+            spec.worker_id, actor, started.node_id, started.address, started.pid, log_path,
+            started.sandboxed, started.warm,
+        )  # fmt: skip
+        worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
+        return worker
+
+    async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, code_ref: Any) -> Started:
+        exceptions = self._ray.exceptions
+        try:
+            await asyncio.wait_for(actor.node.remote(), self.config.placement_timeout)
+        except asyncio.TimeoutError:
+            raise NoRoomForSession(
+                f"no Ray node had room for a session (CPU {self._limits.cpus:g}, memory "
+                f"{format_size(self._limits.memory_bytes)}) within {self.config.placement_timeout:g}s; "
+                "stop some sessions, add nodes, or lower --session-cpus/--session-memory"
+            ) from None
+        except exceptions.RayActorError as error:
+            raise WorkerStartFailed(
+                spec.worker_id, f"its Ray actor died before it started: {error}"
+            ) from None
+        except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
+            raise WorkerStartFailed(spec.worker_id, f"Ray could not start its actor: {error}") from None
+        request = StartRequest(
+            spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
+        )
+        try:
+            started: Started = await asyncio.wait_for(
+                actor.start.remote(request, [code_ref]), spec.start_timeout + _STOP_SLACK
+            )
+        except asyncio.TimeoutError:
+            raise WorkerStartFailed(
+                spec.worker_id, f"its node did not start it within {spec.start_timeout:g}s"
+            ) from None
+        except exceptions.RayTaskError as error:
+            cause = error.cause
+            if isinstance(cause, WorkerStartFailed):
+                raise WorkerStartFailed(spec.worker_id, cause.reason, cause.log_tail) from None
+            raise WorkerStartFailed(spec.worker_id, f"its node failed to start it: {cause}") from None
+        except exceptions.RayActorError:
+            raise WorkerStartFailed(spec.worker_id, f"{NODE_DIED} while the worker was starting") from None
+        return started
+
+    async def _check_fits(self) -> None:
+        """Refuse at once a session no node can ever hold (Ray would keep it pending forever)."""
+        try:
+            nodes = await asyncio.wait_for(asyncio.to_thread(self._ray.nodes), _HEAD_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise NoRoomForSession(
+                f"the Ray cluster's head ({self.config.address}) did not answer within {_HEAD_TIMEOUT:g}s; "
+                "no session can be placed until it is back"
+            ) from None
+        except Exception as error:  # whatever Ray raises when its head is gone
+            raise NoRoomForSession(
+                f"the Ray cluster's head ({self.config.address}) cannot be reached ({error}); no session "
+                "can be placed until it is back"
+            ) from None
+        limits = self._limits
+        for node in nodes:
+            resources = node.get("Resources", {})
+            fits = (
+                resources.get("CPU", 0) >= limits.cpus and resources.get("memory", 0) >= limits.memory_bytes
+            )
+            if node.get("Alive") and fits:
+                return
+        raise NoRoomForSession(
+            f"no node of the Ray cluster can hold a session of CPU {limits.cpus:g} and memory "
+            f"{format_size(limits.memory_bytes)} (--session-cpus, --session-memory), even when idle"
+        )
+
+    async def _code_of(self, code_dir: Path) -> tuple[str, Any]:
+        """The hash of the code's archive and its ref in Ray's object store, put there once."""
+        if code_dir not in self._code:
+            archive = await asyncio.to_thread(pack_code, code_dir)
+            self._code[code_dir] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
+        return self._code[code_dir]
+
+    async def _watch(self, worker: RayWorker) -> tuple[int, str]:
+        """Wait for the worker's end. An actor that cannot be reached is asked again until Ray
+        either reaches it or declares it dead; dead with its node, the session says so."""
+        exceptions = self._ray.exceptions
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while True:
+            try:
+                code, reason = await worker.actor.wait.remote()
+            except exceptions.ActorUnavailableError as error:
+                # Its node stopped answering; Ray declares the actor dead once it gives the node up.
+                deadline = deadline or loop.time() + _UNAVAILABLE_LIMIT
+                if loop.time() < deadline:
+                    await asyncio.sleep(0.5)
+                    continue
+                worker.lost_reason = f"its Ray node stopped answering for {_UNAVAILABLE_LIMIT:g}s: {error}"
+            except exceptions.RayActorError as error:
+                worker.lost_reason = await self._loss(worker.node_id, error)
+            except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
+                logger.warning("Lost the actor of worker %s", worker.worker_id, exc_info=True)
+                worker.lost_reason = await self._loss(worker.node_id, error)
+            else:
+                worker.lost_reason = str(reason)
+                return int(code), str(reason)
+            return -1, worker.lost_reason
+
+    async def _loss(self, node_id: str, error: Exception) -> str:
+        """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
+        something else ended it (Ray's first line says what)."""
+        try:
+            nodes = await asyncio.to_thread(self._ray.nodes)
+        except Exception as unreachable:  # whatever Ray raises when its head does not answer
+            return f"the Ray cluster's head stopped answering ({unreachable}); the session's worker is lost"
+        if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
+            return NODE_DIED
+        return f"its Ray actor died: {str(error).splitlines()[0]}"
+
+    async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None:
+        """Stop the worker on its node, bring its log back, then end its actor; idempotent."""
+        if not isinstance(handle, RayWorker):
+            raise TypeError(f"the Ray backend did not start {handle!r}")
+        if handle.alive():
+            exceptions = self._ray.exceptions
+            try:
+                log: bytes = await asyncio.wait_for(handle.actor.stop.remote(grace), grace + _STOP_SLACK)
+                await asyncio.to_thread(_append, handle.log_path, log)
+            except (asyncio.TimeoutError, exceptions.RayError) as error:
+                logger.warning("Worker %s did not stop cleanly on its node: %s", handle.worker_id, error)
+            except Exception:  # Ray raises a bare Exception when it cannot even send the call
+                logger.warning("Worker %s could not be reached to stop", handle.worker_id, exc_info=True)
+        self._kill(handle.actor)
+        if handle._exit is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(handle._exit), _STOP_SLACK)
+
+    def _kill(self, actor: Any) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.kill(actor, no_restart=True)
+
+    def exit_reason(self, handle: WorkerHandle, code: int) -> str:
+        """Why the worker ended: its node's words, or that the node died."""
+        if isinstance(handle, RayWorker) and handle.lost_reason:
+            return handle.lost_reason
+        return f"worker exited with code {code}"
+
+    def close(self) -> None:
+        """Leave the cluster if this backend joined it (a `local` Ray is then stopped): actors
+        left, if any, end with it. A process already connected to Ray stays connected."""
+        if self._joined:
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
+
+
+def connect(config: RayConfig) -> tuple[Any, bool]:
+    """Ray, imported and connected (or started, for `local`) as `config` says, loopback kept; and
+    whether this call joined it (False: this process was connected already, and that is used)."""
+    address = config.address
+    loopback = address == "local" or _host_of(address) in _LOOPBACK
+    # Before Ray is imported: these are read once, at import.
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if loopback:
+        # Ray replaces a loopback address by the host's outward interface unless told it is alone.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailable("--backend ray needs Ray: pip install 'open-agentcore[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
+    if address not in ("local", "auto") and not address.startswith("ray://"):
+        _reachable(address)
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "namespace": config.namespace,
+    }
+    if address == "local":
+        options.update(_node_ip_address="127.0.0.1", num_cpus=config.local_cpus)
+    elif loopback:
+        options["_node_ip_address"] = "127.0.0.1"
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise BackendUnavailable(f"cannot join the Ray cluster at {address}: {error}") from None
+    return ray, True
+
+
+def _host_of(address: str) -> str:
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    return host.strip("[]")
+
+
+def _reachable(address: str) -> None:
+    """Ray retries an absent head for minutes: refuse quickly when nothing answers there."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT):
+            return
+    except (OSError, ValueError) as error:
+        raise BackendUnavailable(
+            f"no Ray head answers at {address} ({error}); start one with `ray start --head` or give "
+            "--ray-address local"
+        ) from None
+
+
+def _append(path: Path, data: bytes) -> None:
+    with path.open("ab") as log:
+        log.write(data)
+
+
+__all__ = ["NODE_DIED", "RayBackend", "RayConfig", "RayWorker", "connect"]
