@@ -448,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--load-cores", default="1", help="taskset cores of the wrk processes (default 1)")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, as a smoke check")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="end with one JSON line of the largest session count's medians: server_rps, direct_rps "
+        "(what benchmarks/issue13.py reads)",
+    )
     args = parser.parse_args(argv)
     try:
         sessions = tuple(int(part) for part in args.sessions.split(","))
@@ -473,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"throughput-{stamp}.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"throughput-{stamp}.md").write_text(table)
+    if args.json:
+        largest = result["summary"][str(max(sessions))]
+        print(json.dumps({"server_rps": largest["server"]["rate"], "direct_rps": largest["direct"]["rate"]}))
     return 0
 
 
