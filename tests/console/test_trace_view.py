@@ -8,16 +8,23 @@ that tracing is not enabled, and this test fails until both are merged.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import wait_until
+import pytest
+
+from tests.conftest import REPO, wait_until
 from tests.console.agents import HELLO, invoke_json
 from tests.console.browser import Page
 from tests.console.conftest import log_in
 from tests.server.conftest import Server
+from tests.telemetry.conftest import traced_server, wait_for_spans
+
+STRANDS_AGENT = (REPO / "examples" / "strands" / "agent.py").read_text()
 
 
 def traces_of(server: Server, runtime_id: str, session_id: str) -> list[dict[str, Any]]:
@@ -59,3 +66,53 @@ def test_an_invocation_s_trace_is_drawn_as_a_waterfall(
     # The session page lists the same invocation with its duration.
     page.goto(f"{server.url}/_agentcore/console/#/sessions/{runtime_id}/{session_id}")
     page.wait_for(f"!!document.querySelector('#invocations a[href$={json.dumps(trace['traceId'])}]')")
+
+
+@pytest.fixture
+def traced() -> Iterator[Server]:
+    """A server whose workers export to its real port (the console's fixture does not tell them)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="oacv-", dir="/tmp"))
+    try:
+        with traced_server(data_dir) as running:
+            yield running
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_strands_agents_model_and_tool_spans_are_drawn_apart_in_its_waterfall(
+    traced: Server, page: Page, shoot: Callable[[str], Path]
+) -> None:
+    server = traced
+    # The example Strands agent with its scripted model: it calls its word_count tool, then answers.
+    created = server.deploy({"agent.py": STRANDS_AGENT}, "strands_in_console")
+    runtime_id, session_id = created["agentRuntimeId"], "console-strands-" + "s" * 20
+    reply = server.data.invoke_agent_runtime(
+        agentRuntimeArn=created["agentRuntimeArn"], payload=b'{"prompt": "count these four words"}',
+        runtimeSessionId=session_id,
+    )  # fmt: skip
+    assert b"word_count" in reply["response"].read()
+    trace = wait_until(lambda: traces_of(server, runtime_id, session_id), timeout=30, interval=0.2)[0]
+    spans = wait_for_spans(
+        server,
+        trace["traceId"],
+        lambda found: {"chat", "execute_tool word_count"} <= {s["name"] for s in found},
+    )
+
+    log_in(page, server.url)
+    page.goto(f"{server.url}/_agentcore/console/#/traces/{trace['traceId']}")
+    page.wait_for(f"document.querySelectorAll('#waterfall .span-row').length === {len(spans)}")
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('#waterfall .span-row')].map(r => [r.title,"
+        " r.querySelector('.span-bar').className])"
+    )
+    kinds = {name: bar.split() for name, bar in drawn}
+    assert "model" in kinds["chat"] and "tool" in kinds["execute_tool word_count"]
+    assert "server" in kinds["InvokeAgentRuntime"]
+    # Nested as they ran: the tool's row comes after the agent's invocation row.
+    names = [name for name, _ in drawn]
+    assert (
+        names.index("InvokeAgentRuntime")
+        < names.index("agentcore.invocation")
+        < names.index("execute_tool word_count")
+    )
+    shoot("trace-strands")
