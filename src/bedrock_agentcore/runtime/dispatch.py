@@ -20,11 +20,10 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .budget import StreamBudget
 from .context import RequestContext
 from .encoding import dumps
 from .loops import LoopPool, WorkerLoop
-from .streaming import AsyncProducer, EventStreamResponse, PrimedStream, SyncProducer, prime
+from .streaming import AsyncProducer, EventStreamResponse, SyncProducer
 from .threads import ThreadPool
 
 
@@ -102,11 +101,7 @@ def _settled(result: Any) -> Any:
 
 
 def _call_and_settle(func: Callable[..., Any], *args: Any) -> Any:
-    """Run in a pool thread: a sync generator also takes its first step here (`streaming.prime`)."""
-    result = func(*args)
-    if inspect.isgenerator(result):
-        return prime(result)
-    return _settled(result)
+    return _settled(func(*args))
 
 
 async def _await_and_settle(coro: Any) -> Any:
@@ -123,7 +118,6 @@ class Dispatcher:
     def __init__(self, loops: LoopPool, threads: ThreadPool) -> None:
         self.loops = loops
         self.threads = threads
-        self.stream_budget = StreamBudget()
 
     async def call(self, handler: Handler, payload: Any, context: RequestContext) -> Encoded | Response:
         """The handler's encoded result, its own `Response`, or an `EventStreamResponse`."""
@@ -139,17 +133,14 @@ class Dispatcher:
 
     async def _await_on_worker(self, coro: Any) -> Encoded | Response:
         result, worker = await self.loops.run(_await_and_settle(coro), contextvars.copy_context())
-        if inspect.isgenerator(result):
-            # A sync generator's steps may block: they run in the pool, never on a worker loop.
-            return self._stream_or_value(await self.threads.run(prime, result))
         if inspect.isasyncgen(result):
             # Iterate on the loop that made it: it may hold objects bound to that loop.
             return self._async_stream(result, worker)
         return self._stream_or_value(result)
 
     def _stream_or_value(self, result: Any) -> Encoded | Response:
-        if isinstance(result, PrimedStream):
-            return EventStreamResponse(SyncProducer(result, self.threads, self.stream_budget))
+        if inspect.isgenerator(result):
+            return EventStreamResponse(SyncProducer(result, self.threads))
         if inspect.isasyncgen(result):
             return self._async_stream(result)
         return result  # type: ignore[no-any-return]

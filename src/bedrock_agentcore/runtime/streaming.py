@@ -1,15 +1,11 @@
 """Streaming handler results to the client as Server-Sent Events, frame by frame, as produced.
 
 A generator never runs on the server's event loop: a sync generator is driven by one pool thread
-for its whole life (`threads.py`), an async generator by a worker loop (`loops.py`). Frames cross
-back through a `_Channel`, which wakes the server loop only when the response is waiting for more,
-and the response sends everything that has piled up in one write. A producer runs only a bounded
-lead ahead of the socket (`HIGH_WATER` frames for async generators; for sync generators their
-share of the app's `StreamBudget`), so a slow reader slows the generator instead of growing
-memory, and many busy streams cannot make the server loop's turns, and so a new request, wait
-longer. A sync generator's first step runs in the thread job that called the handler (`prime`),
-so its first frame leaves with the response head. When the client goes away the generator is
-closed where it runs, so its `finally` blocks run.
+for its whole life (`threads.py`), an async generator by a worker loop (`loops.py`). Frames cross back through
+a `_Channel`, which wakes the server loop only when the response is waiting for more, and the
+response sends everything that has piled up in one write. The producer may run at most
+`HIGH_WATER` frames ahead of the socket, so a slow reader slows the generator instead of growing
+memory. When the client goes away the generator is closed where it runs, so its `finally` blocks run.
 """
 
 from __future__ import annotations
@@ -20,13 +16,11 @@ import contextvars
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .budget import StreamBudget
 from .encoding import sse_frame
 from .inbox import inbox_for
 from .loops import LoopPool, WorkerLoop
@@ -88,124 +82,46 @@ class _Producer(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass
-class PrimedStream:
-    """A sync iterator whose first step already ran in the thread that called the handler.
-
-    `head` holds what that step produced (a frame; or an error frame and the end; or just the
-    end), `context` the context the step left behind, in which the rest of the iteration runs so
-    that context variables set by the generator carry on from step to step.
-    """
-
-    iterator: Iterator[Any]
-    head: list[object]
-    context: contextvars.Context
-
-    @property
-    def finished(self) -> bool:
-        """True when the first step was also the last: nothing is left to drive."""
-        return bool(self.head) and self.head[-1] is _END
-
-
-def prime(iterator: Iterator[Any]) -> PrimedStream:
-    """Take a sync iterator's first item now, in the calling pool thread.
-
-    Under many busy streams every hop between the server loop and a pool thread waits behind the
-    other streams' work; producing the first frame in the same thread job that called the handler
-    lets the response send it with its headers, so a new stream's first frame costs one hop.
-    """
-    try:
-        head: list[object] = [sse_frame(next(iterator))]
-    except StopIteration:
-        head = [_END]
-    except Exception as exc:
-        logger.exception("Streaming handler failed")
-        head = [error_frame(exc), _END]
-        _close(iterator)
-    return PrimedStream(iterator, head, contextvars.copy_context())
-
-
-def _close(iterator: Iterator[Any]) -> None:
-    close = getattr(iterator, "close", None)
-    try:
-        if close is not None:
-            close()
-    except Exception:
-        logger.exception("Closing the stream's generator failed")
-
-
 class SyncProducer:
-    """Drives a primed sync iterator in one pool thread, from its second item on.
+    """Drives a sync iterator in one pool thread."""
 
-    The producer runs at most its share of the app's `StreamBudget` ahead of the socket.
-    """
-
-    def __init__(self, primed: PrimedStream, threads: ThreadPool, budget: StreamBudget) -> None:
-        self._primed = primed
+    def __init__(self, iterator: Iterator[Any], threads: ThreadPool) -> None:
+        self._iterator = iterator
         self._threads = threads
-        self._budget = budget
-        self._room = threading.Condition(threading.Lock())
-        self._ahead = len(primed.head)  # already produced: it counts against the lead like any frame
-        self._stopped = False
-        self._resume_at = -1  # while the producer waits: the lead it waits to fall to
+        self._credits = threading.Semaphore(HIGH_WATER)
+        self._stopped = threading.Event()
 
     def start(self, channel: _Channel) -> None:
-        primed = self._primed
-        for item in primed.head:
-            channel.push(item)
-        if primed.finished:
-            return
-        self._budget.opened()
-        running = self._threads.submit(primed.context.run, self._run, channel)
-        running.add_done_callback(self._ended)
-
-    def _ended(self, running: asyncio.Future[None]) -> None:
-        self._budget.closed()
-        _retrieve(running)
+        # The pool thread runs in a copy of this context, so handler code sees its request's ids.
+        running = asyncio.ensure_future(self._threads.run(self._run, channel))
+        running.add_done_callback(_retrieve)
 
     def _run(self, channel: _Channel) -> None:
-        iterator = self._primed.iterator
         try:
-            while self._wait_for_room():
-                try:
-                    item = next(iterator)
-                except StopIteration:
+            for item in self._iterator:
+                channel.push(sse_frame(item))
+                self._credits.acquire()
+                if self._stopped.is_set():
                     break
-                frame = sse_frame(item)
-                with self._room:
-                    self._ahead += 1
-                channel.push(frame)
         except Exception as exc:
             logger.exception("Streaming handler failed")
             channel.push(error_frame(exc))
         finally:
+            close = getattr(self._iterator, "close", None)
             try:
-                _close(iterator)
+                if close is not None:
+                    close()
+            except Exception:
+                logger.exception("Closing the stream's generator failed")
             finally:
                 channel.push(_END)
 
-    def _wait_for_room(self) -> bool:
-        """Once this stream holds its whole lead, block until half of it is sent: a refill is then
-        one burst of frames, not one thread wake-up per write. False once the client is gone."""
-        with self._room:
-            lead = self._budget.lead()
-            if self._ahead >= lead:
-                self._resume_at = lead // 2
-                while self._ahead > self._resume_at and not self._stopped:
-                    self._room.wait()
-                self._resume_at = -1
-            return not self._stopped
-
     def credit(self, frames: int) -> None:
-        with self._room:
-            self._ahead -= frames
-            if self._ahead <= self._resume_at:
-                self._room.notify()
+        self._credits.release(frames)
 
     def stop(self) -> None:
-        with self._room:
-            self._stopped = True
-            self._room.notify()
+        self._stopped.set()
+        self._credits.release()
 
 
 class AsyncProducer:
@@ -331,12 +247,4 @@ async def _watch_disconnect(receive: Receive, channel: _Channel) -> None:
             return
 
 
-__all__ = [
-    "HIGH_WATER",
-    "AsyncProducer",
-    "EventStreamResponse",
-    "PrimedStream",
-    "SyncProducer",
-    "error_frame",
-    "prime",
-]
+__all__ = ["HIGH_WATER", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]

@@ -50,10 +50,6 @@ class ThreadPool:
 
     async def run(self, func: Callable[..., _T], *args: Any) -> _T:
         """Call `func(*args)` in a worker thread, inside a copy of the current context."""
-        return await self.submit(func, *args)
-
-    def submit(self, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """Queue `func(*args)` now (not when a task first runs); its future settles on this loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._jobs.put((contextvars.copy_context(), func, args, inbox_for(loop), future))
@@ -67,7 +63,7 @@ class ThreadPool:
                 target=self._work, name=f"agentcore-thread-{self._threads}", daemon=True
             )
             contextvars.Context().run(thread.start)
-        return future
+        return await future
 
     def _work(self) -> None:
         jobs = self._jobs
