@@ -20,7 +20,15 @@ const routes = [
 const decode = decodeURIComponent;
 let leaving = null; // what the current view must stop (a log tail, a stream) when another opens
 
-async function show() {
+// Views render one after another: a slow view still loading when the hash changes again must not
+// mount its page over the newer one's.
+let rendering = Promise.resolve();
+function show() {
+  rendering = rendering.then(render, render);
+  return rendering;
+}
+
+async function render() {
   if (leaving) { leaving(); leaving = null; }
   if (!api.current()) { loginView(); return; }
   const hash = location.hash || "#/runtimes";
