@@ -338,12 +338,12 @@ def everyday_work(payload):
 def home_and_tmp(payload):
     home, tmpdir = Path(os.environ["HOME"]), Path(os.environ["TMPDIR"])
     (home / "notes.txt").write_text("mine")
-    (tmpdir / "scratch").write_bytes(b"x" * 1024)
+    (tmpdir / "tmpdir-scratch").write_bytes(b"x" * 1024)
     Path("/tmp/shared-tmp").write_text("private /tmp")
     context = ssl.create_default_context()
     return {
         "home": (home / "notes.txt").read_text(),
-        "tmpdir": (tmpdir / "scratch").stat().st_size,
+        "tmpdir": (tmpdir / "tmpdir-scratch").stat().st_size,
         "tmp": Path("/tmp/shared-tmp").read_text(),
         "user": pwd.getpwuid(os.getuid()).pw_name,
         "ca certificates": context.cert_store_stats()["x509_ca"],

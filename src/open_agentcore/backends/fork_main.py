@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from . import worker_main
+    from . import fork_sandbox, worker_main
 except ImportError:  # run by path, as the server does: this file's dir is on sys.path
+    import fork_sandbox  # type: ignore[no-redef,import-not-found]
     import worker_main  # type: ignore[no-redef,import-not-found]
 
 EXIT_START_FAILED = 3
@@ -95,9 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--graceful-seconds", type=int, default=10)
+    parser.add_argument("--seccomp-fd", type=int, help="sandboxed: each session's seccomp filter")
+    parser.add_argument("--no-network", action="store_true", help="sandboxed: sessions get no network")
     args = parser.parse_args(argv)
     worker_main.die_with_parent()
     control = socket.socket(fileno=args.control_fd)
+    sandbox: Sandbox | None = None
+    if args.seccomp_fd is not None:
+        with os.fdopen(args.seccomp_fd, "rb") as program:
+            sandbox = Sandbox(program.read(), network=not args.no_network)
     fds_before = open_fds()
     try:
         app = worker_main.find_app(worker_main.load_entrypoint(args.code_dir, args.entrypoint))
@@ -117,14 +124,25 @@ def main(argv: list[str] | None = None) -> int:
     # (and so unshare) the pages they sit on.
     gc.freeze()
     send(control, {"ready": os.getpid()})
-    return ForkLoop(control, config, args.lifeline_fd).run()
+    return ForkLoop(control, config, args.lifeline_fd, sandbox).run()
+
+
+class Sandbox:
+    """What each session enters before its agent runs (`fork_sandbox.py`): the seccomp filter and
+    whether it keeps the fork server's network."""
+
+    def __init__(self, program: bytes, network: bool) -> None:
+        self.program = program
+        self.network = network
 
 
 class ForkLoop:
     """Waits for fork requests and children's ends; single-threaded, so forking copies no lock held."""
 
-    def __init__(self, control: socket.socket, config: Any, lifeline: int) -> None:
+    def __init__(self, control: socket.socket, config: Any, lifeline: int, sandbox: Sandbox | None = None) -> None:
         self.control = control
+        self.sandbox = sandbox
+        self.workers: dict[int, str] = {}
         self.config = config  # uvicorn's, loaded
         self.lifeline = lifeline
         self.wake_read, self.wake_write = os.pipe()
@@ -179,6 +197,7 @@ class ForkLoop:
                 os._exit(code)
         for fd in fds:
             os.close(fd)
+        self.workers[pid] = str(request["fork"])
         send(self.control, {"forked": request["fork"], "pid": pid})
         return True
 
@@ -190,7 +209,8 @@ class ForkLoop:
                 return
             if pid == 0:
                 return
-            send(self.control, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            worker = self.workers.pop(pid, None)
+            send(self.control, {"exited": pid, "worker": worker, "code": os.waitstatus_to_exitcode(status)})
 
     def _become_session(self, request: dict[str, Any], listener: int, log: int, gate: int) -> None:
         """In the child: shed everything of the fork server's, become the session's, and serve."""
@@ -210,12 +230,40 @@ class ForkLoop:
         os.environ.update(request["environment"])
         os.chdir(request["cwd"])
         random.seed()  # never the same "random" numbers as the sibling sessions
+        # The server learns this process's pid from the kernel (SCM_CREDENTIALS on the gate, in its
+        # own pid namespace), puts it under the session's limits, and only then answers.
+        os.write(gate, b"?")
         if os.read(gate, 1) != b"1":
             os._exit(0)  # the server gave this start up
         os.close(gate)
+        if self.sandbox is not None:
+            self._enter_sandbox(self.sandbox, listener, request["cwd"])
         threading.Thread(target=_stop_with_server, args=(self.lifeline,), daemon=True).start()
         self.config.fd = listener
         worker_main.run(self.config)
+
+    def _enter_sandbox(self, sandbox: Sandbox, listener: int, cwd: str) -> None:
+        """Make the session's namespaces, and return in their pid 1, confined; this process stays
+        outside, only to wait for it and exit as it did (the fork server reports that)."""
+        fork_sandbox.enter_namespaces(sandbox.network)
+        pid = os.fork()
+        if pid == 0:
+            fork_sandbox.become_pid_one()
+            os.chdir(cwd)
+            os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
+            fork_sandbox.confine(sandbox.program)
+            return
+        os.close(listener)
+        os.close(self.lifeline)
+        fork_sandbox.confine(sandbox.program)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)  # killed by N: 128 + N, as bubblewrap says it
 
 
 def _stop_with_server(lifeline: int) -> None:

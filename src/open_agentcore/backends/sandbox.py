@@ -137,6 +137,49 @@ class Bubblewrap:
             raise
         return Launch(argv, tuple(fds))
 
+    def launch_fork_server(self, view: SandboxView, command: Sequence[str], host_uid: int) -> Launch:
+        """The command confining a fork server (as root only) to `view`, with `--seccomp-fd N`
+        appended to `command`: the filter its children install (`fork_sandbox.py`).
+
+        Like a worker's sandbox without the filter and with user namespaces allowed, since it must
+        make each child's namespaces. Two differences make the children's own /proc possible: the
+        outer bubblewrap binds the host's /proc rather than mounting one (bubblewrap covers parts
+        of a /proc it mounts as root, and a covered /proc cannot be mounted again in a nested user
+        namespace); only setpriv and the inner bubblewrap see it, which mounts the fork server's own
+        over it before anything else runs. And a `/home` to mount each child's home on.
+        """
+        if not self.as_root:
+            raise SandboxUnavailable("a sandboxed fork server needs a server running as root")
+        fds: list[int] = []
+        try:
+            system = [*self._system]
+            at = system.index("--proc")
+            system[at : at + 2] = ["--bind", "/proc", "/proc"]
+            root = [*system, "--perms", "0755", "--dir", "/home"]
+            users = [("/etc/passwd", passwd(SANDBOX_UID, view.home)), ("/etc/group", group(SANDBOX_UID))]
+            for destination, data in [*self._etc_files(), *users]:
+                root += ["--perms", "0444", "--file", str(_data_fd(data, fds)), destination]
+            root += [*_view_binds(view), "--chdir", str(view.chdir)]
+            namespaces = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+            if self.network == "none":
+                namespaces.append("--unshare-net")
+            uid = str(host_uid)
+            drop = [
+                str(self.setpriv), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+                "--inh-caps=-all", "--bounding-set=-all", "--",
+            ]  # fmt: skip
+            inner = [
+                self.bwrap, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--unshare-pid", "--cap-drop", "ALL", "--dev-bind", "/", "/", "--proc", "/proc",
+                "--die-with-parent", "--chdir", str(view.chdir),
+                "--", *command, "--seccomp-fd", str(_data_fd(self._filter, fds)),
+            ]  # fmt: skip
+            argv = [self.bwrap, *namespaces, "--die-with-parent", "--new-session", *root, "--", *drop, *inner]
+        except BaseException:
+            Launch([], tuple(fds)).close()
+            raise
+        return Launch(argv, tuple(fds))
+
     def _etc_files(self) -> list[tuple[str, bytes]]:
         """The /etc files to copy in, read now: resolv.conf and hosts may change while the server runs."""
         files = []
