@@ -100,6 +100,33 @@ def read_files(payload):
 
 
 @attack
+def write_files(payload):
+    for path, text in payload["files"].items():
+        Path(path).write_text(text)
+    return {"written": sorted(payload["files"])}
+
+
+@attack
+def unmount(payload):
+    return {path: libc_call("umount2", path.encode(), MNT_DETACH) for path in payload["paths"]}
+
+
+@attack
+def held_files(payload):
+    """Every file descriptor it holds: what it is, and whether it can be written."""
+    held = {}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # listdir's own, closed by now
+        writable = target.startswith("pipe:") and "error" not in python_call(os.write, fd, b"")
+        held[name] = {"target": target, "writable pipe": writable}
+    return held
+
+
+@attack
 def list_dirs(payload):
     return {path: python_call(lambda p: sorted(os.listdir(p)), path) for path in payload["paths"]}
 

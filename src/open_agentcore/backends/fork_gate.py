@@ -26,7 +26,7 @@ def child_pid(gate: socket.socket, timeout: float) -> int:
     gate.settimeout(timeout)
     try:
         data, ancillary, _, _ = gate.recvmsg(1, socket.CMSG_SPACE(_UCRED.size))
-    except socket.timeout:
+    except TimeoutError:
         raise GateRefused(f"the forked child did not reach its gate within {timeout:g}s") from None
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= _UCRED.size:

@@ -139,7 +139,9 @@ class Sandbox:
 class ForkLoop:
     """Waits for fork requests and children's ends; single-threaded, so forking copies no lock held."""
 
-    def __init__(self, control: socket.socket, config: Any, lifeline: int, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, control: socket.socket, config: Any, lifeline: int, sandbox: Sandbox | None = None
+    ) -> None:
         self.control = control
         self.sandbox = sandbox
         self.workers: dict[int, str] = {}
@@ -243,27 +245,46 @@ class ForkLoop:
         worker_main.run(self.config)
 
     def _enter_sandbox(self, sandbox: Sandbox, listener: int, cwd: str) -> None:
-        """Make the session's namespaces, and return in their pid 1, confined; this process stays
-        outside, only to wait for it and exit as it did (the fork server reports that)."""
+        """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
+        them. This process stays outside and pid 1 inside, both confined as well, only to wait:
+        pid 1 reaps what the agent's children leave behind (as bubblewrap's does), and its end
+        ends the namespace; this one exits as the agent did (the fork server reports that)."""
         fork_sandbox.enter_namespaces(sandbox.network)
-        pid = os.fork()
-        if pid == 0:
+        init = os.fork()
+        if init == 0:
             fork_sandbox.become_pid_one()
-            os.chdir(cwd)
             os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
             fork_sandbox.confine(sandbox.program)
-            return
+            agent = os.fork()
+            if agent == 0:
+                os.chdir(cwd)
+                return
+            fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
+            for fd in (listener, self.lifeline):
+                os.close(fd)
+            _exit_as(_reap_until(agent))
         os.close(listener)
         os.close(self.lifeline)
         fork_sandbox.confine(sandbox.program)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(128 - code if code < 0 else code)  # killed by N: 128 + N, as bubblewrap says it
+        _exit_as(_reap_until(init))
+
+
+def _reap_until(pid: int) -> int:
+    """Reap every child until `pid` has ended; its wait status."""
+    while True:
+        try:
+            ended, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+        if ended == pid:
+            return status
+
+
+def _exit_as(status: int) -> None:
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)  # killed by N: 128 + N, as bubblewrap says it
 
 
 def _stop_with_server(lifeline: int) -> None:

@@ -417,8 +417,8 @@ class ProcessBackend:
         except BaseException:
             await self.stop(worker, grace=0)
             raise
-        # Sandboxed, the agent is the child's child: pid 1 of the session's own pid namespace.
-        worker.agent_pid = next(iter(process_tree.children(process.pid)), None) if sandboxed else process.pid
+        # Sandboxed, the agent is pid 2 of the session's own pid namespace, the child of its pid 1.
+        worker.agent_pid = _agent_of(process.pid) if sandboxed else process.pid
         return worker
 
     def fork_servers(self) -> list[int]:
@@ -635,6 +635,13 @@ def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
     except BaseException:
         os.close(listener)
         raise
+
+
+def _agent_of(forked: int) -> int | None:
+    """The agent's process in a sandboxed forked worker: the first child of the first child of
+    the process the fork server forked."""
+    init = next(iter(process_tree.children(forked)), None)
+    return next(iter(process_tree.children(init)), None) if init is not None else None
 
 
 def _made_socket(spec: WorkerSpec) -> Path:
