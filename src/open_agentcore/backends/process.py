@@ -82,8 +82,9 @@ class ProcessBackend:
     (gvisor): where runsc keeps its sandboxes; give the server's own (under its data dir), and the
     sandboxes a crashed server left there are deleted here; None: a private temporary dir.
     `session_start`: "fresh" (each worker a new process) or "fork" (forked by its version's fork
-    server, `fork_server.py`; with --sandbox none only for now, else fresh, saying why in the
-    session's log). Construct it off the event loop: it runs the sandbox once to prove it works.
+    server, `fork_server.py`, sandboxed by `fork_sandbox.py` with bwrap; with none, or bwrap as
+    root with cgroups, else fresh, saying why in the session's log). Construct it off the event
+    loop: it runs the sandbox once to prove it works.
     """
 
     name = "process"
@@ -618,6 +619,10 @@ class ProcessBackend:
             self._limits.close()
         if self._forks is not None:
             self._forks.close_now()
+        for uid in self._fork_uids.values():  # the versions' fork servers and anything they left
+            if process_tree.kill_all_of(uid):
+                self._uids.release(uid)
+        self._fork_uids.clear()
         self._remove_private_state_dir()
 
     def _remove_private_state_dir(self) -> None:
