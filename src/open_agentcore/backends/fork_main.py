@@ -145,6 +145,9 @@ class ForkLoop:
         self.control = control
         self.sandbox = sandbox
         self.workers: dict[int, str] = {}
+        self.intermediates: set[int] = set()  # sandboxed: children gone once they forked a session
+        if sandbox is not None:
+            fork_sandbox.become_subreaper()  # each session's pid 1 is this process's to reap
         self.config = config  # uvicorn's, loaded
         self.lifeline = lifeline
         self.wake_read, self.wake_write = os.pipe()
@@ -185,11 +188,16 @@ class ForkLoop:
             return True
         sys.stdout.flush()
         sys.stderr.flush()
+        # Sandboxed, the child forks the session's pid 1 and exits: the pid 1 is the worker, and
+        # the child says its pid here first.
+        report_read, report_write = os.pipe() if self.sandbox is not None else (-1, -1)
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                self._become_session(request, *fds)
+                if report_read >= 0:
+                    os.close(report_read)
+                self._become_session(request, *fds, report_write)
             except BaseException:
                 traceback.print_exc()
                 code = EXIT_START_FAILED
@@ -199,6 +207,14 @@ class ForkLoop:
                 os._exit(code)
         for fd in fds:
             os.close(fd)
+        if report_read >= 0:
+            os.close(report_write)
+            worker = _read_report(report_read)
+            self.intermediates.add(pid)
+            if worker is None:
+                send(self.control, {"fork_failed": request["fork"], "error": "the session's sandbox failed"})
+                return True
+            pid = worker
         self.workers[pid] = str(request["fork"])
         send(self.control, {"forked": request["fork"], "pid": pid})
         return True
@@ -211,10 +227,15 @@ class ForkLoop:
                 return
             if pid == 0:
                 return
+            if pid in self.intermediates:
+                self.intermediates.discard(pid)
+                continue
             worker = self.workers.pop(pid, None)
             send(self.control, {"exited": pid, "worker": worker, "code": os.waitstatus_to_exitcode(status)})
 
-    def _become_session(self, request: dict[str, Any], listener: int, log: int, gate: int) -> None:
+    def _become_session(
+        self, request: dict[str, Any], listener: int, log: int, gate: int, report: int
+    ) -> None:
         """In the child: shed everything of the fork server's, become the session's, and serve."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -225,48 +246,69 @@ class ForkLoop:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        keep = {0, 1, 2, listener, gate, self.lifeline}
+        keep = {0, 1, 2, listener, gate, self.lifeline, report}
         for fd in open_fds() - keep:
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["environment"])
         os.chdir(request["cwd"])
         random.seed()  # never the same "random" numbers as the sibling sessions
-        # The server learns this process's pid from the kernel (SCM_CREDENTIALS on the gate, in its
-        # own pid namespace), puts it under the session's limits, and only then answers.
-        os.write(gate, b"?")
-        if os.read(gate, 1) != b"1":
-            os._exit(0)  # the server gave this start up
-        os.close(gate)
         if self.sandbox is not None:
-            self._enter_sandbox(self.sandbox, listener, request["cwd"])
+            self._enter_sandbox(self.sandbox, listener, gate, report, request["cwd"])
+        else:
+            _pass_gate(gate)
         threading.Thread(target=_stop_with_server, args=(self.lifeline,), daemon=True).start()
         self.config.fd = listener
         worker_main.run(self.config)
 
-    def _enter_sandbox(self, sandbox: Sandbox, listener: int, cwd: str) -> None:
+    def _enter_sandbox(self, sandbox: Sandbox, listener: int, gate: int, report: int, cwd: str) -> None:
         """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
-        them. This process stays outside and pid 1 inside, both confined as well, only to wait:
-        pid 1 reaps what the agent's children leave behind (as bubblewrap's does), and its end
-        ends the namespace; this one exits as the agent did (the fork server reports that)."""
+        them. This process forks their pid 1, says its pid on `report`, and exits; the pid 1 (the
+        worker the server sees, the fork server's to reap) passes the gate, then mounts, confines
+        itself, forks the agent, and only reaps (as bubblewrap's does) until the agent's end, which
+        is its own exit code, and the end of the namespace."""
         fork_sandbox.enter_namespaces(sandbox.network)
         init = os.fork()
-        if init == 0:
-            fork_sandbox.become_pid_one()
-            os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
-            fork_sandbox.confine(sandbox.program)
-            agent = os.fork()
-            if agent == 0:
-                os.chdir(cwd)
-                return
-            fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
-            for fd in (listener, self.lifeline):
-                os.close(fd)
-            _exit_as(_reap_until(agent))
-        os.close(listener)
-        os.close(self.lifeline)
+        if init != 0:
+            os.write(report, init.to_bytes(4, "little"))
+            os._exit(0)
+        os.close(report)
+        os.setsid()
+        _pass_gate(gate)
+        fork_sandbox.become_pid_one()
+        os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
         fork_sandbox.confine(sandbox.program)
-        _exit_as(_reap_until(init))
+        agent = os.fork()
+        if agent == 0:
+            os.chdir(cwd)
+            return
+        fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
+        for fd in (listener, self.lifeline):
+            os.close(fd)
+        _exit_as(_reap_until(agent))
+
+
+def _pass_gate(gate: int) -> None:
+    """Wait at the gate: the server learns this process's pid from the kernel (SCM_CREDENTIALS, in
+    its own pid namespace), puts it under the session's limits, and only then answers."""
+    os.write(gate, b"?")
+    if os.read(gate, 1) != b"1":
+        os._exit(0)  # the server gave this start up
+    os.close(gate)
+
+
+def _read_report(report: int) -> int | None:
+    """The pid a sandboxed child forked (its session's pid 1), or None if it failed first."""
+    try:
+        data = b""
+        while len(data) < 4:
+            chunk = os.read(report, 4 - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return int.from_bytes(data, "little")
+    finally:
+        os.close(report)
 
 
 def _reap_until(pid: int) -> int:

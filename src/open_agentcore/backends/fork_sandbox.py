@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import signal
 
 HOME = "/home/agent"
 TMPDIR = "/tmp"  # noqa: S108 - the session's own tmpfs
@@ -27,7 +26,7 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x4000, 0x40000
-_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_DUMPABLE = 4
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
@@ -54,10 +53,11 @@ def _check(result: int, what: str) -> None:
 
 
 def enter_namespaces(network: bool) -> None:
-    """Make the calling process's own user (uid 1000 mapped to the fork server's), mount, IPC, UTS,
-    cgroup and pid namespaces; the pid one holds only the children made after this call."""
+    """Make the calling process's own user (uid 1000 mapped to the fork server's), mount, IPC, UTS
+    and pid namespaces; the pid one holds only the children made after this call. (The cgroup one
+    is made by `become_pid_one`, once the server has put it in the session's cgroups.)"""
     uid, gid = os.getuid(), os.getgid()
-    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS | _CLONE_NEWCGROUP | _CLONE_NEWPID
+    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS | _CLONE_NEWPID
     if not network:
         flags |= _CLONE_NEWNET
     _check(_libc.unshare(flags), "unshare")
@@ -67,11 +67,17 @@ def enter_namespaces(network: bool) -> None:
             file.write(data)
 
 
+def become_subreaper() -> None:
+    """Make the calling process (the fork server) the parent of its grandchildren once their
+    parent has exited: each session's pid 1 is then its child, to reap and report."""
+    _check(_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER")
+
+
 def become_pid_one() -> None:
-    """In the child that is pid 1 of the new pid namespace: die with the process that forked it
-    (which waits for it: only a SIGKILL from the server ends it first, and the session's cgroup
-    then goes too), and mount this namespace's own /proc and private /tmp, /home and /dev/shm."""
-    _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")
+    """In the child that is pid 1 of the new pid namespace, once it is in the session's cgroups:
+    make its cgroup namespace (its cgroup is the root it sees), and mount this namespace's own
+    /proc and private /tmp, /home and /dev/shm."""
+    _check(_libc.unshare(_CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
     _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
     # What the fork server sees under them (the version's code, say, when the data dir is in /tmp)
     # stays: held open before the cover, bound again on top of it.

@@ -643,10 +643,8 @@ def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
 
 
 def _agent_of(forked: int) -> int | None:
-    """The agent's process in a sandboxed forked worker: the first child of the first child of
-    the process the fork server forked."""
-    init = next(iter(process_tree.children(forked)), None)
-    return next(iter(process_tree.children(init)), None) if init is not None else None
+    """The agent's process in a sandboxed forked worker: the first child of its pid 1."""
+    return next(iter(process_tree.children(forked)), None)
 
 
 def _made_socket(spec: WorkerSpec) -> Path:
