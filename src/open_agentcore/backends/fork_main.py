@@ -197,7 +197,8 @@ class ForkLoop:
             try:
                 if report_read >= 0:
                     os.close(report_read)
-                self._become_session(request, *fds, report_write)
+                listener, log, gate = fds
+                self._become_session(request, listener, log, gate, report_write)
             except BaseException:
                 traceback.print_exc()
                 code = EXIT_START_FAILED
