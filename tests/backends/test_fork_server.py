@@ -202,6 +202,30 @@ def test_a_crashed_fork_server_takes_no_session_with_it_and_is_started_again(tmp
     assert before == still and crashed != again and how == "fork"
 
 
+def test_a_crashed_sandboxed_fork_server_ends_its_versions_sessions_and_is_started_again() -> None:
+    """Sandboxed, a session's pid namespace nests in its fork server's: a fork server's crash ends
+    them (each with a reason), and the next session gets a new fork server."""
+    root = readable_root()
+    session_target = target(root)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int, str]:
+        await call(sessions, session_target, "a")
+        live = sessions.get(session_target.runtime_id, "a")
+        assert live is not None and isinstance(live.handle, ProcessWorker)
+        (crashed,) = backend.fork_servers()
+        os.kill(crashed, signal.SIGKILL)
+        await until(lambda: backend.fork_servers() == [] and not live.handle.alive())
+        await call(sessions, session_target, "b")
+        (again,) = backend.fork_servers()
+        return crashed, again, started_by(sessions, session_target, "b")
+
+    try:
+        crashed, again, how = scenario(body, sandbox="bwrap")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert crashed != again and how == "fork"
+
+
 def test_a_versions_last_worker_stops_its_fork_server_and_versions_have_their_own(tmp_path: Path) -> None:
     first, second = target(tmp_path), target(tmp_path, runtime_id="other-Ab12Cd34Ef")
 
