@@ -103,6 +103,8 @@ def test_fork_servers_run_confined_as_their_versions_uid_without_the_data_dir(
         uids.add(uid)
         assert int(uid) >= 2_000_000_000
         assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == 0 and status["NoNewPrivs"] == "1"
+        # A filter of its own from before the agent's import (a worker's but for unshare and mount).
+        assert status["Seccomp"] == "2"
         root = Path(f"/proc/{pid}/root")
         assert not (root / server.data_dir.relative_to("/") / "admin-credentials.json").exists()
         assert not (root / server.data_dir.relative_to("/") / "w").exists()

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--graceful-seconds", type=int, default=10)
     parser.add_argument("--seccomp-fd", type=int, help="sandboxed: each session's seccomp filter")
+    parser.add_argument("--own-seccomp-fd", type=int, help="sandboxed: this process's seccomp filter")
     parser.add_argument("--no-network", action="store_true", help="sandboxed: sessions get no network")
     args = parser.parse_args(argv)
     worker_main.die_with_parent()
@@ -105,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seccomp_fd is not None:
         with os.fdopen(args.seccomp_fd, "rb") as program:
             sandbox = Sandbox(program.read(), network=not args.no_network)
+    if args.own_seccomp_fd is not None:
+        # Before the agent's import runs anything: all of a worker's filter but what the children
+        # need to make their sandboxes.
+        with os.fdopen(args.own_seccomp_fd, "rb") as program:
+            fork_sandbox.install_filter(program.read())
     fds_before = open_fds()
     try:
         app = worker_main.find_app(worker_main.load_entrypoint(args.code_dir, args.entrypoint))
