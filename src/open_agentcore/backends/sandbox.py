@@ -150,11 +150,11 @@ class Bubblewrap:
         installed before it imports the agent) appended to `command`.
 
         Like a worker's sandbox, with a filter that lets `unshare` and `mount` through and user
-        namespaces allowed, since it must make each child's namespaces. Two differences make the
-        children's own /proc possible: the outer bubblewrap binds the host's /proc rather than mounting one (bubblewrap covers parts
-        of a /proc it mounts as root, and a covered /proc cannot be mounted again in a nested user
-        namespace); only setpriv and the inner bubblewrap see it, which mounts the fork server's own
-        over it before anything else runs. And a `/home` to mount each child's home on.
+        namespaces allowed, since it must make each child's namespaces. The outer bubblewrap binds
+        the host's /proc rather than mounting one, for the children's own /proc: bubblewrap covers
+        parts of a /proc it mounts as root, and a covered /proc cannot be mounted again in a nested
+        user namespace. Only setpriv and the inner bubblewrap see it, which mounts the fork
+        server's own over it before anything else runs. And a `/home` to mount each child's home on.
         """
         if not self.as_root:
             raise SandboxUnavailable("a sandboxed fork server needs a server running as root")
