@@ -144,3 +144,17 @@ def confine(program: bytes) -> None:
     """Everything after the mounts: no capability left, then the filter."""
     drop_privileges()
     install_filter(program)
+
+
+__all__ = [
+    "HOME",
+    "TMPDIR",
+    "SandboxSetupFailed",
+    "become_pid_one",
+    "become_subreaper",
+    "confine",
+    "drop_privileges",
+    "enter_namespaces",
+    "install_filter",
+    "not_dumpable",
+]
