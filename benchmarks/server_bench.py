@@ -11,10 +11,10 @@ without. Both and their workers run on core 0; this process drives them from cor
   the server's RSS growth, extrapolated to how many idle sessions fit in 24 GiB.
 - a burst: BURST new sessions at once on the warm-pool server, twice (the pool grows to the
   first burst's size, so the second should find every worker ready); first byte of each.
-- session start, fresh vs fork: two more servers with `--sandbox none` (the fork server's only
-  mode for now), one `--session-start fresh` (today's path) and one `--session-start fork`,
-  both without a warm pool: cold first byte in turns, then N idle sessions on each (a forked
-  session's PSS plus its share of its fork server's).
+- session start, fresh vs fork: two more servers with `--sandbox bwrap` (`--start-sandbox`), one
+  `--session-start fresh` and one `--session-start fork`, both without a warm pool: cold first
+  byte in turns, then N idle sessions on each (a forked session's PSS, its reaper and the process
+  that forked it included, plus its share of its fork server's whole sandbox).
 """
 
 from __future__ import annotations
@@ -254,7 +254,14 @@ def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int)
     memory = [session_memory(int(session["pid"])) for session in sessions]
     after = rss_kib(server.pid)
     server_growth = (after - before) / count
-    fork_servers = sum(smaps_rollup(pid)["Pss"] for pid in server.fork_server_pids())
+    # A fork server's whole sandbox (bubblewrap's processes too), less the sessions forked in it.
+    in_sessions = {pid for session in sessions for pid in process_tree(int(session["pid"]))}
+    fork_servers = sum(
+        smaps_rollup(pid)["Pss"]
+        for outer in server.fork_server_pids()
+        for pid in process_tree(outer)
+        if pid not in in_sessions
+    )
     mean = {f.name: statistics.mean(getattr(m, f.name) for m in memory) for f in fields(SessionMemory)}
     per_session = mean["pss"] + mean["page_tables"] + max(0.0, server_growth) + fork_servers / len(memory)
     return {
@@ -382,7 +389,8 @@ def _memory_rows(memory: dict[str, Any]) -> tuple[list[str], list[bool]]:
 
 
 def _start_path_rows(results: dict[str, Any]) -> tuple[list[str], list[bool]]:
-    """Fresh vs fork, both `--sandbox none`: cold first byte and idle memory, with the issue's targets."""
+    """Fresh vs fork, same sandbox: cold first byte and idle memory, with the issue's targets."""
+    box = f"--sandbox {results.get('start_sandbox', 'none')}"
     fresh, fork = results["start_paths"]["fresh_ms"], results["start_paths"]["fork_ms"]
     fresh_p50, fork_p50 = statistics.median(fresh), statistics.median(fork)
     memory_fresh, memory_fork = results["memory_fresh"], results["memory_fork"]
@@ -392,21 +400,21 @@ def _start_path_rows(results: dict[str, Any]) -> tuple[list[str], list[bool]]:
     fork_server = memory_fork["fork_server_pss_kib"] / MIB
     rows = [
         _row(
-            "new session → first byte, cold, fresh process, --sandbox none (ms)", _ms(fresh_p50),
+            f"new session → first byte, cold, fresh process, {box} (ms)", _ms(fresh_p50),
             f"{_ms(max(fresh))} (max)", f"{len(fresh)} samples", "", "", "",
         ),
         _row(
-            "new session → first byte, cold, forked, --sandbox none (ms)", _ms(fork_p50),
+            f"new session → first byte, cold, forked, {box} (ms)", _ms(fork_p50),
             f"{_ms(max(fork))} (max)", f"{len(fork)} samples", f"{fork_p50 / fresh_p50:.3f}× fresh",
             "p50 < 50 ms", _verdict(checks[0]),
         ),
         _row(
-            f"PSS per idle session, fresh, --sandbox none (MiB), {memory_fresh['sessions']} sessions",
+            f"PSS per idle session, fresh, {box} (MiB), {memory_fresh['sessions']} sessions",
             f"{pss_fresh:.1f} (mean)", f"{memory_fresh['max_pss_kib'] / MIB:.1f} (max)",
             f"{memory_fresh['sessions_in_24_gib']:,} in 24 GiB", "", "", "",
         ),
         _row(
-            f"PSS per idle session, forked (MiB), {memory_fork['sessions']} sessions",
+            f"PSS per idle session, forked, {box} (MiB), {memory_fork['sessions']} sessions",
             f"{pss_fork:.1f} (mean)",
             f"{memory_fork['max_pss_kib'] / MIB:.1f} (max)",
             f"incl. a share of the fork server's {fork_server:.1f}; "
@@ -482,11 +490,12 @@ def run(settings: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_start_paths(settings: argparse.Namespace, results: dict[str, Any]) -> None:
-    """Fresh vs fork on two `--sandbox none` servers started for this: first byte, then memory."""
-    none = ("--sandbox", "none", "--session-start")
+    """Fresh vs fork on two servers with the same sandbox, started for this: first byte, then memory."""
+    sandbox = ("--sandbox", settings.start_sandbox, "--session-start")
+    results["start_sandbox"] = settings.start_sandbox
     with (
-        running_server(warm_pool=0, options=(*none, "fresh")) as fresh_server,
-        running_server(warm_pool=0, options=(*none, "fork")) as fork_server,
+        running_server(warm_pool=0, options=(*sandbox, "fresh")) as fresh_server,
+        running_server(warm_pool=0, options=(*sandbox, "fork")) as fork_server,
     ):
         fresh = (fresh_server, *fresh_server.deploy(AGENT, "hello_fresh"))
         fork = (fork_server, *fork_server.deploy(AGENT, "hello_fork"))
@@ -506,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         "--sessions", type=int, default=60, help="idle sessions for the memory figure (default 60)"
     )
     parser.add_argument("--quick", action="store_true", help="one short round, for a smoke check")
+    parser.add_argument(
+        "--start-sandbox", choices=["bwrap", "none"], default="bwrap",
+        help="the sandbox of the fresh-vs-fork servers (default bwrap: every protection on)",
+    )  # fmt: skip
     settings = parser.parse_args(argv)
     settings.pairs, settings.starts = 400, 3
     if settings.quick:

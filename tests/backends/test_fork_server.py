@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from open_agentcore.backends import LimitMode, ProcessBackend, ProcessWorker, SessionLimits
+from open_agentcore.backends import LimitMode, ProcessBackend, ProcessWorker, SessionLimits, process
+from open_agentcore.backends.limits import detect_limits
 from open_agentcore.backends.process import probe_bwrap
 from open_agentcore.sessions import SessionConfig, SessionManager, SessionTarget
 from tests.conftest import wait_until
@@ -201,6 +202,30 @@ def test_a_crashed_fork_server_takes_no_session_with_it_and_is_started_again(tmp
     assert before == still and crashed != again and how == "fork"
 
 
+def test_a_crashed_sandboxed_fork_server_ends_its_versions_sessions_and_is_started_again() -> None:
+    """Sandboxed, a session's pid namespace nests in its fork server's: a fork server's crash ends
+    them (each with a reason), and the next session gets a new fork server."""
+    root = readable_root()
+    session_target = target(root)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, int, str]:
+        await call(sessions, session_target, "a")
+        live = sessions.get(session_target.runtime_id, "a")
+        assert live is not None and isinstance(live.handle, ProcessWorker)
+        (crashed,) = backend.fork_servers()
+        os.kill(crashed, signal.SIGKILL)
+        await until(lambda: backend.fork_servers() == [] and not live.handle.alive())
+        await call(sessions, session_target, "b")
+        (again,) = backend.fork_servers()
+        return crashed, again, started_by(sessions, session_target, "b")
+
+    try:
+        crashed, again, how = scenario(body, sandbox="bwrap")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert crashed != again and how == "fork"
+
+
 def test_a_versions_last_worker_stops_its_fork_server_and_versions_have_their_own(tmp_path: Path) -> None:
     first, second = target(tmp_path), target(tmp_path, runtime_id="other-Ab12Cd34Ef")
 
@@ -299,10 +324,55 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_with_a_sandbox_sessions_start_fresh_and_their_log_says_why(tmp_path: Path) -> None:
+def readable_root() -> Path:
+    """A dir for code that sandboxed workers, running as a uid of nobody's, can read (pytest's
+    tmp_path is root's alone)."""
+    root = Path(tempfile.mkdtemp(prefix="oacf-code-", dir="/tmp"))
+    root.chmod(0o755)
+    return root
+
+
+def test_with_bwrap_sessions_are_forked_into_a_sandbox_each_under_its_limits() -> None:
     if (why := probe_bwrap()) is not None:
         pytest.fail(f"bubblewrap must work on the test machine: {why}")
-    session_target = target(tmp_path)
+    root = readable_root()
+    session_target = target(root)
+    limits = SessionLimits(memory_bytes=3 * 1024**3, cpus=1.0, pids=256)
+
+    async def body(
+        sessions: SessionManager, backend: ProcessBackend
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        replies = [await call(sessions, session_target, session_id) for session_id in ("a", "b")]
+        assert [started_by(sessions, session_target, s) for s in ("a", "b")] == ["fork", "fork"]
+        assert backend.session_start_mode() == "fork" and len(backend.fork_servers()) == 1
+        cgroups = []
+        for session_id in ("a", "b"):
+            live = sessions.get(session_target.runtime_id, session_id)
+            assert live is not None and isinstance(live.handle, ProcessWorker)
+            assert live.handle.agent_pid is not None
+            cgroups.append(Path(f"/proc/{live.handle.agent_pid}/cgroup").read_text())
+            assert live.handle.worker_id in cgroups[-1]
+        return replies, cgroups
+
+    try:
+        (a, b), (cgroup_a, cgroup_b) = scenario(body, sandbox="bwrap", limits=limits)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    # Each is pid 2 (its reaper is 1) of its own pid namespace, with its own home and environment.
+    assert a["pid"] == b["pid"] == 2
+    assert a["home"] == b["home"] == "/home/agent"
+    assert (a["session"], b["session"]) == ("a", "b") and a["random"] != b["random"]
+    assert cgroup_a != cgroup_b
+
+
+def test_with_bwrap_but_no_cgroups_sessions_start_fresh_and_their_log_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host without cgroups cannot be made here: the server is shown an empty cgroup tree instead.
+    empty = Path(tempfile.mkdtemp(prefix="oacf-nocg-"))
+    monkeypatch.setattr(process, "detect_limits", lambda limits: detect_limits(limits, cgroup_root=empty))
+    root = readable_root()
+    session_target = target(root)
 
     async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[str, str, str]:
         await call(sessions, session_target, "a")
@@ -312,6 +382,12 @@ def test_with_a_sandbox_sessions_start_fresh_and_their_log_says_why(tmp_path: Pa
             backend.session_start_mode(),
         )
 
-    how, log, mode = scenario(body, sandbox="bwrap")
-    assert how == "fresh" and mode.startswith("fresh (the fork server runs only with --sandbox none")
-    assert "session started as a fresh process: the fork server runs only with --sandbox none" in log
+    try:
+        how, log, mode = scenario(body, sandbox="bwrap", limits=SessionLimits())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        empty.rmdir()
+    assert how == "fresh" and mode.startswith(
+        "fresh (sandboxed forked sessions share their version's host uid"
+    )
+    assert "session started as a fresh process: sandboxed forked sessions share" in log

@@ -137,6 +137,20 @@ def test_each_denied_call_is_refused_and_everything_else_in_range_allowed(arch: 
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES, ids=lambda arch: arch.name)
+def test_a_fork_servers_filter_lets_through_only_unshare_and_mount_of_what_a_workers_refuses(
+    arch: Architecture,
+) -> None:
+    worker = seccomp.filter_program(arch)
+    fork_server = seccomp.filter_program(arch, allowed=("unshare", "mount"))
+    let_through = {arch.numbers["unshare"], arch.numbers["mount"]}
+    for nr in range(0, 1024):
+        verdicts = [
+            run_filter(program, seccomp_data(nr, arch.audit_arch)) for program in (worker, fork_server)
+        ]
+        assert verdicts[1] == (ALLOW if nr in let_through else verdicts[0]), nr
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=lambda arch: arch.name)
 def test_a_foreign_abi_is_refused_before_the_number_is_looked_at(arch: Architecture) -> None:
     program = seccomp.filter_program(arch)
     for foreign in (AUDIT_ARCH_I386, AUDIT_ARCH_ARM, 0):

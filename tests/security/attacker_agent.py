@@ -100,6 +100,33 @@ def read_files(payload):
 
 
 @attack
+def write_files(payload):
+    for path, text in payload["files"].items():
+        Path(path).write_text(text)
+    return {"written": sorted(payload["files"])}
+
+
+@attack
+def unmount(payload):
+    return {path: libc_call("umount2", path.encode(), MNT_DETACH) for path in payload["paths"]}
+
+
+@attack
+def held_files(payload):
+    """Every file descriptor it holds: what it is, and whether it can be written."""
+    held = {}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # listdir's own, closed by now
+        writable = target.startswith("pipe:") and "error" not in python_call(os.write, fd, b"")
+        held[name] = {"target": target, "writable pipe": writable}
+    return held
+
+
+@attack
 def list_dirs(payload):
     return {path: python_call(lambda p: sorted(os.listdir(p)), path) for path in payload["paths"]}
 
@@ -338,12 +365,12 @@ def everyday_work(payload):
 def home_and_tmp(payload):
     home, tmpdir = Path(os.environ["HOME"]), Path(os.environ["TMPDIR"])
     (home / "notes.txt").write_text("mine")
-    (tmpdir / "scratch").write_bytes(b"x" * 1024)
+    (tmpdir / "tmpdir-scratch").write_bytes(b"x" * 1024)
     Path("/tmp/shared-tmp").write_text("private /tmp")
     context = ssl.create_default_context()
     return {
         "home": (home / "notes.txt").read_text(),
-        "tmpdir": (tmpdir / "scratch").stat().st_size,
+        "tmpdir": (tmpdir / "tmpdir-scratch").stat().st_size,
         "tmp": Path("/tmp/shared-tmp").read_text(),
         "user": pwd.getpwuid(os.getuid()).pw_name,
         "ca certificates": context.cert_store_stats()["x509_ca"],

@@ -59,11 +59,19 @@ def invoke(payload, context):
 MEMORY = 160 * 1024 * 1024
 
 
+@pytest.fixture(scope="module", params=["fresh", "fork"])
+def session_start(request: pytest.FixtureRequest) -> str:
+    """Sessions that start fresh, and sessions forked by their version's fork server (sandboxed alike)."""
+    started: str = request.param
+    return started
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def server(session_start: str) -> Iterator[Server]:
+    limits = {"session_memory": MEMORY, "session_pids": 48, "session_cpus": 0.25}
     with (
         short_data_dir() as data_dir,
-        running_server(data_dir, session_memory=MEMORY, session_pids=48, session_cpus=0.25) as running,
+        running_server(data_dir, session_start=session_start, **limits) as running,
     ):
         yield running
 
@@ -137,10 +145,14 @@ def test_a_process_storm_hits_the_session_pids_limit(server: Server, hog: dict[s
     assert invoke(server, arn, "another-session-after-the-storm-000004", {})["kept"] == 0
 
 
-def test_each_worker_is_in_cgroups_with_the_servers_limits(server: Server, hog: dict[str, Any]) -> None:
+def test_each_worker_is_in_cgroups_with_the_servers_limits(
+    server: Server, hog: dict[str, Any], session_start: str
+) -> None:
     arn, runtime_id = hog["agentRuntimeArn"], hog["agentRuntimeId"]
     session = "a-measured-session-000000000000000005"
     invoke(server, arn, session, {})
+    (listed,) = [entry for entry in sessions(server, runtime_id) if entry["sessionId"] == session]
+    assert listed["startedBy"] == session_start
     pid = worker_pid(server, runtime_id, session)
     assert int(cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text()) == MEMORY
     assert cgroup_file(pid, "pids", "pids.max").read_text().strip() == "48"

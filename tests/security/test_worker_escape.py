@@ -69,6 +69,7 @@ class Server:
     data_dir: Path
     code_dir: Path
     workers: list[ProcessWorker]
+    session_start: str = "fresh"
 
     def start(self, name: str, backend: ProcessBackend | None = None) -> ProcessWorker:
         spec = WorkerSpec(
@@ -110,9 +111,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["fresh", "fork"])
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Every attack is tried from a fresh worker, and again from a session forked by its version's
+    sandboxed fork server (`--session-start fork`)."""
     assert os.geteuid() == 0, "these attacks are about a server run as root"
+    session_start: str = request.param
     data_dir = tmp_path_factory.mktemp("data")
     data_dir.chmod(0o700)
     (data_dir / "admin-credentials.json").write_text(
@@ -126,12 +130,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         path.chmod(0o444 if path.is_file() else 0o555)
     loop = EventLoopThread()
     workers: list[ProcessWorker] = []
-    backend = ProcessBackend(sandbox="bwrap")
+    backend = ProcessBackend(sandbox="bwrap", session_start=session_start)
     try:
-        yield Server(loop, backend, data_dir, code_dir, workers)
+        yield Server(loop, backend, data_dir, code_dir, workers, session_start)
     finally:
         for worker in workers:
             loop.run(backend.stop(worker, grace=0))
+        backend.close()
         loop.close()
 
 
@@ -167,6 +172,12 @@ def test_on_the_host_the_agent_runs_as_its_own_uid_not_root(
         assert pythons, "the agent's interpreter is a descendant of the worker's process"
         return {uid for pid in pythons for uid in host_status(pid)["Uid"].split()}
 
+    if attacker.started_by == "fork":
+        # Sessions of one version share its fork server's host uid (none of root's, nobody's):
+        # kept apart by namespaces, without capabilities, and by their cgroups.
+        (uid,) = agent_uids(attacker)
+        assert agent_uids(victim) == {uid} and int(uid) >= 2_000_000_000
+        return
     assert agent_uids(attacker) == {str(attacker.host_uid)}
     assert agent_uids(victim) == {str(victim.host_uid)}
     assert attacker.host_uid != victim.host_uid
@@ -200,13 +211,19 @@ def test_root_home_and_the_data_dir_show_nothing_of_the_host(server: Server, att
         Path(path).relative_to("/root").parts[0] for path in sys.path if path.startswith("/root/")
     }
     assert set(listed["/root"].get("result", [])) <= visible_under_root, listed["/root"]
-    for missing in ("/home", "/var", "/sys"):
+    forked = attacker.started_by == "fork"
+    for missing in ("/var", "/sys", *([] if forked else ["/home"])):
         assert listed[missing]["error"] == "FileNotFoundError", listed[missing]
+    if forked:  # a forked session's home is in its own /home, a tmpfs
+        assert listed["/home"]["result"] == ["agent"]
     etc = set(listed["/etc"]["result"])
     assert {"passwd", "group", "resolv.conf", "hosts"} <= etc
     assert not etc & {"shadow", "gshadow", "ssh", "sudoers", "subuid", "machine-id", "hostname"}
     assert set(listed[str(server.data_dir)]["result"]) <= {"code", "w"}
-    assert listed[str(server.data_dir / "w")]["result"] == ["wattacker"]
+    if forked:  # no work dir of its own is shown to it, either
+        assert listed[str(server.data_dir / "w")]["error"] == "FileNotFoundError"
+    else:
+        assert listed[str(server.data_dir / "w")]["result"] == ["wattacker"]
 
 
 # Mounts -------------------------------------------------------------------------------------
@@ -252,7 +269,10 @@ def test_another_sessions_files_and_socket_are_out_of_reach(
     )
     assert reached[diary]["error"] == "FileNotFoundError"
     assert reached["socket"]["error"] == "FileNotFoundError"
-    assert reached["work_root"]["result"] == ["wattacker"]
+    if attacker.started_by == "fork":
+        assert reached["work_root"]["error"] == "FileNotFoundError"
+    else:
+        assert reached["work_root"]["result"] == ["wattacker"]
 
 
 def test_other_pids_are_invisible_and_killing_a_host_pid_does_nothing(
@@ -260,8 +280,9 @@ def test_other_pids_are_invisible_and_killing_a_host_pid_does_nothing(
 ) -> None:
     seen = attack(attacker, "processes", pid=victim.pid)
     assert seen["kill host pid"]["error"] == "ProcessLookupError"
-    # bubblewrap's init and the inner bubblewrap; the agent and its own children are all else.
-    assert sorted(seen["seen"].values()).count(sys.executable) == 1
+    # bubblewrap's init and the inner bubblewrap (a forked session's reaper, a fork of the agent's
+    # interpreter); the agent and its own children are all else.
+    assert sorted(seen["seen"].values()).count(sys.executable) == (2 if attacker.started_by == "fork" else 1)
     assert all(
         program in (sys.executable, "?", shutil.which("bwrap")) for program in seen["seen"].values()
     ), seen
@@ -270,6 +291,14 @@ def test_other_pids_are_invisible_and_killing_a_host_pid_does_nothing(
 
 def test_kill_minus_one_ends_only_the_attackers_own_sandbox(server: Server, victim: ProcessWorker) -> None:
     doomed = server.start("wdoomed")
+    if doomed.started_by == "fork":
+        # Pid 1 of its own namespace, with nothing else in it: kill(-1) finds no process to signal.
+        with pytest.raises(AssertionError, match="No such process"):
+            attack(doomed, "kill_everyone")
+        assert doomed.alive() and victim.alive() and server.backend.fork_servers()
+        server.stop(doomed)
+        assert attack(victim, "status")["Seccomp"] == "2"
+        return
     # The reply may or may not get out before the sandbox goes down around it.
     with contextlib.suppress(httpx.HTTPError):
         attack(doomed, "kill_everyone")
@@ -285,9 +314,12 @@ def test_the_agent_cannot_swap_its_log_or_socket_for_a_link_the_server_would_fol
     tried = attack(
         attacker, "swap_log", work_dir=str(work_dir), target=str(server.data_dir / "admin-credentials.json")
     )
-    # Its home and tmp are bound inside; the directory around them is the sandbox's, not writable.
-    assert set(tried["see work dir"]["result"]) <= {"home", "tmp"}
-    assert tried["link"]["error"] == "PermissionError"
+    if attacker.started_by == "fork":  # its home and tmp are its own tmpfs: no work dir is shown
+        assert tried["see work dir"]["error"] == tried["link"]["error"] == "FileNotFoundError"
+    else:
+        # Its home and tmp are bound inside; the directory around them is the sandbox's, not writable.
+        assert set(tried["see work dir"]["result"]) <= {"home", "tmp"}
+        assert tried["link"]["error"] == "PermissionError"
     assert not (work_dir / "worker.log").is_symlink() and not (work_dir / "worker.sock").is_symlink()
     assert "s3cret" not in attacker.log_path.read_text(errors="replace")
 
@@ -300,7 +332,8 @@ def test_ptrace_and_reading_another_process_memory_are_refused(attacker: Process
     assert tried["ptrace attach"] == REFUSED
     assert tried["ptrace seize"] == REFUSED
     assert tried["process_vm_readv"] == REFUSED
-    # bubblewrap's own processes in the sandbox: their memory would be a way around the filter.
+    # bubblewrap's own processes in the sandbox (a forked session's reaper, pid 1 of its namespace):
+    # their memory would be a way around the filter.
     assert tried["other processes' memory"]
     for outcome in tried["other processes' memory"].values():
         assert outcome["error"] == "PermissionError", tried
@@ -379,7 +412,7 @@ def test_raw_sockets_are_refused(attacker: ProcessWorker) -> None:
 
 
 def test_with_no_network_a_loopback_listener_of_the_host_sees_nothing(server: Server) -> None:
-    isolated = ProcessBackend(sandbox="bwrap", network="none")
+    isolated = ProcessBackend(sandbox="bwrap", network="none", session_start=server.session_start)
     worker = server.start("wisolated", isolated)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -426,6 +459,14 @@ def test_the_agent_writes_its_home_and_tmp_and_has_tls_and_names(attacker: Proce
 
 def test_after_stop_nothing_runs_as_the_workers_uid(server: Server) -> None:
     worker = server.start("wshortlived")
+    if worker.started_by == "fork":
+        # Its uid is its version's (the fork server's and its siblings'): what must be gone is the
+        # session's own processes, whatever they started.
+        attack(worker, "everyday_work")
+        mine = [worker.pid, *descendants(worker.pid)]
+        server.stop(worker)
+        assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in mine), timeout=5)
+        return
     uid = str(worker.host_uid)
     server.stop(worker)
 

@@ -58,11 +58,21 @@ def test_sessions_are_forked_through_the_server_and_keep_their_state(short_data_
         assert {s["startedFrom"] for s in listed if s["sessionId"] == first} <= {"warm", "warming"}
 
 
-def test_fork_with_a_sandbox_starts_sessions_fresh_and_says_so(short_data_dir: Path) -> None:
+def test_with_bwrap_sessions_are_forked_each_into_its_own_sandbox(short_data_dir: Path) -> None:
     with running_server(short_data_dir, sandbox="bwrap", session_start="fork") as server:
         health = server.signed("GET", "/_agentcore/health").json()
-        assert health["protections"]["session_start"].startswith("fresh (the fork server runs only with")
+        assert (
+            health["protections"]["sandbox"] == "bwrap" and health["protections"]["session_start"] == "fork"
+        )
         created = server.deploy({"agent.py": AGENT}, "sandboxed")
-        invoke(server, created["agentRuntimeArn"], "c" * 33, "hello")
-        log = session_log(server, created["agentRuntimeId"], "c" * 33)
-        assert "session started as a fresh process: the fork server runs only with --sandbox none" in log
+        runtime_id, arn = created["agentRuntimeId"], created["agentRuntimeArn"]
+        first, mine = "c" * 33, "d" * 33
+        invoke(server, arn, first, "hello")
+        again = invoke(server, arn, first, "again")
+        other = invoke(server, arn, mine, "elsewhere")
+        assert again["turns"] == ["hello", "again"] and other["turns"] == ["elsewhere"]
+        # Each agent is pid 2 of a pid namespace of its own (its reaper is 1).
+        assert again["pid"] == other["pid"] == 2
+        listed = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions").json()["sessions"]
+        assert {(s["sessionId"], s["startedBy"]) for s in listed} == {(first, "fork"), (mine, "fork")}
+        assert "session forked by its version's fork server" in session_log(server, runtime_id, mine)

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from . import worker_main
+    from . import fork_sandbox, worker_main
 except ImportError:  # run by path, as the server does: this file's dir is on sys.path
+    import fork_sandbox  # type: ignore[no-redef,import-not-found]
     import worker_main  # type: ignore[no-redef,import-not-found]
 
 EXIT_START_FAILED = 3
@@ -95,9 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
     parser.add_argument("--graceful-seconds", type=int, default=10)
+    parser.add_argument("--seccomp-fd", type=int, help="sandboxed: each session's seccomp filter")
+    parser.add_argument("--own-seccomp-fd", type=int, help="sandboxed: this process's seccomp filter")
+    parser.add_argument("--no-network", action="store_true", help="sandboxed: sessions get no network")
     args = parser.parse_args(argv)
     worker_main.die_with_parent()
     control = socket.socket(fileno=args.control_fd)
+    sandbox: Sandbox | None = None
+    if args.seccomp_fd is not None:
+        with os.fdopen(args.seccomp_fd, "rb") as program:
+            sandbox = Sandbox(program.read(), network=not args.no_network)
+    if args.own_seccomp_fd is not None:
+        # Before the agent's import runs anything: all of a worker's filter but what the children
+        # need to make their sandboxes.
+        with os.fdopen(args.own_seccomp_fd, "rb") as program:
+            fork_sandbox.install_filter(program.read())
     fds_before = open_fds()
     try:
         app = worker_main.find_app(worker_main.load_entrypoint(args.code_dir, args.entrypoint))
@@ -117,14 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     # (and so unshare) the pages they sit on.
     gc.freeze()
     send(control, {"ready": os.getpid()})
-    return ForkLoop(control, config, args.lifeline_fd).run()
+    return ForkLoop(control, config, args.lifeline_fd, sandbox).run()
+
+
+class Sandbox:
+    """What each session enters before its agent runs (`fork_sandbox.py`): the seccomp filter and
+    whether it keeps the fork server's network."""
+
+    def __init__(self, program: bytes, network: bool) -> None:
+        self.program = program
+        self.network = network
 
 
 class ForkLoop:
     """Waits for fork requests and children's ends; single-threaded, so forking copies no lock held."""
 
-    def __init__(self, control: socket.socket, config: Any, lifeline: int) -> None:
+    def __init__(
+        self, control: socket.socket, config: Any, lifeline: int, sandbox: Sandbox | None = None
+    ) -> None:
         self.control = control
+        self.sandbox = sandbox
+        self.workers: dict[int, str] = {}
+        self.intermediates: set[int] = set()  # sandboxed: children gone once they forked a session
+        if sandbox is not None:
+            fork_sandbox.become_subreaper()  # each session's pid 1 is this process's to reap
         self.config = config  # uvicorn's, loaded
         self.lifeline = lifeline
         self.wake_read, self.wake_write = os.pipe()
@@ -165,11 +194,17 @@ class ForkLoop:
             return True
         sys.stdout.flush()
         sys.stderr.flush()
+        # Sandboxed, the child forks the session's pid 1 and exits: the pid 1 is the worker, and
+        # the child says its pid here first.
+        report_read, report_write = os.pipe() if self.sandbox is not None else (-1, -1)
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                self._become_session(request, *fds)
+                if report_read >= 0:
+                    os.close(report_read)
+                listener, log, gate = fds
+                self._become_session(request, listener, log, gate, report_write)
             except BaseException:
                 traceback.print_exc()
                 code = EXIT_START_FAILED
@@ -179,6 +214,15 @@ class ForkLoop:
                 os._exit(code)
         for fd in fds:
             os.close(fd)
+        if report_read >= 0:
+            os.close(report_write)
+            worker = _read_report(report_read)
+            self.intermediates.add(pid)
+            if worker is None:
+                send(self.control, {"fork_failed": request["fork"], "error": "the session's sandbox failed"})
+                return True
+            pid = worker
+        self.workers[pid] = str(request["fork"])
         send(self.control, {"forked": request["fork"], "pid": pid})
         return True
 
@@ -190,9 +234,15 @@ class ForkLoop:
                 return
             if pid == 0:
                 return
-            send(self.control, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            if pid in self.intermediates:
+                self.intermediates.discard(pid)
+                continue
+            worker = self.workers.pop(pid, None)
+            send(self.control, {"exited": pid, "worker": worker, "code": os.waitstatus_to_exitcode(status)})
 
-    def _become_session(self, request: dict[str, Any], listener: int, log: int, gate: int) -> None:
+    def _become_session(
+        self, request: dict[str, Any], listener: int, log: int, gate: int, report: int
+    ) -> None:
         """In the child: shed everything of the fork server's, become the session's, and serve."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -203,19 +253,87 @@ class ForkLoop:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        keep = {0, 1, 2, listener, gate, self.lifeline}
+        keep = {0, 1, 2, listener, gate, self.lifeline, report}
         for fd in open_fds() - keep:
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["environment"])
         os.chdir(request["cwd"])
         random.seed()  # never the same "random" numbers as the sibling sessions
-        if os.read(gate, 1) != b"1":
-            os._exit(0)  # the server gave this start up
-        os.close(gate)
+        if self.sandbox is not None:
+            self._enter_sandbox(self.sandbox, listener, gate, report, request["cwd"])
+        else:
+            _pass_gate(gate)
         threading.Thread(target=_stop_with_server, args=(self.lifeline,), daemon=True).start()
         self.config.fd = listener
         worker_main.run(self.config)
+
+    def _enter_sandbox(self, sandbox: Sandbox, listener: int, gate: int, report: int, cwd: str) -> None:
+        """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
+        them. This process forks their pid 1, says its pid on `report`, and exits; the pid 1 (the
+        worker the server sees, the fork server's to reap) passes the gate, then mounts, confines
+        itself, forks the agent, and only reaps (as bubblewrap's does) until the agent's end, which
+        is its own exit code, and the end of the namespace."""
+        fork_sandbox.enter_namespaces(sandbox.network)
+        init = os.fork()
+        if init != 0:
+            os.write(report, init.to_bytes(4, "little"))
+            os._exit(0)
+        os.close(report)
+        os.setsid()
+        _pass_gate(gate)
+        fork_sandbox.become_pid_one()
+        os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
+        fork_sandbox.confine(sandbox.program)
+        agent = os.fork()
+        if agent == 0:
+            os.chdir(cwd)
+            return
+        fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
+        for fd in (listener, self.lifeline):
+            os.close(fd)
+        _exit_as(_reap_until(agent))
+
+
+def _pass_gate(gate: int) -> None:
+    """Wait at the gate: the server learns this process's pid from the kernel (SCM_CREDENTIALS, in
+    its own pid namespace), puts it under the session's limits, and only then answers."""
+    os.write(gate, b"?")
+    if os.read(gate, 1) != b"1":
+        os._exit(0)  # the server gave this start up
+    os.close(gate)
+
+
+def _read_report(report: int) -> int | None:
+    """The pid a sandboxed child forked (its session's pid 1), or None if it failed first."""
+    try:
+        data = b""
+        while len(data) < 4:
+            chunk = os.read(report, 4 - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return int.from_bytes(data, "little")
+    finally:
+        os.close(report)
+
+
+def _reap_until(pid: int) -> int:
+    """Reap every child until `pid` has ended; its wait status."""
+    while True:
+        try:
+            ended, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0
+        if ended == pid:
+            return status
+
+
+def _exit_as(status: int) -> None:
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)  # killed by N: 128 + N, as bubblewrap says it
 
 
 def _stop_with_server(lifeline: int) -> None:

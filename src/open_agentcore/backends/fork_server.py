@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import fork_main, work_dir
 from .limits import WorkerLimits
+from .sandbox import Launch, SandboxView
 
 logger = logging.getLogger("open_agentcore.backends.fork_server")
 
@@ -52,22 +53,34 @@ class Image:
     code_dir: Path
     entrypoint: str
     environment: tuple[tuple[str, str], ...]
+    # What its sandbox shows it, when sessions are sandboxed (the same for every session of it).
+    view: SandboxView | None = field(default=None, compare=False)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
+        key = (self.python, self.code_dir, self.entrypoint, self.environment)
+        return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
 
 
 class ForkedProcess:
     """A worker the fork server forked: as much of `asyncio.subprocess.Process` as the backend
     uses (`pid`, `returncode`, `wait()`). Not the server's child: its end is reported by the fork
-    server, or, once that has gone, seen through a pidfd (its code then unknown: -1)."""
+    server, or, once that has gone, seen through a pidfd (its code then unknown: -1).
 
-    def __init__(self, pid: int, server: ForkServer) -> None:
-        self.pid = pid
+    `pid` is in the server's pid namespace: the kernel's word for it (`attach`, from the child's
+    credentials on its gate), never the fork server's, which is in a namespace of its own when
+    sandboxed (`ns_pid`: what the fork server calls it)."""
+
+    def __init__(self, ns_pid: int, server: ForkServer) -> None:
+        self.ns_pid = ns_pid
+        self.pid = ns_pid
         self._server = server
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pidfd: int | None = None
+
+    def attach(self, pid: int) -> None:
+        """The child's pid as the kernel gave it to the server."""
+        self.pid = pid
         with contextlib.suppress(OSError):
             self._pidfd = os.pidfd_open(pid)
 
@@ -137,7 +150,7 @@ class ForkServer:
         return answer
 
     def child_gone(self, child: ForkedProcess) -> None:
-        self.children.pop(child.pid, None)
+        self.children.pop(child.ns_pid, None)
 
     async def read(self) -> None:
         """Dispatch the fork server's messages until it closes the channel or exits."""
@@ -201,10 +214,14 @@ class ForkServers:
     """The fork servers of every version, started on a version's first forked session."""
 
     def __init__(
-        self, limiter: Callable[[str], WorkerLimits] | None = None, work_root_name: str = "fork"
-    ) -> None:
-        """`limiter`: the limits of one worker, by id (a fork server runs under a session's)."""
+        self, limiter: Callable[[str], WorkerLimits] | None = None, work_root_name: str = "fork",
+        confine: Callable[[Image, list[str]], Launch] | None = None,
+    ) -> None:  # fmt: skip
+        """`limiter`: the limits of one worker, by id (a fork server runs under a session's).
+        `confine`: the sandbox command around a fork server's own (blocking; its fds are passed to
+        it), when sessions are sandboxed: the fork server then has each child enter a sandbox."""
         self._limiter = limiter
+        self._confine = confine
         self._servers: dict[Image, ForkServer] = {}
         self._starting: dict[Image, asyncio.Lock] = {}
         self._unforkable: dict[Image, str] = {}
@@ -214,6 +231,11 @@ class ForkServers:
 
     def unforkable_reason(self, image: Image) -> str | None:
         return self._unforkable.get(image)
+
+    def server_pid(self, image: Image) -> int | None:
+        """The pid of `image`'s fork server (its outermost process, in the server's namespace)."""
+        server = self._servers.get(image)
+        return server.process.pid if server is not None else None
 
     def running(self) -> list[ForkServer]:
         return [server for server in self._servers.values() if server.alive()]
@@ -277,18 +299,26 @@ class ForkServers:
             "TMPDIR": str(home / "tmp"),
         }
         prefix = limits.command_prefix() if limits is not None else []
+        command = [
+            str(image.python), str(FORK_MAIN), "--code-dir", str(image.code_dir),
+            "--entrypoint", image.entrypoint, "--control-fd", str(theirs.fileno()),
+            "--lifeline-fd", str(self._lifeline_read),
+        ]  # fmt: skip
+        launch = Launch(command, ())
         try:
+            if self._confine is not None:
+                launch = await asyncio.to_thread(self._confine, image, command)
+                environment.update({"HOME": "/tmp", "TMPDIR": "/tmp"})  # noqa: S108 - the sandbox's own
             process = await asyncio.create_subprocess_exec(
-                *prefix, str(image.python), str(FORK_MAIN), "--code-dir", str(image.code_dir),
-                "--entrypoint", image.entrypoint, "--control-fd", str(theirs.fileno()),
-                "--lifeline-fd", str(self._lifeline_read),
+                *prefix, *launch.argv,
                 cwd=image.code_dir, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, pass_fds=(theirs.fileno(), self._lifeline_read),
+                start_new_session=True, pass_fds=(theirs.fileno(), self._lifeline_read, *launch.fds),
             )  # fmt: skip
         except BaseException:
             ours.close()
             raise
         finally:
+            launch.close()
             theirs.close()
             os.close(log)
         ours.setblocking(False)

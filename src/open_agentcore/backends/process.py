@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from . import gvisor, oci_bundle, process_tree, work_dir, worker_main
+from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .fork_server import ForkFailed, ForkServers, Image, Unforkable
 from .gvisor import Gvisor, find_gvisor
@@ -54,9 +55,14 @@ logger = logging.getLogger("open_agentcore.backends.process")
 LAUNCHER = Path(worker_main.__file__).resolve()
 SANDBOXES = ("auto", "bwrap", "gvisor", "none")
 SESSION_STARTS = ("fork", "fresh")
-_FORK_NEEDS_NO_SANDBOX = (
-    "the fork server runs only with --sandbox none for now: bubblewrap and gVisor sessions start as "
-    "fresh processes"
+_FORK_NOT_WITH_GVISOR = "gVisor sessions start as fresh processes: the fork server runs with bwrap or none"
+_FORK_NEEDS_ROOT = (
+    "a sandboxed fork server needs a server running as root (each version's fork server runs as a host "
+    "uid of its own)"
+)
+_FORK_NEEDS_CGROUPS = (
+    "sandboxed forked sessions share their version's host uid, so their limits need cgroups, which this "
+    "host does not offer (rlimits would count every session of a version together)"
 )
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 _BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -76,8 +82,9 @@ class ProcessBackend:
     (gvisor): where runsc keeps its sandboxes; give the server's own (under its data dir), and the
     sandboxes a crashed server left there are deleted here; None: a private temporary dir.
     `session_start`: "fresh" (each worker a new process) or "fork" (forked by its version's fork
-    server, `fork_server.py`; with --sandbox none only for now, else fresh, saying why in the
-    session's log). Construct it off the event loop: it runs the sandbox once to prove it works.
+    server, `fork_server.py`, sandboxed by `fork_sandbox.py` with bwrap; with none, or bwrap as
+    root with cgroups, else fresh, saying why in the session's log). Construct it off the event
+    loop: it runs the sandbox once to prove it works.
     """
 
     name = "process"
@@ -120,11 +127,36 @@ class ProcessBackend:
         self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
         self.session_start = session_start
         self._forks: ForkServers | None = None
-        if session_start == "fork" and not self.sandboxed:
+        self._fork_uids: dict[Image, int] = {}
+        self._why_fresh = self._why_not_fork()
+        if session_start == "fork" and self._why_fresh is None:
             enforcer = self._limits
             self._forks = ForkServers(
-                (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None
+                (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None,
+                confine=self._confine_fork_server if self._sandbox is not None else None,
             )
+
+    def _why_not_fork(self) -> str | None:
+        """Why sessions cannot be forked with this sandbox, or None."""
+        if self._gvisor is not None:
+            return _FORK_NOT_WITH_GVISOR
+        if self._sandbox is None:
+            return None
+        if not self._sandbox.as_root:
+            return _FORK_NEEDS_ROOT
+        if self._limits is not None and self._limits.mode is LimitMode.RLIMIT:
+            return _FORK_NEEDS_CGROUPS
+        return None
+
+    def _confine_fork_server(self, image: Image, command: list[str]) -> Launch:
+        """The bubblewrap command around a version's fork server (blocking): its view, as a host uid
+        that is its version's for as long as this backend lives (its sessions run as it too, and
+        may outlive a fork server that crashed)."""
+        assert self._sandbox is not None and image.view is not None
+        uid = self._fork_uids.get(image)
+        if uid is None:
+            uid = self._fork_uids[image] = self._uids.allocate()
+        return self._sandbox.launch_fork_server(image.view, command, uid)
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
@@ -234,7 +266,7 @@ class ProcessBackend:
     def session_start_mode(self) -> str:
         """`fork`, `fresh`, or `fresh (<why not fork>)`."""
         if self.session_start == "fork" and self._forks is None:
-            return f"fresh ({_FORK_NEEDS_NO_SANDBOX})"
+            return f"fresh ({self._why_fresh})"
         return self.session_start
 
     async def start(self, spec: WorkerSpec) -> ProcessWorker:
@@ -242,7 +274,7 @@ class ProcessBackend:
         note = ""
         if self.session_start == "fork":
             if self._forks is None:
-                note = _FORK_NEEDS_NO_SANDBOX
+                note = self._why_fresh or ""
             else:
                 try:
                     return await self._start_forked(spec, self._forks)
@@ -330,50 +362,64 @@ class ProcessBackend:
             )
         environment = self._environment(spec)
         version_environment = {k: v for k, v in spec.environment.items() if k != "AGENTCORE_SESSION_ID"}
-        image = Image(spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())))
+        view = None
+        if self._sandbox is not None:
+            view = dataclasses.replace(
+                await asyncio.to_thread(self._view, spec, ()), home=Path(fork_sandbox.HOME)
+            )
+        image = Image(
+            spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())), view
+        )
         base = {k: v for k, v in environment.items() if k not in spec.environment}
         limits: WorkerLimits | None = None
-        gate_read, gate_write = os.pipe()
+        gate, gate_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # The child's pid reaches us as the kernel translates it, never as the fork server says.
+            gate.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             if self._limits is not None:
                 limits = await asyncio.to_thread(self._limits.create, spec.worker_id, False)
             listener, log = await asyncio.to_thread(_prepare_forked, spec.work_dir, socket_path)
             try:
                 os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
                 process = await forks.fork(
-                    image, spec.worker_id, environment, spec.work_dir.parent, (listener, log, gate_read),
-                    spec.start_timeout, base,
+                    image, spec.worker_id, environment, spec.work_dir.parent,
+                    (listener, log, gate_theirs.fileno()), spec.start_timeout, base,
                 )  # fmt: skip
             finally:
                 os.close(listener)
                 os.close(log)
-                os.close(gate_read)
+                gate_theirs.close()
             try:
+                pid = await asyncio.to_thread(fork_gate.child_pid, gate, spec.start_timeout)
+                fork_gate.check_descends(pid, forks.server_pid(image))
+                process.attach(pid)
                 if limits is not None:
-                    await asyncio.to_thread(limits.enter, process.pid)
-            except OSError as error:
-                raise WorkerStartFailed(spec.worker_id, f"its limits could not be set up: {error}") from None
-            os.write(gate_write, b"1")  # the agent may run now
+                    await asyncio.to_thread(limits.enter, pid)
+            except (OSError, fork_gate.GateRefused) as error:
+                raise WorkerStartFailed(spec.worker_id, f"its start could not be checked: {error}") from None
+            gate.sendall(b"1")  # the agent may run now
         except BaseException:
             if limits is not None:
                 await asyncio.to_thread(limits.close)  # kills a forked child already in its cgroups
             raise
         finally:
-            os.close(gate_write)  # a child still waiting at its gate (an error above) exits
+            gate.close()  # a child still waiting at its gate (an error above) exits
 
         async def after_exit() -> None:
             await forks.stop_idle(image)
 
+        sandboxed = self._sandbox is not None
         worker = ProcessWorker(
-            spec.worker_id, process, socket_path, spec.work_dir / "worker.log", False, None, limits=limits,
-            started_by="fork", _after_exit=after_exit,
+            spec.worker_id, process, socket_path, spec.work_dir / "worker.log", sandboxed, None,
+            limits=limits, started_by="fork", _after_exit=after_exit,
         )  # fmt: skip
         try:
             await self._wait_ready(worker, spec.start_timeout, _made_socket(spec))
         except BaseException:
             await self.stop(worker, grace=0)
             raise
-        worker.agent_pid = process.pid
+        # Sandboxed, the agent is pid 2 of the session's own pid namespace, the child of its pid 1.
+        worker.agent_pid = _agent_of(process.pid) if sandboxed else process.pid
         return worker
 
     def fork_servers(self) -> list[int]:
@@ -573,6 +619,10 @@ class ProcessBackend:
             self._limits.close()
         if self._forks is not None:
             self._forks.close_now()
+        for uid in self._fork_uids.values():  # the versions' fork servers and anything they left
+            if process_tree.kill_all_of(uid):
+                self._uids.release(uid)
+        self._fork_uids.clear()
         self._remove_private_state_dir()
 
     def _remove_private_state_dir(self) -> None:
@@ -590,6 +640,11 @@ def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
     except BaseException:
         os.close(listener)
         raise
+
+
+def _agent_of(forked: int) -> int | None:
+    """The agent's process in a sandboxed forked worker: the first child of its pid 1."""
+    return next(iter(process_tree.children(forked)), None)
 
 
 def _made_socket(spec: WorkerSpec) -> Path:

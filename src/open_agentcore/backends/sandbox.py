@@ -31,6 +31,9 @@ from . import seccomp, system_root
 from .system_root import Kind, group, outermost, passwd, within
 
 SANDBOX_UID = 1000
+# What a fork server's filter lets through of what a worker's refuses: what its children make their
+# own sandboxes with, before they install the whole filter.
+FORK_SERVER_ALLOWED = ("unshare", "mount")
 NETWORKS = ("default", "none")
 
 _PROBE = (
@@ -80,6 +83,7 @@ class Bubblewrap:
     architecture: seccomp.Architecture
     network: str = "default"
     _filter: bytes = field(init=False, repr=False)
+    _fork_server_filter: bytes = field(init=False, repr=False)
     _system: list[str] = field(init=False, repr=False)
     _etc_sources: list[tuple[str, Path]] = field(init=False, repr=False)
 
@@ -87,6 +91,9 @@ class Bubblewrap:
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {self.network!r}")
         self._filter = seccomp.encode(seccomp.filter_program(self.architecture))
+        self._fork_server_filter = seccomp.encode(
+            seccomp.filter_program(self.architecture, allowed=FORK_SERVER_ALLOWED)
+        )
         tools = [tool for tool in (self.bwrap, self.setpriv) if tool is not None]
         self._system, self._etc_sources = _system_root(tools)
 
@@ -132,6 +139,51 @@ class Bubblewrap:
                 inner = [self.bwrap, *confine, "--dev-bind", "/", "/", "--die-with-parent"]
                 inner += ["--chdir", str(view.chdir), "--", *command]
                 argv = [self.bwrap, *namespaces, *lifetime, *root, "--", *drop, *inner]
+        except BaseException:
+            Launch([], tuple(fds)).close()
+            raise
+        return Launch(argv, tuple(fds))
+
+    def launch_fork_server(self, view: SandboxView, command: Sequence[str], host_uid: int) -> Launch:
+        """The command confining a fork server (as root only) to `view`, with `--seccomp-fd N`
+        (the filter its children install, `fork_sandbox.py`) and `--own-seccomp-fd N` (its own,
+        installed before it imports the agent) appended to `command`.
+
+        Like a worker's sandbox, with a filter that lets `unshare` and `mount` through and user
+        namespaces allowed, since it must make each child's namespaces. The outer bubblewrap binds
+        the host's /proc rather than mounting one, for the children's own /proc: bubblewrap covers
+        parts of a /proc it mounts as root, and a covered /proc cannot be mounted again in a nested
+        user namespace. Only setpriv and the inner bubblewrap see it, which mounts the fork
+        server's own over it before anything else runs. And a `/home` to mount each child's home on.
+        """
+        if not self.as_root:
+            raise SandboxUnavailable("a sandboxed fork server needs a server running as root")
+        fds: list[int] = []
+        try:
+            system = [*self._system]
+            at = system.index("--proc")
+            system[at : at + 2] = ["--bind", "/proc", "/proc"]
+            root = [*system, "--perms", "0755", "--dir", "/home"]
+            users = [("/etc/passwd", passwd(SANDBOX_UID, view.home)), ("/etc/group", group(SANDBOX_UID))]
+            for destination, data in [*self._etc_files(), *users]:
+                root += ["--perms", "0444", "--file", str(_data_fd(data, fds)), destination]
+            root += [*_view_binds(view), "--chdir", str(view.chdir)]
+            namespaces = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+            if self.network == "none":
+                namespaces.append("--unshare-net")
+            uid = str(host_uid)
+            drop = [
+                str(self.setpriv), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+                "--inh-caps=-all", "--bounding-set=-all", "--",
+            ]  # fmt: skip
+            inner = [
+                self.bwrap, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--unshare-pid", "--cap-drop", "ALL", "--dev-bind", "/", "/", "--proc", "/proc",
+                "--die-with-parent", "--chdir", str(view.chdir),
+                "--", *command, "--seccomp-fd", str(_data_fd(self._filter, fds)),
+                "--own-seccomp-fd", str(_data_fd(self._fork_server_filter, fds)),
+            ]  # fmt: skip
+            argv = [self.bwrap, *namespaces, "--die-with-parent", "--new-session", *root, "--", *drop, *inner]
         except BaseException:
             Launch([], tuple(fds)).close()
             raise

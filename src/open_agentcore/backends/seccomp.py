@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import platform
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -233,8 +233,10 @@ def architecture(name: str | None = None) -> Architecture:
     return found
 
 
-def filter_program(arch: Architecture) -> list[Instruction]:
-    """The filter for `arch`, as instructions (see `encode`)."""
+def filter_program(arch: Architecture, allowed: Collection[str] = ()) -> list[Instruction]:
+    """The filter for `arch`, as instructions (see `encode`). `allowed`: calls of `DENIED` to let
+    through all the same (a fork server's filter lets `unshare` and `mount` through: its children
+    make their sandboxes with them, then install the whole filter)."""
     deny = RET_ERRNO | errno.EPERM
     program = [_load(ARCH_OFFSET), _jump(JEQ_K, arch.audit_arch, 1, 0), _ret(deny), _load(NR_OFFSET)]
     if arch.has_x32:
@@ -242,7 +244,7 @@ def filter_program(arch: Architecture) -> list[Instruction]:
     for name in NOT_IMPLEMENTED:
         program += _refuse(arch.numbers[name], RET_ERRNO | errno.ENOSYS)
     for name in DENIED:
-        if name in arch.numbers:
+        if name in arch.numbers and name not in allowed:
             program += _refuse(arch.numbers[name], deny)
     for rule in arch.argument_rules():
         block = rule.block(deny)

@@ -97,7 +97,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="how a new session's worker starts: fresh (a new interpreter imports the "
                         "agent, ~0.2 s) or fork (forked from a per-version process that imported it "
                         "once: faster and shares memory between sessions). fork works with --sandbox "
-                        "none only for now; elsewhere sessions start fresh and their log says why. "
+                        "none, and with bwrap when the server runs as root with cgroups (each forked "
+                        "session enters a sandbox of its own before its agent runs); elsewhere "
+                        "sessions start fresh and their log says why. "
                         "An agent whose import starts threads or leaves files open starts fresh too "
                         "(default fresh)")  # fmt: skip
     parser.add_argument("--session-memory", type=_size, default=8 * 1024**3, metavar="SIZE",

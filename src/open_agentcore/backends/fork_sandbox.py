@@ -1,0 +1,160 @@
+"""Inside a sandboxed fork server: the sandbox each forked session enters before its agent runs.
+
+Run in the fork server's children (`fork_main.py`), so only the standard library is used. A child
+makes its own user, mount, pid, IPC, UTS and cgroup namespaces (and network, when sessions have
+none), forks once more so that the session is pid 1 of its new pid namespace, and there mounts its
+own `/proc`, its own empty `/tmp`, `/home` (its `HOME` is `/home/agent`) and `/dev/shm` over the
+fork server's, drops every capability (bounding set too), and installs the seccomp filter the
+runtime server built (`seccomp.py`), which refuses namespaces, mounts, ptrace and the rest from
+then on. `no_new_privs` is already set: the fork server runs with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+
+HOME = "/home/agent"
+TMPDIR = "/tmp"  # noqa: S108 - the session's own tmpfs
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWCGROUP = 0x02000000
+_CLONE_NEWUTS = 0x04000000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_CLONE_NEWNET = 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x4000, 0x40000
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_SANDBOX_UID = 1000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SandboxSetupFailed(Exception):
+    """A step of entering the session's sandbox failed; the session must not run."""
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise SandboxSetupFailed(f"{what}: {os.strerror(code)}")
+
+
+def enter_namespaces(network: bool) -> None:
+    """Make the calling process's own user (uid 1000 mapped to the fork server's), mount, IPC, UTS
+    and pid namespaces; the pid one holds only the children made after this call. (The cgroup one
+    is made by `become_pid_one`, once the server has put it in the session's cgroups.)"""
+    uid, gid = os.getuid(), os.getgid()
+    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS | _CLONE_NEWPID
+    if not network:
+        flags |= _CLONE_NEWNET
+    _check(_libc.unshare(flags), "unshare")
+    for name, data in (("setgroups", "deny"), ("uid_map", f"{_SANDBOX_UID} {uid} 1"),
+                       ("gid_map", f"{_SANDBOX_UID} {gid} 1")):  # fmt: skip
+        with open(f"/proc/self/{name}", "w") as file:
+            file.write(data)
+
+
+def become_subreaper() -> None:
+    """Make the calling process (the fork server) the parent of its grandchildren once their
+    parent has exited: each session's pid 1 is then its child, to reap and report."""
+    _check(_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER")
+
+
+def become_pid_one() -> None:
+    """In the child that is pid 1 of the new pid namespace, once it is in the session's cgroups:
+    make its cgroup namespace (its cgroup is the root it sees), and mount this namespace's own
+    /proc and private /tmp, /home and /dev/shm."""
+    _check(_libc.unshare(_CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+    _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
+    # What the fork server sees under them (the version's code, say, when the data dir is in /tmp)
+    # stays: held open before the cover, bound again on top of it.
+    for target, mode in (("/tmp", "1777"), ("/dev/shm", "1777"), ("/home", "0755")):  # noqa: S108
+        kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in _mounts_below(target)]
+        _mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, f"mode={mode}".encode())
+        for path, fd in kept:
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, _MS_BIND | _MS_REC, None)
+            os.close(fd)
+    os.mkdir(HOME, 0o700)
+    _mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+
+
+def _mounts_below(directory: str) -> list[str]:
+    """The outermost mount points strictly below `directory`, from this mount namespace's table."""
+    below: list[str] = []
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            point = _unescape(line.split()[4])
+            if point.startswith(directory + "/") and not any(point.startswith(p + "/") for p in below):
+                below = [p for p in below if not p.startswith(point + "/")] + [point]
+    return below
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field with its octal escapes (space, tab, newline, backslash) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def _mount(source: bytes, target: bytes, kind: bytes | None, flags: int, data: bytes | None) -> None:
+    _check(_libc.mount(source, target, kind, flags, data), f"mounting {target.decode()}")
+
+
+def drop_privileges() -> None:
+    """Drop every capability (effective, permitted, inheritable, ambient and bounding); set
+    `no_new_privs` (the fork server has it already: this is a belt for the braces)."""
+    with open("/proc/sys/kernel/cap_last_cap") as file:
+        last = int(file.read())
+    for capability in range(last + 1):
+        _check(_libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0), "dropping the bounding set")
+    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset")
+    _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def not_dumpable() -> None:
+    """Make the calling process undumpable: no process of its uid may open its memory or trace it."""
+    _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")
+
+
+def install_filter(program: bytes) -> None:
+    """Install the runtime server's seccomp filter (`seccomp.encode`d: 8 bytes per instruction)."""
+    if not program or len(program) % 8:
+        raise SandboxSetupFailed("the seccomp filter is malformed")
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_char_p))
+    _check(_libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
+
+
+def confine(program: bytes) -> None:
+    """Everything after the mounts: no capability left, then the filter."""
+    drop_privileges()
+    install_filter(program)
+
+
+__all__ = [
+    "HOME",
+    "TMPDIR",
+    "SandboxSetupFailed",
+    "become_pid_one",
+    "become_subreaper",
+    "confine",
+    "drop_privileges",
+    "enter_namespaces",
+    "install_filter",
+    "not_dumpable",
+]
