@@ -20,7 +20,7 @@ import httpx
 
 from . import work_dir
 from .base import WorkerAddress, WorkerSpec, WorkerStartFailed
-from .process import LAUNCHER, ProcessBackend, ProcessWorker
+from .process import LAUNCHER, ProcessBackend, ProcessWorker, _last_line, _tail
 from .sandbox import Launch
 
 SECRET_HEADER = "x-agentcore-worker-secret"  # noqa: S105 - a header name, not a secret
@@ -123,20 +123,6 @@ class TcpProcessBackend(ProcessBackend):
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.01)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _last_line(path: Path) -> str:
-    for line in reversed(_tail(path, 50).splitlines()):
-        if line.strip() and not line.startswith((" ", "Traceback")):
-            return line.strip()
-    return "(no output)"
 
 
 __all__ = ["SECRET_HEADER", "TcpProcessBackend"]
