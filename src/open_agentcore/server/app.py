@@ -35,6 +35,7 @@ from .bodies import spool_dir
 from .cluster import ray_backend
 from .config import ServerConfig
 from .console_auth import ConsoleAuthenticator
+from .heap import frozen_heap
 from .journal import SessionJournal
 from .metrics import MetricsListener
 from .operations import unmatched
@@ -173,7 +174,8 @@ def build_app(config: ServerConfig) -> Starlette:
         else:
             logger.warning("workers are NOT sandboxed (%s): run trusted code only", backend.sandbox_mode())
         try:
-            yield
+            with frozen_heap():
+                yield
         finally:
             if listener_of_metrics is not None:
                 await listener_of_metrics.stop()

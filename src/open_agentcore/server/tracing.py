@@ -4,28 +4,18 @@ The span's parent is the caller's W3C `traceparent` when it sent a valid one. In
 request's `traceparent` header is replaced by the server span's own (`tracestate` is passed on as
 sent), so whatever the handler passes on to a worker (invocations, WebSockets) makes the agent's
 spans its children. The span is started and ended directly, never made current: nothing in the
-server makes child spans, and the context switch would cost every request.
+server makes child spans, and the context switch would cost every request. The span is our own
+`ServerSpan`, not the OpenTelemetry SDK's (see `telemetry/server_span.py` for why).
 With `--tracing off` no `OperationTracer` exists and dispatch does none of this.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from opentelemetry.context import Context
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    StatusCode,
-    TraceFlags,
-    Tracer,
-    set_span_in_context,
-)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from open_agentcore.auth import Caller
 from open_agentcore.store.traces import RUNTIME_ATTRIBUTE, SESSION_ATTRIBUTE
+from open_agentcore.telemetry import RemoteParent, ServerSpan, ServerTracer
 
 from .errors import ServiceError
 
@@ -47,24 +37,20 @@ _STATE_ATTRIBUTES = (
 class OperationTracer:
     """Runs an operation's handler inside a server span named for the operation."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: ServerTracer) -> None:
         self._tracer = tracer
 
     async def run(
         self, name: str, runtime_id: str | None, app: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        parent: Context | None = None
+        parent: RemoteParent | None = None
         for key, value in headers:
             if key == _TRACEPARENT:
                 parent = _parent(value)
                 break
-        # Not made current: nothing in the server makes child spans, and the context switch costs.
-        span = self._tracer.start_span(
-            name, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
-        )
-        own = span.get_span_context()
-        traceparent = f"00-{own.trace_id:032x}-{own.span_id:016x}-{own.trace_flags:02x}".encode()
+        span = self._tracer.start(name, parent)
+        traceparent = span.traceparent()
         # `tracestate` passes on as the caller sent it, which W3C trace context allows.
         scope["headers"] = [pair for pair in headers if pair[0] != _TRACEPARENT] + [
             (_TRACEPARENT, traceparent)
@@ -74,16 +60,16 @@ class OperationTracer:
             await app(scope, receive, answer.send)
         except BaseException as error:
             status = error.status if isinstance(error, ServiceError) else None
-            span.set_status(StatusCode.ERROR, type(error).__name__)
+            span.fail(type(error).__name__)
             if status is not None:
-                span.set_attribute("http.response.status_code", status)
+                span.attributes["http.response.status_code"] = status
             raise
         finally:
             _describe(span, scope, runtime_id, answer)
-            span.end()
+            self._tracer.end(span)
 
 
-def _parent(value: bytes) -> Context | None:
+def _parent(value: bytes) -> RemoteParent | None:
     """The caller's span from a W3C `traceparent` (version 00 or later), or None when it is malformed."""
     parts = value.decode("latin-1").strip().lower().split("-")
     if len(parts) < 4 or [len(part) for part in parts[:4]] != [2, 32, 16, 2] or parts[0] == "ff":
@@ -95,8 +81,7 @@ def _parent(value: bytes) -> Context | None:
     trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
     if not trace_id or not span_id:
         return None
-    caller = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(parts[3], 16) & 1))
-    return set_span_in_context(NonRecordingSpan(caller))
+    return RemoteParent(trace_id, span_id, sampled=bool(int(parts[3], 16) & 1))
 
 
 class _Answer:
@@ -118,8 +103,9 @@ class _Answer:
         await self.send_on(message)
 
 
-def _describe(span: Any, scope: Scope, runtime_id: str | None, answer: _Answer) -> None:
-    attributes: dict[str, Any] = {"http.request.method": scope.get("method", "GET")}
+def _describe(span: ServerSpan, scope: Scope, runtime_id: str | None, answer: _Answer) -> None:
+    attributes = span.attributes
+    attributes["http.request.method"] = scope.get("method", "GET")
     if runtime_id is not None:
         attributes[RUNTIME_ATTRIBUTE] = runtime_id
     state = scope.get("state", {})
@@ -137,8 +123,7 @@ def _describe(span: Any, scope: Scope, runtime_id: str | None, answer: _Answer) 
         attributes["http.response.status_code"] = answer.status
         attributes["http.response.body.size"] = answer.bytes
         if answer.status >= 400:
-            span.set_status(StatusCode.ERROR, f"HTTP {answer.status}")
-    span.set_attributes(attributes)
+            span.fail(f"HTTP {answer.status}")
 
 
 __all__ = ["QUALIFIER_STATE", "SESSION_STATE", "START_STATE", "VERSION_STATE", "OperationTracer"]

@@ -7,9 +7,9 @@ from .config import SERVICE_NAME, TracingConfig
 from .credentials import InvalidSpanCredential, SpanCredentials, SpanSource
 from .forward import Forwarder, traces_url
 from .otlp import OtlpError, decode, encode, inflate
+from .server_span import RemoteParent, ServerSpan, ServerTracer, server_span_record
 from .service import Telemetry
 from .sink import SpanSink
-from .tracer import server_tracer, span_record
 from .worker_environment import worker_environment
 
 __all__ = [
@@ -17,6 +17,9 @@ __all__ = [
     "Forwarder",
     "InvalidSpanCredential",
     "OtlpError",
+    "RemoteParent",
+    "ServerSpan",
+    "ServerTracer",
     "SpanCredentials",
     "SpanSink",
     "SpanSource",
@@ -25,8 +28,7 @@ __all__ = [
     "decode",
     "encode",
     "inflate",
-    "server_tracer",
-    "span_record",
+    "server_span_record",
     "traces_url",
     "worker_environment",
 ]

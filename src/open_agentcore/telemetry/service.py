@@ -7,8 +7,8 @@ from open_agentcore.store import Store
 
 from .config import TracingConfig
 from .credentials import SpanCredentials
+from .server_span import ServerTracer, server_span_record
 from .sink import SpanSink
-from .tracer import server_tracer, span_record
 from .worker_environment import worker_environment
 
 
@@ -17,9 +17,9 @@ class Telemetry:
 
     def __init__(self, config: TracingConfig) -> None:
         self.config = config
-        self.sink = SpanSink(config, span_record)
+        self.sink = SpanSink(config, server_span_record)
         self.credentials = SpanCredentials()
-        self._provider, self.tracer = server_tracer(self.sink)
+        self.tracer = ServerTracer(self.sink)
 
     def worker_environment(self, target: SessionTarget, worker_id: str) -> dict[str, str]:
         """The `OTEL_*` environment of a worker about to start (empty when workers cannot export)."""
@@ -41,7 +41,6 @@ class Telemetry:
 
     def close(self) -> None:
         """Write the spans still queued, then stop."""
-        self._provider.shutdown()
         self.sink.close()
 
 
