@@ -147,3 +147,21 @@ def test_deleting_a_runtime_mid_refill_leaves_no_warm_worker_behind(tmp_path: Pa
 
     starting, workers, still_warming = scenario(tmp_path, body, warm_pool=1, warm_pool_max=8)
     assert (starting, workers, still_warming) == (3, 0, 0)
+
+
+def test_a_trickle_the_pool_keeps_up_with_leaves_it_at_its_minimum() -> None:
+    now = [0.0]
+    sizer = WarmPoolSizer(WarmPoolPolicy(minimum=1, maximum=16, window=60), clock=lambda: now[0])
+    sizer.started("v1", 0.4)  # a worker of v1 takes 0.4 s to start
+    for _ in range(30):  # one new session every half second for 15 s
+        sizer.arrived("v1")
+        now[0] += 0.5
+    assert (sizer.demand("v1"), sizer.target("v1")) == (1, 1)
+    for _ in range(3):  # then three within one start of each other
+        sizer.arrived("v1")
+        now[0] += 0.1
+    assert (sizer.demand("v1"), sizer.target("v1")) == (3, 3)
+    # Starts that get slower widen what counts as one burst.
+    for _ in range(10):
+        sizer.started("v1", 2.0)
+    assert sizer.demand("v1") >= 4

@@ -140,8 +140,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="started workers kept ready per version, at least "
                         "(default 1; 0: no pool)")  # fmt: skip
     parser.add_argument("--warm-pool-max", type=_count, default=16, metavar="N",
-                        help="a version's warm pool grows to its new sessions of the last minute, up "
-                        "to this many, while --max-sessions and the host's free memory allow "
+                        help="a version's warm pool grows to its largest burst of new sessions (within one "
+                        "worker start of each other) of the last minute, up to this many, while "
+                        "--max-sessions and the host's free memory allow "
                         "(default 16)")  # fmt: skip
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert (unencrypted)")

@@ -465,6 +465,7 @@ class SessionManager:
                 surplus -= 1
 
     async def _warm_one(self, target: SessionTarget) -> None:
+        began = time.monotonic()
         try:
             handle = await self.backend.start(self._spec(target, None))
         except Exception:
@@ -474,6 +475,7 @@ class SessionManager:
             return
         finally:
             self._warming_counts[target.key] -= 1
+        self._pool.started(target.key, time.monotonic() - began)
         self._warm.setdefault(target.key, []).append(handle)
 
     async def prepare(self, target: SessionTarget) -> None:
