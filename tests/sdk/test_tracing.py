@@ -120,3 +120,25 @@ def test_the_otel_environment_exports_invocation_spans(collector: Collector) -> 
         "0af7651916cd43dd8448eb211c80319c",
         "b7ad6b7169203331",
     )
+
+
+def test_a_worker_sets_up_its_exporter_before_the_first_call() -> None:
+    # worker_main prepares tracing before serving, so no invocation pays for the SDK's import.
+    script = textwrap.dedent(
+        """
+        import sys
+        from bedrock_agentcore import BedrockAgentCoreApp
+        from opentelemetry import trace
+        before = isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        from open_agentcore.backends import worker_main
+        worker_main._prepare_tracing()
+        after = isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        print(before, after, "opentelemetry.sdk.trace" in sys.modules)
+        """
+    )
+    environment = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=environment, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]

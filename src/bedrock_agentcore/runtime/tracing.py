@@ -43,6 +43,13 @@ class InvocationTracing:
         self._lock = threading.Lock()
         self._tracer: Any = None
 
+    def prepare(self) -> None:
+        """Install the exporter the environment asks for now, before the first invocation, so that
+        call does not pay for importing the OpenTelemetry SDK. Starts the exporter's thread: call it
+        in the process that serves, never in one that will fork."""
+        if not self._configured:
+            self._configure()
+
     def active(self) -> bool:
         """Whether an invocation span would be recorded: some TracerProvider is installed (the
         agent's, or the exporter the environment asked for). Without one, every span would be a

@@ -368,7 +368,16 @@ def run(config: Any) -> None:
 
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    _prepare_tracing()
     uvicorn.Server(config).run()
+
+
+def _prepare_tracing() -> None:
+    """An agent on our SDK exports its spans where its environment says: set that up before the
+    first call rather than during it (it imports the OpenTelemetry SDK, tens of milliseconds)."""
+    tracing = sys.modules.get("bedrock_agentcore.runtime.tracing")
+    if tracing is not None and tracing.TRACING is not None:
+        tracing.TRACING.prepare()
 
 
 if __name__ == "__main__":
