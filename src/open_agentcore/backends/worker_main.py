@@ -375,9 +375,11 @@ def run(config: Any) -> None:
 def _prepare_tracing() -> None:
     """An agent on our SDK exports its spans where its environment says: set that up before the
     first call rather than during it (it imports the OpenTelemetry SDK, tens of milliseconds)."""
-    tracing = sys.modules.get("bedrock_agentcore.runtime.tracing")
-    if tracing is not None and tracing.TRACING is not None:
-        tracing.TRACING.prepare()
+    # Amazon's own SDK, when a version installs it, has a module of this name too, without ours.
+    module = sys.modules.get("bedrock_agentcore.runtime.tracing")
+    prepare = getattr(getattr(module, "TRACING", None), "prepare", None)
+    if callable(prepare):
+        prepare()
 
 
 if __name__ == "__main__":
