@@ -124,8 +124,7 @@ class ServerMetrics:
 
     def session_started(self, live: LiveSession) -> None:
         """Count a session start (the session manager's "started" event)."""
-        start = "warm" if live.warm_start else "cold"
-        self.session_starts.labels(live.target.runtime_id, start).inc()
+        self.session_starts.labels(live.target.runtime_id, live.start).inc()
 
     def build_finished(self, runtime_id: str, succeeded: bool, seconds: float) -> None:
         """Count a finished build of a version of `runtime_id`."""

@@ -113,14 +113,10 @@ class LiveSession:
     fresh: bool = True  # no call has been told yet that it started this session
 
     @property
-    def warm_start(self) -> bool:
-        """Whether its worker came from the warm pool (ready, or already starting when it arrived)."""
-        return self.started_from != "cold"
-
-    @property
     def start(self) -> str:
-        """ "warm" or "cold", as traces name it."""
-        return "warm" if self.warm_start else "cold"
+        """ "warm" when its worker came from the pool (ready, or already starting when the session
+        arrived), else "cold": as traces and metrics name it."""
+        return "cold" if self.started_from == "cold" else "warm"
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
