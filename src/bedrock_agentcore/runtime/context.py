@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 import random
 import threading
 from collections.abc import Callable, Iterable
@@ -138,7 +139,11 @@ class BedrockAgentCoreContext:
         _oauth2_callback_url.set(url)
 
 
-_random_bits = random.getrandbits  # the module generator is re-seeded in forked children
+# Its own generator, not the `random` module's, so an agent's seeded `random` sequence stays the
+# same whether or not requests arrive without ids; re-seeded in forked children as the module's is.
+_ids = random.Random()  # noqa: S311 - ids to correlate by, not secrets
+os.register_at_fork(after_in_child=_ids.seed)
+_random_bits = _ids.getrandbits
 
 
 def new_request_id() -> str:

@@ -9,6 +9,7 @@ id generator draws them; a caller's unsampled context is honoured as its default
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ from .config import SERVICE_NAME
 from .sink import SpanSink
 
 Attribute = str | int
+
+# A generator of our own: drawing from the `random` module's would move the state that programs
+# sharing this process (a test's Hypothesis, an embedding application) rely on being theirs alone.
+_ids = random.Random()  # noqa: S311 - ids to correlate by, not secrets
+os.register_at_fork(after_in_child=_ids.seed)
+_random_bits = _ids.getrandbits
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +48,12 @@ class ServerSpan:
     def __init__(self, name: str, parent: RemoteParent | None) -> None:
         self.name = name
         if parent is None:
-            self.trace_id = random.getrandbits(128) or 1
+            self.trace_id = _random_bits(128) or 1
             self.parent_span_id = 0
             self.sampled = True
         else:
             self.trace_id, self.parent_span_id, self.sampled = parent.trace_id, parent.span_id, parent.sampled
-        self.span_id = random.getrandbits(64) or 1
+        self.span_id = _random_bits(64) or 1
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.attributes: dict[str, Attribute] = {}
