@@ -42,8 +42,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 @contextlib.contextmanager
 def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
-    """Serve an ASGI app with a real uvicorn server on a free loopback port; yields its base URL."""
-    port = free_port()
+    """Serve an ASGI app with a real uvicorn server on a loopback port (`port=`, or a free one);
+    yields its base URL."""
+    port = int(config.pop("port", None) or free_port())
     options: dict[str, Any] = {"host": "127.0.0.1", "port": port, "log_level": "warning", "lifespan": "on"}
     options.update(config)
     server = uvicorn.Server(uvicorn.Config(app, **options))

@@ -23,7 +23,7 @@ import pytest
 from open_agentcore.server import ServerConfig
 from open_agentcore.server.app import build_app
 from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
-from tests.conftest import serve_in_thread, wait_until
+from tests.conftest import free_port, serve_in_thread, wait_until
 
 # AWS itself cannot exist here: these static credentials are the server's admin key.
 KEY_ID, SECRET = "AKIATESTADMIN0000001", "test-secret-for-the-local-server-only-00"
@@ -89,9 +89,13 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
     # Short: worker sockets live under the data dir, and unix socket paths max out at 107 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="oacs-", dir="/tmp"))
-    config = ServerConfig(data_dir=data_dir, min_lifecycle_seconds=1, warm_pool=0, reap_interval=0.2)
+    # The port is chosen first so the server knows it: workers get it as their OTLP endpoint.
+    port = free_port()
+    config = ServerConfig(
+        data_dir=data_dir, min_lifecycle_seconds=1, warm_pool=0, reap_interval=0.2, port=port
+    )
     try:
-        with serve_in_thread(build_app(config), ws=RuntimeWebSocketProtocol) as url:
+        with serve_in_thread(build_app(config), ws=RuntimeWebSocketProtocol, port=port) as url:
             settings = {
                 "region_name": "us-east-1",
                 "endpoint_url": url,
@@ -140,11 +144,12 @@ def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
     """
     options: dict[str, Any] = {"min_lifecycle_seconds": 1, "warm_pool": 0, "reap_interval": 0.2}
     options.update(overrides)
+    options.setdefault("port", free_port())  # known to the server: its workers' OTLP endpoint
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
         environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
         app = build_app(ServerConfig(data_dir=data_dir, **options))
-    with serve_in_thread(app, ws=RuntimeWebSocketProtocol) as url:
+    with serve_in_thread(app, ws=RuntimeWebSocketProtocol, port=options["port"]) as url:
         yield Server(url, data_dir, *clients(url))
 
 

@@ -1,4 +1,4 @@
-"""A traced runtime server whose workers know its real port, and a tiny OTLP/HTTP collector."""
+"""A traced runtime server, and a tiny OTLP/HTTP collector."""
 
 from __future__ import annotations
 
@@ -14,39 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from open_agentcore.server import ServerConfig
-from open_agentcore.server.app import build_app
-from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
 from tests.conftest import free_port, wait_until
-from tests.server.conftest import KEY_ID, SECRET, Server, clients
+from tests.server.conftest import Server, running_server
 
 
-@contextlib.contextmanager
-def traced_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
-    """A runtime server on a port chosen first, so the OTLP endpoint its workers get is the real one."""
-    port = free_port()
-    options: dict[str, Any] = {"min_lifecycle_seconds": 1, "warm_pool": 0, "reap_interval": 0.2, "port": port}
-    options.update(overrides)
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
-        environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
-        app = build_app(ServerConfig(data_dir=data_dir, **options))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws=RuntimeWebSocketProtocol
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=10)
-        url = f"http://127.0.0.1:{port}"
-        yield Server(url, data_dir, *clients(url))
-    finally:
-        server.should_exit = True
-        thread.join(15)
+def traced_server(data_dir: Path, **overrides: Any) -> contextlib.AbstractContextManager[Server]:
+    """A runtime server (tracing on, its default) whose workers know its real port."""
+    return running_server(data_dir, **overrides)
 
 
 @pytest.fixture
