@@ -12,10 +12,19 @@ def add_commands(commands: Any) -> None:
     cancel = commands.add_parser(
         "cancel",
         help="cancel one invocation in flight (its session and worker stay)",
-        epilog="example: agentcore cancel job-1 -s my-session · the request id is the one the call was "
-        "sent with (X-Amzn-Bedrock-AgentCore-Runtime-Request-Id) or its answer named (x-amzn-RequestId)",
+        epilog="examples:\n"
+        "  agentcore cancel                 # the invocation `agentcore invoke` sent last\n"
+        "  agentcore cancel job-1 -s my-session\n"
+        "the request id is the one the call was sent with (`invoke --request-id`, or the "
+        "X-Amzn-Bedrock-AgentCore-Runtime-Request-Id header) or its answer named (x-amzn-RequestId)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cancel.add_argument("request_id", metavar="REQUEST_ID", help="the invocation's request id")
+    cancel.add_argument(
+        "request_id",
+        metavar="REQUEST_ID",
+        nargs="?",
+        help="the invocation's request id (default: the last one `agentcore invoke` sent)",
+    )
     cancel.add_argument("--agent", "-a", help="which configured agent (default: the default one)")
     cancel.add_argument(
         "--session-id", "-s", help="the invocation's session (default: the one `invoke` last used)"
@@ -40,12 +49,15 @@ def cancel_invocation(args: argparse.Namespace) -> int:
     session_id = args.session_id or state.session_id
     if not session_id:
         raise CliError("no session to look in: no invoke has used one yet (pass --session-id)")
+    request_id = args.request_id or state.request_id
+    if not request_id:
+        raise CliError("which invocation? no invoke has sent one yet: agentcore cancel REQUEST_ID")
     path = (
         f"/_agentcore/runtimes/{quote(state.runtime_arn, safe='')}/sessions/{quote(session_id, safe='')}"
-        f"/requests/{quote(args.request_id, safe='')}/cancel"
+        f"/requests/{quote(request_id, safe='')}/cancel"
     )
     RuntimeServer.connect().request("POST", path)
-    print(f"cancelled invocation {args.request_id} of session {session_id}; the session stays warm")
+    print(f"cancelled invocation {request_id} of session {session_id}; the session stays warm")
     return 0
 
 

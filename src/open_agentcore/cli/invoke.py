@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 CUSTOM_PREFIX = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-"
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
+REQUEST_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Request-Id"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")  # as the runtime server accepts a caller's own
 OUTPUTS = ("text", "json", "raw")
 
 EXAMPLES = """examples:
@@ -36,6 +39,7 @@ EXAMPLES = """examples:
   agentcore invoke '{"n": 3}' --output json
   agentcore invoke --local '{"prompt": "hi"}'
   agentcore invoke --resume        # the rest of a streamed answer whose connection broke
+  agentcore invoke '{"prompt": "long"}' --request-id job-1   # then: agentcore cancel job-1
   agentcore invoke --ws 'hello' --messages 2
   agentcore invoke --ws --interactive --raw
   echo '{"prompt": "from a file"}' | agentcore invoke -
@@ -61,6 +65,12 @@ def add_commands(commands: Any) -> None:
     invoke.add_argument("--session-id", "-s", help="session to use (1-256 characters); remembered")
     invoke.add_argument("--new-session", action="store_true", help="start a new session id")
     invoke.add_argument("--user-id", "-u", help="sent as the runtime user id header")
+    invoke.add_argument(
+        "--request-id",
+        metavar="ID",
+        help="the invocation's id (1-128 of A-Z a-z 0-9 . _ ~ : -; default: a new UUID); "
+        "`agentcore cancel` without an id cancels the last one",
+    )
     invoke.add_argument("--bearer-token", help="OAuth token for a JWT runtime (or $AGENTCORE_BEARER_TOKEN)")
     invoke.add_argument("--headers", metavar="K:v,K2:v", help="custom headers; the custom prefix is added")
     invoke.add_argument("--raw", action="store_true", help='send the text as it is, not as {"prompt": ...}')
@@ -111,6 +121,9 @@ def run_invoke(args: argparse.Namespace) -> int:
     headers.update(custom_headers(args.headers))
     token = args.bearer_token or os.environ.get("AGENTCORE_BEARER_TOKEN")
     state.session_id = session_id
+    if not args.ws:
+        # Chosen here and saved before sending, so `agentcore cancel` from another terminal finds it.
+        state.request_id = headers[REQUEST_HEADER] = args.request_id or str(uuid.uuid4())
     project.save_state(agent.name, state)
     if args.ws:
         from .websocket import talk
@@ -216,6 +229,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
         args.usage_error("--messages takes a number of messages, 1 or more")
     if args.resume and (args.payload is not None or args.ws or args.local):
         args.usage_error("--resume takes no payload and goes to the runtime server (not --ws or --local)")
+    if args.request_id is not None and (args.ws or args.resume):
+        args.usage_error("--request-id names a new HTTP invocation (not --ws or --resume)")
+    if args.request_id is not None and not REQUEST_ID.fullmatch(args.request_id):
+        args.usage_error(f"--request-id {args.request_id!r}: use 1-128 characters of A-Z a-z 0-9 . _ ~ : -")
     if args.payload is None and not args.ws and not args.resume:
         args.usage_error(
             "the following arguments are required: payload (JSON or text; - reads standard input)"

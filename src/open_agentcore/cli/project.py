@@ -61,6 +61,7 @@ class AgentState:
     endpoint_url: str | None = None
     artifact_key: str | None = None
     session_id: str | None = None
+    request_id: str | None = None  # the last HTTP invocation's, sent with it: `agentcore cancel`'s default
     stopped_session_id: str | None = None  # the last one `stop-session` stopped, to say so again
     mode: str | None = None  # "server" or "local": where a plain `invoke` goes
     local_port: int | None = None
