@@ -80,9 +80,13 @@ export const listEndpoints = async (id) => (await json("POST", `/runtimes/${runt
 export const listSessions = async (id, all = false) =>
   (await json("GET", `/_agentcore/runtimes/${runtime(id)}/sessions${all ? "?state=all" : ""}`)).sessions;
 
-export async function buildLog(id, version) {
-  const response = await request("GET", `/_agentcore/runtimes/${runtime(id)}/versions/${version}/build-log`);
-  return response.text();
+// The build log from byte `offset` on; `next` is where the following read starts.
+export async function buildLog(id, version, offset = 0) {
+  const response = await request(
+    "GET", `/_agentcore/runtimes/${runtime(id)}/versions/${encodeURIComponent(version)}/build-log?offset=${offset}`,
+  );
+  const body = new Uint8Array(await response.arrayBuffer());
+  return { next: offset + body.length, text: new TextDecoder().decode(body) };
 }
 
 // The log from byte `offset` on; `next` is where the following read starts.

@@ -31,9 +31,11 @@ export async function runtimeView(id) {
     api.getRuntime(id), api.listVersions(id), api.listEndpoints(id), api.listSessions(id),
   ]);
   const log = h("pre", { class: "log", id: "build-log" }, "Choose a version to see its build log.");
-  const showLog = async (version) => {
-    log.textContent = "Loading…";
-    try { log.textContent = (await api.buildLog(id, version)) || "(empty)"; } catch (error) { log.textContent = error.message; }
+  const logStatus = h("span", { class: "muted", id: "build-log-status" });
+  let following = null;
+  const showLog = (version) => {
+    following?.stop();
+    following = followBuildLog(id, version, log, logStatus);
   };
   mount(
     h("div", { class: "page-head" },
@@ -63,9 +65,56 @@ export async function runtimeView(id) {
     h("h2", {}, "Live sessions"),
     h("div", { class: "panel" }, sessionTable(id, sessions)),
     h("h2", {}, "Build log"),
-    h("div", { class: "panel" }, log),
+    h("div", { class: "panel" }, h("div", { class: "toolbar" }, logStatus), log),
   );
   if (versions.length) showLog(versions[0].agentRuntimeVersion);
+  return () => following?.stop();
+}
+
+const BUILDING = new Set(["CREATING", "UPDATING"]);
+const BUILD_POLL_MS = 1000;
+
+// A version's build log, followed while the version builds: new lines are appended as the build
+// writes them, and following ends (after a last read) once the version is READY or has failed.
+function followBuildLog(id, version, log, status) {
+  let offset = 0;
+  let stopped = false;
+  let timer = null;
+  log.textContent = "Loading…";
+  status.replaceChildren();
+  const read = async () => {
+    const chunk = await api.buildLog(id, version, offset);
+    if (stopped) return;
+    if (offset === 0) log.textContent = "";
+    if (chunk.text) {
+      const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      log.append(document.createTextNode(chunk.text));
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
+    offset = chunk.next;
+  };
+  const building = async () => {
+    const found = (await api.listVersions(id)).find((each) => String(each.agentRuntimeVersion) === String(version));
+    return found ? BUILDING.has(found.status) : false;
+  };
+  const poll = async () => {
+    try {
+      const still = await building();
+      await read(); // after the status: a build that just ended has written its last line
+      if (stopped) return;
+      if (still) {
+        status.replaceChildren(h("span", { class: "dot" }), `version ${version} is building; following`);
+        timer = setTimeout(poll, BUILD_POLL_MS);
+      } else {
+        status.replaceChildren(`version ${version}`);
+        if (!log.textContent) log.textContent = "(empty)";
+      }
+    } catch (error) {
+      if (!stopped) log.textContent = error.message;
+    }
+  };
+  poll();
+  return { stop: () => { stopped = true; clearTimeout(timer); } };
 }
 
 export function sessionTable(id, sessions, withRuntime = false) {
