@@ -245,3 +245,43 @@ def test_sse_frame_is_one_data_line_that_round_trips(value: Any) -> None:
     line = frame[len(b"data: ") : -2]
     assert b"\n" not in line and b"\r" not in line
     assert json.loads(line) == value
+
+
+def test_concurrent_sync_streams_share_the_lead_over_their_sockets() -> None:
+    """Each sync generator may run `HIGH_WATER / streams` frames ahead (at least MIN_LEAD), so many
+    streams together do not hold the interpreter lock away from the event loop."""
+    from bedrock_agentcore.runtime import streaming
+    from bedrock_agentcore.runtime.threads import ThreadPool
+
+    async def until(condition: Any) -> None:
+        deadline = time.monotonic() + 20
+        while not condition():
+            assert time.monotonic() < deadline, "the producers never settled"
+            await asyncio.sleep(0.01)
+
+    async def frames_made_after_a_full_send(streams: int) -> list[int]:
+        loop = asyncio.get_running_loop()
+        pool = ThreadPool(max_threads=streams)
+        channels = [streaming._Channel(loop) for _ in range(streams)]
+        producers = [streaming.SyncProducer(iter(range(1_000_000)), pool) for _ in range(streams)]
+        for producer, channel in zip(producers, channels, strict=True):
+            producer.start(channel)
+
+        def all_waiting() -> bool:  # every producer as far ahead as it may go
+            lead = streaming._producing.lead()
+            return streaming._producing.count == streams and all(p._ahead >= lead for p in producers)
+
+        try:
+            await until(all_waiting)
+            for producer, channel in zip(producers, channels, strict=True):
+                producer.credit(len(await channel.take()))  # all sent, as the response would
+            await until(all_waiting)
+            return [len(await channel.take()) for channel in channels]
+        finally:
+            for producer in producers:
+                producer.stop()
+            pool.close()
+
+    assert asyncio.run(frames_made_after_a_full_send(1)) == [streaming.HIGH_WATER]
+    shared = max(streaming.MIN_LEAD, streaming.HIGH_WATER // 16)
+    assert asyncio.run(frames_made_after_a_full_send(16)) == [shared] * 16

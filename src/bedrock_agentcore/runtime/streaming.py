@@ -4,8 +4,9 @@ A generator never runs on the server's event loop: a sync generator is driven by
 for its whole life (`threads.py`), an async generator by a worker loop (`loops.py`). Frames cross back through
 a `_Channel`, which wakes the server loop only when the response is waiting for more, and the
 response sends everything that has piled up in one write. The producer may run at most
-`HIGH_WATER` frames ahead of the socket, so a slow reader slows the generator instead of growing
-memory. When the client goes away the generator is closed where it runs, so its `finally` blocks run.
+`HIGH_WATER` frames ahead of the socket (sync generators share that lead), so a slow reader slows the
+generator instead of growing memory. When the client goes away the generator is closed where it
+runs, so its `finally` blocks run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .threads import ThreadPool
 logger = logging.getLogger("bedrock_agentcore.app")
 
 HIGH_WATER = 64
+MIN_LEAD = 4
 _END = object()
 _DISCONNECTED = object()
 
@@ -82,14 +84,39 @@ class _Producer(Protocol):
     def stop(self) -> None: ...
 
 
+class _Producing:
+    """How many sync streams of this process are producing now: they share `HIGH_WATER`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def lead(self) -> int:
+        """How far one stream may run ahead of its socket, in frames."""
+        return max(MIN_LEAD, HIGH_WATER // max(1, self.count))
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.count += delta
+
+
+_producing = _Producing()
+
+
 class SyncProducer:
-    """Drives a sync iterator in one pool thread."""
+    """Drives a sync iterator in one pool thread, at most its share of `HIGH_WATER` frames ahead.
+
+    The share matters because producers hold the interpreter lock while they run: sixteen
+    generators each allowed 64 frames ahead kept the event loop (and a new stream's first frame)
+    waiting for it; a producer that waits for its socket lets the loop run.
+    """
 
     def __init__(self, iterator: Iterator[Any], threads: ThreadPool) -> None:
         self._iterator = iterator
         self._threads = threads
-        self._credits = threading.Semaphore(HIGH_WATER)
-        self._stopped = threading.Event()
+        self._turn = threading.Condition(threading.Lock())
+        self._ahead = 0  # frames pushed and not yet sent
+        self._stopped = False
 
     def start(self, channel: _Channel) -> None:
         # The pool thread runs in a copy of this context, so handler code sees its request's ids.
@@ -97,16 +124,22 @@ class SyncProducer:
         running.add_done_callback(_retrieve)
 
     def _run(self, channel: _Channel) -> None:
+        turn = self._turn
+        _producing.add(1)
         try:
             for item in self._iterator:
                 channel.push(sse_frame(item))
-                self._credits.acquire()
-                if self._stopped.is_set():
-                    break
+                with turn:
+                    self._ahead += 1
+                    while self._ahead >= _producing.lead() and not self._stopped:
+                        turn.wait()
+                    if self._stopped:
+                        break
         except Exception as exc:
             logger.exception("Streaming handler failed")
             channel.push(error_frame(exc))
         finally:
+            _producing.add(-1)
             close = getattr(self._iterator, "close", None)
             try:
                 if close is not None:
@@ -117,11 +150,14 @@ class SyncProducer:
                 channel.push(_END)
 
     def credit(self, frames: int) -> None:
-        self._credits.release(frames)
+        with self._turn:
+            self._ahead -= frames
+            self._turn.notify()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._credits.release()
+        with self._turn:
+            self._stopped = True
+            self._turn.notify()
 
 
 class AsyncProducer:
@@ -247,4 +283,4 @@ async def _watch_disconnect(receive: Receive, channel: _Channel) -> None:
             return
 
 
-__all__ = ["HIGH_WATER", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]
+__all__ = ["HIGH_WATER", "MIN_LEAD", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]
