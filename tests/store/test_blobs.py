@@ -9,11 +9,12 @@ import os
 import threading
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, inspect, select, text, update
 
-from open_agentcore.store import BlobCorrupt, BlobNotFound, BlobStore, Store
+from open_agentcore.store import MIGRATIONS, BlobCorrupt, BlobNotFound, BlobStore, Store
+from open_agentcore.store import engine as engine_module
 from open_agentcore.store.blobs import CHUNK_SIZE
-from open_agentcore.store.tables import Blob, BlobChunk
+from open_agentcore.store.tables import Blob, BlobChunk, SchemaMigration
 from tests.store.conftest import StoreFactory
 
 
@@ -158,3 +159,18 @@ def test_abandoned_uploads_are_swept_and_committed_blobs_are_not(store: Store) -
     assert read(blobs, kept)
     in_progress.write(os.urandom(10))
     assert in_progress.commit()
+
+
+def test_the_blob_migration_adds_its_tables_to_an_older_database(store_url: str) -> None:
+    number = MIGRATIONS.index(engine_module._blobs) + 1
+    with Store.open(store_url) as first:
+        with first.engine.begin() as connection:
+            connection.execute(text("DROP TABLE blob_chunks"))
+            connection.execute(text("DROP TABLE blobs"))
+            connection.execute(delete(SchemaMigration).where(SchemaMigration.version >= number))
+        assert "blobs" not in inspect(first.engine).get_table_names()
+    with Store.open(store_url) as upgraded:
+        assert {"blobs", "blob_chunks"} <= set(inspect(upgraded.engine).get_table_names())
+        blobs = BlobStore(upgraded.engine)
+        sha256, _ = write(blobs, b"after the upgrade")
+        assert read(blobs, sha256) == b"after the upgrade"
