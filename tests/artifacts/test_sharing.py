@@ -4,6 +4,7 @@ on SQLite and PostgreSQL (each server here has its own directory, as replicas on
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from open_agentcore.artifacts import (
 )
 from open_agentcore.store import BlobStore, Store
 from open_agentcore.store.blobs import CHUNK_SIZE
-from open_agentcore.store.tables import BlobChunk
+from open_agentcore.store.tables import Blob, BlobChunk
 from tests.artifacts.test_artifacts import _chunks, make_zip
 from tests.store.conftest import (  # noqa: F401 - fixtures
     open_stores,
@@ -117,3 +118,48 @@ def test_a_server_on_postgresql_shares_its_artifacts(postgres_server: str, tmp_p
             assert artifacts.blobs.has(key.removesuffix(".zip"))
     finally:
         drop()
+
+
+def make_old(store: Store, key: str) -> None:  # noqa: F811
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(Blob).where(Blob.sha256 == key.removesuffix(".zip")).values(last_used_at=long_ago)
+        )
+
+
+def test_a_sweep_deletes_long_unused_artifacts_from_the_store_and_its_own_cache(
+    store: Store,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    one, two = two_servers(store, tmp_path)
+    key = put(one, make_zip({"agent.py": b"unused"}))
+    assert two.path(key).exists()  # cached by the second server too
+    make_old(store, key)
+    two.sweep()
+    assert not BlobStore(store.engine).has(key.removesuffix(".zip"))
+    assert not two.has_local(key)
+    assert one.has_local(key)  # another server's cache is its own; `claim` below puts it to use
+
+
+def test_a_version_naming_an_artifact_keeps_it_or_stores_it_again_from_a_cache(
+    store: Store,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    one, two = two_servers(store, tmp_path)
+    blobs = BlobStore(store.engine)
+    kept = put(one, make_zip({"agent.py": b"named by a version now"}))
+    make_old(store, kept)
+    one.claim(kept)  # a version being created names it: the next sweep spares it
+    two.sweep()
+    assert blobs.has(kept.removesuffix(".zip"))
+
+    lost = put(one, make_zip({"agent.py": b"swept, then named by a version"}))
+    make_old(store, lost)
+    two.sweep()
+    assert not blobs.has(lost.removesuffix(".zip"))
+    one.claim(lost)  # the server that has it cached stores it again for the others
+    assert (
+        ArtifactStore(tmp_path / "three", blobs).path(lost).read_bytes()
+        == (tmp_path / "one" / lost).read_bytes()
+    )

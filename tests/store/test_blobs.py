@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import io
@@ -16,6 +17,7 @@ from open_agentcore.store import engine as engine_module
 from open_agentcore.store.blobs import CHUNK_SIZE
 from open_agentcore.store.tables import Blob, BlobChunk, SchemaMigration
 from tests.store.conftest import StoreFactory
+from tests.store.test_repository import ACCOUNT, CONFIG
 
 
 def write(blobs: BlobStore, data: bytes, chunk: int = CHUNK_SIZE) -> tuple[str, bool]:
@@ -174,3 +176,58 @@ def test_the_blob_migration_adds_its_tables_to_an_older_database(store_url: str)
         blobs = BlobStore(upgraded.engine)
         sha256, _ = write(blobs, b"after the upgrade")
         assert read(blobs, sha256) == b"after the upgrade"
+
+
+def age(store: Store, sha256: str, days: float) -> None:
+    """Make a blob look last used `days` ago."""
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+    with store.engine.begin() as connection:
+        connection.execute(update(Blob).where(Blob.sha256 == sha256).values(last_used_at=moment))
+
+
+def test_blobs_no_version_names_are_deleted_once_unused_for_long(store: Store) -> None:
+    blobs = BlobStore(store.engine)
+    old_unnamed, _ = write(blobs, b"old and named by nothing")
+    old_named, _ = write(blobs, b"old but a version names it")
+    touched, _ = write(blobs, b"old, then named by a version being created")
+    recent, _ = write(blobs, b"uploaded just now")
+    for sha256 in (old_unnamed, old_named, touched):
+        age(store, sha256, days=30)
+    config = copy.deepcopy(CONFIG)
+    config["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"]["prefix"] = f"{old_named}.zip"
+    store.create_runtime("named", "us-east-1", ACCOUNT, config)
+    blobs.touch(touched)
+    assert blobs.delete_unused(datetime.timedelta(days=7)) == [old_unnamed]
+    assert not blobs.has(old_unnamed)
+    assert all(blobs.has(sha256) for sha256 in (old_named, touched, recent))
+    assert blobs.chunk_rows() == 3
+
+
+def test_two_replicas_sweeping_at_once_delete_each_unused_blob_once(open_stores: StoreFactory) -> None:
+    clients = [BlobStore(open_stores().engine) for _ in range(2)]
+    unused = []
+    for number in range(6):
+        sha256, _ = write(clients[0], f"unused {number}".encode())
+        unused.append(sha256)
+    with clients[0].engine.begin() as connection:
+        long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+        connection.execute(update(Blob).values(last_used_at=long_ago))
+    start = threading.Barrier(2, timeout=30)
+    deleted: list[list[str]] = []
+    failures: list[BaseException] = []
+
+    def sweep(blobs: BlobStore) -> None:
+        try:
+            start.wait()
+            deleted.append(blobs.delete_unused(datetime.timedelta(days=7)))
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=sweep, args=(blobs,)) for blobs in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert sorted(deleted[0] + deleted[1]) == sorted(unused)  # each by exactly one of them
+    assert clients[1].chunk_rows() == 0

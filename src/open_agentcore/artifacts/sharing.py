@@ -64,4 +64,20 @@ def fetch(blobs: BlobStore, key: str, root: Path) -> Path:
     return final
 
 
-__all__ = ["SharedUpload", "fetch"]
+def restore(blobs: BlobStore, path: Path, sha256: str) -> bool:
+    """Store this server's cached copy of a blob the shared store lost; blocking. False (and
+    nothing stored) when the copy does not hash to `sha256`."""
+    upload = blobs.begin()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK_SIZE):
+            upload.write(chunk)
+    if upload.sha256 != sha256:
+        upload.abort()
+        logger.warning("The cached copy of artifact %s.zip does not match its hash; not restored", sha256)
+        return False
+    upload.commit()
+    logger.info("Stored artifact %s.zip again from this server's cache", sha256)
+    return True
+
+
+__all__ = ["SharedUpload", "fetch", "restore"]

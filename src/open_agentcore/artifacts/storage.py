@@ -14,7 +14,7 @@ from pathlib import Path
 
 from open_agentcore.store import BlobCorrupt, BlobNotFound, BlobStore, Store
 
-from .sharing import SharedUpload, fetch
+from .sharing import SharedUpload, fetch, restore
 
 BUCKET = "agentcore-artifacts"
 MAX_UPLOAD = 250 * 1024 * 1024
@@ -75,6 +75,28 @@ class ArtifactStore:
         shared = store.engine.dialect.name != "sqlite"
         return cls(root, BlobStore(store.engine) if shared else None)
 
+    def claim(self, key: str) -> None:
+        """Say that a new runtime version names artifact `key`, so no sweep deletes it; blocking.
+
+        When the shared store lacks it but this server's cache has it (a sweep removed it, unused,
+        before this version came), it is stored again from the cache, for the other replicas.
+        """
+        if self.blobs is None or not _KEY.match(key):
+            return
+        sha256 = key.removesuffix(".zip")
+        self.blobs.touch(sha256)
+        if not self.blobs.has(sha256) and self.has_local(key):
+            restore(self.blobs, self.root / key, sha256)
+
+    def sweep(self) -> None:
+        """Delete from the shared store what no one will read (uploads abandoned midway, blobs no
+        version named for a long while), and this server's cached copies of them; blocking."""
+        if self.blobs is None:
+            return
+        self.blobs.delete_abandoned()
+        for sha256 in self.blobs.delete_unused():
+            (self.root / f"{sha256}.zip").unlink(missing_ok=True)
+
     def has_local(self, key: str) -> bool:
         """Whether this server's directory holds artifact `key` (no fetch needed)."""
         return bool(_KEY.match(key)) and (self.root / key).exists()
@@ -112,7 +134,7 @@ class ArtifactStore:
         partial = self.root / f".upload-{secrets.token_hex(8)}"
         shared: SharedUpload | None = None
         if self.blobs is not None:
-            await asyncio.to_thread(self.blobs.delete_abandoned)
+            await asyncio.to_thread(self.sweep)
             shared = SharedUpload(self.blobs.begin())
         try:
             with partial.open("wb") as out:

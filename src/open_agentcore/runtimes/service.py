@@ -117,6 +117,7 @@ class RuntimeService:
         config = check_configuration(request, self.min_lifecycle_seconds)
         tags = check_tags(request.get("tags") or {})
         await self._check_issuer(config)
+        await self._claim_artifact(config)
         runtime, version = await asyncio.to_thread(
             self.store.create_runtime,
             name,
@@ -132,6 +133,7 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         await self._check_issuer(config)
+        await self._claim_artifact(config)
         if "description" not in config:
             # An update that says nothing of the description keeps the one the runtime had.
             latest = await asyncio.to_thread(self.store.get_version, runtime_id)
@@ -166,6 +168,12 @@ class RuntimeService:
             await self.authorizer.check_issuer(jwt["discoveryUrl"])
         except IssuerUnreachable as error:
             raise InvalidRequest(field, f"the discovery URL cannot be used: {error}") from None
+
+    async def _claim_artifact(self, config: dict[str, Any]) -> None:
+        """Keep the artifact a new version names from being swept from the shared store."""
+        code = config["agentRuntimeArtifact"].get("codeConfiguration")
+        if code is not None:
+            await asyncio.to_thread(self.artifacts.claim, code["code"]["s3"]["prefix"])
 
     def build_log(self, runtime_id: str, version: int) -> Path:
         return self.paths.build_logs / runtime_id / f"{version}.log"

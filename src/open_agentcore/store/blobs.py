@@ -12,19 +12,22 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import StoreError
-from .tables import Blob, BlobChunk
+from .tables import Blob, BlobChunk, RuntimeVersion
 from .transactions import Repository, utcnow
 
 CHUNK_SIZE = 1024 * 1024
 # An upload whose chunks are older than this and still unrecorded was abandoned (its server died
 # mid-upload): any replica may delete them. Far longer than any upload of MAX_UPLOAD takes.
 ABANDONED_AFTER = datetime.timedelta(hours=6)
+# A blob no runtime version names, and neither uploaded nor named by a new version for this long,
+# may be deleted by any replica.
+UNUSED_AFTER = datetime.timedelta(days=7)
 
 
 class BlobNotFound(StoreError):
@@ -38,6 +41,15 @@ class BlobCorrupt(StoreError):
 def is_sha256(text: str) -> bool:
     """True for 64 lowercase hex digits, the only form of hash the blob table keys on."""
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _artifact_key(config: dict[str, Any]) -> str | None:
+    """The artifact key a version's configuration names (`...code.s3.prefix`), if any."""
+    try:
+        key = config["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"]["prefix"]
+    except (KeyError, TypeError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 class BlobUpload:
@@ -77,13 +89,15 @@ class BlobUpload:
                 if session.get(Blob, sha256) is not None:
                     session.execute(delete(BlobChunk).where(BlobChunk.upload_id == self.upload_id))
                     return False
+                now = utcnow()
                 session.add(
                     Blob(
                         sha256=sha256,
                         upload_id=self.upload_id,
                         size=self.size,
                         chunks=self.chunks,
-                        created_at=utcnow(),
+                        created_at=now,
+                        last_used_at=now,
                     )
                 )
             return True
@@ -157,6 +171,32 @@ class BlobStore(Repository):
                 session.execute(delete(BlobChunk).where(BlobChunk.upload_id == row.upload_id))
                 session.delete(row)
 
+    def touch(self, sha256: str) -> None:
+        """Mark a blob as just used (a version about to name it), so `delete_unused` spares it."""
+        with self._write() as session:
+            session.execute(update(Blob).where(Blob.sha256 == sha256).values(last_used_at=utcnow()))
+
+    def delete_unused(self, older_than: datetime.timedelta = UNUSED_AFTER) -> list[str]:
+        """Delete the blobs that no runtime version names and that were last uploaded or touched
+        more than `older_than` ago; returns their hashes.
+
+        Safe on several replicas at once: the candidates' rows are locked (PostgreSQL) until they
+        are gone, so a concurrent `touch` waits and then finds nothing, and a second sweep skips them.
+        """
+        cutoff = utcnow() - older_than
+        with self._write() as session:
+            candidates = session.scalars(
+                select(Blob).where(Blob.last_used_at < cutoff).with_for_update(skip_locked=True)
+            ).all()
+            if not candidates:
+                return []
+            named = {_artifact_key(config) for config in session.scalars(select(RuntimeVersion.config))}
+            unused = [blob for blob in candidates if f"{blob.sha256}.zip" not in named]
+            for blob in unused:
+                session.execute(delete(BlobChunk).where(BlobChunk.upload_id == blob.upload_id))
+                session.delete(blob)
+            return [blob.sha256 for blob in unused]
+
     def delete_abandoned(self, older_than: datetime.timedelta = ABANDONED_AFTER) -> int:
         """Delete chunks of uploads never committed and older than `older_than`; returns how many.
 
@@ -182,6 +222,7 @@ class BlobStore(Repository):
 __all__ = [
     "ABANDONED_AFTER",
     "CHUNK_SIZE",
+    "UNUSED_AFTER",
     "BlobCorrupt",
     "BlobNotFound",
     "BlobStore",

@@ -318,6 +318,8 @@ class Blob(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     chunks: Mapped[int]
     created_at: Mapped[datetime.datetime]
+    # Moved by every runtime version created or updated to name it: unused blobs go after a while.
+    last_used_at: Mapped[datetime.datetime]
 
 
 class BlobChunk(Base):
