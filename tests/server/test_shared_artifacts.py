@@ -172,3 +172,28 @@ def test_a_corrupt_artifact_in_the_store_is_refused_never_run_and_can_be_uploade
         updated = two.wait_ready(described["agentRuntimeId"], "2")
         assert updated["status"] == "READY", updated.get("failureReason")
         assert call(two, described["agentRuntimeArn"], "c" * 33, {"say": "ok"})["said"] == "ok"
+
+
+@pytest.mark.timeout(240)
+def test_a_ready_version_whose_stored_artifact_is_corrupt_is_never_started_by_another_server(
+    database: str,
+) -> None:
+    with replicas(database) as (one, two):
+        created = one.deploy({"agent.py": AGENT}, "corruptlater")
+        key = created_key(one, created["agentRuntimeId"])
+        with psycopg.connect(database) as connection:
+            connection.execute("UPDATE blob_chunks SET data = %s", (b"PK\x03\x04" + b"\0" * 64,))
+        with pytest.raises(two.data.exceptions.RuntimeClientError) as refused:
+            call(two, created["agentRuntimeArn"], "d" * 33, {"say": "never"})
+        message = refused.value.response["Error"]["Message"]
+        assert "is ready, but this server could not prepare it" in message
+        assert f"artifact {key!r} is corrupt in the store" in message
+        assert not (two.data_dir / "code" / key.removesuffix(".zip")).exists()
+        assert two.signed("GET", "/_agentcore/health").json()["sessions"] == 0
+        # The server that built it runs it from its own copy.
+        assert call(one, created["agentRuntimeArn"], "d" * 33, {"say": "here"})["said"] == "here"
+
+
+def created_key(server: Server, runtime_id: str) -> str:
+    described = server.control.get_agent_runtime(agentRuntimeId=runtime_id)
+    return str(described["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"]["prefix"])

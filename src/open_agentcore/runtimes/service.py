@@ -348,7 +348,15 @@ class RuntimeService:
         target = self._targets.get((runtime_id, version.version))
         if target is None:
             # Built before this server started, or by another replica sharing the store.
-            target = self._prepare_on_first_use(runtime, version)
+            try:
+                target = self._prepare_on_first_use(runtime, version)
+            except ArtifactError as error:
+                # The caller's request is fine; the agent cannot start here (RuntimeClientError).
+                reason = error.reason if isinstance(error, BuildFailed) else str(error)
+                raise RuntimeNotReady(
+                    f"version {version.version} of agent runtime {runtime_id} is ready, but this server "
+                    f"could not prepare it: {reason}"
+                ) from None
         return Route(runtime, target, version.config)
 
     def forget_routes(self, runtime_id: str) -> None:
