@@ -71,7 +71,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(src: Path | None, store: str | None) -> Iterator[str]:
     """`agentcore server run` from `src` (None: this tree) on a fresh data dir; yields its URL."""
-    home = Path(tempfile.mkdtemp(prefix="oacb-", dir="/tmp"))
+    home = Path(tempfile.mkdtemp(prefix="oacsa-", dir="/tmp"))
     port = free_port()
     environment = {
         **os.environ,
@@ -151,7 +151,7 @@ def upload_seconds(url: str, body: bytes) -> float:
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL server (scripts/postgres-test-server.sh): the maintenance URL."""
-    directory = Path(tempfile.mkdtemp(prefix="agentcore-bench-pg-"))
+    directory = Path(tempfile.mkdtemp(prefix="agentcore-blobs-bench-pg-"))
     script = REPOSITORY / "scripts" / "postgres-test-server.sh"
     started = subprocess.run(
         [str(script), "start", str(directory)], capture_output=True, text=True, timeout=300
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--upload-mib", type=int, default=50)
     settings = parser.parse_args()
-    keep = Path(tempfile.mkdtemp(prefix="oacb-baseline-"))
+    keep = Path(tempfile.mkdtemp(prefix="oacsa-baseline-"))
     try:
         before = baseline_src(settings.baseline_src, keep)
         with postgres() as pg:
