@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import subprocess
+import threading
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -174,3 +175,31 @@ def test_an_agent_listing_the_reference_sdk_gets_it(tmp_path: Path, builder: Env
     )
     sdk_file, version = run_in(built.python, probe).split()
     assert "/sdk/" not in sdk_file and "site-packages" in sdk_file and version
+
+
+def test_concurrent_unpacks_of_one_artifact_share_one_result(tmp_path: Path) -> None:
+    # Two versions naming the same zip, prepared at once (first use on a server that never had it).
+    zip_path = tmp_path / "code.zip"
+    zip_path.write_bytes(make_zip({f"module_{n}.py": os.urandom(20_000) for n in range(40)}))
+    dest = tmp_path / "code" / "abc"
+    dest.parent.mkdir()
+    start = threading.Barrier(4, timeout=30)
+    results: list[Path] = []
+    failures: list[BaseException] = []
+
+    def unpack_once() -> None:
+        try:
+            start.wait()
+            results.append(unpack(zip_path, dest))
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=unpack_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert results == [dest] * 4
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["abc"]  # no staging dir left
+    assert len(list(dest.iterdir())) == 40

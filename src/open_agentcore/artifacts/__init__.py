@@ -9,6 +9,7 @@ from .storage import (
     ArtifactRef,
     ArtifactStore,
     ArtifactTooLarge,
+    CorruptArtifact,
     InvalidArtifact,
 )
 from .unpack import UnsafeArtifact, unpack
@@ -22,6 +23,7 @@ __all__ = [
     "ArtifactTooLarge",
     "BuildFailed",
     "BuiltEnvironment",
+    "CorruptArtifact",
     "EnvironmentBuilder",
     "Interpreter",
     "InterpreterUnavailable",

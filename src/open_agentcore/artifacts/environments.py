@@ -48,6 +48,8 @@ class BuiltEnvironment:
     python: Path
     env_hash: str
     root: Path | None
+    # True when this call built it; False when it was cached or is the server's own interpreter.
+    fresh: bool = False
 
 
 def requirements_file(code_dir: Path) -> Path | None:
@@ -112,12 +114,13 @@ class EnvironmentBuilder:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with lock_path.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build per hash; the others wait and reuse it
-            if (root / "bin" / "python").exists():
-                log_path.write_text(f"environment {env_hash} is cached\n")
-            else:
+            fresh = not (root / "bin" / "python").exists()
+            if fresh:
                 reference_sdk = _REFERENCE_SDK.search(text) is not None
                 self._build(requirements, reference_sdk, python or self.python, root, log_path)
-        return BuiltEnvironment(root / "bin" / "python", env_hash, root)
+            else:
+                log_path.write_text(f"environment {env_hash} is cached\n")
+        return BuiltEnvironment(root / "bin" / "python", env_hash, root, fresh)
 
     def _build(
         self, requirements: Path | None, reference_sdk: bool, python: Path, root: Path, log_path: Path

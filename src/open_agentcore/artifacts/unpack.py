@@ -85,7 +85,12 @@ def unpack(zip_path: Path, dest: Path, max_total: int = MAX_UNPACKED, max_files:
                 _extract(archive, _check_entries(archive, max_total, max_files), staging, max_total)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
             raise UnsafeArtifact(f"the archive cannot be read: {error}") from None
-        os.replace(staging, dest)
+        try:
+            os.replace(staging, dest)
+        except OSError:
+            if not dest.exists():
+                raise
+            return dest  # unpacked meanwhile by another build of the same artifact: the same files
         _make_read_only(dest)
     finally:
         if staging.exists():

@@ -129,7 +129,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="drop clients whose request body stalls this long (default 30)")  # fmt: skip
     parser.add_argument("--max-connections", type=_positive, default=1000, metavar="N",
                         help="open connections at most; requests past it get 503 (default 1000)")  # fmt: skip
-    parser.add_argument("--store", help="database URL (default SQLite in the data dir; postgresql://...)")
+    parser.add_argument("--store", metavar="URL",
+                        help="database URL (default SQLite in the data dir). postgresql://user@host/db is "
+                             "shared by server replicas: it also keeps uploaded code, which each replica "
+                             "fetches and builds on first use")  # fmt: skip
     parser.add_argument("--min-lifecycle-seconds", type=int, default=60,
                         help="smallest idle timeout / max lifetime allowed (default 60)")  # fmt: skip
     parser.add_argument("--max-sessions", type=int, default=200, help="live sessions at most (default 200)")

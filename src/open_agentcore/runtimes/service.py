@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ class Route:
     config: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A version made runnable on this server: its target, what its status reason should say
+    while it serves, and the work this server did for it (fetch, unpack, build), in order."""
+
+    target: SessionTarget
+    note: str | None
+    work: tuple[str, ...]
+
+
 # Invocations resolve runtime → endpoint → version from memory for this long. This server's own
 # writes drop the cached routes at once; the bound is for other replicas sharing the store.
 ROUTE_TTL = 1.0
@@ -92,6 +103,8 @@ class RuntimeService:
         # A version asking for a Python this host lacks runs on the server's own instead of failing.
         self.allow_host_python = allow_host_python
         self._targets: dict[tuple[str, int], SessionTarget] = {}
+        self._preparing: dict[tuple[str, int], threading.Lock] = {}
+        self._preparing_lock = threading.Lock()
         self._routes: ReadCache[tuple[str, str], Route] = ReadCache(ROUTE_TTL)
         self._builds: set[asyncio.Task[None]] = set()
         # Told (runtime id, succeeded, seconds) when a build ends: the server's metrics.
@@ -104,6 +117,7 @@ class RuntimeService:
         config = check_configuration(request, self.min_lifecycle_seconds)
         tags = check_tags(request.get("tags") or {})
         await self._check_issuer(config)
+        await self._claim_artifact(config)
         runtime, version = await asyncio.to_thread(
             self.store.create_runtime,
             name,
@@ -119,6 +133,7 @@ class RuntimeService:
     async def update(self, runtime_id: str, request: dict[str, Any]) -> tuple[RuntimeRecord, VersionRecord]:
         config = check_configuration(request, self.min_lifecycle_seconds)
         await self._check_issuer(config)
+        await self._claim_artifact(config)
         if "description" not in config:
             # An update that says nothing of the description keeps the one the runtime had.
             latest = await asyncio.to_thread(self.store.get_version, runtime_id)
@@ -138,6 +153,9 @@ class RuntimeService:
         await self.sessions.stop_runtime(runtime_id)
         for key in [k for k in self._targets if k[0] == runtime_id]:
             del self._targets[key]
+        with self._preparing_lock:
+            for key in [k for k in self._preparing if k[0] == runtime_id]:
+                del self._preparing[key]
         return record
 
     async def _check_issuer(self, config: dict[str, Any]) -> None:
@@ -150,6 +168,12 @@ class RuntimeService:
             await self.authorizer.check_issuer(jwt["discoveryUrl"])
         except IssuerUnreachable as error:
             raise InvalidRequest(field, f"the discovery URL cannot be used: {error}") from None
+
+    async def _claim_artifact(self, config: dict[str, Any]) -> None:
+        """Keep the artifact a new version names from being swept from the shared store."""
+        code = config["agentRuntimeArtifact"].get("codeConfiguration")
+        if code is not None:
+            await asyncio.to_thread(self.artifacts.claim, code["code"]["s3"]["prefix"])
 
     def build_log(self, runtime_id: str, version: int) -> Path:
         return self.paths.build_logs / runtime_id / f"{version}.log"
@@ -178,8 +202,9 @@ class RuntimeService:
         note: str | None = None
         began = time.monotonic()
         try:
-            target, note = await asyncio.to_thread(self._prepare_noting, runtime, version)
-            self._targets[(runtime.id, version.version)] = target
+            prepared = await asyncio.to_thread(self._prepare_noting, runtime, version)
+            note = prepared.note
+            self._targets[(runtime.id, version.version)] = prepared.target
         except BuildFailed as error:
             failure = f"the environment build failed: {error.reason}"
         except ArtifactError as error:
@@ -202,9 +227,28 @@ class RuntimeService:
         if failure is None:
             await self.sessions.prepare(self._targets[(runtime.id, version.version)])
 
-    def _prepare(self, runtime: RuntimeRecord, version: VersionRecord) -> SessionTarget:
-        """Unpack and build one version (blocking; runs in a thread)."""
-        return self._prepare_noting(runtime, version)[0]
+    def _prepare_on_first_use(self, runtime: RuntimeRecord, version: VersionRecord) -> SessionTarget:
+        """Make a READY version this server has no target for runnable here (blocking; runs in a
+        thread): after a restart everything is cached, but on a replica that never built it this
+        fetches the artifact from the shared store, unpacks it and builds its environment. The next
+        session of the version to start says so in its log."""
+        key = (runtime.id, version.version)
+        with self._preparing_lock:
+            lock = self._preparing.setdefault(key, threading.Lock())
+        with lock:  # one preparation per version; concurrent first calls wait for it and share it
+            if (target := self._targets.get(key)) is not None:
+                return target
+            began = time.monotonic()
+            prepared = self._prepare_noting(runtime, version)
+            self._targets[key] = prepared.target
+        if prepared.work:
+            line = (
+                f"version {version.version} of {runtime.id} was new to this server: it "
+                f"{', '.join(prepared.work)} on first use, in {time.monotonic() - began:.1f} s"
+            )
+            logger.info("%s", line)
+            self.sessions.note_next_start(key, line)
+        return prepared.target
 
     def _interpreter(self, runtime_name: str) -> tuple[Path | None, str | None]:
         """The Python to build on (None: the server's own), and a note when it is not the one asked for."""
@@ -221,10 +265,9 @@ class RuntimeService:
             return None, note
         return (None if interpreter.is_server else interpreter.path), None
 
-    def _prepare_noting(
-        self, runtime: RuntimeRecord, version: VersionRecord
-    ) -> tuple[SessionTarget, str | None]:
-        """`_prepare`, plus what the version's status reason should say while it serves."""
+    def _prepare_noting(self, runtime: RuntimeRecord, version: VersionRecord) -> Prepared:
+        """Unpack and build one version (blocking; runs in a thread), fetching its artifact from the
+        shared store when this server lacks it."""
         artifact = version.config["agentRuntimeArtifact"]
         log_path = self.build_log(runtime.id, version.version)
 
@@ -243,12 +286,20 @@ class RuntimeService:
             log_path.write_text(f"{error}\n")
             raise
         key = code["code"]["s3"]["prefix"]
-        code_dir = unpack(self.artifacts.path(key), self.paths.code_root / key.removesuffix(".zip"))
+        work: list[str] = []
+        if not self.artifacts.has_local(key):
+            work.append("fetched its artifact from the shared store")
+        code_root = self.paths.code_root / key.removesuffix(".zip")
+        if not code_root.exists():
+            work.append("unpacked its code")
+        code_dir = unpack(self.artifacts.path(key), code_root)
         entrypoint = code["entryPoint"][0]
         resolved = (code_dir / entrypoint).resolve()
         if not resolved.is_relative_to(code_dir.resolve()) or not resolved.is_file():
             raise ArtifactError(f"entryPoint {entrypoint!r} is not a file in the uploaded code")
         built = self.builder.build(code_dir, log_path, python)
+        if built.fresh:
+            work.append("built its environment")
         if note is not None:
             with log_path.open("a") as log:
                 log.write(note + "\n")
@@ -265,7 +316,7 @@ class RuntimeService:
             idle_timeout=float(lifecycle["idleRuntimeSessionTimeout"]),
             max_lifetime=float(lifecycle["maxLifetime"]),
         )
-        return target, note
+        return Prepared(target, note, tuple(work))
 
     async def wait_for_builds(self) -> None:
         """Wait until every build started so far has finished (tests, shutdown)."""
@@ -296,8 +347,16 @@ class RuntimeService:
         version = self.store.get_version(runtime_id, endpoint.live_version)
         target = self._targets.get((runtime_id, version.version))
         if target is None:
-            # After a restart: the build is cached, so this only unpacks (once) and looks up.
-            target = self._targets[(runtime_id, version.version)] = self._prepare(runtime, version)
+            # Built before this server started, or by another replica sharing the store.
+            try:
+                target = self._prepare_on_first_use(runtime, version)
+            except ArtifactError as error:
+                # The caller's request is fine; the agent cannot start here (RuntimeClientError).
+                reason = error.reason if isinstance(error, BuildFailed) else str(error)
+                raise RuntimeNotReady(
+                    f"version {version.version} of agent runtime {runtime_id} is ready, but this server "
+                    f"could not prepare it: {reason}"
+                ) from None
         return Route(runtime, target, version.config)
 
     def forget_routes(self, runtime_id: str) -> None:

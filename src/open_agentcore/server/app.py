@@ -139,7 +139,7 @@ def build_app(config: ServerConfig) -> Starlette:
             listener=listener,
             recorded_owner=journal.recorded_owner,
         )
-        artifacts = ArtifactStore(config.data_dir / "artifacts")
+        artifacts = await asyncio.to_thread(ArtifactStore.for_store, config.data_dir / "artifacts", store)
         if telemetry is not None:
             telemetry.start(store)
         app.state.store = store

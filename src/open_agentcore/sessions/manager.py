@@ -164,6 +164,8 @@ class SessionManager:
         )
         self._reaper: asyncio.Task[None] | None = None
         self._ending: set[asyncio.Task[None]] = set()
+        # Lines for the log of the next session of a version to start (`note_next_start`).
+        self._start_notes: dict[tuple[str, int], str] = {}
 
     # Routing ---------------------------------------------------------------------------------
 
@@ -289,6 +291,8 @@ class SessionManager:
         return {key: len(handles) for key, handles in self._warm.items() if handles}
 
     async def _start(self, target: SessionTarget, session_id: str, owner: str | None) -> LiveSession:
+        if (note := self._start_notes.pop(target.key, None)) is not None:
+            await asyncio.to_thread(self._write_note, target.runtime_id, session_id, note)
         handle = self._take_warm(target)
         started_from = "warm"
         # A pool worker that began before this session arrived is a head start; one the refill
@@ -556,6 +560,22 @@ class SessionManager:
         paths = [kept] if kept is not None and kept.exists() else []
         live = self._sessions.get((runtime_id, session_id))
         return [*paths, live.handle.log_path] if live is not None else paths
+
+    def note_next_start(self, key: tuple[str, int], line: str) -> None:
+        """Put `line` in the log of the next session of version `key` to start: why its start
+        was slow (this server built the version on first use). Safe from any thread."""
+        self._start_notes[key] = line
+
+    def _write_note(self, runtime_id: str, session_id: str, line: str) -> None:
+        kept = self._kept_log(runtime_id, session_id)
+        if kept is None:
+            return
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with kept.open("a") as log:
+                log.write(f"[open-agentcore] {line}\n")
+        except OSError as error:
+            logger.warning("Could not write to the log of session %s: %s", session_id, error)
 
     def _kept_log(self, runtime_id: str, session_id: str) -> Path | None:
         if self.config.log_root is None:

@@ -1,9 +1,11 @@
 """Persistent state of the runtime server on SQLAlchemy 2: SQLite by default, PostgreSQL by URL.
 
 Runtimes, their immutable versions and tags, endpoints, sessions, access keys, resource policies and
-client-token idempotency, behind one thread-safe `Store` that hands out frozen records.
+client-token idempotency, behind one thread-safe `Store` that hands out frozen records; uploaded
+artifacts as content-addressed blobs beside it (`BlobStore`, on the same database).
 """
 
+from .blobs import BlobCorrupt, BlobNotFound, BlobStore, BlobUpload
 from .engine import MIGRATIONS
 from .errors import (
     AccessKeyConflict,
@@ -51,6 +53,10 @@ __all__ = [
     "AccessKeyConflict",
     "AccessKeyNotFound",
     "AccessKeyRecord",
+    "BlobCorrupt",
+    "BlobNotFound",
+    "BlobStore",
+    "BlobUpload",
     "ClientTokenConflict",
     "ConflictError",
     "DatabaseUnavailable",

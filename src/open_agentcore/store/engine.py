@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .errors import DatabaseUnavailable, SchemaTooNew, UnsupportedDatabaseURL
-from .tables import Base, ResourceTag, SchemaMigration, Setting, SpanRow
+from .tables import Base, Blob, BlobChunk, ResourceTag, SchemaMigration, Setting, SpanRow
 
 # Execution option marking an engine whose transactions write: on SQLite they take the write lock
 # at BEGIN, so two writers queue on busy_timeout instead of one failing with "database is locked"
@@ -50,10 +50,16 @@ def _spans(connection: Connection) -> None:
     Base.metadata.create_all(connection, tables=[Base.metadata.tables[SpanRow.__tablename__]])
 
 
+def _blobs(connection: Connection) -> None:
+    # Uploaded artifacts kept in the store, so every replica sharing it can use them.
+    tables = [Base.metadata.tables[model.__tablename__] for model in (Blob, BlobChunk)]
+    Base.metadata.create_all(connection, tables=tables)
+
+
 # Append only: migration N brings a database from schema version N-1 to N, inside one transaction.
 # A new database runs migration 1 alone, because the models in tables.py always describe the newest
 # schema, and is recorded as having every migration.
-MIGRATIONS: tuple[Migration, ...] = (_create_everything, _session_owners, _resource_tags, _spans)
+MIGRATIONS: tuple[Migration, ...] = (_create_everything, _session_owners, _resource_tags, _spans, _blobs)
 
 
 def open_engine(url: str) -> Engine:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     TypeDecorator,
 )
@@ -305,9 +306,38 @@ class SpanRow(Base):
     received_at: Mapped[float] = mapped_column(Float)
 
 
+class Blob(Base):
+    """A blob stored by its SHA-256 (an uploaded artifact); its bytes are the chunks of `upload_id`.
+
+    A row here is written once, after all its chunks: its presence is what makes the blob visible.
+    """
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    upload_id: Mapped[str] = mapped_column(String(32), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int]
+    created_at: Mapped[datetime.datetime]
+    # Moved by every runtime version created or updated to name it: unused blobs go after a while.
+    last_used_at: Mapped[datetime.datetime]
+
+
+class BlobChunk(Base):
+    """One chunk of an upload's bytes, in order of `seq`; see `store/blobs.py`."""
+
+    __tablename__ = "blob_chunks"
+    __table_args__ = (Index("ix_blob_chunks_written", "written_at"),)
+    upload_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    written_at: Mapped[datetime.datetime]
+
+
 __all__ = [
     "AccessKey",
     "Base",
+    "Blob",
+    "BlobChunk",
     "ClientToken",
     "Endpoint",
     "ResourcePolicy",
