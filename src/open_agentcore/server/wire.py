@@ -16,6 +16,7 @@ from open_agentcore.sessions import (
     SessionEnded,
     SessionLimitReached,
     SessionOwnedByAnother,
+    SessionStartedElsewhereTimedOut,
 )
 from open_agentcore.store import (
     ConflictError,
@@ -67,7 +68,7 @@ def wire_error(error: Exception) -> ServiceError:
         return AccessDenied(str(error))
     if isinstance(error, InvocationNotFound):
         return NotFound(str(error))
-    if isinstance(error, InvocationNotCancellable):
+    if isinstance(error, (InvocationNotCancellable, SessionStartedElsewhereTimedOut)):
         return Conflict(str(error))
     if isinstance(error, SessionEnded):
         return RuntimeClientError(f"the agent's session ended: {error.reason}")
@@ -114,6 +115,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     SessionEnded,
     InvocationNotFound,
     InvocationNotCancellable,
+    SessionStartedElsewhereTimedOut,
     MalformedEventId,
     FrameOutOfRange,
     StreamNotFound,

@@ -12,6 +12,14 @@ from .manager import (
     SessionOwnedByAnother,
     SessionTarget,
 )
+from .shared import (
+    RecordedSession,
+    ReportedActivity,
+    SessionDirectory,
+    SessionStartedElsewhereTimedOut,
+    SharedBackend,
+    SharedSessionManager,
+)
 from .worker_client import SECRET_HEADER, WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
@@ -20,14 +28,20 @@ __all__ = [
     "InvocationNotFound",
     "LiveSession",
     "OwnerLookup",
+    "RecordedSession",
+    "ReportedActivity",
     "SessionConfig",
+    "SessionDirectory",
     "SessionEnded",
     "SessionLease",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
     "SessionOwnedByAnother",
+    "SessionStartedElsewhereTimedOut",
     "SessionTarget",
+    "SharedBackend",
+    "SharedSessionManager",
     "WorkerClient",
     "WorkerReply",
     "WorkerUnreachable",

@@ -41,6 +41,7 @@ from .records import (
     VersionRecord,
 )
 from .repository import Store, open_store
+from .session_claims import Activity, StartClaim
 from .traces import SpanRecord, TraceSummary
 from .transactions import MAX_PAGE_SIZE
 
@@ -51,6 +52,7 @@ __all__ = [
     "AccessKeyConflict",
     "AccessKeyNotFound",
     "AccessKeyRecord",
+    "Activity",
     "ClientTokenConflict",
     "ConflictError",
     "DatabaseUnavailable",
@@ -74,6 +76,7 @@ __all__ = [
     "SessionRecord",
     "SessionState",
     "SpanRecord",
+    "StartClaim",
     "Store",
     "StoreError",
     "TooManyTags",
