@@ -242,6 +242,34 @@ def test_stopping_through_replica_two_stops_the_worker_replica_one_started(repli
         assert replicas.store.get_session(runtime_of(arn), session).worker["workerId"] != first
 
 
+def test_a_session_whose_worker_died_gets_one_fresh_worker_through_both_replicas(replicas: Replicas) -> None:
+    import ray  # connected: replica 2 runs in this process
+
+    one, two, arn = replicas.one, replicas.two, replicas.arn
+    with stopped_afterwards(two, arn, new_session()) as session:
+        invoke(one, arn, session)
+        assert invoke(one, arn, session)["calls"] == 2
+        dead = replicas.store.get_session(runtime_of(arn), session).worker
+        ray.kill(ray.get_actor(dead["actor"], namespace="open-agentcore"), no_restart=True)
+        barrier = threading.Barrier(2)
+        answers: list[dict[str, Any]] = []
+        data = [clients(one.url)[1], clients(two.url)[1]]
+
+        def call(server: Server, client: Any) -> None:
+            barrier.wait(timeout=30)
+            answers.append(invoke(server, arn, session, client))
+
+        threads = [threading.Thread(target=call, args=pair) for pair in zip((one, two), data, strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        fresh = replicas.store.get_session(runtime_of(arn), session).worker
+    # The agent's memory starts over once, in one worker both replicas reach.
+    assert sorted(answer["calls"] for answer in answers) == [1, 2]
+    assert fresh["workerId"] != dead["workerId"]
+
+
 def test_stopping_a_session_no_replica_holds_is_not_found_on_either(replicas: Replicas) -> None:
     for server in (replicas.one, replicas.two):
         with pytest.raises(botocore.exceptions.ClientError) as refused:
