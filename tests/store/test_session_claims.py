@@ -95,7 +95,7 @@ def test_activity_moves_last_activity_forward_only_and_feeds_the_review(store: S
     store.record_activity([Activity(runtime_id, "s-1", "w1", later)])
     store.record_activity([Activity(runtime_id, "s-1", "w1", recorded)])
     assert store.get_session(runtime_id, "s-1").last_activity_at == later
-    # Created just now and active in the future: not idle for a second, nor alive for one.
+    # Active in the future: not idle since a second ago, only since a minute from now.
     assert store.sessions_to_review("ray", utcnow() - datetime.timedelta(seconds=1)) == []
     ahead = utcnow() + datetime.timedelta(seconds=60)
     assert [record.session_id for record in store.sessions_to_review("ray", ahead)] == ["s-1"]

@@ -95,7 +95,7 @@ class SessionDirectory(Protocol):
     async def report(self, activity: Sequence[ReportedActivity]) -> None: ...
 
     async def review(self, idle_for: float) -> list[RecordedSession]:
-        """ACTIVE sessions idle, or alive, for at least `idle_for` seconds."""
+        """ACTIVE sessions with no activity reported for at least `idle_for` seconds."""
         ...
 
     async def active_workers(self) -> set[str]: ...
@@ -119,8 +119,10 @@ class SharedSessionManager(SessionManager):
     """A `SessionManager` whose table is a cache of the store's (see the module docstring).
 
     `activity_interval`: how often this replica reports its sessions' last activity (the most
-    another replica's view of it lags). `review_after`: the shortest idle timeout or lifetime any
-    session may have (sessions younger and more recently active are not looked at by reapers).
+    another replica's view of it lags). `review_after`: the shortest idle timeout any session may
+    have: reapers look only at sessions idle that long in the store. A session past its lifetime
+    is ended by the timer of each replica holding it, or, when no replica called it lately, by the
+    reaper that finds it idle.
     """
 
     def __init__(

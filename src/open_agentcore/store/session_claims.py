@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import RuntimeNotFound, SessionNotFound
@@ -135,13 +135,14 @@ class SessionClaimRepository(SessionRepository):
             session.connection().execute(query, rows)
 
     def sessions_to_review(self, backend: str, idle_before: datetime.datetime) -> list[SessionRecord]:
-        """ACTIVE sessions of `backend` idle since before `idle_before` or created before it:
-        the only ones that can be due for reaping when no timeout is shorter than that."""
+        """ACTIVE sessions of `backend` with no activity since `idle_before`: the only ones that
+        can be due for reaping when no idle timeout is shorter than that. (A session past its
+        lifetime but called all along is held by the replica serving it, whose timer ends it.)"""
         with self._read() as session:
             query = select(RuntimeSession).where(
                 RuntimeSession.state == SessionState.ACTIVE,
                 RuntimeSession.backend == backend,
-                or_(RuntimeSession.last_activity_at < idle_before, RuntimeSession.created_at < idle_before),
+                RuntimeSession.last_activity_at < idle_before,
             )
             return [row.record() for row in session.scalars(query)]
 
