@@ -98,5 +98,6 @@ def test_activity_moves_last_activity_forward_only_and_feeds_the_review(store: S
     # Active in the future: not idle since a second ago, only since a minute from now.
     assert store.sessions_to_review("ray", utcnow() - datetime.timedelta(seconds=1)) == []
     ahead = utcnow() + datetime.timedelta(seconds=60)
-    assert [record.session_id for record in store.sessions_to_review("ray", ahead)] == ["s-1"]
+    (due,) = store.sessions_to_review("ray", ahead)
+    assert due == store.get_session(runtime_id, "s-1")
     assert store.sessions_to_review("process", ahead) == []

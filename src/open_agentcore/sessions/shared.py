@@ -30,6 +30,7 @@ logger = logging.getLogger("open_agentcore.sessions.shared")
 _CLAIM_POLL = 0.05  # how often a replica waiting for another's start looks at the record
 _CLAIM_SLACK = 15.0  # past the start timeout, how long a claim holds before others may take it over
 ENDED_ELSEWHERE = "ended through another server replica"
+IDLE_TIMEOUT = "idle timeout"
 
 
 class SessionStartedElsewhereTimedOut(Exception):
@@ -61,7 +62,7 @@ class RecordedSession:
         if self.max_lifetime is not None and self.age >= self.max_lifetime:
             return f"maxLifetime reached: the session may live {self.max_lifetime:g} s"
         if self.idle_timeout is not None and self.idle >= self.idle_timeout:
-            return "idle timeout"
+            return IDLE_TIMEOUT
         return None
 
 
@@ -162,8 +163,11 @@ class SharedSessionManager(SessionManager):
             if record.state == "ACTIVE":
                 if record.version == target.version:
                     live = await self._adopt(target, record)
-                    if live is not None:
+                    if live is not None and await self._usable(live, record):
                         return live
+                    if live is not None:
+                        replacing = None  # ended just now: the next claim is for a fresh worker
+                        continue
                 replacing = record  # its worker is gone, or runs an older version
                 continue
             if loop.time() > deadline:
@@ -217,6 +221,18 @@ class SharedSessionManager(SessionManager):
         )  # fmt: skip
         return live
 
+    async def _usable(self, live: LiveSession, record: RecordedSession) -> bool:
+        """Whether an adopted session may take a call; one past its lifetime, or idle past its
+        timeout (its `/ping` agreeing), is ended first, as a replica holding it would have."""
+        reason = record.due()
+        if reason is None or (reason == IDLE_TIMEOUT and not await self._idle(live)):
+            return True
+        if await self._end_record(record, reason):
+            await self._end(live, reason)
+        else:
+            await self._end(live, ENDED_ELSEWHERE, stop=False)
+        return False
+
     async def _end_if_over(self, live: LiveSession, target: SessionTarget) -> bool:
         """As the base, but idleness is the store's: another replica may have served the session."""
         now = time.monotonic()
@@ -231,8 +247,8 @@ class SharedSessionManager(SessionManager):
         live.last_activity = max(live.last_activity, time.monotonic() - record.idle)
         if live.idle_seconds() < live.target.idle_timeout or not await self._idle(live):
             return False
-        if await self._directory.end(target.runtime_id, live.session_id, record.worker_id, "idle timeout"):
-            await self._end(live, "idle timeout")
+        if await self._end_record(record, IDLE_TIMEOUT):
+            await self._end(live, IDLE_TIMEOUT)
         else:
             await self._end(live, ENDED_ELSEWHERE, stop=False)
         return True
@@ -330,7 +346,7 @@ class SharedSessionManager(SessionManager):
 
     async def _reap(self, record: RecordedSession, reason: str) -> bool:
         assert record.worker_id is not None
-        idle = reason == "idle timeout"
+        idle = reason == IDLE_TIMEOUT
         live = self._sessions.get((record.runtime_id, record.session_id))
         if live is not None and live.handle.worker_id == record.worker_id:
             if idle and not await self._idle(live):

@@ -138,13 +138,16 @@ class SessionClaimRepository(SessionRepository):
         """ACTIVE sessions of `backend` with no activity since `idle_before`: the only ones that
         can be due for reaping when no idle timeout is shorter than that. (A session past its
         lifetime but called all along is held by the replica serving it, whose timer ends it.)"""
+        table = RuntimeSession.__table__
+        query = select(table).where(
+            table.c.state == SessionState.ACTIVE.value,
+            table.c.backend == backend,
+            table.c.last_activity_at < idle_before,
+        )
+        # Rows, not ORM objects: at thousands of idle sessions per reaper pass that is several
+        # times cheaper, and each record gets its own JSON from the driver anyway.
         with self._read() as session:
-            query = select(RuntimeSession).where(
-                RuntimeSession.state == SessionState.ACTIVE,
-                RuntimeSession.backend == backend,
-                RuntimeSession.last_activity_at < idle_before,
-            )
-            return [row.record() for row in session.scalars(query)]
+            return [SessionRecord(**row._mapping) for row in session.execute(query)]
 
     @staticmethod
     def _claim_row(session: Any, runtime_id: str, session_id: str) -> RuntimeSession:
