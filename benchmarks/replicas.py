@@ -48,7 +48,6 @@ from sqlalchemy import update
 from open_agentcore.store import Store
 from open_agentcore.store.records import SessionState
 from open_agentcore.store.tables import RuntimeSession
-from ray_backend import invocation_ms
 from runtime_server import RuntimeServer, invocation_headers, invocation_path, new_session_id, running_server
 from throughput import AGENT, PAYLOAD, run_wrk, wrk_script
 
@@ -193,27 +192,45 @@ def deploy(servers: list[RuntimeServer], name: str) -> str:
     return str(created["agentRuntimeArn"])
 
 
-def adopted_invocation_ms(starter: RuntimeServer, other: RuntimeServer, arn: str, count: int) -> list[float]:
-    """Invocations through `other` of a session `starter` started (it adopts the worker)."""
-    session_id = new_session_id()
-    headers = invocation_headers(session_id)
-    if starter.signed("POST", invocation_path(arn), PAYLOAD, headers).status != 200:
-        raise RuntimeError("starting the session failed")
-    connection = other.connection()
-    times = []
-    try:
-        for index in range(count + 5):
+class Invoker:
+    """One live session called through one server on a kept-alive connection, timed per call."""
+
+    def __init__(self, starter: RuntimeServer, through: RuntimeServer, arn: str) -> None:
+        self.through, self.arn = through, arn
+        self.headers = invocation_headers(new_session_id())
+        # Started through `starter`: through another server, the session is adopted.
+        if starter.signed("POST", invocation_path(arn), PAYLOAD, self.headers).status != 200:
+            raise RuntimeError("starting the session failed")
+        self.connection = through.connection()
+        self.times: list[float] = []
+        self.call(warm_up=5)
+
+    def call(self, count: int = 1, warm_up: int = 0) -> None:
+        path = invocation_path(self.arn)
+        for _ in range(warm_up or count):
             started = time.perf_counter()
-            reply = other.signed("POST", invocation_path(arn), PAYLOAD, headers, connection)
+            reply = self.through.signed("POST", path, PAYLOAD, self.headers, self.connection)
             elapsed = (time.perf_counter() - started) * 1000
             if reply.status != 200:
                 raise RuntimeError(f"invocation failed: {reply.status} {reply.body[:300]!r}")
-            if index >= 5:
-                times.append(elapsed)
-        other.signed("POST", invocation_path(arn, "stopruntimesession"), b"{}", headers, connection)
-    finally:
-        connection.close()
-    return times
+            if not warm_up:
+                self.times.append(elapsed)
+
+    def close(self) -> None:
+        path = invocation_path(self.arn, "stopruntimesession")
+        self.through.signed("POST", path, b"{}", self.headers, self.connection)
+        self.connection.close()
+
+
+def invocations(invokers: dict[str, Invoker], count: int, batch: int = 10) -> dict[str, list[float]]:
+    """`count` timed calls per invoker, in interleaved batches, so drift in the machine's load
+    hits every path alike."""
+    for _ in range(max(1, count // batch)):
+        for invoker in invokers.values():
+            invoker.call(batch)
+    for invoker in invokers.values():
+        invoker.close()
+    return {name: invoker.times for name, invoker in invokers.items()}
 
 
 def throughput(
@@ -293,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         ):
             process_arn = deploy([process_server], "bench_process")
             arn = deploy([one, two], "bench_replicas")
-            process = invocation_ms(process_server, process_arn, args.invocations)
-            started_here = invocation_ms(one, arn, args.invocations)
-            adopted = adopted_invocation_ms(one, two, arn, args.invocations)
+            timed_calls = invocations(
+                {"process": Invoker(process_server, process_server, process_arn),
+                 "starter": Invoker(one, one, arn), "adopted": Invoker(one, two, arn)},
+                args.invocations,
+            )  # fmt: skip
+            process, started_here, adopted = (timed_calls[k] for k in ("process", "starter", "adopted"))
             p50 = statistics.median(process)
             result["invocation_ms"] = {
                 "process_backend": summary(process),

@@ -175,7 +175,17 @@ class SharedSessionManager(SessionManager):
                     f"another server replica is starting session {session_id!r} and did not finish within "
                     f"{ttl:g}s; try again"
                 )
+            await self._wait_for_start(target.runtime_id, session_id, deadline)
+
+    async def _wait_for_start(self, runtime_id: str, session_id: str, deadline: float) -> None:
+        """Until another replica's start of the session ends (well or not) or `deadline`:
+        reads only, so the waiting replicas do not queue on the row the starter must write."""
+        loop = asyncio.get_running_loop()
+        while loop.time() <= deadline:
             await asyncio.sleep(_CLAIM_POLL)
+            record = await self._directory.lookup(runtime_id, session_id)
+            if record is None or record.state != "STARTING":
+                return
 
     async def _start_claimed(
         self, target: SessionTarget, session_id: str, claim: RecordedSession
