@@ -28,7 +28,9 @@ from .worker_client import WorkerClient
 logger = logging.getLogger("open_agentcore.sessions.shared")
 
 _CLAIM_POLL = 0.05  # how often a replica waiting for another's start looks at the record
-_CLAIM_SLACK = 15.0  # past the start timeout, how long a claim holds before others may take it over
+# Past the start timeout (placement and a cold build on the node come on top), how long a claim
+# holds before other replicas may take it over.
+_CLAIM_SLACK = 30.0
 ENDED_ELSEWHERE = "ended through another server replica"
 IDLE_TIMEOUT = "idle timeout"
 
