@@ -204,6 +204,19 @@ def test_the_session_record_names_the_replica_that_started_it(replicas: Replicas
     assert started_by != (two.data_dir / "replica-id").read_text().strip()
 
 
+def test_the_worker_secret_in_the_store_reaches_no_log(replicas: Replicas) -> None:
+    one, two, arn = replicas.one, replicas.two, replicas.arn
+    with stopped_afterwards(two, arn, new_session()) as session:
+        invoke(one, arn, session)
+        invoke(two, arn, session)  # adopted: replica 2 read the secret from the store
+        secret = replicas.store.get_session(runtime_of(arn), session).worker["secret"]
+        listed = json.dumps(_listed(two, runtime_of(arn)))
+    # Replica 1 logs at info level, adoption and session events included.
+    logs = [one.data_dir.parent / "replica.log", *one.data_dir.rglob("*.log"), *two.data_dir.rglob("*.log")]
+    assert len(secret) >= 32 and secret not in listed
+    assert all(secret not in path.read_text(errors="replace") for path in logs if path.is_file())
+
+
 def test_two_first_calls_of_one_new_session_at_once_start_one_worker(replicas: Replicas) -> None:
     one, two, arn = replicas.one, replicas.two, replicas.arn
     barrier = threading.Barrier(2)
