@@ -17,6 +17,7 @@ from pathlib import Path
 from open_agentcore.backends import Backend
 from open_agentcore.sessions import (
     OwnerLookup,
+    PinnedSessionManager,
     RecordedSession,
     ReportedActivity,
     SessionConfig,
@@ -131,9 +132,13 @@ def session_table(
     review_after: float,
 ) -> SessionManager:
     """The session table for `backend`: shared through the store when any replica can reach its
-    workers (Ray), else this server's own, as with the process backend."""
+    workers (Ray); else this server's own, refusing sessions other replicas hold when the store
+    is shared (PostgreSQL)."""
     if not isinstance(backend, SharedBackend):
-        return SessionManager(backend, config, listener=listener, recorded_owner=recorded_owner)
+        if store.engine.dialect.name == "sqlite":  # a file on this machine: one server, as always
+            return SessionManager(backend, config, listener=listener, recorded_owner=recorded_owner)
+        directory = StoreDirectory(store, replica, backend.name)
+        return PinnedSessionManager(backend, config, directory, listener, recorded_owner)
     return SharedSessionManager(
         backend, config, StoreDirectory(store, replica, backend.name), listener=listener,
         recorded_owner=recorded_owner, activity_interval=min(_ACTIVITY_INTERVAL, config.reap_interval),

@@ -15,6 +15,7 @@ from open_agentcore.sessions import (
     InvocationNotFound,
     SessionEnded,
     SessionLimitReached,
+    SessionOnAnotherReplica,
     SessionOwnedByAnother,
     SessionStartedElsewhereTimedOut,
 )
@@ -70,6 +71,8 @@ def wire_error(error: Exception) -> ServiceError:
         return NotFound(str(error))
     if isinstance(error, (InvocationNotCancellable, SessionStartedElsewhereTimedOut)):
         return Conflict(str(error))
+    if isinstance(error, SessionOnAnotherReplica):
+        return Conflict(str(error))
     if isinstance(error, SessionEnded):
         return RuntimeClientError(f"the agent's session ended: {error.reason}")
     if isinstance(error, (MalformedEventId, FrameOutOfRange)):
@@ -116,6 +119,7 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     InvocationNotFound,
     InvocationNotCancellable,
     SessionStartedElsewhereTimedOut,
+    SessionOnAnotherReplica,
     MalformedEventId,
     FrameOutOfRange,
     StreamNotFound,

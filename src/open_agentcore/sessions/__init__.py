@@ -12,6 +12,7 @@ from .manager import (
     SessionOwnedByAnother,
     SessionTarget,
 )
+from .pinned import PinnedSessionManager, SessionOnAnotherReplica
 from .shared import (
     RecordedSession,
     ReportedActivity,
@@ -28,6 +29,7 @@ __all__ = [
     "InvocationNotFound",
     "LiveSession",
     "OwnerLookup",
+    "PinnedSessionManager",
     "RecordedSession",
     "ReportedActivity",
     "SessionConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
+    "SessionOnAnotherReplica",
     "SessionOwnedByAnother",
     "SessionStartedElsewhereTimedOut",
     "SessionTarget",
