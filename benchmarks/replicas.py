@@ -212,17 +212,18 @@ class Invoker:
             started = time.perf_counter()
             try:
                 reply = self.through.signed("POST", path, PAYLOAD, self.headers, self.connection)
+                counted = not warm_up
             except (OSError, http.client.HTTPException):
                 # The server closed the kept-alive connection while other paths had their turn
                 # (uvicorn's keep-alive timeout): reconnect; this one call is not timed.
                 self.connection.close()
                 self.connection = self.through.connection()
                 reply = self.through.signed("POST", path, PAYLOAD, self.headers, self.connection)
-                started = float("nan")
+                counted = False
             elapsed = (time.perf_counter() - started) * 1000
             if reply.status != 200:
                 raise RuntimeError(f"invocation failed: {reply.status} {reply.body[:300]!r}")
-            if not warm_up and elapsed == elapsed:  # NaN: a reconnected call
+            if counted:
                 self.times.append(elapsed)
 
     def close(self) -> None:

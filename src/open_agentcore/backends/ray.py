@@ -110,6 +110,7 @@ class RayWorker:
             "port": self.address.port,
             "secret": self.address.secret,
             "node": self.node_id,
+            "pid": self.pid,
             "replica": self.replica,
         }
 
@@ -218,9 +219,10 @@ class RayBackend:
             return None  # Ray names no such live actor
         log_path = work_dir / "worker.log"
         await asyncio.to_thread(_touch, log_path)
-        node, replica = shared.get("node"), shared.get("replica")
+        node, replica, pid = shared.get("node"), shared.get("replica"), shared.get("pid")
         worker = RayWorker(
-            worker_id, actor, str(node or ""), WorkerAddress(host, port, secret), -1, log_path, True, True,
+            worker_id, actor, str(node or ""), WorkerAddress(host, port, secret),
+            pid if isinstance(pid, int) else -1, log_path, bool(shared.get("sandboxed", True)), True,
             actor_name=name, replica=str(replica or ""),
         )  # fmt: skip
         worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
