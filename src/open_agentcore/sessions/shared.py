@@ -83,7 +83,9 @@ class SessionDirectory(Protocol):
 
     replica: str
 
-    async def lookup(self, runtime_id: str, session_id: str) -> RecordedSession | None: ...
+    async def lookup(self, runtime_id: str, session_id: str) -> RecordedSession | None:
+        """The session's record, in any state; None when the id was never used."""
+        ...
 
     async def claim(
         self, target: SessionTarget, session_id: str, owner: str | None, replacing: str | None, ttl: float
@@ -95,13 +97,17 @@ class SessionDirectory(Protocol):
         """End the session if its record still names `worker_id`; True for the one caller that did."""
         ...
 
-    async def report(self, activity: Sequence[ReportedActivity]) -> None: ...
+    async def report(self, activity: Sequence[ReportedActivity]) -> None:
+        """Move the sessions' last activity forward (one write for all of them)."""
+        ...
 
     async def review(self, idle_for: float) -> list[RecordedSession]:
         """ACTIVE sessions with no activity reported for at least `idle_for` seconds."""
         ...
 
-    async def active_workers(self) -> set[str]: ...
+    async def active_workers(self) -> set[str]:
+        """The worker ids every session not ended names (of every replica)."""
+        ...
 
 
 @runtime_checkable
