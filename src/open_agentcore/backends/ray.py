@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class RayConfig:
     namespace: str = "open-agentcore"
     # `local` only: the CPUs the private Ray offers (None: all of this machine's).
     local_cpus: int | None = None
+    # Who starts the actors: their names begin with it, so a restarted replica finds its own.
+    replica: str = "r"
 
 
 @dataclass
@@ -82,6 +84,8 @@ class RayWorker:
     warm: bool
     started_at: float = field(default_factory=time.monotonic)
     lost_reason: str | None = None
+    actor_name: str = ""
+    replica: str = ""  # the server replica that started it
     _exit: asyncio.Task[tuple[int, str]] | None = field(default=None, repr=False)
 
     @property
@@ -96,6 +100,19 @@ class RayWorker:
         assert self._exit is not None
         code, _ = await asyncio.shield(self._exit)
         return code
+
+    def shared(self) -> dict[str, object]:
+        """What another server replica needs to reach this worker and its actor (a credential:
+        the secret is in it; it goes to the store only, never to a log)."""
+        return {
+            "actor": self.actor_name,
+            "host": self.address.host,
+            "port": self.address.port,
+            "secret": self.address.secret,
+            "node": self.node_id,
+            "pid": self.pid,
+            "replica": self.replica,
+        }
 
 
 class RayBackend:
@@ -157,9 +174,13 @@ class RayBackend:
         await self._check_fits()
         code_hash, code_ref = await self._code_of(spec.code_dir)
         limits = self._limits
+        # Detached and named: the session outlives this replica (`kill -9` included), and any
+        # replica finds its actor by name to reach or stop it.
+        name = self.actor_name(spec.worker_id)
         actor = self._actor_class.options(
-            num_cpus=limits.cpus, memory=limits.memory_bytes, max_restarts=0, max_task_retries=0
-        ).remote(self._settings)
+            num_cpus=limits.cpus, memory=limits.memory_bytes, max_restarts=0, max_task_retries=0,
+            name=name, lifetime="detached",
+        ).remote(self._settings)  # fmt: skip
         try:
             started = await self._start_on_node(actor, spec, code_hash, code_ref)
         except BaseException:
@@ -170,10 +191,55 @@ class RayBackend:
         log_path.touch()
         worker = RayWorker(
             spec.worker_id, actor, started.node_id, started.address, started.pid, log_path,
-            started.sandboxed, started.warm,
+            started.sandboxed, started.warm, actor_name=name, replica=self.config.replica,
         )  # fmt: skip
         worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
         return worker
+
+    def actor_name(self, worker_id: str) -> str:
+        """The name of the actor of a worker this replica starts."""
+        return f"{self.config.replica}.{worker_id}"
+
+    @property
+    def private_cluster(self) -> bool:
+        """Whether the cluster is this server's own (`local`): it, and every session, stops with it."""
+        return self.config.address == "local"
+
+    async def adopt(self, worker_id: str, shared: Mapping[str, object], work_dir: Path) -> RayWorker | None:
+        """A handle on a worker another replica started, from what it recorded (`RayWorker.shared`);
+        None when its actor is gone (stopped, or died with its node)."""
+        name, host, port, secret = (shared.get(k) for k in ("actor", "host", "port", "secret"))
+        if not (isinstance(name, str) and isinstance(host, str) and isinstance(port, int)):
+            return None
+        if not isinstance(secret, str):
+            return None
+        try:
+            actor = await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace)
+        except ValueError:
+            return None  # Ray names no such live actor
+        log_path = work_dir / "worker.log"
+        await asyncio.to_thread(_touch, log_path)
+        node, replica, pid = shared.get("node"), shared.get("replica"), shared.get("pid")
+        worker = RayWorker(
+            worker_id, actor, str(node or ""), WorkerAddress(host, port, secret),
+            pid if isinstance(pid, int) else -1, log_path, bool(shared.get("sandboxed", True)), True,
+            actor_name=name, replica=str(replica or ""),
+        )  # fmt: skip
+        worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
+        return worker
+
+    async def stop_leftovers(self, keep: Collection[str]) -> int:
+        """Kill this replica's actors (by their name's prefix) whose worker is not in `keep`: warm
+        workers and half-started sessions left by an earlier run of this replica. Returns how many."""
+        prefix = f"{self.config.replica}."
+        names = await asyncio.to_thread(self._ray.util.list_named_actors)
+        killed = 0
+        for name in names:
+            if isinstance(name, str) and name.startswith(prefix) and name[len(prefix) :] not in keep:
+                with contextlib.suppress(ValueError):
+                    self._kill(await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace))
+                    killed += 1
+        return killed
 
     async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, code_ref: Any) -> Started:
         exceptions = self._ray.exceptions
@@ -369,6 +435,11 @@ def _reachable(address: str) -> None:
             f"no Ray head answers at {address} ({error}); start one with `ray start --head` or give "
             "--ray-address local"
         ) from None
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
 
 
 def _append(path: Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from open_agentcore.auth import load_admin_credential
 from open_agentcore.backends import ProcessBackend, SessionLimits
 from open_agentcore.metrics import ServerMetrics
 from open_agentcore.runtimes import RuntimePaths, RuntimeService
-from open_agentcore.sessions import LiveSession, SessionConfig, SessionManager
+from open_agentcore.sessions import LiveSession, SessionConfig
 from open_agentcore.store import Store
 from open_agentcore.streams import JournalLimits, StreamJournal, StreamRecorder
 
@@ -40,6 +40,7 @@ from .journal import SessionJournal
 from .metrics import MetricsListener
 from .operations import unmatched
 from .ratelimit import RateLimit
+from .replicas import replica_id, session_table
 from .request_metrics import RequestMetrics
 from .routes import operation_table
 from .tracing import OperationTracer
@@ -79,9 +80,10 @@ def build_app(config: ServerConfig) -> Starlette:
     # Built now, not in the lifespan: it proves the sandbox works here (or refuses, raising
     # BackendUnavailable, which `agentcore server run` reports in one line) before anything serves.
     limits = SessionLimits(config.session_memory, config.session_cpus, config.session_pids)
+    replica = replica_id(config.data_dir)
     backend: ProcessBackend | RayBackend
     if config.backend == "ray":
-        backend = ray_backend(config, limits)
+        backend = ray_backend(config, limits, replica)
     else:
         backend = ProcessBackend(
             sandbox=config.sandbox,
@@ -108,7 +110,7 @@ def build_app(config: ServerConfig) -> Starlette:
         store = await asyncio.to_thread(Store.open, config.database_url)
         directory.store = store
         app.state.access = directory
-        journal = SessionJournal(store, backend.name)
+        journal = SessionJournal(store, backend.name, replica)
         limits = JournalLimits(config.stream_memory, config.stream_history)
         streams = StreamRecorder(StreamJournal(config.data_dir / "streams", limits))
 
@@ -123,7 +125,7 @@ def build_app(config: ServerConfig) -> Starlette:
 
         if recovered := await asyncio.to_thread(journal.recover):
             logger.warning("%d sessions were left by a previous server; marked ended", recovered)
-        sessions = SessionManager(
+        sessions = session_table(
             backend,
             SessionConfig(
                 work_root=config.data_dir / "w",
@@ -138,6 +140,9 @@ def build_app(config: ServerConfig) -> Starlette:
             ),
             listener=listener,
             recorded_owner=journal.recorded_owner,
+            store=store,
+            replica=replica,
+            review_after=config.min_lifecycle_seconds,
         )
         artifacts = await asyncio.to_thread(ArtifactStore.for_store, config.data_dir / "artifacts", store)
         if telemetry is not None:
@@ -208,6 +213,7 @@ def build_app(config: ServerConfig) -> Starlette:
     app.router.redirect_slashes = False
     app.router.default = unmatched
     app.state.operations = table
+    app.state.replica = replica
     app.state.metrics = metrics
     app.state.console = console
     app.state.telemetry = telemetry

@@ -13,15 +13,16 @@ if TYPE_CHECKING:
     from open_agentcore.backends.ray import RayBackend
 
 
-def ray_backend(config: ServerConfig, limits: SessionLimits) -> RayBackend:
+def ray_backend(config: ServerConfig, limits: SessionLimits, replica: str = "r") -> RayBackend:
     """Join (or start) the Ray cluster of `--ray-address`; `BackendUnavailable` when it cannot be.
 
-    Each node builds environments with the server's own builder, in its own cache.
+    Each node builds environments with the server's own builder, in its own cache. `replica`
+    begins the name of every actor this server starts (`server.replicas.replica_id`).
     """
     from open_agentcore.backends.ray import RayBackend, RayConfig
 
     return RayBackend(
-        RayConfig(config.ray_address, node_root=config.ray_node_dir),
+        RayConfig(config.ray_address, node_root=config.ray_node_dir, replica=replica),
         sandbox=config.sandbox,
         network=config.session_network,
         uid_base=config.worker_uid_base,

@@ -111,6 +111,8 @@ async def list_sessions(request: Request) -> Response:
             # From the warm pool or not, forked by its version's fork server or a fresh process.
             "startedFrom": live.started_from,
             "startedBy": getattr(live.handle, "started_by", "fresh"),
+            # The server replica that started its worker (this one, unless it was adopted).
+            "replica": getattr(live.handle, "replica", None) or request.app.state.replica,
         }
         for live, memory_bytes in zip(live_sessions, memory, strict=True)
     ]

@@ -3,7 +3,8 @@
 The session manager tells the journal when sessions start and end; the journal writes that to
 the store on one background thread, in order, so the event loop never waits on the database.
 After a crash of the server the journal finds the sessions it left ACTIVE, makes sure their
-workers are gone, and marks them ended.
+workers are gone, and marks them ended. Sessions on workers every replica can reach (Ray) are
+not its to end: they outlive the replica, and their records say how to reach them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ RESTART_REASON = "the server restarted"
 
 
 class SessionJournal:
-    def __init__(self, store: Store, backend: str) -> None:
+    def __init__(self, store: Store, backend: str, replica: str = "") -> None:
         self.store = store
         self.backend = backend
+        self.replica = replica
+        # Workers any replica reaches are ended by worker: a replica's stale entry for a worker
+        # since replaced must not end the session its replacement now holds.
+        self._shared = backend == "ray"
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="session-journal")
 
     def __call__(self, event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
@@ -40,15 +45,24 @@ class SessionJournal:
     def _write(self, event: str, runtime_id: str, session_id: str, live: LiveSession, reason: str) -> None:
         try:
             if event == "started":
-                worker = {
+                worker: dict[str, object] = {
                     "workerId": live.handle.worker_id,
                     "pid": live.handle.pid,
                     "sandboxed": live.handle.sandboxed,
+                    "replica": self.replica,
                 }
+                shared = getattr(live.handle, "shared", None)
+                if callable(shared):
+                    # How other replicas reach it, and the timeouts they reap it by.
+                    worker.update(shared())
+                    worker["idleTimeout"] = live.target.idle_timeout
+                    worker["maxLifetime"] = live.target.max_lifetime
                 self.store.upsert_session(
                     runtime_id, session_id, state=SessionState.ACTIVE, backend=self.backend,
                     worker=worker, version=live.target.version, owner=live.owner,
                 )  # fmt: skip
+            elif self._shared:
+                self.store.end_worker_session(runtime_id, session_id, live.handle.worker_id, reason)
             else:
                 self.store.end_session(runtime_id, session_id, reason)
         except StoreError as error:
@@ -71,8 +85,18 @@ class SessionJournal:
             return None
 
     def recover(self) -> int:
-        """End the sessions a previous server left ACTIVE; returns how many. Call before serving."""
-        left = self.store.list_active_sessions()
+        """End the sessions a previous run of this server left ACTIVE; returns how many. Call
+        before serving.
+
+        Only process-backend sessions (their workers ran on this machine) of this replica, or
+        of any replica when the store is SQLite (a file on this machine): sessions on Ray stay.
+        """
+        local = self.store.engine.dialect.name == "sqlite"
+        left = [
+            record
+            for record in self.store.list_active_sessions()
+            if record.backend != "ray" and (local or record.worker.get("replica") in (None, self.replica))
+        ]
         for record in left:
             pid, worker_id = record.worker.get("pid"), record.worker.get("workerId")
             # The pid is the host's (of bubblewrap, when sandboxed); its command line names the worker.

@@ -15,7 +15,9 @@ from open_agentcore.sessions import (
     InvocationNotFound,
     SessionEnded,
     SessionLimitReached,
+    SessionOnAnotherReplica,
     SessionOwnedByAnother,
+    SessionStartedElsewhereTimedOut,
 )
 from open_agentcore.store import (
     ConflictError,
@@ -67,7 +69,9 @@ def wire_error(error: Exception) -> ServiceError:
         return AccessDenied(str(error))
     if isinstance(error, InvocationNotFound):
         return NotFound(str(error))
-    if isinstance(error, InvocationNotCancellable):
+    if isinstance(error, (InvocationNotCancellable, SessionStartedElsewhereTimedOut)):
+        return Conflict(str(error))
+    if isinstance(error, SessionOnAnotherReplica):
         return Conflict(str(error))
     if isinstance(error, SessionEnded):
         return RuntimeClientError(f"the agent's session ended: {error.reason}")
@@ -114,6 +118,8 @@ KNOWN_FAILURES: tuple[type[Exception], ...] = (
     SessionEnded,
     InvocationNotFound,
     InvocationNotCancellable,
+    SessionStartedElsewhereTimedOut,
+    SessionOnAnotherReplica,
     MalformedEventId,
     FrameOutOfRange,
     StreamNotFound,

@@ -12,6 +12,15 @@ from .manager import (
     SessionOwnedByAnother,
     SessionTarget,
 )
+from .pinned import PinnedSessionManager, SessionOnAnotherReplica
+from .shared import (
+    RecordedSession,
+    ReportedActivity,
+    SessionDirectory,
+    SessionStartedElsewhereTimedOut,
+    SharedBackend,
+    SharedSessionManager,
+)
 from .worker_client import SECRET_HEADER, WorkerClient, WorkerReply, WorkerUnreachable
 
 __all__ = [
@@ -20,14 +29,22 @@ __all__ = [
     "InvocationNotFound",
     "LiveSession",
     "OwnerLookup",
+    "PinnedSessionManager",
+    "RecordedSession",
+    "ReportedActivity",
     "SessionConfig",
+    "SessionDirectory",
     "SessionEnded",
     "SessionLease",
     "SessionLimitReached",
     "SessionListener",
     "SessionManager",
+    "SessionOnAnotherReplica",
     "SessionOwnedByAnother",
+    "SessionStartedElsewhereTimedOut",
     "SessionTarget",
+    "SharedBackend",
+    "SharedSessionManager",
     "WorkerClient",
     "WorkerReply",
     "WorkerUnreachable",

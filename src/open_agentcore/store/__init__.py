@@ -43,6 +43,7 @@ from .records import (
     VersionRecord,
 )
 from .repository import Store, open_store
+from .session_claims import Activity, StartClaim
 from .traces import SpanRecord, TraceSummary
 from .transactions import MAX_PAGE_SIZE
 
@@ -53,6 +54,7 @@ __all__ = [
     "AccessKeyConflict",
     "AccessKeyNotFound",
     "AccessKeyRecord",
+    "Activity",
     "BlobCorrupt",
     "BlobNotFound",
     "BlobStore",
@@ -80,6 +82,7 @@ __all__ = [
     "SessionRecord",
     "SessionState",
     "SpanRecord",
+    "StartClaim",
     "Store",
     "StoreError",
     "TooManyTags",

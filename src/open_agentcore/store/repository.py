@@ -21,7 +21,7 @@ from .endpoints import EndpointRepository, follow_build, new_endpoint, retarget_
 from .engine import open_engine
 from .errors import RuntimeNameConflict
 from .records import DEFAULT_ENDPOINT, Page, RuntimeRecord, RuntimeStatus, VersionRecord
-from .sessions import SessionRepository
+from .session_claims import SessionClaimRepository
 from .tables import Runtime, RuntimeVersion
 from .tags import TagRepository, put_tags
 from .traces import TraceRepository
@@ -35,7 +35,7 @@ _FAILED = (RuntimeStatus.CREATE_FAILED, RuntimeStatus.UPDATE_FAILED)
 _BUILD_ENDED = (RuntimeStatus.READY, *_FAILED)
 
 
-class Store(EndpointRepository, SessionRepository, AccessRepository, TagRepository, TraceRepository):
+class Store(EndpointRepository, SessionClaimRepository, AccessRepository, TagRepository, TraceRepository):
     """The runtime server's persistent state: SQLite by default, PostgreSQL shared by replicas.
 
     Thread-safe; every method is one transaction and returns frozen records, never live rows.
