@@ -129,10 +129,9 @@ def replicas(ray_cluster: RayCluster, postgres_server: str) -> Iterator[Replicas
             ray_server(ray_cluster, store_url=url) as (two, _),
         ):
             archive = _zip({"agent.py": AGENT})
-            # The code reaches replica 2 by uploading the same archive there too (the same key: it is
-            # named by its content); keeping artifacts in the shared store replaces this at merge.
+            # Uploaded through replica 1 only: replica 2 fetches the code from the shared store by its
+            # hash when its first session of a version starts there.
             key = _upload(one, archive)
-            assert _upload(two, archive) == key
             # boto3 checks the managed service's 60 s minimum unless told not to; the server allows 1 s.
             unchecked = boto3.client(
                 "bedrock-agentcore-control", region_name="us-east-1", endpoint_url=one.url,
@@ -189,6 +188,18 @@ def test_one_session_through_either_replica_reaches_one_workers_memory(replicas:
         answers = [invoke(one, arn, session), invoke(two, arn, session), invoke(one, arn, session)]
     assert [answer["calls"] for answer in answers] == [1, 2, 3]
     assert len({(answer["pid"], answer["node"]) for answer in answers}) == 1
+
+
+def test_a_session_started_through_the_replica_the_code_was_not_uploaded_to_runs_it(
+    replicas: Replicas,
+) -> None:
+    # The fixture uploaded through replica 1 only: replica 2 fetched the zip from the shared store.
+    two, arn = replicas.two, replicas.arn
+    with stopped_afterwards(two, arn, new_session()) as session:
+        assert invoke(two, arn, session)["calls"] == 1
+        record = replicas.store.get_session(runtime_of(arn), session)
+    assert record.worker.get("replica") == (two.data_dir / "replica-id").read_text().strip()
+    assert list((two.data_dir / "artifacts").glob("*.zip")), "replica 2 has no copy of the code"
 
 
 def test_the_session_record_names_the_replica_that_started_it(replicas: Replicas) -> None:
@@ -350,12 +361,13 @@ def test_an_idle_session_both_replicas_hold_is_reaped_once(replicas: Replicas) -
 
 def test_a_replica_killed_with_sigkill_loses_no_session(replicas: Replicas) -> None:
     two, arn = replicas.two, replicas.arn
-    with replica_process(replicas.cluster, replicas.url) as (doomed, process):
-        # The code reaches this replica as it reached replica 2 (see the fixture).
-        _upload(doomed, _zip({"agent.py": AGENT}))
-        with stopped_afterwards(two, arn, new_session()) as session:
-            first = invoke(doomed, arn, session)
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-            after = invoke(two, arn, session)
-            assert (after["calls"], after["pid"], after["node"]) == (2, first["pid"], first["node"])
+    with (
+        replica_process(replicas.cluster, replicas.url) as (doomed, process),
+        stopped_afterwards(two, arn, new_session()) as session,
+    ):
+        # The new replica never had the code uploaded to it: it fetches it from the shared store.
+        first = invoke(doomed, arn, session)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        after = invoke(two, arn, session)
+        assert (after["calls"], after["pid"], after["node"]) == (2, first["pid"], first["node"])
