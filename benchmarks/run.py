@@ -1,6 +1,8 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
 Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
-tree against a baseline tree) and the CLI's start-up (cli_start.py) against the same baseline.
+tree against a baseline tree), issue 10's scale-out figures (ray_backend.py: the Ray backend beside
+the process backend; replicas.py: route lookups at 10,000 session rows, one replica against two),
+and the CLI's start-up (cli_start.py) against the same baseline.
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -163,8 +166,29 @@ def main() -> int:
     (RESULTS / f"sdk-{stamp}.md").write_text(table)
     (RESULTS / f"sdk-{stamp}.json").write_text(json.dumps(rounds, indent=2))
     issue13.run(settings.baseline, issue13.Settings.of(None, settings.quick))
+    scale_out(settings.quick)
     baseline = ["--baseline", str(checkout_of(settings.baseline))]
     return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
+
+
+def scale_out(quick: bool) -> None:
+    """Issue 10's figures: the Ray backend beside the process backend, and replicas on one store."""
+    few = ["--rows", "2000", "--lookups", "300", "--invocations", "50", "--seconds", "2", "--rounds", "1"]
+    runs = {
+        "ray_backend.py": ["--samples", "3", "--invocations", "50"] if quick else [],
+        "replicas.py": few if quick else [],
+    }
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))  # they place their servers and load themselves
+    try:
+        for script, options in runs.items():
+            print(f"\n## {script} {' '.join(options)}".rstrip(), flush=True)
+            command = [sys.executable, str(Path(__file__).parent / script), *options]
+            done = subprocess.run(command, check=False)
+            if done.returncode != 0:
+                print(f"({script} failed with exit code {done.returncode}; its figures are missing)")
+    finally:
+        os.sched_setaffinity(0, pinned)
 
 
 if __name__ == "__main__":
