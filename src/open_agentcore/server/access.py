@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
-from open_agentcore.auth import ANONYMOUS, Caller, Credential, Scheme
+from open_agentcore.auth import Caller, Credential, Scheme
 from open_agentcore.auth.policies import Decision, Policy, PolicyError, decide, parse_policy
 from open_agentcore.store import AccessKeyNotFound, NotFoundError, ReadCache, ResourcePolicyNotFound, Store
 
 from .errors import AccessDenied
-from .operations import SERVICE, OperationMatch, Resource, classification_of
+from .operations import SERVICE, OperationMatch, Resource
 
 CACHE_SECONDS = 5.0
 FOR_USER = f"{SERVICE}:InvokeAgentRuntimeForUser"
@@ -163,37 +163,29 @@ def _stored_policy(document: dict[str, Any] | None, resource: bool = False) -> P
         return Policy(())
 
 
-class PolicyEnforcement:
-    """ASGI middleware inside authentication: refuse what the caller's policies do not allow.
+async def enforce_policy(
+    directory: AccessDirectory, scope: Scope, send: Send, caller: Caller, match: OperationMatch
+) -> bool:
+    """Whether the caller's policies allow the classified operation; False once refused (sent).
 
-    It decides on the operation table's classification of the request; bearer-token callers are
-    judged by the runtime's JWT authorizer instead, in the route. Admin-only operations are
-    decided for every caller, before a malformed path parameter is reported: others learn nothing
-    from them but the refusal.
+    Bearer-token callers are judged by the runtime's JWT authorizer instead, in the route.
+    Admin-only operations are decided for every caller, before a malformed path parameter is
+    reported: others learn nothing from them but the refusal.
     """
-
-    def __init__(self, app: ASGIApp, directory: AccessDirectory) -> None:
-        self.app = app
-        self.directory = directory
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            caller: Caller = scope.get("state", {}).get("caller") or ANONYMOUS
-            match = classification_of(scope)
-            if isinstance(match, OperationMatch) and (
-                match.operation.admin_only or (match.error is None and caller.scheme is Scheme.SIGV4)
-            ):
-                for_user = (
-                    not caller.admin
-                    and match.operation.name == "InvokeAgentRuntime"
-                    and any(name == USER_HEADER for name, _ in scope["headers"])
-                )  # the admin may do anything: no need to look
-                try:
-                    await self.directory.check(caller, match, for_user)
-                except AccessDenied as denied:
-                    await _deny(scope, send, denied)
-                    return
-        await self.app(scope, receive, send)
+    operation = match.operation
+    if not (operation.admin_only or (match.error is None and caller.scheme is Scheme.SIGV4)):
+        return True
+    for_user = (
+        not caller.admin
+        and operation.name == "InvokeAgentRuntime"
+        and any(name == USER_HEADER for name, _ in scope["headers"])
+    )  # the admin may do anything: no need to look
+    try:
+        await directory.check(caller, match, for_user)
+    except AccessDenied as denied:
+        await _deny(scope, send, denied)
+        return False
+    return True
 
 
 async def _deny(scope: Scope, send: Send, denied: AccessDenied) -> None:
@@ -206,4 +198,4 @@ async def _deny(scope: Scope, send: Send, denied: AccessDenied) -> None:
     await send({"type": f"{prefix}.body", "body": response.body})
 
 
-__all__ = ["FOR_USER", "AccessDirectory", "PolicyEnforcement"]
+__all__ = ["FOR_USER", "AccessDirectory", "enforce_policy"]

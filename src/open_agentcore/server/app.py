@@ -29,12 +29,13 @@ from open_agentcore.sessions import LiveSession, SessionConfig
 from open_agentcore.store import Store
 from open_agentcore.streams import JournalLimits, StreamJournal, StreamRecorder
 
-from .access import AccessDirectory, PolicyEnforcement
-from .authentication import Authentication
+from .access import AccessDirectory
+from .authentication import Authenticator
 from .bodies import spool_dir
 from .cluster import ray_backend
 from .config import ServerConfig
 from .console_auth import ConsoleAuthenticator
+from .gateway import Gateway
 from .heap import frozen_heap
 from .journal import SessionJournal
 from .metrics import MetricsListener
@@ -191,19 +192,19 @@ def build_app(config: ServerConfig) -> Starlette:
             await asyncio.to_thread(journal.close)
 
     app = Starlette(
-        routes=table.routes(OperationTracer(telemetry.tracer) if telemetry is not None else None),
+        routes=table.routes(),
         middleware=[
-            *([Middleware(RequestMetrics, metrics=metrics)] if metrics is not None else []),
             Middleware(
-                Authentication,
+                Gateway,
                 table=table,
+                authenticator=Authenticator(
+                    table, directory, config.max_payload, spool_dir(config.data_dir), console
+                ),
                 directory=directory,
-                max_payload=config.max_payload,
-                spool_dir=spool_dir(config.data_dir),
-                console=console,
-            ),
-            *([Middleware(RateLimit, rate=config.rate_limit)] if config.rate_limit else []),
-            Middleware(PolicyEnforcement, directory=directory),
+                rate_limit=RateLimit(config.rate_limit) if config.rate_limit else None,
+                metrics=RequestMetrics(metrics) if metrics is not None else None,
+                tracer=OperationTracer(telemetry.tracer) if telemetry is not None else None,
+            )
         ],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,

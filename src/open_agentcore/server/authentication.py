@@ -8,7 +8,7 @@ the route sees the body after that, replayed. Presigned URLs authenticate WebSoc
 only. Data-plane operations pass bearer tokens (and anonymous calls) on to the route, where the
 runtime's JWT authorizer decides. A request that claims none of these but bears a web console
 cookie is judged by the cookie (`console_auth.py`). The result is a typed `Caller` in
-`scope["state"]["caller"]`.
+`scope["state"]["caller"]`. The gateway (`gateway.py`) asks for it once per request.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import logging
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from open_agentcore.auth import (
     ANONYMOUS,
@@ -35,7 +35,7 @@ from open_agentcore.auth.sigv4 import EMPTY_SHA256
 from .access import AccessDirectory
 from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
 from .console_auth import ConsoleAuthenticator, ConsoleRefused, has_cookie, inert
-from .operations import SCOPE_KEY, Auth, Operation, OperationMatch, OperationTable
+from .operations import Auth, Operation, OperationTable
 
 logger = logging.getLogger("open_agentcore.server.auth")
 
@@ -53,44 +53,61 @@ def caller_of(scope: Scope) -> Caller:
     return caller
 
 
-class Authentication:
-    """ASGI middleware: classify, authenticate, and pass the request on with its `Caller`."""
+class Admission:
+    """A request authentication let through: its caller, and the `receive`/`send` the rest of its
+    handling uses (the body replayed, bounded, or marked inert for a browser). `close()` always."""
+
+    __slots__ = ("body", "caller", "receive", "send")
+
+    def __init__(self, caller: Caller, receive: Receive, send: Send, body: RequestBody | None = None) -> None:
+        self.caller = caller
+        self.receive = receive
+        self.send = send
+        self.body = body
+
+    def close(self) -> None:
+        """Let go of the body (a spilled one's temporary file)."""
+        if self.body is not None:
+            self.body.close()
+
+
+class Authenticator:
+    """Authenticates a classified request as its operation requires (see the module docstring)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         table: OperationTable,
         directory: AccessDirectory,
         max_payload: int,
         spool_dir: Path | None = None,
         console: ConsoleAuthenticator | None = None,
     ) -> None:
-        self.app = app
         self.console = console
         self.table = table
         self.directory = directory
         self.max_payload = max_payload
         self.spool_dir = spool_dir
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        found = scope[SCOPE_KEY] = self.table.classify(scope)
-        operation = found.operation if isinstance(found, OperationMatch) else None
-        state = scope.setdefault("state", {})
+    async def admit(
+        self, scope: Scope, receive: Receive, send: Send, operation: Operation | None
+    ) -> Admission | None:
+        """The request's `Admission`, or None once it was refused (the refusal already sent).
+
+        The caller is also put in `scope["state"]["caller"]`, where routes read it (`caller_of`).
+        """
+        state = scope["state"]
         if operation is not None and operation.auth is Auth.PUBLIC:
             state["caller"] = ANONYMOUS
-            await self.app(scope, receive, send)
-            return
+            return Admission(ANONYMOUS, receive, send)
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if _ambiguous(raw_path):
             # The signature covers the normalised path, routing sees the path as sent: refuse
             # anything where the two could differ rather than route on one and verify the other.
-            await _refuse(
+            await refuse(
                 scope, send, 400, "ValidationException", "the request path has empty or dot segments"
             )
-            return
+            return None
+        http = scope["type"] == "http"
         limit = operation.max_body if operation is not None and operation.max_body else self.max_payload
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         raw_query = scope["query_string"].decode("latin-1")
@@ -100,17 +117,13 @@ class Authentication:
             scheme = authorization_scheme(headers, raw_query)
             if scheme is None and self.console is not None and has_cookie(scope["headers"]):
                 # Only a request that claims nothing else is judged by its console cookie.
-                state["caller"] = await self.console.caller(scope, operation)
-                if scope["type"] == "http":
-                    await self.app(scope, limited(receive, limit), inert(send))
-                else:
-                    await self.app(scope, receive, send)
-                return
+                caller = state["caller"] = await self.console.caller(scope, operation)
+                if http:
+                    return Admission(caller, limited(receive, limit), inert(send))
+                return Admission(caller, receive, send)
             if scheme in ("bearer", None) and operation is not None and operation.bearer:
-                state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS
-                forwarded = limited(receive, limit) if scope["type"] == "http" else receive
-                await self.app(scope, forwarded, send)
-                return
+                caller = state["caller"] = Caller(Scheme.BEARER) if scheme == "bearer" else ANONYMOUS
+                return Admission(caller, limited(receive, limit) if http else receive, send)
             if scheme == "bearer":
                 raise MissingAuthentication(
                     "bearer tokens are accepted only for invoking agent runtimes with a JWT authorizer; "
@@ -118,42 +131,39 @@ class Authentication:
                 )
             pending = self._begin(scheme, operation, method, raw_path, raw_query, headers)
             known = await self.directory.credential(pending.access_key_id)
-            if known is None or pending.declared_sha256 is not None or scope["type"] == "websocket":
+            if known is None or pending.declared_sha256 is not None or not http:
                 # Nothing of the body is needed to check the signature: check it before reading any.
                 declared = pending.declared_sha256 or ""
                 credential = pending.verify(known, declared.lower() or EMPTY_SHA256)
-            if scope["type"] == "http":
+            if http:
                 await body.read(receive, limit)
                 credential = pending.verify(known, body.sha256)
         except SignatureError as error:
             logger.info("Refused %s %s: %s", method, scope["path"], type(error).__name__)
             state[REFUSAL] = type(error).__name__
             status = 403 if isinstance(error, MissingAuthentication) else error.status
-            await _refuse(scope, send, status, error.wire_name, str(error))
             body.close()
-            return
+            await refuse(scope, send, status, error.wire_name, str(error))
+            return None
         except (_Refused, ConsoleRefused) as refused:
-            await _refuse(scope, send, refused.status, refused.code, str(refused))
             body.close()
-            return
+            await refuse(scope, send, refused.status, refused.code, str(refused))
+            return None
         except BodyTooLarge:
-            message = f"the request body is too large: at most {limit} bytes"
-            await _refuse(scope, send, 413, "ValidationException", message)
             body.close()
-            return
+            message = f"the request body is too large: at most {limit} bytes"
+            await refuse(scope, send, 413, "ValidationException", message)
+            return None
         except ClientGone:
             body.close()
-            return
-        state["caller"] = Caller(
+            return None
+        caller = state["caller"] = Caller(
             Scheme.SIGV4,
             principal=credential.principal,
             access_key_id=credential.access_key_id,
             admin=self.directory.is_admin(credential),
         )
-        try:
-            await self.app(scope, body.replay(receive) if scope["type"] == "http" else receive, send)
-        finally:
-            body.close()
+        return Admission(caller, body.replay(receive) if http else receive, send, body)
 
     def _begin(
         self, scheme: str | None, operation: Operation | None, method: str, raw_path: str, raw_query: str,
@@ -181,7 +191,7 @@ def _ambiguous(raw_path: str) -> bool:
     return any(segment in ("", ".", "..") for segment in inner)
 
 
-async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+async def refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
     """An AWS error response; a WebSocket handshake is refused with the same response when the
     server can send one (else plainly: uvicorn then answers 403)."""
     if scope["type"] == "websocket":
@@ -201,4 +211,4 @@ async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str
     await send({"type": f"{prefix}.body", "body": body})
 
 
-__all__ = ["REFUSAL", "Authentication", "caller_of"]
+__all__ = ["REFUSAL", "Admission", "Authenticator", "caller_of", "refuse"]

@@ -37,6 +37,9 @@ class RequestBody:
         self._digest = hashlib.sha256()
         self._chunks: list[bytes] = []
         self._file: IO[bytes] | None = None
+        self._receive: Receive | None = None
+        self._spooled: AsyncIterator[Message] | None = None
+        self._replaying = False
         self.size = 0
 
     @property
@@ -74,18 +77,29 @@ class RequestBody:
 
     def replay(self, receive: Receive) -> Receive:
         """A `receive` that yields the body again, then whatever the client sends next (disconnect)."""
-        messages = self._messages()
+        self._receive = receive
+        if self._file is None:
+            self._spooled = None
+        else:
+            self._spooled = self._messages()
+        self._replaying = True
+        return self._replayed
 
-        async def replayed() -> Message:
-            message = await anext(messages, None)
-            return message if message is not None else await receive()
-
-        return replayed
+    async def _replayed(self) -> Message:
+        # A bound method, not a closure and an async generator: this runs for every signed call.
+        if self._replaying:
+            if self._spooled is None:
+                self._replaying = False
+                return {"type": "http.request", "body": b"".join(self._chunks), "more_body": False}
+            if (message := await anext(self._spooled, None)) is not None:
+                return message
+            self._replaying = False
+        receive = self._receive
+        assert receive is not None  # set by `replay`, the only way here
+        return await receive()
 
     async def _messages(self) -> AsyncIterator[Message]:
-        if self._file is None:
-            yield {"type": "http.request", "body": b"".join(self._chunks), "more_body": False}
-            return
+        assert self._file is not None
         self._file.seek(0)
         while chunk := self._file.read(_REPLAY_CHUNK):
             yield {"type": "http.request", "body": chunk, "more_body": True}

@@ -33,6 +33,7 @@ from .authorization import admitted_route
 from .errors import NotFound, RuntimeClientError, ValidationError
 from .identifiers import random_id
 from .operations import MAX_SESSION_ID, REQUEST_ID
+from .queries import qualifier_of
 from .request_metrics import invocation_of
 from .streams import LAST_EVENT_ID, recorded, resumed
 from .tracing import QUALIFIER_STATE, SESSION_STATE, START_STATE, VERSION_STATE
@@ -44,6 +45,7 @@ SESSION_HEADER_BYTES = SESSION_HEADER.encode()
 USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 REQUEST_ID_HEADER = "x-amzn-bedrock-agentcore-runtime-request-id"
 AWS_REQUEST_ID_HEADER = "x-amzn-requestid"  # botocore reads it into ResponseMetadata.RequestId
+_AWS_REQUEST_ID_BYTES = AWS_REQUEST_ID_HEADER.encode()
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
     "content-type", "accept", SESSION_HEADER, USER_HEADER,
@@ -121,15 +123,15 @@ async def invoke(request: Request) -> Response:
     service: RuntimeService = request.app.state.runtimes
     sessions: SessionManager = request.app.state.sessions
     session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES))
+    qualifier = qualifier_of(request.scope)
     route, caller = await admitted_route(
-        service, request.scope, request.headers, request.path_params["runtime_id"],
-        request.query_params.get("qualifier"),
-    )  # fmt: skip
+        service, request.scope, request.headers, request.path_params["runtime_id"], qualifier
+    )
     target, config = route.target, route.config
     observed = invocation_of(request.scope, target.runtime_id)
     state = request.scope["state"]
     state[SESSION_STATE], state[VERSION_STATE] = session_id, target.version
-    state[QUALIFIER_STATE] = request.query_params.get("qualifier") or "DEFAULT"
+    state[QUALIFIER_STATE] = qualifier or "DEFAULT"
     if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
@@ -153,7 +155,8 @@ async def invoke(request: Request) -> Response:
             text = await _drain(reply)
             raise RuntimeClientError(f"the agent answered {reply.status}: {text}")
         content_type = next((v for n, v in reply.headers if n == "content-type"), "application/json")
-        answer_headers = {"content-type": content_type, SESSION_HEADER: on_the_wire(session_id)}
+        session_on_the_wire = on_the_wire(session_id)
+        answer_headers = {"content-type": content_type, SESSION_HEADER: session_on_the_wire}
         if content_type.startswith("text/event-stream"):
             # Recorded for resumption: a task reads the worker to its end, even if the client leaves,
             # and releases the lease then; the stream's frames carry `<request id>:<n>` ids, and the
@@ -162,14 +165,14 @@ async def invoke(request: Request) -> Response:
                 request.app.state.streams, target.runtime_id, session_id, relayed(lease, reply, sse=True),
                 answer_headers, held.pop_all().aclose, request_id,
             )  # fmt: skip
-        answer_headers[AWS_REQUEST_ID_HEADER] = request_id
         if reply.length is not None and reply.length <= _WHOLE_ANSWER:
             # A small answer of known size (most JSON results): relayed in one piece, no chunking.
             try:
                 whole = await reply.read()
             except WorkerUnreachable as error:
                 raise SessionEnded(await lease.broke_off(error)) from None
-            return Response(whole, headers=answer_headers)
+            return _Whole(whole, content_type, session_on_the_wire, request_id)
+        answer_headers[AWS_REQUEST_ID_HEADER] = request_id
         return _Relay(relayed(lease, reply, sse=False), answer_headers, held.pop_all())
     raise AssertionError("unreachable")  # the block returns or raises; mypy cannot tell
 
@@ -228,6 +231,21 @@ def cut_frame(reason: str) -> bytes:
     return b"data: " + json.dumps(frame).encode() + b"\n\n"
 
 
+class _Whole(Response):
+    """A small answer relayed in one piece (most invocations): its few headers encoded directly."""
+
+    def __init__(self, body: bytes, content_type: str, session_id: str, request_id: str) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-type", content_type.encode("latin-1")),
+            (SESSION_HEADER_BYTES, session_id.encode("latin-1")),
+            (_AWS_REQUEST_ID_BYTES, request_id.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+        ]
+
+
 class _Relay(StreamingResponse):
     """A streamed answer that holds its session lease until the last byte, and ends abnormally
     (the connection closed without the final chunk, so HTTP clients raise) when it was cut."""
@@ -273,7 +291,7 @@ async def agent_card(request: Request) -> Response:
     session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES))
     route, caller = await admitted_route(
         service, request.scope, request.headers, request.path_params["runtime_id"],
-        request.query_params.get("qualifier"),
+        qualifier_of(request.scope),
     )  # fmt: skip
     runtime, target, config = route.runtime, route.target, route.config
     if (protocol := protocol_of(config)) != "A2A":
@@ -298,7 +316,7 @@ async def cancel(request: Request) -> Response:
     sessions: SessionManager = request.app.state.sessions
     route, caller = await admitted_route(
         service, request.scope, request.headers, request.path_params["runtime_id"],
-        request.query_params.get("qualifier"),
+        qualifier_of(request.scope),
     )  # fmt: skip
     session_id, request_id = request.path_params["session_id"], request.path_params["request_id"]
     await cancel_invocation(sessions, route.runtime.id, session_id, request_id, caller.owner, caller.admin)
@@ -311,7 +329,7 @@ async def stop_session(request: Request) -> Response:
     sessions: SessionManager = request.app.state.sessions
     route, caller = await admitted_route(
         service, request.scope, request.headers, request.path_params["runtime_id"],
-        request.query_params.get("qualifier"),
+        qualifier_of(request.scope),
     )  # fmt: skip
     session_id = session_id_of(header_bytes(request.scope, SESSION_HEADER_BYTES), required=True)
     runtime_id = route.runtime.id

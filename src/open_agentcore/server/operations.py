@@ -1,8 +1,8 @@
 """Every operation the server answers, declared once, and the one place a request path is parsed.
 
 An `Operation` names its method, path template, IAM action, the kind of resource it acts on, how
-callers may authenticate, and its handler. The Starlette routes, the authentication middleware,
-the policy check and the rate limit all read the `OperationMatch` that `OperationTable.classify`
+callers may authenticate, and its handler. The gateway (authentication, rate limit, policy check,
+dispatch) and the Starlette routes all read the `OperationMatch` that `OperationTable.classify`
 puts in the ASGI scope, so the resource a policy is decided on is the very one the handler acts
 on: each path segment is percent-decoded exactly once, here, and a template parameter is always
 one whole segment (an ARN's `/` arrives as `%2F`, as botocore sends it).
@@ -14,7 +14,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
@@ -26,9 +26,6 @@ from starlette.websockets import WebSocket
 from open_agentcore.runtimes.validation import NAME, RUNTIME_ID
 
 from .errors import NotFound, ServiceError, UnknownOperation, ValidationError
-
-if TYPE_CHECKING:
-    from .tracing import OperationTracer
 
 SERVICE = "bedrock-agentcore"
 WEBSOCKET = "WEBSOCKET"  # the "method" of a WebSocket handshake
@@ -204,12 +201,10 @@ class OperationTable:
             resource = self.runtime_arn(runtime_id)
         return OperationMatch(operation, params, resource, runtime_id)
 
-    def routes(self, tracer: OperationTracer | None = None) -> list[BaseRoute]:
-        """Starlette routes that dispatch on the classification, one per operation; with a `tracer`,
-        each request runs inside its operation's span."""
-        return [
-            OperationRoute(operation, tracer if operation.traced else None) for operation in self.operations
-        ]
+    def routes(self) -> list[BaseRoute]:
+        """Starlette routes that dispatch on the classification, one per operation (the gateway
+        dispatches HTTP requests itself; WebSocket handshakes take these routes)."""
+        return [OperationRoute(operation) for operation in self.operations]
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -342,9 +337,8 @@ _PARAMETERS: dict[str, tuple[str, Callable[[OperationTable, str], str]]] = {
 class OperationRoute(BaseRoute):
     """A Starlette route for one operation: it matches when the classification chose it."""
 
-    def __init__(self, operation: Operation, tracer: OperationTracer | None = None) -> None:
+    def __init__(self, operation: Operation) -> None:
         self.operation = operation
-        self.tracer = tracer
         self.path = operation.template
         handler: Any = operation.handler
         self.app = websocket_session(handler) if operation.method == WEBSOCKET else request_response(handler)
@@ -356,12 +350,7 @@ class OperationRoute(BaseRoute):
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.tracer is None:
-            await self.app(scope, receive, send)
-            return
-        found = scope.get(SCOPE_KEY)
-        runtime_id = found.runtime_id if isinstance(found, OperationMatch) else None
-        await self.tracer.run(self.operation.name, runtime_id, self.app, scope, receive, send)
+        await self.app(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NotImplementedError("operations are not reversed into URLs")

@@ -1,5 +1,5 @@
 """The HTTP/1.1 protocol the runtime server is served with: uvicorn's httptools protocol, with a
-bounded request head, header and body timeouts, and a cap on open connections.
+bounded request head, header and body timeouts, a cap on open connections, and fewer writes.
 
 uvicorn (0.55) leaves all of these to the deployment: llhttp buffers a request head of any size;
 the keep-alive timer is armed only after a response and cancelled by the first byte of the next
@@ -18,7 +18,9 @@ and never for a WebSocket upgrade. This protocol adds:
   arrived: a slow app, a long streamed response, or a WebSocket after its upgrade (served by
   another protocol object) is never cut by these timers;
 - a connection opened while `max_connections` others are open (HTTP and WebSocket alike) gets a
-  503 with `connection: close` for its request, WebSocket upgrades included.
+  503 with `connection: close` for its request, WebSocket upgrades included;
+- a response's head is written together with the first piece of its body (or at the end of the
+  event loop's turn, whichever comes first): one send per small answer instead of two.
 
 Past a timeout the connection is closed. If the client has started a request and no response to it
 has begun, it first gets `408 Request Timeout` with `connection: close`; a fresh connection that sent
@@ -109,6 +111,49 @@ class _ReadingFlow(FlowControl):
         self._on_resume()
 
 
+class _JoinedHead:
+    """The transport as one response's cycle writes to it: the response head waits for the first
+    piece of the body, until the end of the event loop's turn at most, so that a small answer
+    (the usual invocation result) leaves in one send, not two.
+    """
+
+    __slots__ = ("_first", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif self._first:
+            self._first = False
+            self._held = data
+            # A streamed answer's first chunk may be long coming: its head must not wait for it.
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 if HttpToolsProtocol is not None:
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -170,6 +215,9 @@ if HttpToolsProtocol is not None:
             self._refusal = self._refusal_for(size)
             if self._refusal is None:
                 super().on_headers_complete()
+                cycle = self.cycle
+                if cycle is not None and cycle.transport is self.transport:
+                    cycle.transport = _JoinedHead(self.transport, self.loop)  # type: ignore[assignment]
                 return
             # uvicorn dispatches to `self.app`; this one request goes to the refusal instead.
             app, self.app = self.app, self._refusal

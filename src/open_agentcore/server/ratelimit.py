@@ -1,6 +1,6 @@
 """Per-caller request rates: a token bucket per access key, or per client IP for unsigned calls.
 
-The middleware sits inside SigV4 authentication, so a bucket belongs to a verified key: naming
+The limit is applied after SigV4 authentication, so a bucket belongs to a verified key: naming
 someone else's key id spends nothing of theirs, and refused signatures spend nothing at all.
 """
 
@@ -10,11 +10,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from .authentication import caller_of
+from open_agentcore.auth import Caller
+
 from .errors import Throttled
-from .operations import Auth, OperationMatch, classification_of
 
 DEFAULT_MAX_BUCKETS = 100_000
 
@@ -70,40 +70,34 @@ class TokenBuckets:
             buckets.popitem(last=False)
 
 
-def bucket_of(scope: Scope) -> str:
+def bucket_of(scope: Scope, caller: Caller) -> str:
     """The verified access key id, else the client's IP (bearer and anonymous data-plane calls)."""
-    key = caller_of(scope).access_key_id
+    key = caller.access_key_id
     if key:
         return f"key:{key}"
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
 
 
-def _public(scope: Scope) -> bool:
-    found = classification_of(scope)
-    return isinstance(found, OperationMatch) and found.operation.auth is Auth.PUBLIC
-
-
 class RateLimit:
-    """ASGI middleware: 429 ThrottlingException once a caller has spent its bucket.
+    """429 ThrottlingException once a caller has spent its bucket; the gateway asks after
+    authentication, so a bucket belongs to a verified caller.
 
-    The health check is never limited. A refused WebSocket handshake gets the same 429 response
-    where the server can send one, else a close with 1013 (try again later).
+    The health check is never limited (the gateway does not ask for public operations). A refused
+    WebSocket handshake gets the same 429 response where the server can send one, else a close
+    with 1013 (try again later).
     """
 
-    def __init__(self, app: ASGIApp, rate: float, max_buckets: int = DEFAULT_MAX_BUCKETS) -> None:
-        self.app = app
+    def __init__(self, rate: float, max_buckets: int = DEFAULT_MAX_BUCKETS) -> None:
         self.buckets = TokenBuckets(rate, max_buckets=max_buckets)
         self.message = f"Rate exceeded: at most {rate:g} requests per second per caller"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in ("http", "websocket")
-            or _public(scope)
-            or self.buckets.take(bucket_of(scope))
-        ):
-            await self.app(scope, receive, send)
-            return
+    def admits(self, scope: Scope, caller: Caller) -> bool:
+        """Spend one of the caller's tokens; False when none was left."""
+        return self.buckets.take(bucket_of(scope, caller))
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the request with the throttling error."""
         if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
             await send({"type": "websocket.close", "code": 1013})
             return

@@ -1,8 +1,9 @@
 """Counting requests as they are answered: invocations by runtime and outcome with their latencies,
 authentication and authorisation refusals by reason, and rate-limit refusals.
 
-`RequestMetrics` is the outermost middleware: it sees every response however it was made
-(authentication, the rate limit, the policy check, a route, an error handler). The invocation
+The gateway (`gateway.py`) makes every request's `Exchange` first and sends every response through
+it, so it sees each answer however it was made (authentication, the rate limit, the policy check,
+a route, an error handler); `RequestMetrics` records it once the request is done. The invocation
 route adds what only it knows through the request's `Exchange` (`invocation_of`): the runtime
 once found, when it began to get the session's worker, and when and how the worker answered.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from open_agentcore.metrics import UNKNOWN_RUNTIME, Outcome, ServerMetrics
 
@@ -38,15 +39,19 @@ _REFUSALS = {
 
 
 class Exchange:
-    """One request and its answer, as far as metrics care; times are `time.perf_counter()`."""
+    """One request and its answer, as metrics and the server's span see it; times are
+    `time.perf_counter()`. Its `send` and `receive` watch the answer and the client on their way."""
 
     __slots__ = (
-        "answered_at", "arrived", "disconnected", "ended_at", "error_type", "failure", "first_byte_at",
-        "leasing_at", "runtime_id", "status", "worker_status",
+        "_receive", "_send", "answered_at", "arrived", "body_bytes", "disconnected", "ended_at", "error_type",
+        "failure", "first_byte_at", "leasing_at", "runtime_id", "status", "worker_status",
     )  # fmt: skip
 
-    def __init__(self, arrived: float) -> None:
+    def __init__(self, arrived: float, send: Send | None = None, receive: Receive | None = None) -> None:
         self.arrived = arrived
+        self._send = send
+        self._receive = receive
+        self.body_bytes = 0
         self.runtime_id: str | None = None
         self.leasing_at: float | None = None
         self.answered_at: float | None = None
@@ -57,6 +62,31 @@ class Exchange:
         self.ended_at: float | None = None
         self.disconnected = False
         self.failure: BaseException | None = None
+
+    async def send(self, message: Message) -> None:
+        """Pass a response message on, noting its status, first byte, size and end."""
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.body_bytes += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.ended_at = time.perf_counter()
+        elif kind == "http.response.start" or kind == "websocket.http.response.start":
+            self.first_byte_at = time.perf_counter()
+            status = self.status = message["status"]
+            if status >= 400:
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"x-amzn-errortype":
+                        self.error_type = value.decode("latin-1")
+        assert self._send is not None  # only the gateway's exchanges are sent through
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        """The client's next message, noting a disconnect."""
+        assert self._receive is not None
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
 
     def leasing(self) -> None:
         """The route begins to get the session's worker."""
@@ -107,46 +137,13 @@ def invocation_of(scope: Scope, runtime_id: str) -> Exchange:
 
 
 class RequestMetrics:
-    """ASGI middleware, outermost: observes each answer and records it in `metrics` at its end."""
+    """Records each request's `Exchange` in `metrics` once the request is done."""
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app = app
+    def __init__(self, metrics: ServerMetrics) -> None:
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        exchange = Exchange(time.perf_counter())
-        scope.setdefault("state", {})[EXCHANGE] = exchange
-
-        async def observed_send(message: Message) -> None:
-            kind = message["type"]
-            if kind.endswith("http.response.start"):
-                exchange.first_byte_at = time.perf_counter()
-                exchange.status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name.lower() == b"x-amzn-errortype":
-                        exchange.error_type = value.decode("latin-1")
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                exchange.ended_at = time.perf_counter()
-            await send(message)
-
-        async def observed_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                exchange.disconnected = True
-            return message
-
-        try:
-            await self.app(scope, observed_receive if scope["type"] == "http" else receive, observed_send)
-        except BaseException as error:
-            exchange.failure = error
-            raise
-        finally:
-            self._record(scope, exchange)
-
-    def _record(self, scope: Scope, exchange: Exchange) -> None:
+    def record(self, scope: Scope, exchange: Exchange) -> None:
+        """Count the answer (refusals, throttling) and, for an invocation, its outcome and latencies."""
         found = scope.get(SCOPE_KEY)
         operation = found.operation.name if isinstance(found, OperationMatch) else None
         status = exchange.status

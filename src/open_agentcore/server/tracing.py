@@ -1,4 +1,4 @@
-"""One span per operation, started in the one place every request is dispatched (`OperationRoute`).
+"""One span per operation, started and ended by the gateway (`gateway.py`) around the operation's handler.
 
 The span's parent is the caller's W3C `traceparent` when it sent a valid one. Inside the span, the
 request's `traceparent` header is replaced by the server span's own (`tracestate` is passed on as
@@ -11,13 +11,14 @@ With `--tracing off` no `OperationTracer` exists and dispatch does none of this.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from open_agentcore.auth import Caller
 from open_agentcore.store.traces import RUNTIME_ATTRIBUTE, SESSION_ATTRIBUTE
 from open_agentcore.telemetry import RemoteParent, ServerSpan, ServerTracer
 
 from .errors import ServiceError
+from .request_metrics import Exchange
 
 _TRACEPARENT = b"traceparent"
 _HEX = frozenset("0123456789abcdef")
@@ -35,14 +36,13 @@ _STATE_ATTRIBUTES = (
 
 
 class OperationTracer:
-    """Runs an operation's handler inside a server span named for the operation."""
+    """Starts and ends the server span of an operation; the gateway runs the handler in between."""
 
     def __init__(self, tracer: ServerTracer) -> None:
         self._tracer = tracer
 
-    async def run(
-        self, name: str, runtime_id: str | None, app: ASGIApp, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    def begin(self, name: str, scope: Scope) -> ServerSpan:
+        """Start the operation's span, and make the request's `traceparent` name it."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         parent: RemoteParent | None = None
         for key, value in headers:
@@ -55,18 +55,18 @@ class OperationTracer:
         scope["headers"] = [pair for pair in headers if pair[0] != _TRACEPARENT] + [
             (_TRACEPARENT, traceparent)
         ]
-        answer = _Answer(send)
-        try:
-            await app(scope, receive, answer.send)
-        except BaseException as error:
-            status = error.status if isinstance(error, ServiceError) else None
-            span.fail(type(error).__name__)
-            if status is not None:
-                span.attributes["http.response.status_code"] = status
-            raise
-        finally:
-            _describe(span, scope, runtime_id, answer)
-            self._tracer.end(span)
+        return span
+
+    def failed(self, span: ServerSpan, error: BaseException) -> None:
+        """The handler raised `error` (past the point where it could become an error response)."""
+        span.fail(type(error).__name__)
+        if isinstance(error, ServiceError):
+            span.attributes["http.response.status_code"] = error.status
+
+    def end(self, span: ServerSpan, scope: Scope, runtime_id: str | None, exchange: Exchange) -> None:
+        """Describe the request and its answer on the span, and end it."""
+        _describe(span, scope, runtime_id, exchange)
+        self._tracer.end(span)
 
 
 def _parent(value: bytes) -> RemoteParent | None:
@@ -84,26 +84,7 @@ def _parent(value: bytes) -> RemoteParent | None:
     return RemoteParent(trace_id, span_id, sampled=bool(int(parts[3], 16) & 1))
 
 
-class _Answer:
-    """Watches what the handler sends: the status and how many body bytes."""
-
-    __slots__ = ("bytes", "send_on", "status")
-
-    def __init__(self, send: Send) -> None:
-        self.send_on = send
-        self.status = 0
-        self.bytes = 0
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.body":
-            self.bytes += len(message.get("body", b""))
-        elif kind == "http.response.start":
-            self.status = message["status"]
-        await self.send_on(message)
-
-
-def _describe(span: ServerSpan, scope: Scope, runtime_id: str | None, answer: _Answer) -> None:
+def _describe(span: ServerSpan, scope: Scope, runtime_id: str | None, answer: Exchange) -> None:
     attributes = span.attributes
     attributes["http.request.method"] = scope.get("method", "GET")
     if runtime_id is not None:
@@ -121,7 +102,7 @@ def _describe(span: ServerSpan, scope: Scope, runtime_id: str | None, answer: _A
             break
     if answer.status:
         attributes["http.response.status_code"] = answer.status
-        attributes["http.response.body.size"] = answer.bytes
+        attributes["http.response.body.size"] = answer.body_bytes
         if answer.status >= 400:
             span.fail(f"HTTP {answer.status}")
 

@@ -27,6 +27,7 @@ _NOT_FORWARDED = frozenset(
 )
 _NO_BODY = frozenset({204, 304})
 SECRET_HEADER = "x-agentcore-worker-secret"  # noqa: S105 - a header name; what a TCP worker checks (`worker_main.SecretGate`)
+_NOT_SENT = _NOT_FORWARDED | {SECRET_HEADER}  # a secret header from the caller is dropped, never forwarded
 
 
 class WorkerUnreachable(Exception):
@@ -264,7 +265,7 @@ def _serialise(
     if secret_line is not None:
         lines.append(secret_line)
     for name, value in headers:
-        if name.lower() in _NOT_FORWARDED or name.lower() == SECRET_HEADER:
+        if name.lower() in _NOT_SENT:
             continue
         line = f"{name}: {value}"
         if "\r" in line or "\n" in line or "\0" in line or ":" in name:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -21,9 +20,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
 from open_agentcore.store.traces import KINDS, STATUS_CODES, SpanRecord
 
+from .otlp_json import MAX_SPANS, OtlpJsonError, read_json_export
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MAX_SPANS = 10_000
 MAX_INFLATED = 32 * 1024 * 1024  # a gzip body may not unpack past this
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _SERVICE_NAME = "service.name"
@@ -62,47 +62,13 @@ def decode(body: bytes, content_type: str) -> list[SpanRecord]:
         except (DecodeError, RecursionError, ValueError) as error:
             raise OtlpError(f"the body is not an OTLP protobuf trace export: {error}") from None
     elif media == JSON:
-        _parse_json(body, request)
+        try:
+            return read_json_export(body)
+        except OtlpJsonError as error:
+            raise OtlpError(f"the body is not an OTLP JSON trace export: {error}") from None
     else:
         raise OtlpError(f"Content-Type {content_type!r} is not OTLP: send {PROTOBUF} or {JSON}")
     return list(_records(request))
-
-
-def _parse_json(body: bytes, request: ExportTraceServiceRequest) -> None:
-    try:
-        document = json.loads(body)
-        if not isinstance(document, dict):
-            raise OtlpError("an OTLP JSON trace export is a JSON object with resourceSpans")
-        for resource_spans in _list(document.get("resourceSpans")):
-            for scope_spans in _list(
-                resource_spans.get("scopeSpans") if isinstance(resource_spans, dict) else None
-            ):
-                for span in _list(scope_spans.get("spans") if isinstance(scope_spans, dict) else None):
-                    if isinstance(span, dict):
-                        _hex_ids_to_base64(span)
-        ParseDict(document, request, ignore_unknown_fields=True)
-    except OtlpError:
-        raise
-    except (ValueError, ParseError, RecursionError, TypeError, AttributeError) as error:
-        raise OtlpError(f"the body is not an OTLP JSON trace export: {str(error)[:300]}") from None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _hex_ids_to_base64(span: dict[str, Any]) -> None:
-    # OTLP JSON writes ids as hex; protobuf's JSON mapping reads bytes as base64.
-    for name in _ID_FIELDS:
-        value = span.get(name)
-        if isinstance(value, str) and value:
-            try:
-                span[name] = base64.b64encode(bytes.fromhex(value)).decode()
-            except ValueError:
-                raise OtlpError(f"span {name} {value[:40]!r} is not hex") from None
-    for link in _list(span.get("links")):
-        if isinstance(link, dict):
-            _hex_ids_to_base64(link)
 
 
 def _records(request: ExportTraceServiceRequest) -> Iterable[SpanRecord]:
