@@ -52,6 +52,7 @@ def invoke(payload):
         "home": os.environ.get("HOME"),
         "session": os.environ.get("AGENTCORE_SESSION_ID"),
         "secret": os.environ.get("SERVER_SECRET"),
+        "span_credential": os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"),
         "random": random.random(),
         "fds": links(),
     }}
@@ -74,13 +75,15 @@ def target(root: Path, import_time: str = "", runtime_id: str = "probe-Ab12Cd34E
 
 
 def scenario(
-    body: Callable[[SessionManager, ProcessBackend], Awaitable[_T]], sandbox: str = "none", **backend: Any
-) -> _T:
+    body: Callable[[SessionManager, ProcessBackend], Awaitable[_T]], sandbox: str = "none",
+    worker_environment: Callable[[SessionTarget, str], dict[str, str]] | None = None, **backend: Any,
+) -> _T:  # fmt: skip
     async def run() -> _T:
         # Short: worker sockets live under the work root, and socket paths max out at 107 bytes.
         work_root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))
         process_backend = await asyncio.to_thread(ProcessBackend, sandbox, session_start="fork", **backend)
-        sessions = SessionManager(process_backend, SessionConfig(work_root=work_root, warm_pool=0))
+        config = SessionConfig(work_root=work_root, warm_pool=0, worker_environment=worker_environment)
+        sessions = SessionManager(process_backend, config)
         try:
             return await body(sessions, process_backend)
         finally:
@@ -121,6 +124,26 @@ def test_forked_sessions_are_apart_and_each_its_own(tmp_path: Path, monkeypatch:
     assert a["secret"] is None and b["secret"] is None  # the server's environment stays the server's
     # Each child reseeds: siblings forked from one parent would otherwise draw the same numbers.
     assert a["random"] != b["random"]
+
+
+def test_sessions_with_their_own_span_credentials_share_their_versions_fork_server(tmp_path: Path) -> None:
+    # Each worker gets a span credential of its own (telemetry/worker_environment.py): keyed by it,
+    # every session would start a fork server of its own and wait for the agent's whole import.
+    session_target = target(tmp_path)
+
+    def span_credential(_: SessionTarget, worker_id: str) -> dict[str, str]:
+        return {"OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer%20{worker_id}"}
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[list[dict[str, Any]], int]:
+        replies = [await call(sessions, session_target, session_id) for session_id in ("a", "b", "c")]
+        assert [started_by(sessions, session_target, s) for s in ("a", "b", "c")] == ["fork"] * 3
+        return replies, len(backend.fork_servers())
+
+    replies, fork_servers = scenario(body, worker_environment=span_credential)
+    assert fork_servers == 1
+    credentials = [reply["span_credential"] for reply in replies]
+    assert len(set(credentials)) == 3  # each session still has its own
+    assert all(credential.startswith("authorization=Bearer%20w") for credential in credentials)
 
 
 def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_session(tmp_path: Path) -> None:

@@ -55,6 +55,10 @@ logger = logging.getLogger("open_agentcore.backends.process")
 LAUNCHER = Path(worker_main.__file__).resolve()
 SANDBOXES = ("auto", "bwrap", "gvisor", "none")
 SESSION_STARTS = ("fork", "fresh")
+# Variables whose value differs between sessions of one version: the session's id and its span
+# credential (`telemetry/worker_environment.py`). They reach each forked child with the rest of its
+# environment, but must not pick its fork server: keyed by them, every session would start one.
+_PER_SESSION_VARIABLES = frozenset({"AGENTCORE_SESSION_ID", "OTEL_EXPORTER_OTLP_HEADERS"})
 _FORK_NOT_WITH_GVISOR = "gVisor sessions start as fresh processes: the fork server runs with bwrap or none"
 _FORK_NEEDS_ROOT = (
     "a sandboxed fork server needs a server running as root (each version's fork server runs as a host "
@@ -361,7 +365,7 @@ class ProcessBackend:
                 spec.worker_id, f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes"
             )
         environment = self._environment(spec)
-        version_environment = {k: v for k, v in spec.environment.items() if k != "AGENTCORE_SESSION_ID"}
+        version_environment = {k: v for k, v in spec.environment.items() if k not in _PER_SESSION_VARIABLES}
         view = None
         if self._sandbox is not None:
             view = dataclasses.replace(
