@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         send(control, {"failed": f"{type(error).__name__}: {error}"})
         return EXIT_START_FAILED
     config = preload(app, args.graceful_seconds)
+    worker_main.preload_tracing()  # before the check: the import must not leave threads behind either
     reason = unforkable(fds_before)
     if reason is not None:
         send(control, {"unforkable": reason})

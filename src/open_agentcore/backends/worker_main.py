@@ -32,6 +32,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -364,22 +365,50 @@ def server_config(
 
 def run(config: Any) -> None:
     """Serve with uvicorn's `config` until SIGTERM."""
-    import uvicorn
-
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    _prepare_tracing()
-    uvicorn.Server(config).run()
+    _server(config).run()
+
+
+def _server(config: Any) -> Any:
+    """A uvicorn server that, once listening, sets tracing up on a thread of its own."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # Off the path to the first ping (the runtime server's sign that the worker is ready),
+            # and before the first call, which waits for it only if it is not done by then.
+            threading.Thread(target=_prepare_tracing, name="agentcore-tracing-setup", daemon=True).start()
+
+    return Server(config)
+
+
+def _tracing() -> Any:
+    """Our SDK's invocation tracing, or None (no OpenTelemetry, or an agent on Amazon's SDK, whose
+    module of that name has no `TRACING`)."""
+    module = sys.modules.get("bedrock_agentcore.runtime.tracing")
+    return getattr(module, "TRACING", None)
+
+
+def preload_tracing() -> None:
+    """Import what the workers' tracing set-up needs, installing nothing and starting no thread:
+    for a process that will fork workers (each then sets up in milliseconds)."""
+    preload = getattr(_tracing(), "preload", None)
+    if callable(preload):
+        preload()
 
 
 def _prepare_tracing() -> None:
     """An agent on our SDK exports its spans where its environment says: set that up before the
-    first call rather than during it (it imports the OpenTelemetry SDK, tens of milliseconds)."""
-    # Amazon's own SDK, when a version installs it, has a module of this name too, without ours.
-    module = sys.modules.get("bedrock_agentcore.runtime.tracing")
-    prepare = getattr(getattr(module, "TRACING", None), "prepare", None)
+    first call rather than during it (unless preloaded, it imports the OpenTelemetry SDK, tens of
+    milliseconds)."""
+    prepare = getattr(_tracing(), "prepare", None)
     if callable(prepare):
-        prepare()
+        try:
+            prepare()
+        except Exception:  # a thread's end: say why; the first call tries again and answers for it
+            traceback.print_exc()
 
 
 if __name__ == "__main__":
