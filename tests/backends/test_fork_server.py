@@ -146,6 +146,41 @@ def test_sessions_with_their_own_span_credentials_share_their_versions_fork_serv
     assert all(credential.startswith("authorization=Bearer%20w") for credential in credentials)
 
 
+def test_a_spare_is_forked_ahead_and_the_next_session_becomes_it(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> dict[str, Any]:
+        first = await call(sessions, session_target, "a")
+        await until(lambda: len(backend.spares()) == 1)  # forked once "a" serves
+        (spare,) = backend.spares()
+        assert spare != first["pid"] and _running(spare)
+        second = await call(sessions, session_target, "b")
+        live = sessions.get(session_target.runtime_id, "b")
+        assert live is not None and isinstance(live.handle, ProcessWorker)
+        assert live.handle.process.pid == spare == second["pid"]  # the spare became "b"'s worker
+        await until(lambda: len(backend.spares()) == 1 and backend.spares() != [spare])  # and another came
+        return second
+
+    second = scenario(body)
+    assert second["session"] == "b" and second["home"].endswith("/home")  # the session's, not the spare's
+    assert "/fork-" not in second["home"]
+
+
+def test_a_versions_spare_goes_with_its_last_session(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, list[int], list[int]]:
+        await call(sessions, session_target, "a")
+        await until(lambda: len(backend.spares()) == 1)
+        (spare,) = backend.spares()
+        await sessions.stop(session_target.runtime_id, "a")
+        await until(lambda: backend.fork_servers() == [] and not _running(spare))
+        return spare, backend.spares(), sorted(path.name for path in sessions.config.work_root.iterdir())
+
+    _, spares, left = scenario(body)
+    assert spares == [] and left == []
+
+
 def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_session(tmp_path: Path) -> None:
     session_target = target(tmp_path)
 

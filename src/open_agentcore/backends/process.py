@@ -23,10 +23,9 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ import httpx
 from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .fork_server import ForkFailed, ForkServers, Image, Unforkable
+from .fork_spares import Spare, Spares
 from .gvisor import Gvisor, find_gvisor
 from .limits import LimitEnforcer, LimitMode, LimitsUnavailable, WorkerLimits, detect_limits, format_size
 from .process_worker import ProcessWorker
@@ -131,6 +131,7 @@ class ProcessBackend:
         self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
         self.session_start = session_start
         self._forks: ForkServers | None = None
+        self._spares: Spares | None = None
         self._fork_uids: dict[Image, int] = {}
         self._why_fresh = self._why_not_fork()
         if session_start == "fork" and self._why_fresh is None:
@@ -139,6 +140,7 @@ class ProcessBackend:
                 (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None,
                 confine=self._confine_fork_server if self._sandbox is not None else None,
             )
+            self._spares = Spares(self._forks, self._limits)
 
     def _why_not_fork(self) -> str | None:
         """Why sessions cannot be forked with this sandbox, or None."""
@@ -277,11 +279,11 @@ class ProcessBackend:
         """Start the worker and return once its `/ping` answers; `WorkerStartFailed` otherwise."""
         note = ""
         if self.session_start == "fork":
-            if self._forks is None:
+            if self._forks is None or self._spares is None:
                 note = self._why_fresh or ""
             else:
                 try:
-                    return await self._start_forked(spec, self._forks)
+                    return await self._start_forked(spec, self._spares)
                 except Unforkable as error:
                     note = f"its version cannot be forked: {error}"
                 except ForkFailed as error:
@@ -356,9 +358,9 @@ class ProcessBackend:
             worker.agent_pid = process.pid
         return worker
 
-    async def _start_forked(self, spec: WorkerSpec, forks: ForkServers) -> ProcessWorker:
-        """Have the version's fork server fork the worker (`Unforkable`, `ForkFailed`), put it under
-        the session's limits, then let it serve."""
+    async def _start_forked(self, spec: WorkerSpec, spares: Spares) -> ProcessWorker:
+        """Take the version's spare, already forked and under limits of its own (or have the fork
+        server fork one now: `Unforkable`, `ForkFailed`), hand it the session, and wait until it serves."""
         socket_path = spec.work_dir / "worker.sock"
         if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
             raise WorkerStartFailed(
@@ -375,47 +377,26 @@ class ProcessBackend:
             spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())), view
         )
         base = {k: v for k, v in environment.items() if k not in spec.environment}
-        limits: WorkerLimits | None = None
-        gate, gate_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        order = (spec.work_dir.parent, spec.start_timeout, base)
         try:
-            # The child's pid reaches us as the kernel translates it, never as the fork server says.
-            gate.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            if self._limits is not None:
-                limits = await asyncio.to_thread(self._limits.create, spec.worker_id, False)
-            listener, log = await asyncio.to_thread(_prepare_forked, spec.work_dir, socket_path)
-            try:
-                os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
-                process = await forks.fork(
-                    image, spec.worker_id, environment, spec.work_dir.parent,
-                    (listener, log, gate_theirs.fileno()), spec.start_timeout, base,
-                )  # fmt: skip
-            finally:
-                os.close(listener)
-                os.close(log)
-                gate_theirs.close()
-            try:
-                pid = await asyncio.to_thread(fork_gate.child_pid, gate, spec.start_timeout)
-                fork_gate.check_descends(pid, forks.server_pid(image))
-                process.attach(pid)
-                if limits is not None:
-                    await asyncio.to_thread(limits.enter, pid)
-            except (OSError, fork_gate.GateRefused) as error:
-                raise WorkerStartFailed(spec.worker_id, f"its start could not be checked: {error}") from None
-            gate.sendall(b"1")  # the agent may run now
-        except BaseException:
-            if limits is not None:
-                await asyncio.to_thread(limits.close)  # kills a forked child already in its cgroups
+            spare = await spares.take(image, *order)
+        except (OSError, fork_gate.GateRefused) as error:
+            raise WorkerStartFailed(spec.worker_id, f"its start could not be checked: {error}") from None
+        try:
+            await asyncio.to_thread(_hand_over, spare, spec, socket_path, environment)
+        except BaseException as error:
+            await asyncio.to_thread(spare.discard)
+            if isinstance(error, OSError):
+                raise WorkerStartFailed(spec.worker_id, f"its forked worker was gone: {error}") from None
             raise
-        finally:
-            gate.close()  # a child still waiting at its gate (an error above) exits
 
         async def after_exit() -> None:
-            await forks.stop_idle(image)
+            await spares.stop_idle(image)
 
         sandboxed = self._sandbox is not None
         worker = ProcessWorker(
-            spec.worker_id, process, socket_path, spec.work_dir / "worker.log", sandboxed, None,
-            limits=limits, started_by="fork", _after_exit=after_exit,
+            spec.worker_id, spare.process, socket_path, spec.work_dir / "worker.log", sandboxed, None,
+            limits=spare.limits, started_by="fork", _after_exit=after_exit,
         )  # fmt: skip
         try:
             await self._wait_ready(worker, spec.start_timeout, _made_socket(spec))
@@ -423,12 +404,17 @@ class ProcessBackend:
             await self.stop(worker, grace=0)
             raise
         # Sandboxed, the agent is pid 2 of the session's own pid namespace, the child of its pid 1.
-        worker.agent_pid = _agent_of(process.pid) if sandboxed else process.pid
+        worker.agent_pid = _agent_of(spare.process.pid) if sandboxed else spare.process.pid
+        spares.refill(image, *order)  # now that this one serves: the next session's
         return worker
 
     def fork_servers(self) -> list[int]:
         """The pids of the fork servers running now."""
         return [server.process.pid for server in self._forks.running()] if self._forks is not None else []
+
+    def spares(self) -> list[int]:
+        """The pids of the workers forked ahead of their sessions, waiting now (`fork_spares.py`)."""
+        return self._spares.ready() if self._spares is not None else []
 
     def _limits_in_bundle(self) -> bool:
         """Whether gVisor applies the limits itself (rlimits, in the bundle): a prefix would limit
@@ -621,6 +607,8 @@ class ProcessBackend:
         stopped)."""
         if self._limits is not None:
             self._limits.close()
+        if self._spares is not None:
+            self._spares.close_now()
         if self._forks is not None:
             self._forks.close_now()
         for uid in self._fork_uids.values():  # the versions' fork servers and anything they left
@@ -635,15 +623,20 @@ class ProcessBackend:
             self._private_state_dir = None
 
 
-def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
-    """A forked worker's work dir, listening socket and log (blocking)."""
-    work_dir.prepare(path, None)
+def _hand_over(spare: Spare, spec: WorkerSpec, socket_path: Path, environment: Mapping[str, str]) -> None:
+    """Make a forked worker's work dir, listening socket and log, and give them to the spare that
+    becomes it (blocking)."""
+    work_dir.prepare(spec.work_dir, None)
     listener = work_dir.listen(socket_path)
     try:
-        return listener, work_dir.open_log(path / "worker.log")
-    except BaseException:
+        log = work_dir.open_log(spec.work_dir / "worker.log")
+        try:
+            os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
+            spare.hand_over(spec.worker_id, environment, spec.code_dir, listener, log)
+        finally:
+            os.close(log)
+    finally:
         os.close(listener)
-        raise
 
 
 def _agent_of(forked: int) -> int | None:

@@ -21,6 +21,7 @@ sends a caller's path there, so callers cancel through the server's own route, w
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import asyncio
 import ctypes
@@ -32,7 +33,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -363,25 +363,39 @@ def server_config(
     )
 
 
-def run(config: Any) -> None:
-    """Serve with uvicorn's `config` until SIGTERM."""
+def run(config: Any, lifeline: int | None = None) -> None:
+    """Serve with uvicorn's `config` until SIGTERM, or until `lifeline` (the read end of a pipe only
+    the runtime server writes: a forked worker's) reaches its end, i.e. the server is gone."""
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    _server(config).run()
+    _server(config, lifeline).run()
 
 
-def _server(config: Any) -> Any:
-    """A uvicorn server that, once listening, sets tracing up on a thread of its own."""
+def _server(config: Any, lifeline: int | None) -> Any:
+    """A uvicorn server that, once listening, watches the lifeline and sets tracing up."""
     import uvicorn
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
+            if lifeline is not None:
+                # On the loop, not a thread of its own: starting one waits for the scheduler, which
+                # on a loaded host delays the first ping by milliseconds.
+                asyncio.get_running_loop().add_reader(lifeline, _stop_with_server, lifeline)
             # Off the path to the first ping (the runtime server's sign that the worker is ready),
             # and before the first call, which waits for it only if it is not done by then.
-            threading.Thread(target=_prepare_tracing, name="agentcore-tracing-setup", daemon=True).start()
+            # and before the first call, which waits for it only if it is not done by then. A bare
+            # thread: `threading.Thread.start` would hold the loop until the thread was scheduled.
+            _thread.start_new_thread(_prepare_tracing, ())
 
     return Server(config)
+
+
+def _stop_with_server(lifeline: int) -> None:
+    """The lifeline is readable: nothing is ever written to it, so the server is gone. Stop as on
+    SIGTERM (gracefully)."""
+    asyncio.get_running_loop().remove_reader(lifeline)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _tracing() -> Any:
