@@ -410,6 +410,15 @@ def test_with_bwrap_sessions_are_forked_into_a_sandbox_each_under_its_limits() -
             assert live.handle.agent_pid is not None
             cgroups.append(Path(f"/proc/{live.handle.agent_pid}/cgroup").read_text())
             assert live.handle.worker_id in cgroups[-1]
+            # Its pid 1 is the tiny reaper now (the pages it wrote as a copy of the fork server went
+            # back), under the same filter, and not dumpable: the agent may not open its memory.
+            init = live.handle.process.pid
+            command = Path(f"/proc/{init}/cmdline")
+            await until(lambda at=command: at.read_bytes().split(b"\0")[0] == b"agentcore-reaper")
+            lines = Path(f"/proc/{init}/status").read_text().splitlines()
+            status = dict(line.split(":\t", 1) for line in lines)
+            assert (status["Seccomp"].strip(), status["NoNewPrivs"].strip()) == ("2", "1")
+            assert Path(f"/proc/{init}/status").stat().st_uid == 0  # not dumpable: /proc says root owns it
         return replies, cgroups
 
     try:

@@ -24,6 +24,7 @@ server takes no session with it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -102,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seccomp-fd", type=int, help="sandboxed: each session's seccomp filter")
     parser.add_argument("--own-seccomp-fd", type=int, help="sandboxed: this process's seccomp filter")
     parser.add_argument("--no-network", action="store_true", help="sandboxed: sessions get no network")
+    parser.add_argument("--reaper-fd", type=int, help="sandboxed: the program each session's pid 1 becomes")
     args = parser.parse_args(argv)
     worker_main.die_with_parent()
     control = socket.socket(fileno=args.control_fd)
     sandbox: Sandbox | None = None
     if args.seccomp_fd is not None:
         with os.fdopen(args.seccomp_fd, "rb") as program:
-            sandbox = Sandbox(program.read(), network=not args.no_network)
+            sandbox = Sandbox(program.read(), network=not args.no_network, reaper=args.reaper_fd)
+        if args.reaper_fd is not None:
+            os.set_inheritable(args.reaper_fd, False)  # its exec, by descriptor, closes it
     if args.own_seccomp_fd is not None:
         # Before the agent's import runs anything: all of a worker's filter but what the children
         # need to make their sandboxes.
@@ -141,9 +145,10 @@ class Sandbox:
     """What each session enters before its agent runs (`fork_sandbox.py`): the seccomp filter and
     whether it keeps the fork server's network."""
 
-    def __init__(self, program: bytes, network: bool) -> None:
+    def __init__(self, program: bytes, network: bool, reaper: int | None = None) -> None:
         self.program = program
         self.network = network
+        self.reaper = reaper  # `reaper.py`'s program, or None: the pid 1 stays this interpreter
 
 
 class ForkLoop:
@@ -253,7 +258,9 @@ class ForkLoop:
         os.setsid()
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
-        keep = {0, 1, 2, gate, self.lifeline, report}  # 1 and 2: the fork server's log, until the session's
+        reaper = self.sandbox.reaper if self.sandbox is not None else None
+        # 1 and 2: the fork server's log, until the session's
+        keep = {0, 1, 2, gate, self.lifeline, report, *([reaper] if reaper is not None else [])}
         for fd in open_fds() - keep:
             os.close(fd)
         if self.sandbox is not None:
@@ -285,10 +292,17 @@ class ForkLoop:
         os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
         agent = os.fork()
         if agent == 0:
+            if sandbox.reaper is not None:
+                os.close(sandbox.reaper)
             return listener
         fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
         for fd in (listener, self.lifeline):
             os.close(fd)
+        if sandbox.reaper is not None:
+            # The pages this copy of the fork server wrote to go back: a few of a tiny program's
+            # instead. It reaps as below, and is not dumpable either.
+            with contextlib.suppress(OSError):
+                os.execve(sandbox.reaper, ["agentcore-reaper", str(agent)], {})  # noqa: S606 - our program
         _exit_as(_reap_until(agent))
 
 

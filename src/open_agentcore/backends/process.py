@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, work_dir, worker_main
+from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, reaper, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .fork_server import ForkFailed, ForkServers, Image, Unforkable
 from .fork_spares import Spare, Spares
@@ -132,6 +132,7 @@ class ProcessBackend:
         self.session_start = session_start
         self._forks: ForkServers | None = None
         self._spares: Spares | None = None
+        self._reaper: reaper.Reaper | None = None
         self._fork_uids: dict[Image, int] = {}
         self._why_fresh = self._why_not_fork()
         if session_start == "fork" and self._why_fresh is None:
@@ -141,6 +142,10 @@ class ProcessBackend:
                 confine=self._confine_fork_server if self._sandbox is not None else None,
             )
             self._spares = Spares(self._forks, self._limits)
+            if self._sandbox is not None:
+                self._reaper = reaper.build()
+                if self._reaper.program is None:
+                    logger.warning("Forked sessions' pid 1 stays a Python process: %s", self._reaper.reason)
 
     def _why_not_fork(self) -> str | None:
         """Why sessions cannot be forked with this sandbox, or None."""
@@ -162,7 +167,16 @@ class ProcessBackend:
         uid = self._fork_uids.get(image)
         if uid is None:
             uid = self._fork_uids[image] = self._uids.allocate()
-        return self._sandbox.launch_fork_server(image.view, command, uid)
+        if self._reaper is None or self._reaper.program is None:
+            return self._sandbox.launch_fork_server(image.view, command, uid)
+        program = reaper.program_fd(self._reaper.program)
+        try:
+            with_reaper = [*command, "--reaper-fd", str(program)]
+            launch = self._sandbox.launch_fork_server(image.view, with_reaper, uid)
+        except BaseException:
+            os.close(program)
+            raise
+        return Launch(launch.argv, (*launch.fds, program))
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
