@@ -210,7 +210,7 @@ class RuntimeServer:
         """The server's worker processes (with bubblewrap: the outer bwrap of each sandbox)."""
         found = {pid for pid in children(self.pid) if _LAUNCHER in _cmdline(pid)}
         for fork_server in self.fork_server_pids():
-            found |= set(children(fork_server))
+            found |= set(_forked_workers(fork_server))
         self.known_workers |= found
         return found
 
@@ -332,6 +332,22 @@ def process_tree(pid: int) -> list[int]:
     for child in children(pid):
         tree += process_tree(child)
     return tree
+
+
+def _serves_a_session(pid: int) -> bool:
+    """A forked process whose stdout is a session's log (not a spare's, which is its fork server's)."""
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/{pid}/fd/1")).name == "worker.log"
+    return False
+
+
+def _forked_workers(pid: int) -> list[int]:
+    """The outermost processes under `pid` (a fork server, sandboxed or not) serving a session:
+    each one's whole tree is that session's."""
+    found: list[int] = []
+    for child in children(pid):
+        found += [child] if _serves_a_session(child) else _forked_workers(child)
+    return found
 
 
 def is_python(pid: int) -> bool:
