@@ -273,11 +273,12 @@ class ForkLoop:
 
     def _enter_sandbox(self, sandbox: Sandbox, gate: int, report: int) -> int:
         """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
-        them, with its listening socket. This process forks their pid 1, says its pid on `report`,
-        and exits; the pid 1 (the worker the server sees, the fork server's to reap) passes the gate,
-        then mounts and confines itself, waits for its session, forks the agent, and only reaps (as
+        them, with its session and its listening socket. This process forks their pid 1, says its
+        pid on `report`, and exits; the pid 1 (the worker the server sees, the fork server's to
+        reap) passes the gate, mounts and confines itself, forks the agent, and only reaps (as
         bubblewrap's does) until the agent's end, which is its own exit code, and the end of the
-        namespace."""
+        namespace. The agent, forked before its session exists (a spare's), waits for it on the
+        gate: a new session then costs no fork."""
         fork_sandbox.enter_namespaces(sandbox.network)
         init = os.fork()
         if init != 0:
@@ -288,19 +289,19 @@ class ForkLoop:
         _pass_gate(gate)
         fork_sandbox.become_pid_one()
         fork_sandbox.confine(sandbox.program)
-        listener = _take_session(gate)
-        os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
         agent = os.fork()
         if agent == 0:
             if sandbox.reaper is not None:
                 os.close(sandbox.reaper)
+            listener = _take_session(gate)
+            os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
             return listener
         fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
-        for fd in (listener, self.lifeline):
+        for fd in (gate, self.lifeline):
             os.close(fd)
         if sandbox.reaper is not None:
-            # The pages this copy of the fork server wrote to go back: a few of a tiny program's
-            # instead. It reaps as below, and is not dumpable either.
+            # The pages this copy of the fork server writes from now on are never the agent's: a
+            # few of a tiny program's instead. It reaps as below, and is not dumpable either.
             with contextlib.suppress(OSError):
                 os.execve(sandbox.reaper, ["agentcore-reaper", str(agent)], {})  # noqa: S606 - our program
         _exit_as(_reap_until(agent))
