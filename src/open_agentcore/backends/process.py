@@ -28,14 +28,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
 from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, reaper, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .fork_server import ForkFailed, ForkServers, Image, Unforkable
 from .fork_spares import Spare, Spares
 from .gvisor import Gvisor, find_gvisor
 from .limits import LimitEnforcer, LimitMode, LimitsUnavailable, WorkerLimits, detect_limits, format_size
+from .ping import ping
 from .process_worker import ProcessWorker
 from .sandbox import (
     NETWORKS,
@@ -48,7 +47,6 @@ from .sandbox import (
     unreadable_by_others,
 )
 from .uids import DEFAULT_UID_BASE, HostUids
-from .unix_http import unix_transport
 
 logger = logging.getLogger("open_agentcore.backends.process")
 
@@ -133,6 +131,7 @@ class ProcessBackend:
         self._forks: ForkServers | None = None
         self._spares: Spares | None = None
         self._reaper: reaper.Reaper | None = None
+        self._fork_views: dict[tuple[Path, Path, tuple[Path, ...], tuple[Path, ...]], SandboxView] = {}
         self._fork_uids: dict[Image, int] = {}
         self._why_fresh = self._why_not_fork()
         if session_start == "fork" and self._why_fresh is None:
@@ -384,9 +383,14 @@ class ProcessBackend:
         version_environment = {k: v for k, v in spec.environment.items() if k not in _PER_SESSION_VARIABLES}
         view = None
         if self._sandbox is not None:
-            view = dataclasses.replace(
-                await asyncio.to_thread(self._view, spec, ()), home=Path(fork_sandbox.HOME)
-            )
+            # The same for every session of a version (and checked once): kept, not made per session.
+            key = (spec.python, spec.code_dir, tuple(spec.read_only_paths), tuple(spec.hidden_paths))
+            view = self._fork_views.get(key)
+            if view is None:
+                view = dataclasses.replace(
+                    await asyncio.to_thread(self._view, spec, ()), home=Path(fork_sandbox.HOME)
+                )
+                self._fork_views[key] = view
         image = Image(
             spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())), view
         )
@@ -522,45 +526,42 @@ class ProcessBackend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         exited = loop.create_task(worker.process.wait())
-        transport = unix_transport(worker.socket_path)
         # A gVisor worker makes its socket itself; the server's link to it exists once it is taken.
         adopted = worker.gvisor is None
         refused: list[str] = []  # why a socket that is there was not taken (yet)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
-                while True:
-                    remaining = deadline - loop.time()
-                    if not adopted:
-                        adopted = await _adopt_socket(worker, made_socket, refused)
-                    # The socket listens from the start: a ping waits in its backlog until the agent serves.
-                    ping: asyncio.Task[httpx.Response | None] = loop.create_task(
-                        client.get("/ping", timeout=max(remaining, 0.001)) if adopted else _nothing()
+            while True:
+                remaining = deadline - loop.time()
+                if not adopted:
+                    adopted = await _adopt_socket(worker, made_socket, refused)
+                # The socket listens from the start: a ping waits in its backlog until the agent serves.
+                probe: asyncio.Task[int | None] = loop.create_task(
+                    ping(worker.socket_path) if adopted else _nothing()
+                )
+                await asyncio.wait(
+                    {probe, exited}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if exited.done():
+                    await _cancel(probe)
+                    raise WorkerStartFailed(
+                        worker.worker_id,
+                        f"the agent exited with code {worker.process.returncode} before it was ready: "
+                        + _last_line(worker.log_path),
+                        _tail(worker.log_path),
                     )
-                    await asyncio.wait(
-                        {ping, exited}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+                answered = probe.done() and not probe.cancelled() and probe.exception() is None
+                if answered and probe.result() == 200:
+                    return
+                await _cancel(probe)
+                if loop.time() >= deadline:
+                    raise WorkerStartFailed(
+                        worker.worker_id,
+                        f"its socket was refused: {refused[-1]}"
+                        if refused and not adopted
+                        else f"the agent did not answer /ping within {timeout:g}s",
+                        _tail(worker.log_path),
                     )
-                    if exited.done():
-                        await _cancel(ping)
-                        raise WorkerStartFailed(
-                            worker.worker_id,
-                            f"the agent exited with code {worker.process.returncode} before it was ready: "
-                            + _last_line(worker.log_path),
-                            _tail(worker.log_path),
-                        )
-                    answered = ping.done() and not ping.cancelled() and ping.exception() is None
-                    reply = ping.result() if answered else None
-                    if reply is not None and reply.status_code == 200:
-                        return
-                    await _cancel(ping)
-                    if loop.time() >= deadline:
-                        raise WorkerStartFailed(
-                            worker.worker_id,
-                            f"its socket was refused: {refused[-1]}"
-                            if refused and not adopted
-                            else f"the agent did not answer /ping within {timeout:g}s",
-                            _tail(worker.log_path),
-                        )
-                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)
         finally:
             await _cancel(exited)
 
