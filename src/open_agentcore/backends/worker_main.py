@@ -386,7 +386,7 @@ def _server(config: Any, lifeline: int | None) -> Any:
             # and before the first call, which waits for it only if it is not done by then.
             # and before the first call, which waits for it only if it is not done by then. A bare
             # thread: `threading.Thread.start` would hold the loop until the thread was scheduled.
-            _thread.start_new_thread(_prepare_tracing, ())
+            _thread.start_new_thread(_prepare_first_call, (config.app,))
 
     return Server(config)
 
@@ -411,6 +411,20 @@ def preload_tracing() -> None:
     preload = getattr(_tracing(), "preload", None)
     if callable(preload):
         preload()
+
+
+def _prepare_first_call(app: Any) -> None:
+    """What a worker's first call would otherwise wait for: its tracing set up, and (our SDK's
+    app) a thread or loop for its handler started."""
+    _prepare_tracing()
+    while not hasattr(app, "warm_up") and hasattr(app, "app"):  # under Cancellable, SecretGate
+        app = app.app
+    warm_up = getattr(app, "warm_up", None)
+    if callable(warm_up):
+        try:
+            warm_up()
+        except Exception:  # a thread's end: say why; the first call starts what it needs itself
+            traceback.print_exc()
 
 
 def _prepare_tracing() -> None:
