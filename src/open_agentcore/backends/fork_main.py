@@ -269,7 +269,7 @@ class ForkLoop:
             _pass_gate(gate)
             listener = _take_session(gate)
         self.config.fd = listener
-        worker_main.run(self.config, self.lifeline)
+        worker_main.run(self.config, self.lifeline, preloaded=True)
 
     def _enter_sandbox(self, sandbox: Sandbox, gate: int, report: int) -> int:
         """Make the session's namespaces and return in the agent's process, confined, as pid 2 of

@@ -363,16 +363,26 @@ def server_config(
     )
 
 
-def run(config: Any, lifeline: int | None = None) -> None:
+def run(config: Any, lifeline: int | None = None, preloaded: bool = False) -> None:
     """Serve with uvicorn's `config` until SIGTERM, or until `lifeline` (the read end of a pipe only
-    the runtime server writes: a forked worker's) reaches its end, i.e. the server is gone."""
+    the runtime server writes: a forked worker's) reaches its end, i.e. the server is gone.
+
+    What the first call would wait for (tracing set up, the handler's thread or loop started) is
+    prepared on a thread of its own: at once when `preloaded` (a forked worker, whose fork server
+    imported the OpenTelemetry SDK: a few milliseconds, alongside uvicorn's start-up and the
+    server's own work before the first call), else once listening (a fresh worker's import of the
+    SDK would otherwise hold up its first ping, the server's sign that it is ready). A bare thread:
+    `threading.Thread.start` would wait for it to be scheduled."""
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    _server(config, lifeline).run()
+    if preloaded:
+        _thread.start_new_thread(_prepare_first_call, (config.app,))
+    _server(config, lifeline, prepare=not preloaded).run()
 
 
-def _server(config: Any, lifeline: int | None) -> Any:
-    """A uvicorn server that, once listening, watches the lifeline and sets tracing up."""
+def _server(config: Any, lifeline: int | None, prepare: bool) -> Any:
+    """A uvicorn server that, once listening, watches the lifeline and (`prepare`) prepares the
+    first call."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -382,11 +392,8 @@ def _server(config: Any, lifeline: int | None) -> Any:
                 # On the loop, not a thread of its own: starting one waits for the scheduler, which
                 # on a loaded host delays the first ping by milliseconds.
                 asyncio.get_running_loop().add_reader(lifeline, _stop_with_server, lifeline)
-            # Off the path to the first ping (the runtime server's sign that the worker is ready),
-            # and before the first call, which waits for it only if it is not done by then.
-            # and before the first call, which waits for it only if it is not done by then. A bare
-            # thread: `threading.Thread.start` would hold the loop until the thread was scheduled.
-            _thread.start_new_thread(_prepare_first_call, (config.app,))
+            if prepare:
+                _thread.start_new_thread(_prepare_first_call, (config.app,))
 
     return Server(config)
 
