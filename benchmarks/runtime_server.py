@@ -342,11 +342,16 @@ def _serves_a_session(pid: int) -> bool:
 
 
 def _forked_workers(pid: int) -> list[int]:
-    """The outermost processes under `pid` (a fork server, sandboxed or not) serving a session:
-    each one's whole tree is that session's."""
+    """The processes under `pid` (a fork server, sandboxed or not) that are a session's worker: one
+    serving it, or (sandboxed) the reaper, its pid 1, whose child serves it. Spares are neither."""
     found: list[int] = []
     for child in children(pid):
-        found += [child] if _serves_a_session(child) else _forked_workers(child)
+        if _serves_a_session(child):
+            found.append(child)
+        elif _cmdline(child).startswith(b"agentcore-reaper"):
+            found += [child] if any(_serves_a_session(agent) for agent in children(child)) else []
+        else:
+            found += _forked_workers(child)
     return found
 
 
@@ -362,10 +367,11 @@ def socket_of(pid: int, data_dir: Path) -> str:
         return args[args.index(b"--socket") + 1].decode()
     if b"--worker-id" in args:
         return str(data_dir / "w" / args[args.index(b"--worker-id") + 1].decode() / "worker.sock")
-    with contextlib.suppress(OSError):  # a forked worker: its stdout is the log beside its socket
-        log = Path(os.readlink(f"/proc/{pid}/fd/1"))
-        if log.name == "worker.log":
-            return str(log.parent / "worker.sock")
+    for member in process_tree(pid):  # a forked worker: its agent's stdout is the log beside its socket
+        with contextlib.suppress(OSError):
+            log = Path(os.readlink(f"/proc/{member}/fd/1"))
+            if log.name == "worker.log":
+                return str(log.parent / "worker.sock")
     return ""
 
 

@@ -81,6 +81,7 @@ def scenario(
     async def run() -> _T:
         # Short: worker sockets live under the work root, and socket paths max out at 107 bytes.
         work_root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))
+        backend.setdefault("fork_linger", 0.0)  # fork servers stop with their last worker, unless asked
         process_backend = await asyncio.to_thread(ProcessBackend, sandbox, session_start="fork", **backend)
         config = SessionConfig(work_root=work_root, warm_pool=0, worker_environment=worker_environment)
         sessions = SessionManager(process_backend, config)
@@ -179,6 +180,28 @@ def test_a_versions_spare_goes_with_its_last_session(tmp_path: Path) -> None:
 
     _, spares, left = scenario(body)
     assert spares == [] and left == []
+
+
+def test_a_fork_server_lingers_after_its_last_session_and_the_next_session_takes_its_spare(
+    tmp_path: Path,
+) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> None:
+        await call(sessions, session_target, "a")
+        (fork_server,) = backend.fork_servers()
+        await until(lambda: len(backend.spares()) == 1)
+        (spare,) = backend.spares()
+        await sessions.stop(session_target.runtime_id, "a")
+        await call(sessions, session_target, "b")  # the version has no session now, but its spare
+        live = sessions.get(session_target.runtime_id, "b")
+        assert live is not None and live.handle.process.pid == spare
+        assert backend.fork_servers() == [fork_server]
+        await sessions.stop(session_target.runtime_id, "b")
+        await until(lambda: backend.fork_servers() == [] and backend.spares() == [])  # after the linger
+        assert not _running(spare)
+
+    scenario(body, fork_linger=2.0)
 
 
 def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_session(tmp_path: Path) -> None:

@@ -274,11 +274,14 @@ class ForkLoop:
     def _enter_sandbox(self, sandbox: Sandbox, gate: int, report: int) -> int:
         """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
         them, with its session and its listening socket. This process forks their pid 1, says its
-        pid on `report`, and exits; the pid 1 (the worker the server sees, the fork server's to
-        reap) passes the gate, mounts and confines itself, forks the agent, and only reaps (as
-        bubblewrap's does) until the agent's end, which is its own exit code, and the end of the
-        namespace. The agent, forked before its session exists (a spare's), waits for it on the
-        gate: a new session then costs no fork."""
+        pid on `report`, and exits. The pid 1 (the worker the server sees, the fork server's to
+        reap) passes the gate, forks the agent, builds the session's view (mounts) for both, then
+        confines itself and only reaps (as bubblewrap's does) until the agent's end, which is its
+        own exit code, and the end of the namespace. The agent waits for the view, confines itself,
+        then waits for its session on the gate (a spare's: a new session costs no fork).
+
+        The agent is forked before the view is built so that the pages building it writes are the
+        pid 1's alone, and go back when it becomes the reaper: the agent never holds copies."""
         fork_sandbox.enter_namespaces(sandbox.network)
         init = os.fork()
         if init != 0:
@@ -287,21 +290,35 @@ class ForkLoop:
         os.close(report)
         os.setsid()
         _pass_gate(gate)
-        fork_sandbox.become_pid_one()
-        fork_sandbox.confine(sandbox.program)
+        built_read, built_write = os.pipe()
         agent = os.fork()
         if agent == 0:
+            os.close(built_write)
+            if os.read(built_read, 1) != b"1":
+                os._exit(EXIT_START_FAILED)  # its pid 1 could not build the view: it said why
+            os.close(built_read)
             if sandbox.reaper is not None:
                 os.close(sandbox.reaper)
+            fork_sandbox.enter_cgroup_namespace()
+            fork_sandbox.confine(sandbox.program)
             listener = _take_session(gate)
             os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
             return listener
+        os.close(built_read)
+        fork_sandbox.become_pid_one()
+        os.write(built_write, b"1")
+        os.close(built_write)
         fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
         for fd in (gate, self.lifeline):
             os.close(fd)
+        null = os.open("/dev/null", os.O_WRONLY)  # not the fork server's log: it has nothing to say
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        fork_sandbox.confine(sandbox.program)
         if sandbox.reaper is not None:
-            # The pages this copy of the fork server writes from now on are never the agent's: a
-            # few of a tiny program's instead. It reaps as below, and is not dumpable either.
+            # The pages this copy of the fork server wrote since the agent's fork are never the
+            # agent's: a few of a tiny program's instead. It reaps as below, and is not dumpable.
             with contextlib.suppress(OSError):
                 os.execve(sandbox.reaper, ["agentcore-reaper", str(agent)], {})  # noqa: S606 - our program
         _exit_as(_reap_until(agent))

@@ -71,10 +71,15 @@ class _Order:
 class Spares:
     """One spare per version (ready, or being forked), for `ProcessBackend`'s forked sessions."""
 
-    def __init__(self, forks: ForkServers, limits: LimitEnforcer | None) -> None:
+    def __init__(self, forks: ForkServers, limits: LimitEnforcer | None, linger: float = 0.0) -> None:
+        """`linger`: seconds a version's fork server and spare outlive its last session (a session
+        that comes meanwhile starts in milliseconds; one after, waits for a new fork server)."""
         self._forks = forks
         self._limits = limits
+        self._linger = linger
         self._spares: dict[Image, asyncio.Task[Spare]] = {}
+        self._lingering: dict[Image, asyncio.TimerHandle] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def ready(self) -> list[int]:
         """The pids (in the server's namespace) of the spares waiting now."""
@@ -114,7 +119,22 @@ class Spares:
             self._spares[image] = task
 
     async def stop_idle(self, image: Image) -> None:
-        """Discard the version's spare and stop its fork server, once no session of it is left."""
+        """Discard the version's spare and stop its fork server once no session of it is left (after
+        the linger, if any session is still gone by then)."""
+        if self._linger <= 0:
+            await self._stop_idle(image)
+            return
+        if (timer := self._lingering.pop(image, None)) is not None:
+            timer.cancel()
+        self._lingering[image] = asyncio.get_running_loop().call_later(self._linger, self._lingered, image)
+
+    def _lingered(self, image: Image) -> None:
+        self._lingering.pop(image, None)
+        task = asyncio.get_running_loop().create_task(self._stop_idle(image))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_idle(self, image: Image) -> None:
         task = self._spares.get(image)
         spare: Spare | None = None
         if task is not None:
@@ -132,6 +152,9 @@ class Spares:
 
     def close_now(self) -> None:
         """Discard every spare (at shutdown, before the fork servers go)."""
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
         for task in self._spares.values():
             if task.done() and not task.cancelled() and task.exception() is None:
                 task.result().discard()

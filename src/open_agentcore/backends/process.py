@@ -53,6 +53,9 @@ logger = logging.getLogger("open_agentcore.backends.process")
 LAUNCHER = Path(worker_main.__file__).resolve()
 SANDBOXES = ("auto", "bwrap", "gvisor", "none")
 SESSION_STARTS = ("fork", "fresh")
+# Seconds a version's fork server (and its spare) stays after its last worker ends: a version used
+# now and then keeps starting sessions in milliseconds instead of paying for a new fork server.
+FORK_LINGER = 60.0
 # Variables whose value differs between sessions of one version: the session's id and its span
 # credential (`telemetry/worker_environment.py`). They reach each forked child with the rest of its
 # environment, but must not pick its fork server: keyed by them, every session would start one.
@@ -85,7 +88,8 @@ class ProcessBackend:
     sandboxes a crashed server left there are deleted here; None: a private temporary dir.
     `session_start`: "fresh" (each worker a new process) or "fork" (forked by its version's fork
     server, `fork_server.py`, sandboxed by `fork_sandbox.py` with bwrap; with none, or bwrap as
-    root with cgroups, else fresh, saying why in the session's log). Construct it off the event
+    root with cgroups, else fresh, saying why in the session's log); `fork_linger`: seconds a
+    version's fork server outlives its last worker (`FORK_LINGER`). Construct it off the event
     loop: it runs the sandbox once to prove it works.
     """
 
@@ -94,6 +98,7 @@ class ProcessBackend:
     def __init__(
         self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE,
         limits: SessionLimits | None = None, state_dir: Path | None = None, session_start: str = "fresh",
+        fork_linger: float = FORK_LINGER,
     ) -> None:  # fmt: skip
         if sandbox not in SANDBOXES:
             raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
@@ -140,7 +145,7 @@ class ProcessBackend:
                 (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None,
                 confine=self._confine_fork_server if self._sandbox is not None else None,
             )
-            self._spares = Spares(self._forks, self._limits)
+            self._spares = Spares(self._forks, self._limits, fork_linger)
             if self._sandbox is not None:
                 self._reaper = reaper.build()
                 if self._reaper.program is None:
