@@ -167,11 +167,13 @@ class ForkServer:
             logger.warning("The fork server of %s stopped answering: %s", self.image.code_dir, error)
         finally:
             self.closing = True
-            for answer in self.pending.values():
-                if not answer.done():
-                    answer.set_exception(ForkFailed("the fork server exited"))
-            for child in list(self.children.values()):
-                child.orphaned()
+            if not loop.is_closed() and loop.is_running():
+                for answer in self.pending.values():
+                    if not answer.done():
+                        answer.set_exception(ForkFailed("the fork server exited"))
+                for child in list(self.children.values()):
+                    child.orphaned()
+            # else: destroyed with its loop, at shutdown; nothing waits for these ends any more
 
     def _dispatch(self, message: dict[str, object]) -> None:
         if "forked" in message:
