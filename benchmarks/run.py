@@ -1,6 +1,7 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
 Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
-tree against a baseline tree) and the CLI's start-up (cli_start.py) against the same baseline.
+tree against a baseline tree), new sessions fork and fresh (session_start.py, as root) and the
+CLI's start-up (cli_start.py) against the same baseline.
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cli_start
 import issue13
 import load
+import session_start
 from baseline import BASELINE_COMMIT, checkout_of
 from environments import Environment, describe, ours, reference
 from report import Metric, render
@@ -164,6 +166,10 @@ def main() -> int:
     (RESULTS / f"sdk-{stamp}.json").write_text(json.dumps(rounds, indent=2))
     issue13.run(settings.baseline, issue13.Settings.of(None, settings.quick))
     baseline = ["--baseline", str(checkout_of(settings.baseline))]
+    if os.geteuid() == 0:  # forked sessions are sandboxed only when the server runs as root
+        session_start.main([*baseline, *(["--rounds", "3", "--sessions", "8"] if settings.quick else [])])
+    else:
+        print("session_start.py skipped: sandboxed forked sessions need a server running as root")
     return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
 
 
