@@ -56,6 +56,7 @@ SESSION_STARTS = ("fork", "fresh")
 # Seconds a version's fork server (and its spare) stays after its last worker ends: a version used
 # now and then keeps starting sessions in milliseconds instead of paying for a new fork server.
 FORK_LINGER = 60.0
+_WARM_START_DEFER = 0.05
 # Variables whose value differs between sessions of one version: the session's id and its span
 # credential (`telemetry/worker_environment.py`). They reach each forked child with the rest of its
 # environment, but must not pick its fork server: keyed by them, every session would start one.
@@ -300,6 +301,11 @@ class ProcessBackend:
             if self._forks is None or self._spares is None:
                 note = self._why_fresh or ""
             else:
+                if not spec.environment.get("AGENTCORE_SESSION_ID"):
+                    # A warm-pool worker, for a session yet to come: a forked one starts in a few ms
+                    # of CPU, which would be taken from the session whose arrival asked for it (on
+                    # the same cores) just as its first call runs. Let that call go first.
+                    await asyncio.sleep(_WARM_START_DEFER)
                 try:
                     return await self._start_forked(spec, self._spares)
                 except Unforkable as error:
