@@ -1,8 +1,9 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
 Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
-tree against a baseline tree), issue 10's scale-out figures (ray_backend.py: the Ray backend beside
-the process backend; replicas.py: route lookups at 10,000 session rows, one replica against two),
-and the CLI's start-up (cli_start.py) against the same baseline.
+tree against a baseline tree), new sessions fork and fresh (session_start.py, as root), issue 10's
+scale-out figures (ray_backend.py: the Ray backend beside the process backend; replicas.py: route
+lookups at 10,000 session rows, one replica against two), and the CLI's start-up (cli_start.py)
+against the same baseline.
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cli_start
 import issue13
 import load
+import session_start
 from baseline import BASELINE_COMMIT, checkout_of
 from environments import Environment, describe, ours, reference
 from report import Metric, render
@@ -168,6 +170,10 @@ def main() -> int:
     issue13.run(settings.baseline, issue13.Settings.of(None, settings.quick))
     scale_out(settings.quick)
     baseline = ["--baseline", str(checkout_of(settings.baseline))]
+    if os.geteuid() == 0:  # forked sessions are sandboxed only when the server runs as root
+        session_start.main([*baseline, *(["--rounds", "3", "--sessions", "8"] if settings.quick else [])])
+    else:
+        print("session_start.py skipped: sandboxed forked sessions need a server running as root")
     return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
 
 

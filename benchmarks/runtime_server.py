@@ -210,7 +210,7 @@ class RuntimeServer:
         """The server's worker processes (with bubblewrap: the outer bwrap of each sandbox)."""
         found = {pid for pid in children(self.pid) if _LAUNCHER in _cmdline(pid)}
         for fork_server in self.fork_server_pids():
-            found |= set(children(fork_server))
+            found |= set(_forked_workers(fork_server))
         self.known_workers |= found
         return found
 
@@ -334,6 +334,27 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def _serves_a_session(pid: int) -> bool:
+    """A forked process whose stdout is a session's log (not a spare's, which is its fork server's)."""
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/{pid}/fd/1")).name == "worker.log"
+    return False
+
+
+def _forked_workers(pid: int) -> list[int]:
+    """The processes under `pid` (a fork server, sandboxed or not) that are a session's worker: one
+    serving it, or (sandboxed) the reaper, its pid 1, whose child serves it. Spares are neither."""
+    found: list[int] = []
+    for child in children(pid):
+        if _serves_a_session(child):
+            found.append(child)
+        elif _cmdline(child).startswith(b"agentcore-reaper"):
+            found += [child] if any(_serves_a_session(agent) for agent in children(child)) else []
+        else:
+            found += _forked_workers(child)
+    return found
+
+
 def is_python(pid: int) -> bool:
     return not os.path.basename(_cmdline(pid).split(b"\0")[0]).startswith(b"bwrap")
 
@@ -346,10 +367,11 @@ def socket_of(pid: int, data_dir: Path) -> str:
         return args[args.index(b"--socket") + 1].decode()
     if b"--worker-id" in args:
         return str(data_dir / "w" / args[args.index(b"--worker-id") + 1].decode() / "worker.sock")
-    with contextlib.suppress(OSError):  # a forked worker: its stdout is the log beside its socket
-        log = Path(os.readlink(f"/proc/{pid}/fd/1"))
-        if log.name == "worker.log":
-            return str(log.parent / "worker.sock")
+    for member in process_tree(pid):  # a forked worker: its agent's stdout is the log beside its socket
+        with contextlib.suppress(OSError):
+            log = Path(os.readlink(f"/proc/{member}/fd/1"))
+            if log.name == "worker.log":
+                return str(log.parent / "worker.sock")
     return ""
 
 

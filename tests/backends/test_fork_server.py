@@ -52,6 +52,7 @@ def invoke(payload):
         "home": os.environ.get("HOME"),
         "session": os.environ.get("AGENTCORE_SESSION_ID"),
         "secret": os.environ.get("SERVER_SECRET"),
+        "span_credential": os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"),
         "random": random.random(),
         "fds": links(),
     }}
@@ -74,13 +75,16 @@ def target(root: Path, import_time: str = "", runtime_id: str = "probe-Ab12Cd34E
 
 
 def scenario(
-    body: Callable[[SessionManager, ProcessBackend], Awaitable[_T]], sandbox: str = "none", **backend: Any
-) -> _T:
+    body: Callable[[SessionManager, ProcessBackend], Awaitable[_T]], sandbox: str = "none",
+    worker_environment: Callable[[SessionTarget, str], dict[str, str]] | None = None, **backend: Any,
+) -> _T:  # fmt: skip
     async def run() -> _T:
         # Short: worker sockets live under the work root, and socket paths max out at 107 bytes.
         work_root = Path(tempfile.mkdtemp(prefix="oacf-", dir="/tmp"))
+        backend.setdefault("fork_linger", 0.0)  # fork servers stop with their last worker, unless asked
         process_backend = await asyncio.to_thread(ProcessBackend, sandbox, session_start="fork", **backend)
-        sessions = SessionManager(process_backend, SessionConfig(work_root=work_root, warm_pool=0))
+        config = SessionConfig(work_root=work_root, warm_pool=0, worker_environment=worker_environment)
+        sessions = SessionManager(process_backend, config)
         try:
             return await body(sessions, process_backend)
         finally:
@@ -121,6 +125,83 @@ def test_forked_sessions_are_apart_and_each_its_own(tmp_path: Path, monkeypatch:
     assert a["secret"] is None and b["secret"] is None  # the server's environment stays the server's
     # Each child reseeds: siblings forked from one parent would otherwise draw the same numbers.
     assert a["random"] != b["random"]
+
+
+def test_sessions_with_their_own_span_credentials_share_their_versions_fork_server(tmp_path: Path) -> None:
+    # Each worker gets a span credential of its own (telemetry/worker_environment.py): keyed by it,
+    # every session would start a fork server of its own and wait for the agent's whole import.
+    session_target = target(tmp_path)
+
+    def span_credential(_: SessionTarget, worker_id: str) -> dict[str, str]:
+        return {"OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer%20{worker_id}"}
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[list[dict[str, Any]], int]:
+        replies = [await call(sessions, session_target, session_id) for session_id in ("a", "b", "c")]
+        assert [started_by(sessions, session_target, s) for s in ("a", "b", "c")] == ["fork"] * 3
+        return replies, len(backend.fork_servers())
+
+    replies, fork_servers = scenario(body, worker_environment=span_credential)
+    assert fork_servers == 1
+    credentials = [reply["span_credential"] for reply in replies]
+    assert len(set(credentials)) == 3  # each session still has its own
+    assert all(credential.startswith("authorization=Bearer%20w") for credential in credentials)
+
+
+def test_a_spare_is_forked_ahead_and_the_next_session_becomes_it(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> dict[str, Any]:
+        first = await call(sessions, session_target, "a")
+        await until(lambda: len(backend.spares()) == 1)  # forked once "a" serves
+        (spare,) = backend.spares()
+        assert spare != first["pid"] and _running(spare)
+        second = await call(sessions, session_target, "b")
+        live = sessions.get(session_target.runtime_id, "b")
+        assert live is not None and isinstance(live.handle, ProcessWorker)
+        assert live.handle.process.pid == spare == second["pid"]  # the spare became "b"'s worker
+        await until(lambda: len(backend.spares()) == 1 and backend.spares() != [spare])  # and another came
+        return second
+
+    second = scenario(body)
+    assert second["session"] == "b" and second["home"].endswith("/home")  # the session's, not the spare's
+    assert "/fork-" not in second["home"]
+
+
+def test_a_versions_spare_goes_with_its_last_session(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> tuple[int, list[int], list[int]]:
+        await call(sessions, session_target, "a")
+        await until(lambda: len(backend.spares()) == 1)
+        (spare,) = backend.spares()
+        await sessions.stop(session_target.runtime_id, "a")
+        await until(lambda: backend.fork_servers() == [] and not _running(spare))
+        return spare, backend.spares(), sorted(path.name for path in sessions.config.work_root.iterdir())
+
+    _, spares, left = scenario(body)
+    assert spares == [] and left == []
+
+
+def test_a_fork_server_lingers_after_its_last_session_and_the_next_session_takes_its_spare(
+    tmp_path: Path,
+) -> None:
+    session_target = target(tmp_path)
+
+    async def body(sessions: SessionManager, backend: ProcessBackend) -> None:
+        await call(sessions, session_target, "a")
+        (fork_server,) = backend.fork_servers()
+        await until(lambda: len(backend.spares()) == 1)
+        (spare,) = backend.spares()
+        await sessions.stop(session_target.runtime_id, "a")
+        await call(sessions, session_target, "b")  # the version has no session now, but its spare
+        live = sessions.get(session_target.runtime_id, "b")
+        assert live is not None and live.handle.process.pid == spare
+        assert backend.fork_servers() == [fork_server]
+        await sessions.stop(session_target.runtime_id, "b")
+        await until(lambda: backend.fork_servers() == [] and backend.spares() == [])  # after the linger
+        assert not _running(spare)
+
+    scenario(body, fork_linger=2.0)
 
 
 def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_session(tmp_path: Path) -> None:
@@ -352,6 +433,15 @@ def test_with_bwrap_sessions_are_forked_into_a_sandbox_each_under_its_limits() -
             assert live.handle.agent_pid is not None
             cgroups.append(Path(f"/proc/{live.handle.agent_pid}/cgroup").read_text())
             assert live.handle.worker_id in cgroups[-1]
+            # Its pid 1 is the tiny reaper now (the pages it wrote as a copy of the fork server went
+            # back), under the same filter, and not dumpable: the agent may not open its memory.
+            init = live.handle.process.pid
+            command = Path(f"/proc/{init}/cmdline")
+            await until(lambda at=command: at.read_bytes().split(b"\0")[0] == b"agentcore-reaper")
+            lines = Path(f"/proc/{init}/status").read_text().splitlines()
+            status = dict(line.split(":\t", 1) for line in lines)
+            assert (status["Seccomp"].strip(), status["NoNewPrivs"].strip()) == ("2", "1")
+            assert Path(f"/proc/{init}/status").stat().st_uid == 0  # not dumpable: /proc says root owns it
         return replies, cgroups
 
     try:

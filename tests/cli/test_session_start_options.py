@@ -23,9 +23,9 @@ def test_a_bad_pool_bound_is_a_usage_error(flag: str, value: str, capsys: pytest
     assert exited.value.code == 2 and "expected a whole number, 0 or more" in capsys.readouterr().err
 
 
-def test_session_start_is_fresh_unless_fork_is_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
-    assert parser().parse_args(["server", "run"]).session_start == "fresh"
-    assert parser().parse_args(["server", "run", "--session-start", "fork"]).session_start == "fork"
+def test_session_start_is_fork_unless_fresh_is_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parser().parse_args(["server", "run"]).session_start == "fork"
+    assert parser().parse_args(["server", "run", "--session-start", "fresh"]).session_start == "fresh"
     with pytest.raises(SystemExit) as exited:
         parser().parse_args(["server", "run", "--session-start", "spawn"])
     assert exited.value.code == 2 and "invalid choice: 'spawn'" in capsys.readouterr().err
@@ -35,8 +35,8 @@ def test_start_forwards_the_pool_bounds_and_the_session_start() -> None:
     from open_agentcore.cli.server import _forwarded, config_of
 
     arguments = parser().parse_args(
-        ["server", "start", "--warm-pool", "2", "--warm-pool-max", "9", "--session-start", "fork"]
+        ["server", "start", "--warm-pool", "2", "--warm-pool-max", "9", "--session-start", "fresh"]
     )
     forwarded = _forwarded(arguments, config_of(arguments))
     again = parser().parse_args(["server", "run", *forwarded])
-    assert (again.warm_pool, again.warm_pool_max, again.session_start) == (2, 9, "fork")
+    assert (again.warm_pool, again.warm_pool_max, again.session_start) == (2, 9, "fresh")

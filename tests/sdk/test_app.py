@@ -91,3 +91,39 @@ def test_importing_the_sdk_loads_neither_botocore_nor_the_platform() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
+
+
+def test_warm_up_starts_the_thread_a_sync_entrypoint_runs_in_before_the_first_call() -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def invoke(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"echo": payload}
+
+    assert (app.dispatcher.threads.size, app.dispatcher.loops.size) == (0, 0)
+    app.warm_up()
+    app.warm_up()  # once is enough
+    assert (app.dispatcher.threads.size, app.dispatcher.loops.size) == (1, 0)
+    with TestClient(app) as client:
+        assert client.post("/invocations", json={"a": 1}).json() == {"echo": {"a": 1}}
+    assert app.dispatcher.threads.size == 1  # the call found it idle and took it
+
+
+def test_warm_up_starts_the_loop_an_async_entrypoint_runs_on_before_the_first_call() -> None:
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    async def invoke(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"echo": payload}
+
+    app.warm_up()
+    assert (app.dispatcher.threads.size, app.dispatcher.loops.size) == (0, 1)
+    with TestClient(app) as client:
+        assert client.post("/invocations", json={"a": 1}).json() == {"echo": {"a": 1}}
+    assert app.dispatcher.loops.size == 1
+
+
+def test_warm_up_without_an_entrypoint_starts_nothing() -> None:
+    app = BedrockAgentCoreApp()
+    app.warm_up()
+    assert (app.dispatcher.threads.size, app.dispatcher.loops.size) == (0, 0)

@@ -122,6 +122,34 @@ def test_the_otel_environment_exports_invocation_spans(collector: Collector) -> 
     )
 
 
+def test_preloading_imports_the_exporter_but_installs_nothing_and_starts_no_thread() -> None:
+    # A fork server preloads before it forks: a thread there would not survive into its children,
+    # and a provider would export every session's spans with the fork server's settings.
+    script = textwrap.dedent(
+        """
+        import os, sys, threading
+        from bedrock_agentcore import BedrockAgentCoreApp
+        from opentelemetry import trace
+        from open_agentcore.backends import worker_main
+        worker_main.preload_tracing()
+        print(
+            "opentelemetry.sdk.trace" in sys.modules,
+            any(name in sys.modules for name in (  # the exporter, whichever is installed
+                "opentelemetry.exporter.otlp.proto.http.trace_exporter", "bedrock_agentcore.runtime.otlp_json"
+            )),
+            isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider),
+            threading.active_count(), len(os.listdir("/proc/self/task")),
+        )
+        """
+    )
+    environment = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=environment, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "1", "1"]
+
+
 def test_a_worker_sets_up_its_exporter_before_the_first_call() -> None:
     # worker_main prepares tracing before serving, so no invocation pays for the SDK's import.
     script = textwrap.dedent(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from open_agentcore.backends import ProcessBackend, ProcessWorker
+from tests.conftest import wait_until
 from tests.security.test_worker_escape import (
     ATTACKER,
     EventLoopThread,
@@ -71,11 +72,12 @@ def other_version(server: Server) -> ProcessWorker:
 
 def fork_server_processes(server: Server) -> list[int]:
     """Every host process of every fork server (bubblewrap's, setpriv's, the interpreter's), not
-    the sessions they forked."""
+    the sessions they forked nor the spares waiting for one."""
     found = []
     for outer in server.backend.fork_servers():
         found += [outer, *descendants(outer)]
-    sessions = {pid for worker in server.workers for pid in (worker.pid, *descendants(worker.pid))}
+    forked = [worker.pid for worker in server.workers] + server.backend.spares()
+    sessions = {pid for worker in forked for pid in (worker, *descendants(worker))}
     return [pid for pid in found if pid not in sessions]
 
 
@@ -117,12 +119,16 @@ def test_a_session_can_neither_see_nor_signal_any_fork_server_nor_a_sibling(
     targets = [*fork_server_processes(server), sibling.pid, other_version.pid]
     assert sibling.agent_pid is not None and other_version.agent_pid is not None
     targets += [sibling.agent_pid, other_version.agent_pid]
+    # And the spares: forked ahead, waiting for the next sessions of either version.
+    spares = wait_until(lambda: server.backend.spares() if len(server.backend.spares()) == 2 else None)
+    targets += spares
     for pid in targets:
         seen = attack(attacker, "processes", pid=pid)
         assert seen["kill host pid"]["error"] == "ProcessLookupError", (pid, seen)
     # Nothing in its /proc but itself and its reaper.
     assert set(seen["seen"]) == {"1", "2"}
     assert sibling.alive() and other_version.alive() and len(server.backend.fork_servers()) == 2
+    assert server.backend.spares() == spares
 
 
 def test_a_sibling_sessions_home_tmp_and_shared_memory_are_not_there(
@@ -145,7 +151,8 @@ def test_a_forked_session_holds_no_descriptor_of_its_fork_server_or_a_sibling_bu
     targets = {entry["target"] for entry in held.values()}
     assert not any("fork-server" in target or "wsibling" in target for target in targets), held
     theirs = set()
-    for pid in [*fork_server_processes(server), sibling.pid, *descendants(sibling.pid)]:
+    spares = [pid for spare in server.backend.spares() for pid in (spare, *descendants(spare))]
+    for pid in [*fork_server_processes(server), sibling.pid, *descendants(sibling.pid), *spares]:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 theirs.add(os.readlink(fd))

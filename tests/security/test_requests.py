@@ -212,22 +212,12 @@ def test_warm_workers_count_toward_max_sessions() -> None:
         assert len(workers(data_dir)) <= 2
 
 
-def workers(data_dir: Path) -> list[int]:
-    """Worker processes of the server on `data_dir`: the launcher's interpreter, whatever sandbox
-    wraps it (its argv[1] is the launcher; bubblewrap's own processes name it later)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            if (
-                len(command) > 1
-                and command[1].endswith(b"worker_main.py")
-                and str(data_dir).encode() in b" ".join(command)
-            ):
-                found.append(int(entry.name))
-    return found
+def workers(data_dir: Path) -> list[str]:
+    """The server's workers (warm ones too), fresh or forked: each has its work dir, named by its
+    worker id, under the data dir's `w/` while it lives (a fork server's dir is named `fork-...`)."""
+    with contextlib.suppress(FileNotFoundError):
+        return [entry.name for entry in (data_dir / "w").iterdir() if entry.name.startswith("w")]
+    return []
 
 
 @contextlib.contextmanager

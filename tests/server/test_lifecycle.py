@@ -20,13 +20,14 @@ import uuid
 from bedrock_agentcore import BedrockAgentCoreApp
 
 app = BedrockAgentCoreApp()
-INSTANCE = uuid.uuid4().hex
+INSTANCE = None  # named on the first call: forked sessions share what their version's import made
 count = 0
 
 
 @app.entrypoint
 async def invoke(payload):
-    global count
+    global count, INSTANCE
+    INSTANCE = INSTANCE or uuid.uuid4().hex
     count += 1
     if payload.get("linger"):
         await asyncio.sleep(3600)

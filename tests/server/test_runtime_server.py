@@ -20,12 +20,15 @@ from bedrock_agentcore import BedrockAgentCoreApp
 
 app = BedrockAgentCoreApp()
 count = 0
-INSTANCE = uuid.uuid4().hex  # pids repeat across sandboxes: each worker has its own pid namespace
+# Named on the first call, not at import: pids repeat across sandboxes (each worker has its own pid
+# namespace), and forked sessions share what their version's import made.
+INSTANCE = None
 
 
 @app.entrypoint
 def invoke(payload, context):
-    global count
+    global count, INSTANCE
+    INSTANCE = INSTANCE or uuid.uuid4().hex
     if payload.get("stream"):
         return (f"word{i}" for i in range(payload["stream"]))
     if payload.get("fail"):

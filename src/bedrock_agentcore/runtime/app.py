@@ -145,6 +145,18 @@ class BedrockAgentCoreApp(Starlette):
 
     # Serving ----------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Start now what the first invocation would otherwise start on its way: a worker thread
+        for a sync entrypoint, a worker loop for an async one. Blocks for a few milliseconds: call
+        it off the serving loop, once serving (the runtime server's workers do, on a thread)."""
+        handler = self.entrypoint_handler
+        if handler is None:
+            return
+        if handler.kind is HandlerKind.SYNC:
+            self.dispatcher.threads.prestart()
+        elif handler.kind is not HandlerKind.ASYNC_GENERATOR:
+            self.dispatcher.loops.prestart()
+
     def run(self, port: int | None = None, host: str | None = None, **uvicorn_kwargs: Any) -> None:
         """Serve the agent with uvicorn until SIGINT/SIGTERM.
 

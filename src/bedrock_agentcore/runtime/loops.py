@@ -168,6 +168,11 @@ class LoopPool:
         """How many worker loops are running."""
         return len(self._loops)
 
+    def prestart(self) -> None:
+        """Start the first worker loop now, if there is none, so the first call need not make one
+        (a loop and a thread). Blocks until it runs: call it off the server's loop."""
+        self._lively()
+
     def _lively(self, after: WorkerLoop | None = None) -> WorkerLoop:
         """The first loop not known to be stalled (after `after`), starting one when there is none."""
         with self._lock:

@@ -48,6 +48,16 @@ class ThreadPool:
         """How many worker threads exist."""
         return self._threads
 
+    def prestart(self) -> None:
+        """Start one worker thread now, if there is none, so the first call need not wait for one
+        to be scheduled. Blocks until it runs: call it off the server's loop."""
+        with self._lock:
+            if self._threads > 0:
+                return
+            self._threads += 1
+        thread = threading.Thread(target=self._work, name=f"agentcore-thread-{self._threads}", daemon=True)
+        contextvars.Context().run(thread.start)
+
     async def run(self, func: Callable[..., _T], *args: Any) -> _T:
         """Call `func(*args)` in a worker thread, inside a copy of the current context."""
         loop = asyncio.get_running_loop()

@@ -50,6 +50,12 @@ class InvocationTracing:
         if not self._configured:
             self._configure()
 
+    def preload(self) -> None:
+        """Import what `prepare` will use (the OpenTelemetry SDK and the exporter) without
+        installing anything or starting a thread: a process that forks workers calls it once, and
+        each worker's `prepare` is then a few objects, not an import. Safe to call before `fork`."""
+        preload_exporter()
+
     def active(self) -> bool:
         """Whether an invocation span would be recorded: some TracerProvider is installed (the
         agent's, or the exporter the environment asked for). Without one, every span would be a
@@ -105,6 +111,21 @@ def install_exporter(environ: Mapping[str, str]) -> bool:
     return True
 
 
+def preload_exporter() -> None:
+    """Import the modules `install_exporter` needs, installing nothing and starting no thread (so
+    a process may fork after it); nothing when the SDK is absent."""
+    try:
+        from opentelemetry.sdk.resources import Resource  # noqa: F401 - imported for the forks
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: F401 - imported for the forks
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: F401 - likewise
+    except ImportError:
+        return
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: F401
+    except ImportError:
+        from . import otlp_json  # noqa: F401 - the fallback exporter, imported for the forks
+
+
 def _exporter(environ: Mapping[str, str]) -> Any:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -117,4 +138,4 @@ def _exporter(environ: Mapping[str, str]) -> Any:
 
 TRACING: InvocationTracing | None = InvocationTracing() if _trace is not None else None
 
-__all__ = ["SPAN_NAME", "TRACING", "InvocationTracing", "install_exporter"]
+__all__ = ["SPAN_NAME", "TRACING", "InvocationTracing", "install_exporter", "preload_exporter"]

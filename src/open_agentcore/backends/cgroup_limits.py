@@ -238,6 +238,17 @@ class CgroupWorker:
         for cgroup in self.cgroups:
             (cgroup / self._entry).write_text(str(pid))
 
+    def renamed(self, worker_id: str) -> CgroupWorker:
+        check_worker_id(worker_id)
+        # Renaming a cgroup moves no process: no RCU grace period, unlike `enter`.
+        for index, cgroup in enumerate(self.cgroups):
+            target = cgroup.with_name(worker_id)
+            cgroup.rename(target)
+            self.cgroups = (*self.cgroups[:index], target, *self.cgroups[index + 1 :])  # close() finds it
+            self._by_role = {role: target if path == cgroup else path for role, path in self._by_role.items()}
+        self._worker_id = worker_id
+        return self
+
     def out_of_memory(self) -> bool:
         events = self._by_role["memory"] / ("memory.events" if self._v2 else "memory.oom_control")
         try:

@@ -8,20 +8,23 @@ The control fd is a SOCK_SEQPACKET socket to the runtime server; one JSON object
 This process says `{"ready": pid}` once the agent is imported, `{"unforkable": why}` when the
 import left threads or open files behind (a fork would copy threads half-way and share the files
 between sessions: the server then starts that version's sessions as fresh processes), or
-`{"failed": why}`. Then each `{"fork": worker_id, "environment": {...}, "cwd": dir}`, sent with
-three fds (the session's listening socket, its log, and a gate), is answered with
-`{"forked": worker_id, "pid": pid}`, and each child's end with `{"exited": pid, "code": code}`.
+`{"failed": why}`. Then each `{"fork": name}`, sent with one fd (a gate, `fork_gate.py`), is
+answered with `{"forked": name, "pid": pid}`, and each child's end with `{"exited": pid, "code": code}`.
 
-A child becomes its own process group, keeps only its stdio (its log), its socket, its gate and
-the lifeline, takes the session's environment and working dir, reseeds `random`, and waits for
-one byte on its gate before the agent runs anything: the server first puts it under the session's
-limits. It stops when the lifeline (a pipe only the server can write) reaches its end, i.e. when
-the server is gone, but not when this process dies: a crashed fork server takes no session with it.
+A child becomes its own process group, keeps only its stdio, its gate and the lifeline, and waits
+for one byte on its gate: the server first puts it under its limits. Sandboxed, it then builds its
+sandbox. Either way it then waits on the gate for its session, which may come much later (a spare,
+`fork_spares.py`): the server sends the session's environment, working dir, listening socket and
+log straight to it, never through this process. Only then does the agent's code run for the
+session (having reseeded `random`). It stops when the lifeline (a pipe only the server can write)
+reaches its end, i.e. when the server is gone, but not when this process dies: a crashed fork
+server takes no session with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -33,17 +36,18 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 try:
-    from . import fork_sandbox, worker_main
+    from . import fork_gate, fork_sandbox, worker_main
 except ImportError:  # run by path, as the server does: this file's dir is on sys.path
+    import fork_gate  # type: ignore[no-redef,import-not-found]
     import fork_sandbox  # type: ignore[no-redef,import-not-found]
     import worker_main  # type: ignore[no-redef,import-not-found]
 
 EXIT_START_FAILED = 3
 MAX_MESSAGE = 256 * 1024
-_SESSION_FDS = 3  # listener, log, gate
+_CHILD_FDS = 1  # its gate
 
 
 def send(control: socket.socket, message: dict[str, Any]) -> None:
@@ -99,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seccomp-fd", type=int, help="sandboxed: each session's seccomp filter")
     parser.add_argument("--own-seccomp-fd", type=int, help="sandboxed: this process's seccomp filter")
     parser.add_argument("--no-network", action="store_true", help="sandboxed: sessions get no network")
+    parser.add_argument("--reaper-fd", type=int, help="sandboxed: the program each session's pid 1 becomes")
     args = parser.parse_args(argv)
     worker_main.die_with_parent()
     control = socket.socket(fileno=args.control_fd)
     sandbox: Sandbox | None = None
     if args.seccomp_fd is not None:
         with os.fdopen(args.seccomp_fd, "rb") as program:
-            sandbox = Sandbox(program.read(), network=not args.no_network)
+            sandbox = Sandbox(program.read(), network=not args.no_network, reaper=args.reaper_fd)
+        if args.reaper_fd is not None:
+            os.set_inheritable(args.reaper_fd, False)  # its exec, by descriptor, closes it
     if args.own_seccomp_fd is not None:
         # Before the agent's import runs anything: all of a worker's filter but what the children
         # need to make their sandboxes.
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         send(control, {"failed": f"{type(error).__name__}: {error}"})
         return EXIT_START_FAILED
     config = preload(app, args.graceful_seconds)
+    worker_main.preload_tracing()  # before the check: the import must not leave threads behind either
     reason = unforkable(fds_before)
     if reason is not None:
         send(control, {"unforkable": reason})
@@ -137,9 +145,10 @@ class Sandbox:
     """What each session enters before its agent runs (`fork_sandbox.py`): the seccomp filter and
     whether it keeps the fork server's network."""
 
-    def __init__(self, program: bytes, network: bool) -> None:
+    def __init__(self, program: bytes, network: bool, reaper: int | None = None) -> None:
         self.program = program
         self.network = network
+        self.reaper = reaper  # `reaper.py`'s program, or None: the pid 1 stays this interpreter
 
 
 class ForkLoop:
@@ -181,16 +190,16 @@ class ForkLoop:
                     self._reap()
 
     def _serve_request(self) -> bool:
-        data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, _SESSION_FDS)
+        data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, _CHILD_FDS)
         if not data:
             for fd in fds:
                 os.close(fd)
             return False
         request = json.loads(data)
-        if len(fds) != _SESSION_FDS:
+        if len(fds) != _CHILD_FDS:
             for fd in fds:
                 os.close(fd)
-            send(self.control, {"fork_failed": request.get("fork"), "error": "expected 3 file descriptors"})
+            send(self.control, {"fork_failed": request.get("fork"), "error": "expected its gate"})
             return True
         sys.stdout.flush()
         sys.stderr.flush()
@@ -203,8 +212,7 @@ class ForkLoop:
             try:
                 if report_read >= 0:
                     os.close(report_read)
-                listener, log, gate = fds
-                self._become_session(request, listener, log, gate, report_write)
+                self._become_worker(fds[0], report_write)
             except BaseException:
                 traceback.print_exc()
                 code = EXIT_START_FAILED
@@ -240,10 +248,9 @@ class ForkLoop:
             worker = self.workers.pop(pid, None)
             send(self.control, {"exited": pid, "worker": worker, "code": os.waitstatus_to_exitcode(status)})
 
-    def _become_session(
-        self, request: dict[str, Any], listener: int, log: int, gate: int, report: int
-    ) -> None:
-        """In the child: shed everything of the fork server's, become the session's, and serve."""
+    def _become_worker(self, gate: int, report: int) -> None:
+        """In the child: shed everything of the fork server's, wait under its limits (and, sandboxed,
+        in its sandbox) for its session, become the session's, and serve."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.selector.close()
@@ -251,29 +258,30 @@ class ForkLoop:
         os.setsid()
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        keep = {0, 1, 2, listener, gate, self.lifeline, report}
+        reaper = self.sandbox.reaper if self.sandbox is not None else None
+        # 1 and 2: the fork server's log, until the session's
+        keep = {0, 1, 2, gate, self.lifeline, report, *([reaper] if reaper is not None else [])}
         for fd in open_fds() - keep:
             os.close(fd)
-        os.environ.clear()
-        os.environ.update(request["environment"])
-        os.chdir(request["cwd"])
-        random.seed()  # never the same "random" numbers as the sibling sessions
         if self.sandbox is not None:
-            self._enter_sandbox(self.sandbox, listener, gate, report, request["cwd"])
+            listener = self._enter_sandbox(self.sandbox, gate, report)
         else:
             _pass_gate(gate)
-        threading.Thread(target=_stop_with_server, args=(self.lifeline,), daemon=True).start()
+            listener = _take_session(gate)
         self.config.fd = listener
-        worker_main.run(self.config)
+        worker_main.run(self.config, self.lifeline, preloaded=True)
 
-    def _enter_sandbox(self, sandbox: Sandbox, listener: int, gate: int, report: int, cwd: str) -> None:
+    def _enter_sandbox(self, sandbox: Sandbox, gate: int, report: int) -> int:
         """Make the session's namespaces and return in the agent's process, confined, as pid 2 of
-        them. This process forks their pid 1, says its pid on `report`, and exits; the pid 1 (the
-        worker the server sees, the fork server's to reap) passes the gate, then mounts, confines
-        itself, forks the agent, and only reaps (as bubblewrap's does) until the agent's end, which
-        is its own exit code, and the end of the namespace."""
+        them, with its session and its listening socket. This process forks their pid 1, says its
+        pid on `report`, and exits. The pid 1 (the worker the server sees, the fork server's to
+        reap) passes the gate, forks the agent, builds the session's view (mounts) for both, then
+        confines itself and only reaps (as bubblewrap's does) until the agent's end, which is its
+        own exit code, and the end of the namespace. The agent waits for the view, confines itself,
+        then waits for its session on the gate (a spare's: a new session costs no fork).
+
+        The agent is forked before the view is built so that the pages building it writes are the
+        pid 1's alone, and go back when it becomes the reaper: the agent never holds copies."""
         fork_sandbox.enter_namespaces(sandbox.network)
         init = os.fork()
         if init != 0:
@@ -282,26 +290,64 @@ class ForkLoop:
         os.close(report)
         os.setsid()
         _pass_gate(gate)
-        fork_sandbox.become_pid_one()
-        os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
-        fork_sandbox.confine(sandbox.program)
+        built_read, built_write = os.pipe()
         agent = os.fork()
         if agent == 0:
-            os.chdir(cwd)
-            return
+            os.close(built_write)
+            if os.read(built_read, 1) != b"1":
+                os._exit(EXIT_START_FAILED)  # its pid 1 could not build the view: it said why
+            os.close(built_read)
+            if sandbox.reaper is not None:
+                os.close(sandbox.reaper)
+            fork_sandbox.enter_cgroup_namespace()
+            fork_sandbox.confine(sandbox.program)
+            listener = _take_session(gate)
+            os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
+            return listener
+        os.close(built_read)
+        fork_sandbox.become_pid_one()
+        os.write(built_write, b"1")
+        os.close(built_write)
         fork_sandbox.not_dumpable()  # the agent, of the same uid, may not open its memory
-        for fd in (listener, self.lifeline):
+        for fd in (gate, self.lifeline):
             os.close(fd)
+        null = os.open("/dev/null", os.O_WRONLY)  # not the fork server's log: it has nothing to say
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        fork_sandbox.confine(sandbox.program)
+        if sandbox.reaper is not None:
+            # The pages this copy of the fork server wrote since the agent's fork are never the
+            # agent's: a few of a tiny program's instead. It reaps as below, and is not dumpable.
+            with contextlib.suppress(OSError):
+                os.execve(sandbox.reaper, ["agentcore-reaper", str(agent)], {})  # noqa: S606 - our program
         _exit_as(_reap_until(agent))
 
 
 def _pass_gate(gate: int) -> None:
     """Wait at the gate: the server learns this process's pid from the kernel (SCM_CREDENTIALS, in
-    its own pid namespace), puts it under the session's limits, and only then answers."""
+    its own pid namespace), puts it under its limits, and only then answers."""
     os.write(gate, b"?")
     if os.read(gate, 1) != b"1":
         os._exit(0)  # the server gave this start up
+
+
+def _take_session(gate: int) -> int:
+    """Wait on the gate for the session; become its (log, environment, working dir, fresh random
+    numbers); its listening socket. Exits when the server closes the gate instead (a spare it no
+    longer needs)."""
+    session = fork_gate.receive_session(gate)
     os.close(gate)
+    if session is None:
+        os._exit(0)
+    os.dup2(session.log, 1)
+    os.dup2(session.log, 2)
+    os.close(session.log)
+    os.environ.clear()
+    os.environ.update(session.environment)
+    os.chdir(session.cwd)
+    random.seed()  # never the same "random" numbers as the sibling sessions
+    return session.listener
 
 
 def _read_report(report: int) -> int | None:
@@ -331,16 +377,9 @@ def _reap_until(pid: int) -> int:
             return status
 
 
-def _exit_as(status: int) -> None:
+def _exit_as(status: int) -> NoReturn:
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)  # killed by N: 128 + N, as bubblewrap says it
-
-
-def _stop_with_server(lifeline: int) -> None:
-    """Stop this session (as a graceful SIGTERM) once the server that started it is gone."""
-    while os.read(lifeline, 1):
-        pass
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,9 @@ def become_subreaper() -> None:
 def become_pid_one() -> None:
     """In the child that is pid 1 of the new pid namespace, once it is in the session's cgroups:
     make its cgroup namespace (its cgroup is the root it sees), and mount this namespace's own
-    /proc and private /tmp, /home and /dev/shm."""
-    _check(_libc.unshare(_CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+    /proc and private /tmp, /home and /dev/shm (for every process of the mount namespace, those
+    forked before too)."""
+    enter_cgroup_namespace()
     _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
     # What the fork server sees under them (the version's code, say, when the data dir is in /tmp)
     # stays: held open before the cover, bound again on top of it.
@@ -90,6 +91,12 @@ def become_pid_one() -> None:
             os.close(fd)
     os.mkdir(HOME, 0o700)
     _mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+
+
+def enter_cgroup_namespace() -> None:
+    """Make the calling process's own cgroup namespace (once in the session's cgroups: they are the
+    root it sees). Per process: each of the session's must make it before it is confined."""
+    _check(_libc.unshare(_CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
 
 
 def _mounts_below(directory: str) -> list[str]:
@@ -154,6 +161,7 @@ __all__ = [
     "become_subreaper",
     "confine",
     "drop_privileges",
+    "enter_cgroup_namespace",
     "enter_namespaces",
     "install_filter",
     "not_dumpable",

@@ -23,7 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +85,11 @@ class ForkedProcess:
             self._pidfd = os.pidfd_open(pid)
 
     @property
+    def forked_by_live_server(self) -> bool:
+        """Whether the fork server that forked it still runs (and reports its end)."""
+        return self._server.alive()
+
+    @property
     def returncode(self) -> int | None:
         return self._exit.result() if self._exit.done() else None
 
@@ -133,20 +138,17 @@ class ForkServer:
     def alive(self) -> bool:
         return self.process.returncode is None and not self.closing
 
-    def fork(
-        self, worker_id: str, environment: Mapping[str, str], cwd: Path, fds: tuple[int, int, int]
-    ) -> asyncio.Future[ForkedProcess]:
-        """Ask for a worker; the future is its process (its pid is in the server's pid namespace:
-        the fork server shares it). Pending from this call on, so the fork server is not stopped as
-        idle meanwhile."""
+    def fork(self, name: str, gate: int) -> asyncio.Future[ForkedProcess]:
+        """Ask for a child waiting at `gate` (`fork_gate.py`); the future is its process. Pending from
+        this call on, so the fork server is not stopped as idle meanwhile."""
         answer: asyncio.Future[ForkedProcess] = asyncio.get_running_loop().create_future()
-        request = json.dumps({"fork": worker_id, "environment": dict(environment), "cwd": str(cwd)})
+        request = json.dumps({"fork": name})
         try:
-            socket.send_fds(self.control, [request.encode()], list(fds))
+            socket.send_fds(self.control, [request.encode()], [gate])
         except OSError as error:  # a full channel too: the fork server is not keeping up
             raise ForkFailed(f"the fork server cannot be reached: {error}") from None
-        self.pending[worker_id] = answer
-        answer.add_done_callback(lambda _: self.pending.pop(worker_id, None))
+        self.pending[name] = answer
+        answer.add_done_callback(lambda _: self.pending.pop(name, None))
         return answer
 
     def child_gone(self, child: ForkedProcess) -> None:
@@ -165,11 +167,13 @@ class ForkServer:
             logger.warning("The fork server of %s stopped answering: %s", self.image.code_dir, error)
         finally:
             self.closing = True
-            for answer in self.pending.values():
-                if not answer.done():
-                    answer.set_exception(ForkFailed("the fork server exited"))
-            for child in list(self.children.values()):
-                child.orphaned()
+            if not loop.is_closed() and loop.is_running():
+                for answer in self.pending.values():
+                    if not answer.done():
+                        answer.set_exception(ForkFailed("the fork server exited"))
+                for child in list(self.children.values()):
+                    child.orphaned()
+            # else: destroyed with its loop, at shutdown; nothing waits for these ends any more
 
     def _dispatch(self, message: dict[str, object]) -> None:
         if "forked" in message:
@@ -241,15 +245,15 @@ class ForkServers:
         return [server for server in self._servers.values() if server.alive()]
 
     async def fork(
-        self, image: Image, worker_id: str, environment: Mapping[str, str], work_root: Path,
-        fds: tuple[int, int, int], timeout: float, base_environment: Mapping[str, str],
+        self, image: Image, name: str, work_root: Path, gate: int, timeout: float,
+        base_environment: Mapping[str, str],
     ) -> ForkedProcess:  # fmt: skip
-        """Fork a worker of `image` (its fork server started first if need be); `Unforkable`,
-        `ForkFailed`."""
+        """Fork a child of `image` waiting at `gate` for its limits and its session (its fork server
+        started first if need be); `Unforkable`, `ForkFailed`."""
         if (reason := self._unforkable.get(image)) is not None:
             raise Unforkable(reason)
         server = await self._server(image, work_root, timeout, base_environment)
-        answer = server.fork(worker_id, environment, image.code_dir, fds)  # no await since the lookup
+        answer = server.fork(name, gate)  # no await since the lookup
         try:
             return await asyncio.wait_for(answer, timeout)
         except asyncio.TimeoutError:
@@ -341,12 +345,19 @@ class ForkServers:
             raise Unforkable(reason)
         raise ForkFailed(f"the fork server failed to start: {message.get('failed')}")
 
-    async def stop_idle(self, image: Image) -> None:
-        """Stop the version's fork server once it has no worker left."""
+    def idle(self, image: Image, besides: Collection[int] = ()) -> bool:
+        """Whether the version's fork server has no child but those in `besides` (pids in its own
+        namespace) and none coming."""
+        server = self._servers.get(image)
+        return server is not None and not server.pending and not set(server.children) - set(besides)
+
+    async def stop_idle(self, image: Image, besides: Collection[int] = ()) -> None:
+        """Stop the version's fork server once it has no child left but those in `besides` (spares
+        being discarded)."""
         lock = self._starting.setdefault(image, asyncio.Lock())
         async with lock:
             server = self._servers.get(image)
-            if server is not None and not server.children and not server.pending:
+            if server is not None and self.idle(image, besides):
                 del self._servers[image]
                 await server.stop()
 

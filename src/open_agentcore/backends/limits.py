@@ -47,6 +47,11 @@ class WorkerLimits(Protocol):
         """argv to put in front of the worker's command; the process is limited before it execs it."""
         ...
 
+    def renamed(self, worker_id: str) -> WorkerLimits:
+        """These limits, named after `worker_id` from now on (a spare's, forked before its worker
+        had an id: `fork_spares.py`); `OSError` when they cannot be."""
+        ...
+
     def enter(self, pid: int) -> None:
         """Put a running process under these limits (a forked worker, before its agent runs);
         `OSError` when it cannot be."""

@@ -23,19 +23,18 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
-from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, work_dir, worker_main
+from . import fork_gate, fork_sandbox, gvisor, oci_bundle, process_tree, reaper, work_dir, worker_main
 from .base import BackendUnavailable, SessionLimits, WorkerHandle, WorkerSpec, WorkerStartFailed
 from .fork_server import ForkFailed, ForkServers, Image, Unforkable
+from .fork_spares import Spare, Spares
 from .gvisor import Gvisor, find_gvisor
 from .limits import LimitEnforcer, LimitMode, LimitsUnavailable, WorkerLimits, detect_limits, format_size
+from .ping import ping
 from .process_worker import ProcessWorker
 from .sandbox import (
     NETWORKS,
@@ -48,13 +47,20 @@ from .sandbox import (
     unreadable_by_others,
 )
 from .uids import DEFAULT_UID_BASE, HostUids
-from .unix_http import unix_transport
 
 logger = logging.getLogger("open_agentcore.backends.process")
 
 LAUNCHER = Path(worker_main.__file__).resolve()
 SANDBOXES = ("auto", "bwrap", "gvisor", "none")
 SESSION_STARTS = ("fork", "fresh")
+# Seconds a version's fork server (and its spare) stays after its last worker ends: a version used
+# now and then keeps starting sessions in milliseconds instead of paying for a new fork server.
+FORK_LINGER = 60.0
+_WARM_START_DEFER = 0.05
+# Variables whose value differs between sessions of one version: the session's id and its span
+# credential (`telemetry/worker_environment.py`). They reach each forked child with the rest of its
+# environment, but must not pick its fork server: keyed by them, every session would start one.
+_PER_SESSION_VARIABLES = frozenset({"AGENTCORE_SESSION_ID", "OTEL_EXPORTER_OTLP_HEADERS"})
 _FORK_NOT_WITH_GVISOR = "gVisor sessions start as fresh processes: the fork server runs with bwrap or none"
 _FORK_NEEDS_ROOT = (
     "a sandboxed fork server needs a server running as root (each version's fork server runs as a host "
@@ -83,7 +89,8 @@ class ProcessBackend:
     sandboxes a crashed server left there are deleted here; None: a private temporary dir.
     `session_start`: "fresh" (each worker a new process) or "fork" (forked by its version's fork
     server, `fork_server.py`, sandboxed by `fork_sandbox.py` with bwrap; with none, or bwrap as
-    root with cgroups, else fresh, saying why in the session's log). Construct it off the event
+    root with cgroups, else fresh, saying why in the session's log); `fork_linger`: seconds a
+    version's fork server outlives its last worker (`FORK_LINGER`). Construct it off the event
     loop: it runs the sandbox once to prove it works.
     """
 
@@ -92,6 +99,7 @@ class ProcessBackend:
     def __init__(
         self, sandbox: str = "auto", *, network: str = "default", uid_base: int = DEFAULT_UID_BASE,
         limits: SessionLimits | None = None, state_dir: Path | None = None, session_start: str = "fresh",
+        fork_linger: float = FORK_LINGER,
     ) -> None:  # fmt: skip
         if sandbox not in SANDBOXES:
             raise ValueError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
@@ -127,6 +135,9 @@ class ProcessBackend:
         self._limits: LimitEnforcer | None = detect_limits(limits) if limits is not None else None
         self.session_start = session_start
         self._forks: ForkServers | None = None
+        self._spares: Spares | None = None
+        self._reaper: reaper.Reaper | None = None
+        self._fork_views: dict[tuple[Path, Path, tuple[Path, ...], tuple[Path, ...]], SandboxView] = {}
         self._fork_uids: dict[Image, int] = {}
         self._why_fresh = self._why_not_fork()
         if session_start == "fork" and self._why_fresh is None:
@@ -135,6 +146,11 @@ class ProcessBackend:
                 (lambda worker_id: enforcer.create(worker_id, False)) if enforcer is not None else None,
                 confine=self._confine_fork_server if self._sandbox is not None else None,
             )
+            self._spares = Spares(self._forks, self._limits, fork_linger)
+            if self._sandbox is not None:
+                self._reaper = reaper.build()
+                if self._reaper.program is None:
+                    logger.warning("Forked sessions' pid 1 stays a Python process: %s", self._reaper.reason)
 
     def _why_not_fork(self) -> str | None:
         """Why sessions cannot be forked with this sandbox, or None."""
@@ -156,7 +172,16 @@ class ProcessBackend:
         uid = self._fork_uids.get(image)
         if uid is None:
             uid = self._fork_uids[image] = self._uids.allocate()
-        return self._sandbox.launch_fork_server(image.view, command, uid)
+        if self._reaper is None or self._reaper.program is None:
+            return self._sandbox.launch_fork_server(image.view, command, uid)
+        program = reaper.program_fd(self._reaper.program)
+        try:
+            with_reaper = [*command, "--reaper-fd", str(program)]
+            launch = self._sandbox.launch_fork_server(image.view, with_reaper, uid)
+        except BaseException:
+            os.close(program)
+            raise
+        return Launch(launch.argv, (*launch.fds, program))
 
     def _probe(self, network: str) -> tuple[Bubblewrap, list[str]]:
         sandbox = find_bubblewrap(network)
@@ -273,11 +298,16 @@ class ProcessBackend:
         """Start the worker and return once its `/ping` answers; `WorkerStartFailed` otherwise."""
         note = ""
         if self.session_start == "fork":
-            if self._forks is None:
+            if self._forks is None or self._spares is None:
                 note = self._why_fresh or ""
             else:
+                if not spec.environment.get("AGENTCORE_SESSION_ID"):
+                    # A warm-pool worker, for a session yet to come: a forked one starts in a few ms
+                    # of CPU, which would be taken from the session whose arrival asked for it (on
+                    # the same cores) just as its first call runs. Let that call go first.
+                    await asyncio.sleep(_WARM_START_DEFER)
                 try:
-                    return await self._start_forked(spec, self._forks)
+                    return await self._start_forked(spec, self._spares)
                 except Unforkable as error:
                     note = f"its version cannot be forked: {error}"
                 except ForkFailed as error:
@@ -352,66 +382,50 @@ class ProcessBackend:
             worker.agent_pid = process.pid
         return worker
 
-    async def _start_forked(self, spec: WorkerSpec, forks: ForkServers) -> ProcessWorker:
-        """Have the version's fork server fork the worker (`Unforkable`, `ForkFailed`), put it under
-        the session's limits, then let it serve."""
+    async def _start_forked(self, spec: WorkerSpec, spares: Spares) -> ProcessWorker:
+        """Take the version's spare, already forked and under limits of its own (or have the fork
+        server fork one now: `Unforkable`, `ForkFailed`), hand it the session, and wait until it serves."""
         socket_path = spec.work_dir / "worker.sock"
         if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
             raise WorkerStartFailed(
                 spec.worker_id, f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes"
             )
         environment = self._environment(spec)
-        version_environment = {k: v for k, v in spec.environment.items() if k != "AGENTCORE_SESSION_ID"}
+        version_environment = {k: v for k, v in spec.environment.items() if k not in _PER_SESSION_VARIABLES}
         view = None
         if self._sandbox is not None:
-            view = dataclasses.replace(
-                await asyncio.to_thread(self._view, spec, ()), home=Path(fork_sandbox.HOME)
-            )
+            # The same for every session of a version (and checked once): kept, not made per session.
+            key = (spec.python, spec.code_dir, tuple(spec.read_only_paths), tuple(spec.hidden_paths))
+            view = self._fork_views.get(key)
+            if view is None:
+                view = dataclasses.replace(
+                    await asyncio.to_thread(self._view, spec, ()), home=Path(fork_sandbox.HOME)
+                )
+                self._fork_views[key] = view
         image = Image(
             spec.python, spec.code_dir, spec.entrypoint, tuple(sorted(version_environment.items())), view
         )
         base = {k: v for k, v in environment.items() if k not in spec.environment}
-        limits: WorkerLimits | None = None
-        gate, gate_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        order = (spec.work_dir.parent, spec.start_timeout, base)
         try:
-            # The child's pid reaches us as the kernel translates it, never as the fork server says.
-            gate.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            if self._limits is not None:
-                limits = await asyncio.to_thread(self._limits.create, spec.worker_id, False)
-            listener, log = await asyncio.to_thread(_prepare_forked, spec.work_dir, socket_path)
-            try:
-                os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
-                process = await forks.fork(
-                    image, spec.worker_id, environment, spec.work_dir.parent,
-                    (listener, log, gate_theirs.fileno()), spec.start_timeout, base,
-                )  # fmt: skip
-            finally:
-                os.close(listener)
-                os.close(log)
-                gate_theirs.close()
-            try:
-                pid = await asyncio.to_thread(fork_gate.child_pid, gate, spec.start_timeout)
-                fork_gate.check_descends(pid, forks.server_pid(image))
-                process.attach(pid)
-                if limits is not None:
-                    await asyncio.to_thread(limits.enter, pid)
-            except (OSError, fork_gate.GateRefused) as error:
-                raise WorkerStartFailed(spec.worker_id, f"its start could not be checked: {error}") from None
-            gate.sendall(b"1")  # the agent may run now
-        except BaseException:
-            if limits is not None:
-                await asyncio.to_thread(limits.close)  # kills a forked child already in its cgroups
+            spare = await spares.take(image, *order)
+        except (OSError, fork_gate.GateRefused) as error:
+            raise WorkerStartFailed(spec.worker_id, f"its start could not be checked: {error}") from None
+        try:
+            await asyncio.to_thread(_hand_over, spare, spec, socket_path, environment)
+        except BaseException as error:
+            await asyncio.to_thread(spare.discard)
+            if isinstance(error, OSError):
+                raise WorkerStartFailed(spec.worker_id, f"its forked worker was gone: {error}") from None
             raise
-        finally:
-            gate.close()  # a child still waiting at its gate (an error above) exits
 
         async def after_exit() -> None:
-            await forks.stop_idle(image)
+            await spares.stop_idle(image)
 
         sandboxed = self._sandbox is not None
         worker = ProcessWorker(
-            spec.worker_id, process, socket_path, spec.work_dir / "worker.log", sandboxed, None,
-            limits=limits, started_by="fork", _after_exit=after_exit,
+            spec.worker_id, spare.process, socket_path, spec.work_dir / "worker.log", sandboxed, None,
+            limits=spare.limits, started_by="fork", _after_exit=after_exit,
         )  # fmt: skip
         try:
             await self._wait_ready(worker, spec.start_timeout, _made_socket(spec))
@@ -419,12 +433,17 @@ class ProcessBackend:
             await self.stop(worker, grace=0)
             raise
         # Sandboxed, the agent is pid 2 of the session's own pid namespace, the child of its pid 1.
-        worker.agent_pid = _agent_of(process.pid) if sandboxed else process.pid
+        worker.agent_pid = _agent_of(spare.process.pid) if sandboxed else spare.process.pid
+        spares.refill(image, *order)  # now that this one serves: the next session's
         return worker
 
     def fork_servers(self) -> list[int]:
         """The pids of the fork servers running now."""
         return [server.process.pid for server in self._forks.running()] if self._forks is not None else []
+
+    def spares(self) -> list[int]:
+        """The pids of the workers forked ahead of their sessions, waiting now (`fork_spares.py`)."""
+        return self._spares.ready() if self._spares is not None else []
 
     def _limits_in_bundle(self) -> bool:
         """Whether gVisor applies the limits itself (rlimits, in the bundle): a prefix would limit
@@ -518,45 +537,42 @@ class ProcessBackend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         exited = loop.create_task(worker.process.wait())
-        transport = unix_transport(worker.socket_path)
         # A gVisor worker makes its socket itself; the server's link to it exists once it is taken.
         adopted = worker.gvisor is None
         refused: list[str] = []  # why a socket that is there was not taken (yet)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
-                while True:
-                    remaining = deadline - loop.time()
-                    if not adopted:
-                        adopted = await _adopt_socket(worker, made_socket, refused)
-                    # The socket listens from the start: a ping waits in its backlog until the agent serves.
-                    ping: asyncio.Task[httpx.Response | None] = loop.create_task(
-                        client.get("/ping", timeout=max(remaining, 0.001)) if adopted else _nothing()
+            while True:
+                remaining = deadline - loop.time()
+                if not adopted:
+                    adopted = await _adopt_socket(worker, made_socket, refused)
+                # The socket listens from the start: a ping waits in its backlog until the agent serves.
+                probe: asyncio.Task[int | None] = loop.create_task(
+                    ping(worker.socket_path) if adopted else _nothing()
+                )
+                await asyncio.wait(
+                    {probe, exited}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if exited.done():
+                    await _cancel(probe)
+                    raise WorkerStartFailed(
+                        worker.worker_id,
+                        f"the agent exited with code {worker.process.returncode} before it was ready: "
+                        + _last_line(worker.log_path),
+                        _tail(worker.log_path),
                     )
-                    await asyncio.wait(
-                        {ping, exited}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+                answered = probe.done() and not probe.cancelled() and probe.exception() is None
+                if answered and probe.result() == 200:
+                    return
+                await _cancel(probe)
+                if loop.time() >= deadline:
+                    raise WorkerStartFailed(
+                        worker.worker_id,
+                        f"its socket was refused: {refused[-1]}"
+                        if refused and not adopted
+                        else f"the agent did not answer /ping within {timeout:g}s",
+                        _tail(worker.log_path),
                     )
-                    if exited.done():
-                        await _cancel(ping)
-                        raise WorkerStartFailed(
-                            worker.worker_id,
-                            f"the agent exited with code {worker.process.returncode} before it was ready: "
-                            + _last_line(worker.log_path),
-                            _tail(worker.log_path),
-                        )
-                    answered = ping.done() and not ping.cancelled() and ping.exception() is None
-                    reply = ping.result() if answered else None
-                    if reply is not None and reply.status_code == 200:
-                        return
-                    await _cancel(ping)
-                    if loop.time() >= deadline:
-                        raise WorkerStartFailed(
-                            worker.worker_id,
-                            f"its socket was refused: {refused[-1]}"
-                            if refused and not adopted
-                            else f"the agent did not answer /ping within {timeout:g}s",
-                            _tail(worker.log_path),
-                        )
-                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)
         finally:
             await _cancel(exited)
 
@@ -617,6 +633,8 @@ class ProcessBackend:
         stopped)."""
         if self._limits is not None:
             self._limits.close()
+        if self._spares is not None:
+            self._spares.close_now()
         if self._forks is not None:
             self._forks.close_now()
         for uid in self._fork_uids.values():  # the versions' fork servers and anything they left
@@ -631,15 +649,20 @@ class ProcessBackend:
             self._private_state_dir = None
 
 
-def _prepare_forked(path: Path, socket_path: Path) -> tuple[int, int]:
-    """A forked worker's work dir, listening socket and log (blocking)."""
-    work_dir.prepare(path, None)
+def _hand_over(spare: Spare, spec: WorkerSpec, socket_path: Path, environment: Mapping[str, str]) -> None:
+    """Make a forked worker's work dir, listening socket and log, and give them to the spare that
+    becomes it (blocking)."""
+    work_dir.prepare(spec.work_dir, None)
     listener = work_dir.listen(socket_path)
     try:
-        return listener, work_dir.open_log(path / "worker.log")
-    except BaseException:
+        log = work_dir.open_log(spec.work_dir / "worker.log")
+        try:
+            os.write(log, b"[open-agentcore] session forked by its version's fork server\n")
+            spare.hand_over(spec.worker_id, environment, spec.code_dir, listener, log)
+        finally:
+            os.close(log)
+    finally:
         os.close(listener)
-        raise
 
 
 def _agent_of(forked: int) -> int | None:

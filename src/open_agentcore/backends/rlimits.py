@@ -4,6 +4,7 @@ worker runs as a uid of its own). CPU cannot be limited this way."""
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import shutil
 import sys
@@ -74,6 +75,9 @@ class RlimitWorker:
 
     def command_prefix(self) -> list[str]:
         return list(self.prefix)
+
+    def renamed(self, worker_id: str) -> RlimitWorker:
+        return dataclasses.replace(self, worker_id=worker_id)
 
     def enter(self, pid: int) -> None:
         resource.prlimit(pid, resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))

@@ -21,6 +21,7 @@ sends a caller's path there, so callers cancel through the server's own route, w
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import asyncio
 import ctypes
@@ -362,24 +363,87 @@ def server_config(
     )
 
 
-def run(config: Any) -> None:
-    """Serve with uvicorn's `config` until SIGTERM."""
-    import uvicorn
+def run(config: Any, lifeline: int | None = None, preloaded: bool = False) -> None:
+    """Serve with uvicorn's `config` until SIGTERM, or until `lifeline` (the read end of a pipe only
+    the runtime server writes: a forked worker's) reaches its end, i.e. the server is gone.
 
+    What the first call would wait for (tracing set up, the handler's thread or loop started) is
+    prepared on a thread of its own: at once when `preloaded` (a forked worker, whose fork server
+    imported the OpenTelemetry SDK: a few milliseconds, alongside uvicorn's start-up and the
+    server's own work before the first call), else once listening (a fresh worker's import of the
+    SDK would otherwise hold up its first ping, the server's sign that it is ready). A bare thread:
+    `threading.Thread.start` would wait for it to be scheduled."""
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    if preloaded:
+        _thread.start_new_thread(_prepare_first_call, (config.app,))
+    _server(config, lifeline, prepare=not preloaded).run()
+
+
+def _server(config: Any, lifeline: int | None, prepare: bool) -> Any:
+    """A uvicorn server that, once listening, watches the lifeline and (`prepare`) prepares the
+    first call."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if lifeline is not None:
+                # On the loop, not a thread of its own: starting one waits for the scheduler, which
+                # on a loaded host delays the first ping by milliseconds.
+                asyncio.get_running_loop().add_reader(lifeline, _stop_with_server, lifeline)
+            if prepare:
+                _thread.start_new_thread(_prepare_first_call, (config.app,))
+
+    return Server(config)
+
+
+def _stop_with_server(lifeline: int) -> None:
+    """The lifeline is readable: nothing is ever written to it, so the server is gone. Stop as on
+    SIGTERM (gracefully)."""
+    asyncio.get_running_loop().remove_reader(lifeline)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _tracing() -> Any:
+    """Our SDK's invocation tracing, or None (no OpenTelemetry, or an agent on Amazon's SDK, whose
+    module of that name has no `TRACING`)."""
+    module = sys.modules.get("bedrock_agentcore.runtime.tracing")
+    return getattr(module, "TRACING", None)
+
+
+def preload_tracing() -> None:
+    """Import what the workers' tracing set-up needs, installing nothing and starting no thread:
+    for a process that will fork workers (each then sets up in milliseconds)."""
+    preload = getattr(_tracing(), "preload", None)
+    if callable(preload):
+        preload()
+
+
+def _prepare_first_call(app: Any) -> None:
+    """What a worker's first call would otherwise wait for: its tracing set up, and (our SDK's
+    app) a thread or loop for its handler started."""
     _prepare_tracing()
-    uvicorn.Server(config).run()
+    while not hasattr(app, "warm_up") and hasattr(app, "app"):  # under Cancellable, SecretGate
+        app = app.app
+    warm_up = getattr(app, "warm_up", None)
+    if callable(warm_up):
+        try:
+            warm_up()
+        except Exception:  # a thread's end: say why; the first call starts what it needs itself
+            traceback.print_exc()
 
 
 def _prepare_tracing() -> None:
     """An agent on our SDK exports its spans where its environment says: set that up before the
-    first call rather than during it (it imports the OpenTelemetry SDK, tens of milliseconds)."""
-    # Amazon's own SDK, when a version installs it, has a module of this name too, without ours.
-    module = sys.modules.get("bedrock_agentcore.runtime.tracing")
-    prepare = getattr(getattr(module, "TRACING", None), "prepare", None)
+    first call rather than during it (unless preloaded, it imports the OpenTelemetry SDK, tens of
+    milliseconds)."""
+    prepare = getattr(_tracing(), "prepare", None)
     if callable(prepare):
-        prepare()
+        try:
+            prepare()
+        except Exception:  # a thread's end: say why; the first call tries again and answers for it
+            traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -93,15 +93,16 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "namespaces, seccomp) refuses to start where that cannot be applied; auto uses "
                         "bwrap when it works here; gvisor runs each worker under runsc; none: plain "
                         "processes (trusted code only)")  # fmt: skip
-    parser.add_argument("--session-start", choices=["fork", "fresh"], default="fresh",
-                        help="how a new session's worker starts: fresh (a new interpreter imports the "
-                        "agent, ~0.2 s) or fork (forked from a per-version process that imported it "
-                        "once: faster and shares memory between sessions). fork works with --sandbox "
-                        "none, and with bwrap when the server runs as root with cgroups (each forked "
-                        "session enters a sandbox of its own before its agent runs); elsewhere "
-                        "sessions start fresh and their log says why. "
-                        "An agent whose import starts threads or leaves files open starts fresh too "
-                        "(default fresh)")  # fmt: skip
+    parser.add_argument("--session-start", choices=["fork", "fresh"], default="fork",
+                        help="how a new session's worker starts: fork (forked from a per-version process "
+                        "that imported the agent once, in tens of milliseconds, sharing memory between "
+                        "sessions) or fresh (a new interpreter imports the agent, ~0.2-0.5 s). fork works "
+                        "with --sandbox none, and with bwrap when the server runs as root with cgroups "
+                        "(each forked session enters a sandbox of its own before its agent runs); "
+                        "elsewhere (gvisor, bwrap not as root) sessions start fresh and their log says "
+                        "why. An agent whose import starts threads or leaves files open starts fresh too. "
+                        "What an agent's import makes (module globals, a random id) is copied into each "
+                        "forked session: use fresh if an agent needs its own (default fork)")  # fmt: skip
     parser.add_argument("--session-memory", type=_size, default=8 * 1024**3, metavar="SIZE",
                         help="memory per session, e.g. 512M or 8G (default 8G); a session past it "
                         "ends with an out-of-memory reason")  # fmt: skip

@@ -51,8 +51,9 @@ class ServerConfig:
     max_sessions: int = 200
     warm_pool: int = 1
     warm_pool_max: int = 16
-    # "fork": new sessions forked by their version's fork server (--sandbox none only, for now).
-    session_start: str = "fresh"
+    # "fork": new sessions forked by their version's fork server, where the sandbox allows (else
+    # fresh, said in each session's log); "fresh": each a new interpreter.
+    session_start: str = "fork"
     reap_interval: float = 5.0
     max_payload: int = 100 * 1024 * 1024
     # A request line plus headers past this size is refused with 431 (uvicorn's parser has no bound).
