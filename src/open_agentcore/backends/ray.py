@@ -263,13 +263,15 @@ class RayBackend:
 
     async def adopt(self, worker_id: str, shared: Mapping[str, object], work_dir: Path) -> RayWorker | None:
         """A handle on a worker another replica started, from what it recorded (`RayWorker.shared`);
-        None when its actor is gone (stopped, or died with its node)."""
+        None when its actor is gone (stopped, died with its node, or lost with the head)."""
         name, host, port, secret = (shared.get(k) for k in ("actor", "host", "port", "secret"))
         if not (isinstance(name, str) and isinstance(host, str) and isinstance(port, int)):
             return None
         if not isinstance(secret, str):
             return None
-        self._check_head()
+        self._loop = asyncio.get_running_loop()
+        if not self.cluster_status().reachable:
+            return None  # lost with the head: Ray no longer reaches any actor of the cluster
         try:
             actor = await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace)
         except ValueError:
@@ -301,7 +303,7 @@ class RayBackend:
     async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, code_ref: Any) -> Started:
         exceptions = self._ray.exceptions
         try:
-            await asyncio.wait_for(actor.node.remote(), self.config.placement_timeout)
+            await self._unless_head_lost(actor.node.remote(), self.config.placement_timeout)
         except asyncio.TimeoutError:
             self._check_head()
             raise NoRoomForSession(
@@ -320,7 +322,7 @@ class RayBackend:
             spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
         )
         try:
-            started: Started = await asyncio.wait_for(
+            started: Started = await self._unless_head_lost(
                 actor.start.remote(request, [code_ref]), spec.start_timeout + _STOP_SLACK
             )
         except asyncio.TimeoutError:
@@ -436,9 +438,10 @@ class RayBackend:
         if handle.alive():
             exceptions = self._ray.exceptions
             try:
-                log: bytes = await asyncio.wait_for(handle.actor.stop.remote(grace), grace + _STOP_SLACK)
+                stopping = handle.actor.stop.remote(grace)
+                log: bytes = await self._unless_head_lost(stopping, grace + _STOP_SLACK)
                 await asyncio.to_thread(_append, handle.log_path, log)
-            except (asyncio.TimeoutError, exceptions.RayError) as error:
+            except (asyncio.TimeoutError, HeadUnreachable, exceptions.RayError) as error:
                 logger.warning("Worker %s did not stop cleanly on its node: %s", handle.worker_id, error)
             except Exception:  # Ray raises a bare Exception when it cannot even send the call
                 logger.warning("Worker %s could not be reached to stop", handle.worker_id, exc_info=True)
@@ -446,6 +449,23 @@ class RayBackend:
         if handle._exit is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(handle._exit), _STOP_SLACK)
+
+    async def _unless_head_lost(self, call: Any, timeout: float) -> Any:
+        """The Ray call's result, within `timeout`; `HeadUnreachable` as soon as the head is lost
+        (Ray, shut down then, never answers a call made before)."""
+        answer = asyncio.ensure_future(call)
+        lost = asyncio.ensure_future(self._head_lost.wait())
+        try:
+            await asyncio.wait({answer, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not answer.done():
+                answer.cancel()
+        if answer.done() and not answer.cancelled():
+            return answer.result()
+        if lost.done() and not lost.cancelled():
+            self._check_head()
+        raise asyncio.TimeoutError
 
     def _reaches(self, handle: RayWorker) -> bool:
         """Whether the handle's actor is of this connection to Ray, and the head answers."""
