@@ -157,7 +157,7 @@ class RayBackend:
                 "node; --session-network none keeps agents off them (see docs/scale-out.md)"
             )
         self._actor_class = self._ray.remote(SessionActor)
-        self._code: dict[Path, tuple[str, Any]] = {}
+        self._code: dict[tuple[int, Path], tuple[str, Any]] = {}  # by connection: refs die with it
         self._head = self._watch_head()
 
     def sandbox_mode(self) -> str:
@@ -192,7 +192,7 @@ class RayBackend:
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
                 loop.call_soon_threadsafe(lost.set)
-        self._code.clear()  # object refs of the old connection
+        self._code.clear()
         self._ray.shutdown()
 
     def _rejoin(self) -> None:
@@ -367,10 +367,11 @@ class RayBackend:
 
     async def _code_of(self, code_dir: Path) -> tuple[str, Any]:
         """The hash of the code's archive and its ref in Ray's object store, put there once."""
-        if code_dir not in self._code:
+        key = (self._connection, code_dir)
+        if key not in self._code:
             archive = await asyncio.to_thread(pack_code, code_dir)
-            self._code[code_dir] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
-        return self._code[code_dir]
+            self._code[key] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
+        return self._code[key]
 
     async def _watch(self, worker: RayWorker) -> tuple[int, str]:
         """Wait for the worker's end, or for the head's loss, which takes every worker with it."""

@@ -104,7 +104,7 @@ class HeadWatch:
         if not status.reachable:
             away = max(0.0, time.time() - status.since)
             raise HeadUnreachable(
-                f"the Ray head at {self.address} cannot be reached ({status.reason}, for {away:.0f} s); "
+                f"the Ray head at {self.address} cannot be reached ({status.reason}; lost {away:.0f} s ago); "
                 "no session can be started or reached until it is back"
             )
 
