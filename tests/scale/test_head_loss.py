@@ -6,6 +6,10 @@ subprocess. The head is killed as a crashed machine would lose it: every process
 found by its process group and their descendants, never `ray stop` (that would stop every Ray on
 this machine, other tests' clusters included). The tests run in order: the head is lost in the
 fixture, and the last test starts a head again on the same port.
+
+The cluster is the head alone: a `ray start --address` node cannot be kept on loopback (with
+`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` it refuses to join; without, it swaps 127.0.0.1 for the
+machine's outward interface), and `ray.cluster_utils.Cluster` will not lose its head.
 """
 
 from __future__ import annotations
