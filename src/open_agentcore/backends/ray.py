@@ -36,6 +36,7 @@ from .base import (
     WorkerStartFailed,
 )
 from .limits import format_size
+from .ray_head import HeadStatus, HeadUnreachable, HeadWatch, head_address
 from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, Started, StartRequest, pack_code
 
 logger = logging.getLogger("open_agentcore.backends.ray")
@@ -45,7 +46,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CONNECT_TIMEOUT = 5.0
 _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
 _SANDBOXES = ("auto", "bwrap", "none")
-_HEAD_TIMEOUT = 10.0  # how long a new session waits for the head to list the nodes
+_HEAD_TIMEOUT = 5.0  # how long a new session waits for the head to list the nodes
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 
 
@@ -86,6 +87,7 @@ class RayWorker:
     lost_reason: str | None = None
     actor_name: str = ""
     replica: str = ""  # the server replica that started it
+    connection: int = 0  # which of the backend's connections to Ray its actor handle belongs to
     _exit: asyncio.Task[tuple[int, str]] | None = field(default=None, repr=False)
 
     @property
@@ -143,16 +145,68 @@ class RayBackend:
             sandbox, network, uid_base, limits, config.node_root, environments, hidden_paths
         )
         self._ray, self._joined = connect(config)
+        # Which connection to Ray this is: it changes when the head is lost and joined again, and
+        # handles of an earlier one are never used (Ray no longer knows them).
+        self._connection = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._head_lost = asyncio.Event()
+        self._lost_reason = ""
         if network != "none":
             logger.warning(
                 "--backend ray with the host's network: an agent can connect to the Ray ports of its "
                 "node; --session-network none keeps agents off them (see docs/scale-out.md)"
             )
         self._actor_class = self._ray.remote(SessionActor)
-        self._code: dict[Path, tuple[str, Any]] = {}
+        self._code: dict[tuple[int, Path], tuple[str, Any]] = {}  # by connection: refs die with it
+        self._head = self._watch_head()
 
     def sandbox_mode(self) -> str:
         return f"{self._sandbox} (on each Ray node)"
+
+    def cluster_status(self) -> HeadStatus:
+        """Whether the head answers (always reachable when it is not watched: Ray Client)."""
+        if self._head is None:
+            return HeadStatus(self.config.address, True, 0.0)
+        return self._head.status
+
+    def _watch_head(self) -> HeadWatch | None:
+        """Watch the head's address, when Ray says what it is (not through Ray Client)."""
+        if self.config.address.startswith("ray://"):
+            return None
+        address = head_address(self._ray)
+        if address is None:
+            logger.warning("Ray does not say where its head is: losing it will not be noticed in time")
+            return None
+        watch = HeadWatch(address, self._let_go, self._rejoin)
+        watch.start()
+        return watch
+
+    def _let_go(self, reason: str) -> None:
+        """The head is gone (in the watch's thread): every worker is lost with it, and Ray's client
+        is shut down before Ray ends this process or a new head's answer aborts it."""
+        address = self._head.address if self._head is not None else self.config.address
+        self._lost_reason = (
+            f"the Ray head at {address} was lost ({reason}); the session's worker is lost with it"
+        )
+        loop, lost = self._loop, self._head_lost
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
+                loop.call_soon_threadsafe(lost.set)
+        self._code.clear()
+        self._ray.shutdown()
+
+    def _rejoin(self) -> None:
+        """Join the head at the same address again (in the watch's thread)."""
+        self._ray, _ = connect(self.config)
+        self._actor_class = self._ray.remote(SessionActor)
+        self._head_lost = asyncio.Event()
+        self._connection += 1
+
+    def _check_head(self) -> None:
+        """Refuse at once while the head is lost; note the loop the workers' watchers run on."""
+        self._loop = asyncio.get_running_loop()
+        if self._head is not None:
+            self._head.check()
 
     def protections(self) -> dict[str, object]:
         """What confines a worker, as far as the server can tell without asking every node."""
@@ -171,6 +225,7 @@ class RayBackend:
         `NoRoomForSession` when no node could ever hold the session's limits, or none had room
         within the placement timeout; `WorkerStartFailed` when the worker itself did not start.
         """
+        self._check_head()
         await self._check_fits()
         code_hash, code_ref = await self._code_of(spec.code_dir)
         limits = self._limits
@@ -192,6 +247,7 @@ class RayBackend:
         worker = RayWorker(
             spec.worker_id, actor, started.node_id, started.address, started.pid, log_path,
             started.sandboxed, started.warm, actor_name=name, replica=self.config.replica,
+            connection=self._connection,
         )  # fmt: skip
         worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
         return worker
@@ -207,12 +263,15 @@ class RayBackend:
 
     async def adopt(self, worker_id: str, shared: Mapping[str, object], work_dir: Path) -> RayWorker | None:
         """A handle on a worker another replica started, from what it recorded (`RayWorker.shared`);
-        None when its actor is gone (stopped, or died with its node)."""
+        None when its actor is gone (stopped, died with its node, or lost with the head)."""
         name, host, port, secret = (shared.get(k) for k in ("actor", "host", "port", "secret"))
         if not (isinstance(name, str) and isinstance(host, str) and isinstance(port, int)):
             return None
         if not isinstance(secret, str):
             return None
+        self._loop = asyncio.get_running_loop()
+        if not self.cluster_status().reachable:
+            return None  # lost with the head: Ray no longer reaches any actor of the cluster
         try:
             actor = await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace)
         except ValueError:
@@ -223,7 +282,7 @@ class RayBackend:
         worker = RayWorker(
             worker_id, actor, str(node or ""), WorkerAddress(host, port, secret),
             pid if isinstance(pid, int) else -1, log_path, bool(shared.get("sandboxed", True)), True,
-            actor_name=name, replica=str(replica or ""),
+            actor_name=name, replica=str(replica or ""), connection=self._connection,
         )  # fmt: skip
         worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
         return worker
@@ -244,8 +303,9 @@ class RayBackend:
     async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, code_ref: Any) -> Started:
         exceptions = self._ray.exceptions
         try:
-            await asyncio.wait_for(actor.node.remote(), self.config.placement_timeout)
+            await self._unless_head_lost(actor.node.remote(), self.config.placement_timeout)
         except asyncio.TimeoutError:
+            self._check_head()
             raise NoRoomForSession(
                 f"no Ray node had room for a session (CPU {self._limits.cpus:g}, memory "
                 f"{format_size(self._limits.memory_bytes)}) within {self.config.placement_timeout:g}s; "
@@ -256,12 +316,13 @@ class RayBackend:
                 spec.worker_id, f"its Ray actor died before it started: {error}"
             ) from None
         except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
+            self._check_head()
             raise WorkerStartFailed(spec.worker_id, f"Ray could not start its actor: {error}") from None
         request = StartRequest(
             spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
         )
         try:
-            started: Started = await asyncio.wait_for(
+            started: Started = await self._unless_head_lost(
                 actor.start.remote(request, [code_ref]), spec.start_timeout + _STOP_SLACK
             )
         except asyncio.TimeoutError:
@@ -280,14 +341,14 @@ class RayBackend:
     async def _check_fits(self) -> None:
         """Refuse at once a session no node can ever hold (Ray would keep it pending forever)."""
         try:
-            nodes = await asyncio.wait_for(asyncio.to_thread(self._ray.nodes), _HEAD_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise NoRoomForSession(
+            nodes = await asyncio.to_thread(_nodes, self._ray, _HEAD_TIMEOUT)
+        except TimeoutError:
+            raise HeadUnreachable(
                 f"the Ray cluster's head ({self.config.address}) did not answer within {_HEAD_TIMEOUT:g}s; "
                 "no session can be placed until it is back"
             ) from None
         except Exception as error:  # whatever Ray raises when its head is gone
-            raise NoRoomForSession(
+            raise HeadUnreachable(
                 f"the Ray cluster's head ({self.config.address}) cannot be reached ({error}); no session "
                 "can be placed until it is back"
             ) from None
@@ -306,13 +367,29 @@ class RayBackend:
 
     async def _code_of(self, code_dir: Path) -> tuple[str, Any]:
         """The hash of the code's archive and its ref in Ray's object store, put there once."""
-        if code_dir not in self._code:
+        key = (self._connection, code_dir)
+        if key not in self._code:
             archive = await asyncio.to_thread(pack_code, code_dir)
-            self._code[code_dir] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
-        return self._code[code_dir]
+            self._code[key] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
+        return self._code[key]
 
     async def _watch(self, worker: RayWorker) -> tuple[int, str]:
-        """Wait for the worker's end. An actor that cannot be reached is asked again until Ray
+        """Wait for the worker's end, or for the head's loss, which takes every worker with it."""
+        ended = asyncio.ensure_future(self._watch_actor(worker))
+        lost = asyncio.ensure_future(self._head_lost.wait())
+        try:
+            await asyncio.wait({ended, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not ended.done():
+                ended.cancel()
+        if ended.done() and not ended.cancelled():
+            return ended.result()
+        worker.lost_reason = self._lost_reason
+        return -1, worker.lost_reason
+
+    async def _watch_actor(self, worker: RayWorker) -> tuple[int, str]:
+        """Wait for the actor's end. An actor that cannot be reached is asked again until Ray
         either reaches it or declares it dead; dead with its node, the session says so."""
         exceptions = self._ray.exceptions
         loop = asyncio.get_running_loop()
@@ -341,7 +418,7 @@ class RayBackend:
         """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
         something else ended it (Ray's first line says what)."""
         try:
-            nodes = await asyncio.to_thread(self._ray.nodes)
+            nodes = await asyncio.to_thread(_nodes, self._ray, _HEAD_TIMEOUT)
         except Exception as unreachable:  # whatever Ray raises when its head does not answer
             return f"the Ray cluster's head stopped answering ({unreachable}); the session's worker is lost"
         if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
@@ -352,12 +429,20 @@ class RayBackend:
         """Stop the worker on its node, bring its log back, then end its actor; idempotent."""
         if not isinstance(handle, RayWorker):
             raise TypeError(f"the Ray backend did not start {handle!r}")
+        if not self._reaches(handle):
+            # Lost with the head: Ray cannot reach its actor. It ends with its node (a node cut off
+            # from its head stops within a minute), and its worker with it.
+            if handle._exit is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(handle._exit), _STOP_SLACK)
+            return
         if handle.alive():
             exceptions = self._ray.exceptions
             try:
-                log: bytes = await asyncio.wait_for(handle.actor.stop.remote(grace), grace + _STOP_SLACK)
+                stopping = handle.actor.stop.remote(grace)
+                log: bytes = await self._unless_head_lost(stopping, grace + _STOP_SLACK)
                 await asyncio.to_thread(_append, handle.log_path, log)
-            except (asyncio.TimeoutError, exceptions.RayError) as error:
+            except (asyncio.TimeoutError, HeadUnreachable, exceptions.RayError) as error:
                 logger.warning("Worker %s did not stop cleanly on its node: %s", handle.worker_id, error)
             except Exception:  # Ray raises a bare Exception when it cannot even send the call
                 logger.warning("Worker %s could not be reached to stop", handle.worker_id, exc_info=True)
@@ -365,6 +450,27 @@ class RayBackend:
         if handle._exit is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(handle._exit), _STOP_SLACK)
+
+    async def _unless_head_lost(self, call: Any, timeout: float) -> Any:
+        """The Ray call's result, within `timeout`; `HeadUnreachable` as soon as the head is lost
+        (Ray, shut down then, never answers a call made before)."""
+        answer = asyncio.ensure_future(call)
+        lost = asyncio.ensure_future(self._head_lost.wait())
+        try:
+            await asyncio.wait({answer, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not answer.done():
+                answer.cancel()
+        if answer.done() and not answer.cancelled():
+            return answer.result()
+        if lost.done() and not lost.cancelled():
+            self._check_head()
+        raise asyncio.TimeoutError
+
+    def _reaches(self, handle: RayWorker) -> bool:
+        """Whether the handle's actor is of this connection to Ray, and the head answers."""
+        return handle.connection == self._connection and self.cluster_status().reachable
 
     def _kill(self, actor: Any) -> None:
         with contextlib.suppress(Exception):
@@ -379,6 +485,8 @@ class RayBackend:
     def close(self) -> None:
         """Leave the cluster if this backend joined it (a `local` Ray is then stopped): actors
         left, if any, end with it. A process already connected to Ray stays connected."""
+        if self._head is not None:
+            self._head.close()
         if self._joined:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
@@ -419,6 +527,29 @@ def connect(config: RayConfig) -> tuple[Any, bool]:
     return ray, True
 
 
+def _nodes(ray: Any, timeout: float) -> list[dict[str, Any]]:
+    """The cluster's nodes as `ray.nodes()` describes them (`NodeID`, `Alive`, `Resources`).
+
+    Asked through Ray's GCS client with a deadline (`TimeoutError` past it): `ray.nodes()` waits
+    without one, and a call of it still waiting when a new head answers aborts the process.
+    """
+    client = getattr(ray._private.worker.global_worker, "gcs_client", None)
+    if client is None or not hasattr(client, "get_all_node_info"):
+        described: list[dict[str, Any]] = ray.nodes()  # older Ray
+        return described
+    try:
+        infos = client.get_all_node_info(timeout=timeout)
+    except ray.exceptions.RpcError as error:
+        if "Timed out" in str(error):
+            raise TimeoutError(str(error)) from None
+        raise
+    alive = 0  # GcsNodeInfo.GcsNodeState.ALIVE
+    return [
+        {"NodeID": info.node_id.hex(), "Alive": info.state == alive, "Resources": dict(info.resources_total)}
+        for info in infos.values()
+    ]
+
+
 def _host_of(address: str) -> str:
     host = address.removeprefix("ray://").rpartition(":")[0]
     return host.strip("[]")
@@ -447,4 +578,4 @@ def _append(path: Path, data: bytes) -> None:
         log.write(data)
 
 
-__all__ = ["NODE_DIED", "RayBackend", "RayConfig", "RayWorker", "connect"]
+__all__ = ["NODE_DIED", "HeadUnreachable", "RayBackend", "RayConfig", "RayWorker", "connect"]

@@ -503,9 +503,22 @@ def server_status(args: argparse.Namespace) -> int:
     print(f"runtime server running at {url}" + (f" (pid {pid})" if pid else ""))
     print(f"  version {health['version']}, backend {health['backend']}, sandbox {health['sandbox']}")
     print(f"  live sessions: {health['sessions']}")
+    if isinstance(cluster := health.get("cluster"), dict):
+        print(f"  {_cluster_line(cluster)}")
     for line in _protection_lines(health.get("protections") or {}):
         print(f"  {line}")
     return 0
+
+
+def _cluster_line(cluster: dict[str, Any]) -> str:
+    """Whether the server reaches its Ray head (from the health answer's `cluster`)."""
+    if cluster.get("reachable"):
+        return f"Ray head {cluster.get('address')}: reachable"
+    since, reason = cluster.get("since"), cluster.get("reason")
+    return (
+        f"Ray head {cluster.get('address')}: UNREACHABLE since {since} ({reason}); "
+        "new sessions are refused until it is back"
+    )
 
 
 def _protection_lines(protections: dict[str, Any]) -> list[str]:

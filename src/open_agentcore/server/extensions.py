@@ -16,6 +16,7 @@ import open_agentcore
 from open_agentcore.artifacts import ArtifactStore
 from open_agentcore.backends import WorkerHandle
 from open_agentcore.backends.memory import memory_bytes as worker_memory
+from open_agentcore.backends.ray_head import ReportsCluster
 from open_agentcore.runtimes import RuntimeService
 from open_agentcore.sessions import SessionManager
 from open_agentcore.store import SessionRecord, SessionState
@@ -25,15 +26,20 @@ from .requests import version_param
 
 
 async def health(request: Request) -> Response:
+    """Always 200 while the server serves; `status` is `degraded` while its Ray head is lost
+    (the control plane still answers: a load balancer must not take the replica out for that)."""
     sessions: SessionManager = request.app.state.sessions
+    backend = sessions.backend
+    cluster = backend.cluster_status() if isinstance(backend, ReportsCluster) else None
     return JSONResponse(
         {
-            "status": "ok",
+            "status": "ok" if cluster is None or cluster.reachable else "degraded",
             "version": open_agentcore.__version__,
-            "backend": sessions.backend.name,
-            "sandbox": sessions.backend.sandbox_mode(),
-            "protections": sessions.backend.protections(),
+            "backend": backend.name,
+            "sandbox": backend.sandbox_mode(),
+            "protections": backend.protections(),
             "sessions": len(sessions.sessions()),
+            **({"cluster": cluster.describe()} if cluster is not None else {}),
         }
     )
 
