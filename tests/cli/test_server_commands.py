@@ -124,10 +124,10 @@ def test_kill_9_loses_no_runtime_and_leaves_no_worker(home: Path) -> None:
     )
     assert json.loads(reply["response"].read()) == {"ok": True}
     server_pid = int((home / "server" / "server.pid").read_text())
-    workers = workers_of(home)
+    workers = workers_of(home, port, credentials, runtime_id)
     assert workers, "the invocation should have started a worker"
     os.kill(server_pid, signal.SIGKILL)
-    wait_until(lambda: not any(p.exists() and _cmdline(p) for p in workers), timeout=20)
+    wait_until(lambda: not any_alive(workers), timeout=20)
     assert agentcore(home, "server", "start", "--port", str(port)).returncode == 0
     control, data, _ = clients(home, port)
     assert control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] == "READY"
@@ -164,12 +164,12 @@ def test_stop_drains_invocations_in_flight_then_stops_the_workers(home: Path) ->
         return any(session["state"] == "BUSY" for session in listed)
 
     wait_until(busy, timeout=60, interval=0.05)
-    workers = workers_of(home)
+    workers = workers_of(home, port, credentials, created["agentRuntimeId"])
     stopped = agentcore(home, "server", "stop")
     caller.join(timeout=60)
     assert stopped.returncode == 0, stopped.stderr
     assert answers == [{"ok": True}], "the invocation in flight should have been answered before stopping"
-    assert workers and not any(p.exists() and _cmdline(p) for p in workers)
+    assert workers and not any_alive(workers)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/_agentcore/health")
 
@@ -194,11 +194,26 @@ def signed_get(port: int, credentials: botocore.credentials.Credentials, path: s
     return httpx.get(url, headers=dict(request.headers))
 
 
-def workers_of(home: Path) -> list[Path]:
-    return [
-        p for p in Path("/proc").iterdir()
-        if p.name.isdigit() and b"worker_main.py" in _cmdline(p) and str(home).encode() in _cmdline(p)
-    ]  # fmt: skip
+def workers_of(
+    home: Path, port: int, credentials: botocore.credentials.Credentials, runtime_id: str
+) -> dict[Path, bytes]:
+    """The server's worker processes with their command lines (a reused pid then does not count):
+    each live session's of the runtime, as its session list gives the pid (a forked worker's command
+    line is its fork server's), and every fresh worker and fork server whose command line names `home`."""
+    found = {
+        p: _cmdline(p) for p in Path("/proc").iterdir()
+        if p.name.isdigit() and any(name in _cmdline(p) for name in (b"worker_main.py", b"fork_main.py"))
+        and str(home).encode() in _cmdline(p)
+    }  # fmt: skip
+    listed = signed_get(port, credentials, f"/_agentcore/runtimes/{runtime_id}/sessions").json()
+    for session in listed["sessions"]:
+        process = Path(f"/proc/{session['pid']}")
+        found[process] = _cmdline(process)
+    return {process: command for process, command in found.items() if command}
+
+
+def any_alive(workers: dict[Path, bytes]) -> bool:
+    return any(_cmdline(process) == command for process, command in workers.items())
 
 
 def invoke(data: Any, arn: str) -> Any:
