@@ -27,6 +27,7 @@ from dataclasses import dataclass
 _UCRED = struct.Struct("iII")  # pid, uid, gid
 _LENGTH = struct.Struct("!I")
 MAX_SESSION = 256 * 1024  # the session's environment and working dir, as JSON
+_WALKS = 3  # each walk may meet a parent that exits meanwhile, and its child is then reparented
 _MAX_DEPTH = 8  # outer bubblewrap, setpriv (exec), inner bubblewrap, its pid 1, the fork server
 
 
@@ -62,14 +63,25 @@ def parent(pid: int) -> int | None:
 
 
 def check_descends(pid: int, ancestor: int | None) -> None:
-    """`GateRefused` unless `pid` is a descendant of `ancestor` (the fork server's outer process)."""
-    current: int | None = pid
-    for _ in range(_MAX_DEPTH):
-        current = parent(current) if current is not None else None
-        if current is None or current <= 1:
+    """`GateRefused` unless `pid` is a descendant of `ancestor` (the fork server's outer process).
+
+    A sandboxed child's parent is a process that exits as soon as it has forked it: when that
+    parent is gone in the middle of the walk, the child hangs from the fork server (a subreaper)
+    by then, and the walk starts again from the child.
+    """
+    for _ in range(_WALKS):
+        current: int | None = pid
+        for _ in range(_MAX_DEPTH):
+            above = parent(current) if current is not None else None
+            if above == ancestor and ancestor is not None:
+                return
+            if above is None:
+                break  # `current` is gone: walk again, unless it is `pid` itself
+            if above <= 1:
+                raise GateRefused(f"pid {pid} is not a child of its version's fork server")
+            current = above
+        if current == pid:
             break
-        if current == ancestor:
-            return
     raise GateRefused(f"pid {pid} is not a child of its version's fork server")
 
 
