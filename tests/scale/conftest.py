@@ -11,18 +11,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from open_agentcore.server import ServerConfig
 from open_agentcore.server.app import build_app
 from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
-from tests.conftest import serve_in_thread
+from tests.conftest import free_port, serve_in_thread, wait_until
 from tests.server.conftest import KEY_ID, SECRET, Server, clients
 
 NODES = 3
@@ -86,4 +90,53 @@ def ray_server(cluster: RayCluster, **overrides: Any) -> Iterator[tuple[Server, 
         with serve_in_thread(app, ws=RuntimeWebSocketProtocol) as url:
             yield Server(url, data_dir, *clients(url)), app
     finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_server_process(
+    ray_address: str,
+    node_dir: Path,
+    options: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Server, subprocess.Popen[bytes], Path]]:
+    """`agentcore server run --backend ray` as a real process (so a test can kill it), on a free
+    port with a data dir of its own, once its health answers; yields it with its log, and stops it
+    (SIGTERM, then SIGKILL) and removes its data dir afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="oars-", dir="/tmp"))
+    port = free_port()
+    command = [
+        sys.executable, "-m", "open_agentcore.cli", "server", "run", "--port", str(port),
+        "--data-dir", str(data_dir / "server"), "--backend", "ray", "--ray-address", ray_address,
+        "--ray-node-dir", str(node_dir), "--session-cpus", "1", "--session-memory", str(SESSION_MEMORY),
+        "--min-lifecycle-seconds", "1", "--warm-pool", "0", "--log-level", "info", *options,
+    ]  # fmt: skip
+    variables = {
+        **(os.environ if environment is None else environment), "AGENTCORE_HOME": str(data_dir),
+        "AGENTCORE_ADMIN_ACCESS_KEY_ID": KEY_ID, "AGENTCORE_ADMIN_SECRET_ACCESS_KEY": SECRET,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }  # fmt: skip
+    log = data_dir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=variables, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return httpx.get(url + "/_agentcore/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=120, interval=0.1)
+        yield Server(url, data_dir / "server", *clients(url)), process, log
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -37,7 +37,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_until
-from tests.server.conftest import KEY_ID, SECRET, Server, clients
+from tests.scale.conftest import ray_server_process
+from tests.server.conftest import KEY_ID, SECRET, Server
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -161,43 +162,9 @@ def _ray_environment(root: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def server_process(head: Head, node_dir: Path) -> Iterator[tuple[Server, subprocess.Popen[bytes], Path]]:
     """`agentcore server run --backend ray --ray-address 127.0.0.1:PORT`, stopped afterwards."""
-    data_dir = Path(tempfile.mkdtemp(prefix="oahs-", dir="/tmp"))
-    port = free_port()
-    command = [
-        sys.executable, "-m", "open_agentcore.cli", "server", "run", "--port", str(port),
-        "--data-dir", str(data_dir / "server"), "--backend", "ray", "--ray-address", head.address,
-        "--ray-node-dir", str(node_dir), "--session-cpus", "1", "--session-memory", str(SESSION_MEMORY),
-        "--min-lifecycle-seconds", "1", "--warm-pool", "0", "--log-level", "info",
-    ]  # fmt: skip
-    environment = {
-        **head.environment, "AGENTCORE_HOME": str(data_dir), "AGENTCORE_ADMIN_ACCESS_KEY_ID": KEY_ID,
-        "AGENTCORE_ADMIN_SECRET_ACCESS_KEY": SECRET,
-        "RAY_gcs_rpc_server_reconnect_timeout_s": str(RAY_GIVE_UP),
-    }  # fmt: skip
-    log = data_dir / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return httpx.get(url + "/_agentcore/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=120, interval=0.1)
-        yield Server(url, data_dir / "server", *clients(url)), process, log
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    environment = {**head.environment, "RAY_gcs_rpc_server_reconnect_timeout_s": str(RAY_GIVE_UP)}
+    with ray_server_process(head.address, node_dir, environment=environment) as running:
+        yield running
 
 
 def data_client(server: Server) -> Any:

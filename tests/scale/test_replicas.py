@@ -10,29 +10,23 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.config
 import botocore.exceptions
-import httpx
 import pytest
 
 from open_agentcore.store import SessionState, Store
-from tests.conftest import free_port, wait_until
-from tests.scale.conftest import SESSION_MEMORY, RayCluster, ray_server
+from tests.conftest import wait_until
+from tests.scale.conftest import RayCluster, ray_server, ray_server_process
 from tests.server.conftest import KEY_ID, SECRET, Server, artifact, clients
 from tests.store.conftest import fresh_postgres_database, postgres_server  # noqa: F401 - a fixture
 
@@ -80,44 +74,13 @@ def _upload(server: Server, archive: bytes) -> str:
 
 @contextlib.contextmanager
 def replica_process(cluster: RayCluster, store_url: str) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
-    """`agentcore server run --backend ray --store postgresql://...` on a free port, stopped afterwards."""
-    data_dir = Path(tempfile.mkdtemp(prefix="oacr-", dir="/tmp"))
-    port = free_port()
-    command = [
-        sys.executable, "-m", "open_agentcore.cli", "server", "run", "--port", str(port),
-        "--data-dir", str(data_dir / "server"), "--store", store_url, "--backend", "ray",
-        "--ray-address", cluster.address, "--ray-node-dir", str(cluster.node_dir), "--session-cpus", "1",
-        "--session-memory", str(SESSION_MEMORY), "--min-lifecycle-seconds", "1", "--warm-pool", "0",
-        "--log-level", "info",
-    ]  # fmt: skip
-    environment = {
-        **os.environ, "AGENTCORE_HOME": str(data_dir), "AGENTCORE_ADMIN_ACCESS_KEY_ID": KEY_ID,
-        "AGENTCORE_ADMIN_SECRET_ACCESS_KEY": SECRET, "RAY_USAGE_STATS_ENABLED": "0",
-    }  # fmt: skip
-    log = data_dir / "replica.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return httpx.get(url + "/_agentcore/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=120, interval=0.1)
-        yield Server(url, data_dir / "server", *clients(url)), process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    """`agentcore server run --backend ray --store postgresql://...` as a real process, stopped afterwards."""
+    with ray_server_process(cluster.address, cluster.node_dir, ["--store", store_url]) as (
+        server,
+        process,
+        _,
+    ):
+        yield server, process
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +186,7 @@ def test_the_worker_secret_in_the_store_reaches_no_log(replicas: Replicas) -> No
         secret = replicas.store.get_session(runtime_of(arn), session).worker["secret"]
         listed = json.dumps(_listed(two, runtime_of(arn)))
     # Replica 1 logs at info level, adoption and session events included.
-    logs = [one.data_dir.parent / "replica.log", *one.data_dir.rglob("*.log"), *two.data_dir.rglob("*.log")]
+    logs = [one.data_dir.parent / "server.log", *one.data_dir.rglob("*.log"), *two.data_dir.rglob("*.log")]
     assert len(secret) >= 32 and secret not in listed
     assert all(secret not in path.read_text(errors="replace") for path in logs if path.is_file())
 
