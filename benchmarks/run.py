@@ -171,7 +171,11 @@ def main() -> int:
     scale_out(settings.quick)
     baseline = ["--baseline", str(checkout_of(settings.baseline))]
     if os.geteuid() == 0:  # forked sessions are sandboxed only when the server runs as root
-        session_start.main([*baseline, *(["--rounds", "3", "--sessions", "8"] if settings.quick else [])])
+        try:
+            session_start.main([*baseline, *(["--rounds", "3", "--sessions", "8"] if settings.quick else [])])
+        except RuntimeError as error:  # e.g. a baseline from before --session-start
+            print(f"session_start.py failed against {baseline[1]}: {str(error).splitlines()[-1]}")
+            print("(it needs a baseline that has --session-start: make bench BASELINE=DIR)")
     else:
         print("session_start.py skipped: sandboxed forked sessions need a server running as root")
     return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
