@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from open_agentcore.sessions import SessionEnded, SessionManager
+from open_agentcore.backends import ProcessBackend, WorkerHandle
+from open_agentcore.sessions import SessionConfig, SessionEnded, SessionManager
 from tests.sessions.test_manager import scenario, target
 
 AGENT = """
@@ -60,6 +64,37 @@ def test_a_worker_unreachable_before_the_call_is_sent_is_replaced_and_the_call_g
     assert answered["calls"] == 1
     assert reason.startswith("worker unreachable")
     assert replaced  # and the first session's hold was released
+
+
+class HeadlessBackend(ProcessBackend):
+    """A real process backend that, like Ray's after losing its head, knows why its workers
+    stopped answering before it sees them exit."""
+
+    async def unreachable_reason(self, handle: WorkerHandle) -> str | None:
+        return f"the cluster holding {handle.worker_id} is gone"
+
+
+def test_a_worker_that_stops_answering_ends_with_the_reason_its_backend_knows(tmp_path: Path) -> None:
+    session_target = target(tmp_path)
+    (session_target.code_dir / "agent.py").write_text(textwrap.dedent(AGENT))
+    work_root = Path(tempfile.mkdtemp(prefix="oac-", dir="/tmp"))
+
+    async def run() -> tuple[str, str]:
+        sessions = SessionManager(
+            HeadlessBackend(sandbox="none"), SessionConfig(work_root=work_root, warm_pool=0)
+        )
+        try:
+            async with sessions.lease(session_target, "s") as lease:
+                first = lease.live
+                first.client.socket_path.unlink()  # the worker lives on but cannot be reached
+                await lease.send("POST", "/invocations", [("content-type", "application/json")], b"{}")
+            return first.end_reason, first.handle.worker_id
+        finally:
+            await sessions.close()
+            shutil.rmtree(work_root, ignore_errors=True)
+
+    reason, worker_id = asyncio.run(run())
+    assert reason == f"the cluster holding {worker_id} is gone"
 
 
 def test_a_call_the_worker_received_is_never_sent_twice(tmp_path: Path) -> None:

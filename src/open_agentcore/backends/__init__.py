@@ -4,6 +4,7 @@ each worker runs under (cgroups, or rlimits where no cgroup can be used)."""
 from .base import (
     Backend,
     BackendUnavailable,
+    ExplainsLoss,
     NoRoomForSession,
     SessionLimits,
     WorkerAddress,
@@ -24,6 +25,7 @@ from .process import ProcessBackend, ProcessWorker, kill_orphan, probe_bwrap
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "ExplainsLoss",
     "LimitEnforcer",
     "LimitMode",
     "LimitsUnavailable",

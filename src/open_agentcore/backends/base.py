@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,20 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class ExplainsLoss(Protocol):
+    """A backend that can tell why a worker stopped answering before its exit is seen (Ray: the
+    cluster's head is gone, and every worker with it)."""
+
+    async def unreachable_reason(self, handle: WorkerHandle) -> str | None:
+        """Why `handle` cannot be reached, when the backend knows; else None."""
+        ...
+
+
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "ExplainsLoss",
     "NoRoomForSession",
     "SessionLimits",
     "WorkerAddress",

@@ -184,16 +184,18 @@ class RayBackend:
     def _let_go(self, reason: str) -> None:
         """The head is gone (in the watch's thread): every worker is lost with it, and Ray's client
         is shut down before Ray ends this process or a new head's answer aborts it."""
-        address = self._head.address if self._head is not None else self.config.address
-        self._lost_reason = (
-            f"the Ray head at {address} was lost ({reason}); the session's worker is lost with it"
-        )
+        self._lost_reason = self._head_loss(reason)
         loop, lost = self._loop, self._head_lost
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
                 loop.call_soon_threadsafe(lost.set)
         self._code.clear()
         self._ray.shutdown()
+
+    def _head_loss(self, reason: str) -> str:
+        """Why a session ended with its head, naming the head's address."""
+        address = self._head.address if self._head is not None else self.config.address
+        return f"the Ray head at {address} was lost ({reason}); the session's worker is lost with it"
 
     def _rejoin(self) -> None:
         """Join the head at the same address again (in the watch's thread)."""
@@ -416,11 +418,14 @@ class RayBackend:
 
     async def _loss(self, node_id: str, error: Exception) -> str:
         """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
-        something else ended it (Ray's first line says what)."""
+        something else ended it (Ray's first line says what). The head is asked first: an actor
+        dies with the head's node before the head watch notices, and the session must say so."""
+        if self._head is not None and not await asyncio.to_thread(self._head.answers):
+            return self._head_loss("it stopped answering")
         try:
             nodes = await asyncio.to_thread(_nodes, self._ray, _HEAD_TIMEOUT)
         except Exception as unreachable:  # whatever Ray raises when its head does not answer
-            return f"the Ray cluster's head stopped answering ({unreachable}); the session's worker is lost"
+            return self._head_loss(f"it stopped answering: {unreachable}")
         if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
             return NODE_DIED
         return f"its Ray actor died: {str(error).splitlines()[0]}"
@@ -475,6 +480,13 @@ class RayBackend:
     def _kill(self, actor: Any) -> None:
         with contextlib.suppress(Exception):
             self._ray.kill(actor, no_restart=True)
+
+    async def unreachable_reason(self, handle: WorkerHandle) -> str | None:
+        """The head's loss, when a worker stops answering because its head no longer does (before
+        the head watch, or the worker's own watcher, has noticed)."""
+        if self._head is None or await asyncio.to_thread(self._head.answers):
+            return None
+        return self._head_loss("it stopped answering")
 
     def exit_reason(self, handle: WorkerHandle, code: int) -> str:
         """Why the worker ended: its node's words, or that the node died."""

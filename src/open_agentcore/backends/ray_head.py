@@ -108,6 +108,10 @@ class HeadWatch:
                 "no session can be started or reached until it is back"
             )
 
+    def answers(self) -> bool:
+        """Whether something accepts a connection at the head's address now (blocks ≤ 1 s)."""
+        return self._probe() is None
+
     def _run(self) -> None:
         timeouts = 0
         while not self._stopping.wait(self._interval):

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from open_agentcore.backends import Backend, WorkerHandle, WorkerSpec
+from open_agentcore.backends import Backend, ExplainsLoss, WorkerHandle, WorkerSpec
 
 from .lease import SessionLease
 from .warm_pool import WarmPoolPolicy, WarmPoolSizer
@@ -525,12 +525,19 @@ class SessionManager:
         try:
             code = await asyncio.wait_for(asyncio.shield(live.handle.wait_exit()), _EXIT_WAIT)
         except asyncio.TimeoutError:
-            reason = f"worker unreachable ({error})"
+            reason = await self._unreachable_reason(live, error)
             await self._end(live, reason)
             return reason
         reason = self.backend.exit_reason(live.handle, code)
         await self._end(live, reason, stop=False)
         return reason
+
+    async def _unreachable_reason(self, live: LiveSession, error: Exception) -> str:
+        if isinstance(self.backend, ExplainsLoss):
+            known = await self.backend.unreachable_reason(live.handle)
+            if known:
+                return known
+        return f"worker unreachable ({error})"
 
     async def _end(
         self, live: LiveSession, reason: str, stop: bool = True, grace: float | None = None
