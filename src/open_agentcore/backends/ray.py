@@ -48,6 +48,7 @@ _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer b
 _SANDBOXES = ("auto", "bwrap", "none")
 _HEAD_TIMEOUT = 5.0  # how long a new session waits for the head to list the nodes
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
+_WARM_START_DEFER = 0.1  # seconds a warm-pool worker's start waits: see `RayBackend.start`
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,11 @@ class RayBackend:
         within the placement timeout; `WorkerStartFailed` when the worker itself did not start.
         """
         self._check_head()
+        if not spec.environment.get("AGENTCORE_SESSION_ID"):
+            # A warm-pool worker, for a session yet to come: starting one takes a Ray worker
+            # process's start-up of CPU, from the same cores as the first call of the session
+            # whose arrival asked for it. Let that call go first.
+            await asyncio.sleep(_WARM_START_DEFER)
         await self._check_fits()
         code_hash, code_ref = await self._code_of(spec.code_dir)
         limits = self._limits

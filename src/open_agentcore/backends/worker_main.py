@@ -340,8 +340,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(app: Any, listen: dict[str, Any], graceful_seconds: int, secret: bytes | None = None) -> None:
     """Serve `app` with uvicorn where `listen` says (uvicorn's `fd`, `uds` or `host`/`port`) until
-    SIGTERM; with `secret`, only to requests that carry it."""
-    run(server_config(app, listen, graceful_seconds, secret))
+    SIGTERM; with `secret`, only to requests that carry it. A worker started for the warm pool
+    (no session yet) prepares its first call before it listens: nobody waits for it to be ready,
+    and preparing afterwards would take the CPU its first session's call needs (all of it, under a
+    session's small CPU quota)."""
+    pooled = os.environ.get("AGENTCORE_SESSION_ID") == ""
+    run(server_config(app, listen, graceful_seconds, secret), pooled=pooled)
 
 
 def server_config(
@@ -363,7 +367,7 @@ def server_config(
     )
 
 
-def run(config: Any, lifeline: int | None = None, preloaded: bool = False) -> None:
+def run(config: Any, lifeline: int | None = None, preloaded: bool = False, pooled: bool = False) -> None:
     """Serve with uvicorn's `config` until SIGTERM, or until `lifeline` (the read end of a pipe only
     the runtime server writes: a forked worker's) reaches its end, i.e. the server is gone.
 
@@ -371,13 +375,16 @@ def run(config: Any, lifeline: int | None = None, preloaded: bool = False) -> No
     prepared on a thread of its own: at once when `preloaded` (a forked worker, whose fork server
     imported the OpenTelemetry SDK: a few milliseconds, alongside uvicorn's start-up and the
     server's own work before the first call), else once listening (a fresh worker's import of the
-    SDK would otherwise hold up its first ping, the server's sign that it is ready). A bare thread:
+    SDK would otherwise hold up its first ping, the server's sign that it is ready), or before
+    listening when `pooled` (a fresh warm-pool worker: see `serve`). A bare thread:
     `threading.Thread.start` would wait for it to be scheduled."""
     # uvicorn re-raises the signal it stopped on; a no-op handler underneath makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     if preloaded:
         _thread.start_new_thread(_prepare_first_call, (config.app,))
-    _server(config, lifeline, prepare=not preloaded).run()
+    elif pooled:
+        _prepare_first_call(config.app)
+    _server(config, lifeline, prepare=not (preloaded or pooled)).run()
 
 
 def _server(config: Any, lifeline: int | None, prepare: bool) -> Any:
