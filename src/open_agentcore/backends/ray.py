@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -36,40 +34,18 @@ from .base import (
     WorkerStartFailed,
 )
 from .limits import format_size
+from .ray_cluster import RayConfig, connect, list_nodes
 from .ray_head import HeadStatus, HeadUnreachable, HeadWatch, head_address
 from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, Started, StartRequest, pack_code
 
 logger = logging.getLogger("open_agentcore.backends.ray")
 
 NODE_DIED = "the Ray node running this session died"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_CONNECT_TIMEOUT = 5.0
 _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
 _SANDBOXES = ("auto", "bwrap", "none")
 _HEAD_TIMEOUT = 5.0  # how long a new session waits for the head to list the nodes
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 _WARM_START_DEFER = 0.1  # seconds a warm-pool worker's start waits: see `RayBackend.start`
-
-
-@dataclass(frozen=True)
-class RayConfig:
-    """Where the cluster is and how sessions are placed on it.
-
-    `address`: `local` (a private Ray on this machine, stopped with the server), `auto` (the Ray
-    started on this machine with `ray start`, or `$RAY_ADDRESS`), `host:port` (a head's GCS) or
-    `ray://host:port` (Ray Client). `placement_timeout`: how long a session may wait for a node
-    with room before it is refused. `node_root`: each node's cache and work dir (one subdir per
-    node; None: `~/.agentcore/ray-node` of the user running the node).
-    """
-
-    address: str = "local"
-    placement_timeout: float = 10.0
-    node_root: Path | None = None
-    namespace: str = "open-agentcore"
-    # `local` only: the CPUs the private Ray offers (None: all of this machine's).
-    local_cpus: int | None = None
-    # Who starts the actors: their names begin with it, so a restarted replica finds its own.
-    replica: str = "r"
 
 
 @dataclass
@@ -349,7 +325,7 @@ class RayBackend:
     async def _check_fits(self) -> None:
         """Refuse at once a session no node can ever hold (Ray would keep it pending forever)."""
         try:
-            nodes = await asyncio.to_thread(_nodes, self._ray, _HEAD_TIMEOUT)
+            nodes = await asyncio.to_thread(list_nodes, self._ray, _HEAD_TIMEOUT)
         except TimeoutError:
             raise HeadUnreachable(
                 f"the Ray cluster's head ({self.config.address}) did not answer within {_HEAD_TIMEOUT:g}s; "
@@ -429,7 +405,7 @@ class RayBackend:
         if self._head is not None and not await asyncio.to_thread(self._head.answers):
             return self._head_loss("it stopped answering")
         try:
-            nodes = await asyncio.to_thread(_nodes, self._ray, _HEAD_TIMEOUT)
+            nodes = await asyncio.to_thread(list_nodes, self._ray, _HEAD_TIMEOUT)
         except Exception as unreachable:  # whatever Ray raises when its head does not answer
             return self._head_loss(f"it stopped answering: {unreachable}")
         if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
@@ -508,82 +484,6 @@ class RayBackend:
         if self._joined:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
-
-
-def connect(config: RayConfig) -> tuple[Any, bool]:
-    """Ray, imported and connected (or started, for `local`) as `config` says, loopback kept; and
-    whether this call joined it (False: this process was connected already, and that is used)."""
-    address = config.address
-    loopback = address == "local" or _host_of(address) in _LOOPBACK
-    # Before Ray is imported: these are read once, at import.
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    if loopback:
-        # Ray replaces a loopback address by the host's outward interface unless told it is alone.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    try:
-        import ray
-    except ImportError:
-        raise BackendUnavailable("--backend ray needs Ray: pip install 'open-agentcore[ray]'") from None
-    if ray.is_initialized():
-        return ray, False
-    if address not in ("local", "auto") and not address.startswith("ray://"):
-        _reachable(address)
-    options: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
-        "namespace": config.namespace,
-    }
-    if address == "local":
-        options.update(_node_ip_address="127.0.0.1", num_cpus=config.local_cpus)
-    elif loopback:
-        options["_node_ip_address"] = "127.0.0.1"
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise BackendUnavailable(f"cannot join the Ray cluster at {address}: {error}") from None
-    return ray, True
-
-
-def _nodes(ray: Any, timeout: float) -> list[dict[str, Any]]:
-    """The cluster's nodes as `ray.nodes()` describes them (`NodeID`, `Alive`, `Resources`).
-
-    Asked through Ray's GCS client with a deadline (`TimeoutError` past it): `ray.nodes()` waits
-    without one, and a call of it still waiting when a new head answers aborts the process.
-    """
-    client = getattr(ray._private.worker.global_worker, "gcs_client", None)
-    if client is None or not hasattr(client, "get_all_node_info"):
-        described: list[dict[str, Any]] = ray.nodes()  # older Ray
-        return described
-    try:
-        infos = client.get_all_node_info(timeout=timeout)
-    except ray.exceptions.RpcError as error:
-        if "Timed out" in str(error):
-            raise TimeoutError(str(error)) from None
-        raise
-    alive = 0  # GcsNodeInfo.GcsNodeState.ALIVE
-    return [
-        {"NodeID": info.node_id.hex(), "Alive": info.state == alive, "Resources": dict(info.resources_total)}
-        for info in infos.values()
-    ]
-
-
-def _host_of(address: str) -> str:
-    host = address.removeprefix("ray://").rpartition(":")[0]
-    return host.strip("[]")
-
-
-def _reachable(address: str) -> None:
-    """Ray retries an absent head for minutes: refuse quickly when nothing answers there."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT):
-            return
-    except (OSError, ValueError) as error:
-        raise BackendUnavailable(
-            f"no Ray head answers at {address} ({error}); start one with `ray start --head` or give "
-            "--ray-address local"
-        ) from None
 
 
 def _touch(path: Path) -> None:
