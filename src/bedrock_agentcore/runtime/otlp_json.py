@@ -4,20 +4,21 @@ the OpenTelemetry SDK (Strands brings it) but not an OTLP exporter package.
 Imported only when OpenTelemetry's SDK is present. It follows the standard environment:
 `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`, and
 `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds... as seconds when small, like the SDK's).
+Batches are POSTed by `otlp_post.py` (a plain socket; proxy variables do not apply).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .otlp_post import post
 
 logger = logging.getLogger("bedrock_agentcore.tracing")
 
@@ -53,11 +54,11 @@ class OtlpJsonExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         body = json.dumps(document(spans)).encode()
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # noqa: S310 - the configured collector
-                reply.read()
-        except (urllib.error.URLError, OSError, ValueError) as error:
+            status = post(self.url, body, self.headers, self.timeout)
+            if not 200 <= status < 300:
+                raise OSError(f"the collector answered HTTP {status}")
+        except (OSError, ValueError) as error:
             if not self._failing:
                 logger.warning("Exporting spans to %s failed: %s", self.url, error)
             self._failing = True
