@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import threading
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bedrock_agentcore.runtime.otlp_json import OtlpJsonExporter
 from bedrock_agentcore.runtime.otlp_post import CollectorError, post
 
 
@@ -35,7 +37,9 @@ def collector(request: pytest.FixtureRequest) -> Iterator[Received]:
                 data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
             length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length")
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
             )
             while len(body) < length:
                 body += self.request.recv(65536)
@@ -103,3 +107,26 @@ def test_nothing_listening_is_an_os_error() -> None:
         port = probe.getsockname()[1]  # bound, never listening: connections are refused
         with pytest.raises(OSError):
             post(f"http://127.0.0.1:{port}/v1/traces", b"{}", {}, timeout=5)
+
+
+def test_the_exporter_goes_through_the_proxy_the_environment_names(
+    collector: Received, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The collector stands in for the proxy: a proxied request names the whole URL.
+    monkeypatch.setenv("HTTP_PROXY", collector.url.removesuffix("/v1/traces"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.invalid:4318")
+    exporter = OtlpJsonExporter.from_environment(os.environ)
+    assert exporter.export([]).name == "SUCCESS"
+    assert collector.requests[0].startswith(b"POST http://collector.invalid:4318/v1/traces HTTP/1.1")
+
+
+def test_without_a_proxy_the_exporter_posts_directly(
+    collector: Received, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.removesuffix("/v1/traces"))
+    assert OtlpJsonExporter.from_environment(os.environ).export([]).name == "SUCCESS"
+    assert collector.requests[0].startswith(b"POST /v1/traces HTTP/1.1\r\nhost: 127.0.0.1:")

@@ -5,8 +5,8 @@ it first runs code, and those two run about a thousand functions on a first requ
 handlers, proxy lookups, response headers parsed by the `email` package), which unshared about
 0.8 MiB of every session. A collector's answer needs only its status line. The connection is
 made per batch and closed (`connection: close`); `https` URLs are wrapped in TLS with the
-default context (the system's certificates). Proxy variables do not apply: the collector is the
-runtime server, or one the environment names directly.
+default context (the system's certificates). Where the environment sets a proxy for the URL's
+scheme, `post_via_proxy` sends it with `urllib.request` instead, which honours `no_proxy` too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_HEAD = 64 * 1024  # a status line longer than this is no collector's
 _MAX_DRAIN = 1024 * 1024
 _OWN_HEADERS = {"host", "content-length", "connection", "transfer-encoding"}
+_PROXY_VARIABLES = {
+    "http": ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"),
+    "https": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
+}
 
 
 class CollectorError(OSError):
@@ -46,6 +50,26 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
         finally:
             if connection is not plain:
                 connection.close()
+
+
+def proxy_configured(url: str, environ: Mapping[str, str]) -> bool:
+    """Whether `environ` sets a proxy for `url`'s scheme (then use `post_via_proxy`)."""
+    names = _PROXY_VARIABLES.get(urlsplit(url).scheme, ())
+    return any(environ.get(name) for name in names)
+
+
+def post_via_proxy(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+    """`post` through the environment's proxy (unless `no_proxy` names the host), with urllib."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - the configured collector
+            reply.read()
+            return int(reply.status)
+    except urllib.error.HTTPError as refusal:
+        return refusal.code
 
 
 def _fits(name: str, value: str) -> bool:
@@ -77,4 +101,4 @@ def _status(connection: socket.socket) -> int:
     return int(code)
 
 
-__all__ = ["CollectorError", "post"]
+__all__ = ["CollectorError", "post", "post_via_proxy", "proxy_configured"]
