@@ -55,6 +55,7 @@ AGENT = AGENTS / "hello_sync.py"
 PAYLOAD = json.dumps({"name": "bench"}).encode()
 MACHINE_KIB = 24 * 1024 * 1024
 GOAL_SESSIONS = 500
+IDLE_SETTLE_SECONDS = 6.0
 BURST = 6
 
 
@@ -249,7 +250,9 @@ def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int)
     finally:
         connection.close()
     start_seconds = time.perf_counter() - started
-    time.sleep(1.0)  # not synchronisation: lets the last workers finish their first-request allocations
+    # Not synchronisation: an idle session as it stays, its first call's spans exported too (the
+    # OpenTelemetry SDK's batch processor exports 5 s after a span ends, unless OTEL_BSP_SCHEDULE_DELAY).
+    time.sleep(IDLE_SETTLE_SECONDS)
     sessions = server.sessions(runtime_id)
     memory = [session_memory(int(session["pid"])) for session in sessions]
     after = rss_kib(server.pid)

@@ -170,3 +170,60 @@ def test_a_worker_sets_up_its_exporter_before_the_first_call() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False", "True"]
+
+
+RESOURCE_AFTER_FORK = """
+import json, os, sys
+from opentelemetry import trace
+from opentelemetry.sdk import resources
+from bedrock_agentcore.runtime import tracing
+
+tracing.preload_exporter()
+parent = tracing._preloaded.resource.attributes if tracing._preloaded else {}
+detections = []
+detect = resources.Resource.create
+resources.Resource.create = lambda *args: detections.append(1) or detect(*args)
+
+def child(environment):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.environ.update(environment)
+        tracing.install_exporter(os.environ)
+        attributes = dict(trace.get_tracer_provider().resource.attributes)
+        os.write(write, json.dumps([attributes, len(detections)]).encode())
+        os._exit(0)
+    os.close(write)
+    answer = json.loads(os.read(read, 65536))
+    os.waitpid(pid, 0)
+    return answer
+
+same, sibling = child({}), child({})
+print(json.dumps({
+    "parent": dict(parent), "same": same, "sibling": sibling,
+    "renamed": child({"OTEL_SERVICE_NAME": "renamed"}),
+    "process": child({"OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "process"}),
+}))
+"""
+
+
+def test_a_forked_worker_reuses_the_preloaded_resource_with_its_own_instance_id() -> None:
+    # Detecting the resource runs a pool of threads: done once before forking, not in every session.
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "my-agent",
+           "OTEL_RESOURCE_ATTRIBUTES": "agentcore.runtime.id=a-1"}  # fmt: skip
+    found = json.loads(run(RESOURCE_AFTER_FORK, env))
+    (same, same_detections), (sibling, _) = found["same"], found["sibling"]
+    assert same_detections == 0
+    assert same["service.name"] == "my-agent" and same["agentcore.runtime.id"] == "a-1"
+    instance = "service.instance.id"
+    if instance in found["parent"]:  # an SDK whose resource has one: each process its own
+        assert len({found["parent"][instance], same[instance], sibling[instance]}) == 3
+
+
+def test_a_worker_whose_resource_variables_differ_detects_its_own() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "my-agent"}
+    found = json.loads(run(RESOURCE_AFTER_FORK, env))
+    renamed, renamed_detections = found["renamed"]
+    assert renamed["service.name"] == "renamed" and renamed_detections == 1
+    process, process_detections = found["process"]  # a detector that describes the process itself
+    assert process_detections == 1 and "process.pid" in process

@@ -4,20 +4,21 @@ the OpenTelemetry SDK (Strands brings it) but not an OTLP exporter package.
 Imported only when OpenTelemetry's SDK is present. It follows the standard environment:
 `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`, and
 `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds... as seconds when small, like the SDK's).
+Batches are POSTed by `otlp_post.py` (a plain socket, or urllib where a proxy variable applies).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .otlp_post import post, post_via_proxy, proxy_configured
 
 logger = logging.getLogger("bedrock_agentcore.tracing")
 
@@ -28,10 +29,14 @@ _STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
 class OtlpJsonExporter(SpanExporter):
     """POSTs batches of spans as OTLP JSON to one URL; a failure is logged once per outage."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, headers: Mapping[str, str], timeout: float = 10.0, proxied: bool = False
+    ) -> None:
+        """`proxied`: send through the environment's proxy (`otlp_post.proxy_configured`)."""
         self.url = url
         self.headers = {"content-type": "application/json", **headers}
         self.timeout = timeout
+        self._post = post_via_proxy if proxied else post
         self._failing = False
 
     @classmethod
@@ -49,15 +54,15 @@ class OtlpJsonExporter(SpanExporter):
             name, sep, value = pair.partition("=")
             if sep and name.strip():
                 headers[unquote(name).strip().lower()] = unquote(value).strip()
-        return cls(url, headers)
+        return cls(url, headers, proxied=proxy_configured(url, environ))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         body = json.dumps(document(spans)).encode()
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # noqa: S310 - the configured collector
-                reply.read()
-        except (urllib.error.URLError, OSError, ValueError) as error:
+            status = self._post(self.url, body, self.headers, self.timeout)
+            if not 200 <= status < 300:
+                raise OSError(f"the collector answered HTTP {status}")
+        except (OSError, ValueError) as error:
             if not self._failing:
                 logger.warning("Exporting spans to %s failed: %s", self.url, error)
             self._failing = True

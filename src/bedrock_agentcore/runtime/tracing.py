@@ -100,30 +100,110 @@ def install_exporter(environ: Mapping[str, str]) -> bool:
     if not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
         return False  # the agent configured tracing itself: leave it alone
     try:
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
         return False
-    provider = TracerProvider(resource=Resource.create())  # reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    provider = TracerProvider(resource=_resource())
     provider.add_span_processor(BatchSpanProcessor(_exporter(environ)))
     _trace.set_tracer_provider(provider)
     return True
 
 
 def preload_exporter() -> None:
-    """Import the modules `install_exporter` needs, installing nothing and starting no thread (so
-    a process may fork after it); nothing when the SDK is absent."""
+    """Import the modules `install_exporter` needs and detect the resource, installing nothing and
+    leaving no thread behind (so a process may fork after it); nothing when the SDK is absent."""
+    global _preloaded
     try:
         from opentelemetry.sdk.resources import Resource  # noqa: F401 - imported for the forks
         from opentelemetry.sdk.trace import TracerProvider  # noqa: F401 - imported for the forks
         from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: F401 - likewise
     except ImportError:
         return
+    _preloaded = _PreloadedResource.detect()
+    _rehearse_tracer()
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: F401
     except ImportError:
         from . import otlp_json  # noqa: F401 - the fallback exporter, imported for the forks
+
+
+# The resource detector variables: the resource a process detects follows from them alone, as long
+# as they name no detector beyond these two (others, such as "process", describe the process).
+_RESOURCE_VARIABLES = (
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS",
+)
+_PORTABLE_DETECTORS = {"", "otel", "service_instance"}
+_INSTANCE_ID = "service.instance.id"
+
+
+class _PreloadedResource:
+    """The resource detected once in a process that forks workers, for each of them to reuse.
+
+    Detecting it runs a pool of threads; in every forked worker that would write to megabytes of
+    pages it shares with its siblings (the threads' allocator arenas and stacks, the objects the
+    detection touches). A worker whose variables match reuses it, with its own instance id."""
+
+    def __init__(self, key: tuple[str | None, ...], resource: Any, instance_id: object) -> None:
+        self.key = key
+        self.resource = resource
+        self.instance_id = instance_id  # the preloading process's own, to replace in each worker
+
+    @staticmethod
+    def key_of(environ: Mapping[str, str]) -> tuple[str | None, ...] | None:
+        """What the detected resource follows from, or None when it depends on the process."""
+        detectors = environ.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "")
+        if any(name.strip() not in _PORTABLE_DETECTORS for name in detectors.split(",")):
+            return None
+        return tuple(environ.get(name) for name in _RESOURCE_VARIABLES)
+
+    @classmethod
+    def detect(cls) -> _PreloadedResource | None:
+        from opentelemetry.sdk.resources import Resource
+
+        key = cls.key_of(os.environ)  # what Resource.create reads
+        if key is None:
+            return None
+        resource = Resource.create()
+        return cls(key, resource, resource.attributes.get(_INSTANCE_ID))
+
+    def for_this_process(self) -> Any:
+        """The resource, with this process's own instance id where the detector gave it one."""
+        from opentelemetry.sdk import resources
+
+        detector = getattr(resources, "ServiceInstanceIdResourceDetector", None)
+        if self.instance_id is None or detector is None:
+            return self.resource
+        if self.resource.attributes.get(_INSTANCE_ID) != self.instance_id:
+            return self.resource
+        return self.resource.merge(detector().detect())
+
+
+_preloaded: _PreloadedResource | None = None
+
+
+def _rehearse_tracer() -> None:
+    """Do once, for the forks, what a worker's first tracer and first export would each do: make a
+    tracer of a provider (it compiles regular expressions on the way, cached from then on) and
+    import the codec a host name is encoded with when connecting. No thread, nothing installed."""
+    import encodings.idna  # noqa: F401 - imported for the forks
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    TracerProvider(shutdown_on_exit=False).get_tracer("bedrock_agentcore")
+
+
+def _resource() -> Any:
+    """This process's resource: the preloaded one when the environment still matches (a forked
+    worker's usually does), else detected now (reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES)."""
+    from opentelemetry.sdk.resources import Resource
+
+    preloaded = _preloaded
+    if preloaded is not None and preloaded.key == _PreloadedResource.key_of(os.environ):
+        return preloaded.for_this_process()
+    return Resource.create()
 
 
 def _exporter(environ: Mapping[str, str]) -> Any:

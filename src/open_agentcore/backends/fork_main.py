@@ -146,7 +146,7 @@ class Sandbox:
     whether it keeps the fork server's network."""
 
     def __init__(self, program: bytes, network: bool, reaper: int | None = None) -> None:
-        self.program = program
+        self.confinement = fork_sandbox.Confinement(program)  # made once, before any fork
         self.network = network
         self.reaper = reaper  # `reaper.py`'s program, or None: the pid 1 stays this interpreter
 
@@ -300,7 +300,7 @@ class ForkLoop:
             if sandbox.reaper is not None:
                 os.close(sandbox.reaper)
             fork_sandbox.enter_cgroup_namespace()
-            fork_sandbox.confine(sandbox.program)
+            sandbox.confinement.apply()
             listener = _take_session(gate)
             os.environ.update({"HOME": fork_sandbox.HOME, "TMPDIR": fork_sandbox.TMPDIR})
             return listener
@@ -315,7 +315,7 @@ class ForkLoop:
         os.dup2(null, 1)
         os.dup2(null, 2)
         os.close(null)
-        fork_sandbox.confine(sandbox.program)
+        sandbox.confinement.apply()
         if sandbox.reaper is not None:
             # The pages this copy of the fork server wrote since the agent's fork are never the
             # agent's: a few of a tiny program's instead. It reaps as below, and is not dumpable.
