@@ -9,7 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import DefaultEndpointProtected, EndpointNameConflict, EndpointNotFound
-from .records import DEFAULT_ENDPOINT, EndpointRecord, EndpointStatus, Page, RuntimeStatus
+from .records import (
+    DEFAULT_ENDPOINT,
+    EndpointRecord,
+    EndpointStatus,
+    Page,
+    RuntimeRecord,
+    RuntimeStatus,
+    VersionRecord,
+)
 from .tables import Endpoint, Runtime, RuntimeVersion
 from .transactions import Repository, fingerprint, utcnow
 
@@ -120,6 +128,22 @@ class EndpointRepository(Repository):
         """One endpoint. Raises `RuntimeNotFound`, `EndpointNotFound`."""
         with self._read() as session:
             return self._endpoint_row(session, runtime_id, name).record()
+
+    def get_route(
+        self, runtime_id: str, name: str
+    ) -> tuple[RuntimeRecord, EndpointRecord, VersionRecord | None]:
+        """A runtime, one of its endpoints and the version live on it (None while none is), read
+        together in one transaction: what an invocation needs to find its workers.
+
+        Raises `RuntimeNotFound`, `EndpointNotFound`.
+        """
+        with self._read() as session:
+            runtime = self._runtime_row(session, runtime_id)
+            endpoint = self._endpoint_row(session, runtime_id, name)
+            latest = self._version_row(session, runtime_id, runtime.latest_version)
+            live = endpoint.live_version
+            version = None if live is None else self._version_row(session, runtime_id, live)
+            return runtime.record(latest), endpoint.record(), None if version is None else version.record()
 
     def list_endpoints(
         self, runtime_id: str, max_results: int = 100, next_token: str | None = None
