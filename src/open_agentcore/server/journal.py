@@ -31,6 +31,7 @@ class SessionJournal:
         # since replaced must not end the session its replacement now holds.
         self._shared = backend == "ray"
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="session-journal")
+        self._starts: set[asyncio.Future[None]] = set()  # "started" writes not done yet
 
     def __call__(self, event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
         """The session manager's listener: queue the write; the future says when it is done.
@@ -39,9 +40,13 @@ class SessionJournal:
         worker's answer is relayed (a session is on record before its first answer, so a restart
         after `kill -9` finds it), while the call itself goes to the worker; nothing waits for "ended".
         """
-        return asyncio.get_running_loop().run_in_executor(
+        written = asyncio.get_running_loop().run_in_executor(
             self._writer, self._write, event, live.target.runtime_id, live.session_id, live, reason
         )
+        if event == "started":
+            self._starts.add(written)
+            written.add_done_callback(self._starts.discard)
+        return written
 
     def _write(self, event: str, runtime_id: str, session_id: str, live: LiveSession, reason: str) -> None:
         try:
@@ -73,12 +78,14 @@ class SessionJournal:
     async def recorded_owner(self, runtime_id: str, session_id: str) -> str | None:
         """Who created this session id, if it was ever used (the session manager's owner lookup).
 
-        Asked only for a session that is not live on this server. Its start may still be queued
-        (a first call overlaps it), so the read runs on the writes' thread, behind every write
-        queued before it: a session that ended just after it started is still its creator's.
+        Asked only for a session that is not live on this server. Its start may still be under way
+        (a first call overlaps it), so the read waits for every start written or queued before it
+        was asked: a session that ended just after it started is still its creator's. (Only starts
+        set owners; the read itself runs beside the writes, on a thread of its own.)
         """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._owner, runtime_id, session_id)
+        if self._starts:
+            await asyncio.wait(set(self._starts))
+        return await asyncio.to_thread(self._owner, runtime_id, session_id)
 
     def _owner(self, runtime_id: str, session_id: str) -> str | None:
         return self.store.session_owner(runtime_id, session_id)
