@@ -170,6 +170,10 @@ def test_get_route_reads_the_runtime_the_endpoint_and_its_live_version_together(
     runtime, endpoint, live = store.get_route(runtime_id, DEFAULT_ENDPOINT)
     assert (runtime.latest_version, runtime.version.version, endpoint.live_version) == (2, 2, 1)
     assert live is not None and (live.version, live.config) == (1, CONFIG)  # what still serves
+    # The same records, field for field, as the single reads give.
+    assert runtime == store.get_runtime(runtime_id)
+    assert endpoint == store.get_endpoint(runtime_id, DEFAULT_ENDPOINT)
+    assert live == store.get_version(runtime_id, 1)
     with pytest.raises(EndpointNotFound):
         store.get_route(runtime_id, "missing")
     with pytest.raises(RuntimeNotFound):
