@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from open_agentcore.backends import ProcessBackend, WorkerHandle
-from open_agentcore.sessions import SessionConfig, SessionEnded, SessionManager
-from tests.sessions.test_manager import scenario, target
+from open_agentcore.sessions import LiveSession, SessionConfig, SessionEnded, SessionManager
+from tests.sessions.test_manager import scenario, target, until
 
 AGENT = """
 import os
@@ -128,3 +128,50 @@ def test_leaving_the_lease_releases_the_session_however_the_call_ends(tmp_path: 
         return seen
 
     assert scenario(tmp_path, body) == [1, 0]
+
+
+MARKING_AGENT = """
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+
+@app.entrypoint
+def invoke(payload):
+    print(f"received {payload['marker']}", flush=True)
+    return {"ok": True}
+"""
+
+
+def test_a_first_call_reaches_the_worker_while_its_start_is_recorded_and_answers_only_after(
+    tmp_path: Path,
+) -> None:
+    session_target = target(tmp_path)
+    (session_target.code_dir / "agent.py").write_text(textwrap.dedent(MARKING_AGENT))
+
+    async def body(sessions: SessionManager) -> list[str]:
+        record: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        events: list[str] = []
+
+        def listener(event: str, live: LiveSession, reason: str) -> asyncio.Future[None] | None:
+            return record if event == "started" else None  # the store's write, held by the test
+
+        sessions._listener = listener
+
+        async def first_call() -> None:
+            await answer(sessions, session_target, "s", marker="first-call-17")
+            events.append("answered")
+
+        calling = asyncio.ensure_future(first_call())
+
+        def received() -> bool:
+            live = sessions.get(session_target.runtime_id, "s")
+            return live is not None and "received first-call-17" in live.handle.log_path.read_text()
+
+        await until(received)  # the worker has the call although the start is not on record yet
+        events.append("recorded")
+        record.set_result(None)
+        await calling
+        return events
+
+    assert scenario(tmp_path, body) == ["recorded", "answered"]

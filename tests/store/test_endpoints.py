@@ -159,3 +159,22 @@ def test_list_endpoints_pages_by_name(store: Store) -> None:
     rest = store.list_endpoints(runtime_id, max_results=2, next_token=first.next_token)
     assert [e.name for e in first.items + rest.items] == [DEFAULT_ENDPOINT, "e1", "e2", "e3"]
     assert rest.next_token is None
+
+
+def test_get_route_reads_the_runtime_the_endpoint_and_its_live_version_together(store: Store) -> None:
+    runtime_id = create(store)
+    runtime, endpoint, live = store.get_route(runtime_id, DEFAULT_ENDPOINT)
+    assert (runtime.id, endpoint.name, live) == (runtime_id, DEFAULT_ENDPOINT, None)  # not built yet
+    store.finish_version(runtime_id, 1)
+    store.add_version(runtime_id, {**CONFIG, "description": "second"})
+    runtime, endpoint, live = store.get_route(runtime_id, DEFAULT_ENDPOINT)
+    assert (runtime.latest_version, runtime.version.version, endpoint.live_version) == (2, 2, 1)
+    assert live is not None and (live.version, live.config) == (1, CONFIG)  # what still serves
+    # The same records, field for field, as the single reads give.
+    assert runtime == store.get_runtime(runtime_id)
+    assert endpoint == store.get_endpoint(runtime_id, DEFAULT_ENDPOINT)
+    assert live == store.get_version(runtime_id, 1)
+    with pytest.raises(EndpointNotFound):
+        store.get_route(runtime_id, "missing")
+    with pytest.raises(RuntimeNotFound):
+        store.get_route("nope-0123456789", DEFAULT_ENDPOINT)

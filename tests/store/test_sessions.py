@@ -133,3 +133,26 @@ def test_a_session_recorded_without_an_owner_takes_the_next_one(store: Store) ->
         runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", owner="key:bob"
     )
     assert claimed.owner == "key:bob"
+
+
+def test_session_owner_names_who_first_used_the_id_and_none_for_an_unused_one(store: Store) -> None:
+    runtime_id = create(store)
+    assert store.session_owner(runtime_id, "s-1") is None
+    store.upsert_session(runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", owner="key:alice")
+    store.end_session(runtime_id, "s-1", "stopped")
+    assert store.session_owner(runtime_id, "s-1") == "key:alice"  # an ended session stays its owner's
+    assert store.session_owner(runtime_id, "s-2") is None
+    assert store.session_owner("nope-0123456789", "s-1") is None
+
+
+def test_an_upsert_that_stops_a_session_keeps_its_start_and_says_when_it_ended(store: Store) -> None:
+    runtime_id = create(store)
+    started = store.upsert_session(runtime_id, "s-1", state=SessionState.ACTIVE, backend="process")
+    stopped = store.upsert_session(runtime_id, "s-1", state=SessionState.STOPPED, backend="process")
+    assert stopped.state is SessionState.STOPPED and stopped.created_at == started.created_at
+    assert stopped.ended_at is not None and stopped.end_reason is None
+    restarted = store.upsert_session(
+        runtime_id, "s-1", state=SessionState.ACTIVE, backend="process", worker=WORKER
+    )
+    assert restarted.created_at > started.created_at and restarted.ended_at is None
+    assert store.get_session(runtime_id, "s-1") == restarted

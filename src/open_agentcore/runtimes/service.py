@@ -335,16 +335,15 @@ class RuntimeService:
 
     def _resolve(self, runtime_id: str, endpoint_name: str) -> Route:
         """Look the route up in the store (blocking; runs in a thread)."""
-        runtime = self.store.get_runtime(runtime_id)
-        endpoint = self.store.get_endpoint(runtime_id, endpoint_name)
-        if endpoint.live_version is None:
+        # One transaction: a new session arriving after ROUTE_TTL waits for this read.
+        runtime, endpoint, version = self.store.get_route(runtime_id, endpoint_name)
+        if version is None:
             raise RuntimeNotReady(
                 f"agent runtime {runtime_id} has no ready version on endpoint {endpoint.name} yet "
                 f"(runtime status {runtime.status.value}"
                 + (f": {runtime.failure_reason}" if runtime.failure_reason else "")
                 + ")"
             )
-        version = self.store.get_version(runtime_id, endpoint.live_version)
         target = self._targets.get((runtime_id, version.version))
         if target is None:
             # Built before this server started, or by another replica sharing the store.

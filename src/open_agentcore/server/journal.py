@@ -15,7 +15,7 @@ import logging
 
 from open_agentcore.backends import kill_orphan
 from open_agentcore.sessions import LiveSession
-from open_agentcore.store import SessionNotFound, SessionState, Store, StoreError
+from open_agentcore.store import SessionState, Store, StoreError
 
 logger = logging.getLogger("open_agentcore.server.journal")
 
@@ -31,16 +31,22 @@ class SessionJournal:
         # since replaced must not end the session its replacement now holds.
         self._shared = backend == "ray"
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="session-journal")
+        self._starts: set[asyncio.Future[None]] = set()  # "started" writes not done yet
 
     def __call__(self, event: str, live: LiveSession, reason: str) -> asyncio.Future[None]:
         """The session manager's listener: queue the write; the future says when it is done.
 
-        Writes run in order on one thread. The manager waits for "started" (a session is on
-        record before its first answer, so a restart after `kill -9` finds it), not for "ended".
+        Writes run in order on one thread. A session's first call waits for "started" before the
+        worker's answer is relayed (a session is on record before its first answer, so a restart
+        after `kill -9` finds it), while the call itself goes to the worker; nothing waits for "ended".
         """
-        return asyncio.get_running_loop().run_in_executor(
+        written = asyncio.get_running_loop().run_in_executor(
             self._writer, self._write, event, live.target.runtime_id, live.session_id, live, reason
         )
+        if event == "started":
+            self._starts.add(written)
+            written.add_done_callback(self._starts.discard)
+        return written
 
     def _write(self, event: str, runtime_id: str, session_id: str, live: LiveSession, reason: str) -> None:
         try:
@@ -72,17 +78,17 @@ class SessionJournal:
     async def recorded_owner(self, runtime_id: str, session_id: str) -> str | None:
         """Who created this session id, if it was ever used (the session manager's owner lookup).
 
-        Asked only for a session that is not live on this server. Its start was on record before
-        its first answer (the manager waits for that write), so no queued write can hold an owner
-        this read would miss: it need not wait behind the journal's queue.
+        Asked only for a session that is not live on this server. Its start may still be under way
+        (a first call overlaps it), so the read waits for every start written or queued before it
+        was asked: a session that ended just after it started is still its creator's. (Only starts
+        set owners; the read itself runs beside the writes, on a thread of its own.)
         """
+        if self._starts:
+            await asyncio.wait(set(self._starts))
         return await asyncio.to_thread(self._owner, runtime_id, session_id)
 
     def _owner(self, runtime_id: str, session_id: str) -> str | None:
-        try:
-            return self.store.get_session(runtime_id, session_id).owner
-        except SessionNotFound:
-            return None
+        return self.store.session_owner(runtime_id, session_id)
 
     def recover(self) -> int:
         """End the sessions a previous run of this server left ACTIVE; returns how many. Call

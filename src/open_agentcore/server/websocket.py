@@ -111,7 +111,7 @@ async def _open_upstream(
             raise RuntimeClientError(f"the agent's WebSocket is not reachable: {error}") from None
 
     lease = await held.enter_async_context(sessions.lease(target, session_id, caller.owner, caller.admin))
-    upstream = await lease.call(connect)
+    upstream = await lease.call(connect, lambda upstream: upstream.close())
     state[START_STATE] = lease.started
     held.push_async_callback(upstream.close)
     return lease, upstream

@@ -80,9 +80,13 @@ class SessionLease:
         if live is not None:
             self._manager.release(live)
 
-    async def call(self, reach: Callable[[LiveSession], Awaitable[_T]]) -> _T:
+    async def call(
+        self, reach: Callable[[LiveSession], Awaitable[_T]],
+        discard: Callable[[_T], Awaitable[None]] | None = None,
+    ) -> _T:  # fmt: skip
         """`reach(live)`: the call's first exchange with the worker, which raises `WorkerUnreachable`
-        when it cannot be made.
+        when it cannot be made. Its result is returned once the session's start is on record
+        (`LiveSession.on_record`); `discard` is given it if that wait is cancelled.
 
         The rule: when no byte of the call reached the worker, it is tried once more. On the same
         worker when the cause was only a kept-alive connection it had closed while idle; otherwise
@@ -93,7 +97,7 @@ class SessionLease:
         reconnected = replaced = False
         while True:
             try:
-                return await reach(self.live)
+                reached = await reach(self.live)
             except WorkerUnreachable as error:
                 if error.stale and not reconnected:
                     reconnected = True
@@ -104,12 +108,20 @@ class SessionLease:
                 replaced = True
                 self._release()
                 await self._acquire()
+                continue
+            try:
+                await self.live.on_record()
+            except BaseException:
+                if discard is not None:
+                    await discard(reached)
+                raise
+            return reached
 
     async def send(
         self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> WorkerReply:
         """Send a request to the session's worker (under the rule of `call`); its reply's head."""
-        return await self.call(lambda live: live.client.send(method, path, headers, body))
+        return await self.call(lambda live: live.client.send(method, path, headers, body), WorkerReply.close)
 
     async def broke_off(self, error: WorkerUnreachable) -> str:
         """End the session whose worker stopped answering in the middle of a reply; returns why."""

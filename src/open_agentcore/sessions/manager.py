@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
@@ -44,7 +45,8 @@ class SessionOwnedByAnother(Exception):
 
 
 OwnerLookup = Callable[[str, str], Awaitable[str | None]]
-"""The recorded owner of a session id of a runtime, if the id was ever used (read from the store)."""
+"""The recorded owner of a session id of a runtime, if the id was ever used (read from the store).
+It must see every start the listener was told of before it was asked, written or still queued."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,22 @@ class LiveSession:
     # starting when the session arrived) or "cold" (started for it).
     started_from: str = "cold"
     fresh: bool = True  # no call has been told yet that it started this session
+    # The listener's write of the session's start (the journal's), while it is under way.
+    recorded: asyncio.Future[None] | None = None
 
     @property
     def start(self) -> str:
         """ "warm" when its worker came from the pool (ready, or already starting when the session
         arrived), else "cold": as traces and metrics name it."""
         return "cold" if self.started_from == "cold" else "warm"
+
+    async def on_record(self) -> None:
+        """Wait until the session's start is recorded (the listener's "started" write): a call
+        does before it relays the worker's first answer, so a restart after `kill -9` finds every
+        session that ever answered. Being cancelled leaves the write going on."""
+        recorded = self.recorded
+        if recorded is not None and not recorded.done():
+            await asyncio.wait((recorded,))
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.in_flight else (now or time.monotonic()) - self.last_activity
@@ -127,8 +139,14 @@ class LiveSession:
 
 
 SessionListener = Callable[[str, LiveSession, str], "Awaitable[None] | None"]
-"""Called with ("started" | "ended", session, reason) so the caller can record it; a session's
-first call waits for an awaitable it returns on "started", so the record exists before any answer."""
+"""Called with ("started" | "ended", session, reason) so the caller can record it. An awaitable
+returned on "started" runs alongside the session's first call, which waits for it before relaying
+the worker's answer (`LiveSession.on_record`): the record exists before any answer."""
+
+
+def _record_failed(session_id: str, recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and (error := recorded.exception()) is not None:
+        logger.error("Recording the start of session %s failed", session_id, exc_info=error)
 
 
 class SessionManager:
@@ -337,12 +355,11 @@ class SessionManager:
         loop = asyncio.get_running_loop()
         live.watcher = loop.create_task(self._watch(live))
         live.lifetime_timer = loop.call_later(target.max_lifetime, self._lifetime_over, live)
-        recorded = self._notify("started", live, "")
-        if recorded is not None:
-            try:
-                await recorded
-            except Exception:
-                logger.exception("Recording the start of session %s failed", session_id)
+        # Not awaited here: the session's first call goes to its worker while the start is written,
+        # and waits for the record only before the worker's answer is relayed (`on_record`).
+        if (recorded := self._notify("started", live, "")) is not None:
+            live.recorded = asyncio.ensure_future(recorded)
+            live.recorded.add_done_callback(functools.partial(_record_failed, session_id))
         self._refill(target)
         return live
 

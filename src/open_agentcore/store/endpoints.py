@@ -3,17 +3,57 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import FromClause, Label, RowMapping, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .errors import DefaultEndpointProtected, EndpointNameConflict, EndpointNotFound
-from .records import DEFAULT_ENDPOINT, EndpointRecord, EndpointStatus, Page, RuntimeStatus
+from .errors import DefaultEndpointProtected, EndpointNameConflict, EndpointNotFound, VersionNotFound
+from .records import (
+    DEFAULT_ENDPOINT,
+    EndpointRecord,
+    EndpointStatus,
+    Page,
+    RuntimeRecord,
+    RuntimeStatus,
+    VersionRecord,
+)
 from .tables import Endpoint, Runtime, RuntimeVersion
 from .transactions import Repository, fingerprint, utcnow
 
 CREATE_ENDPOINT = "CreateAgentRuntimeEndpoint"
+
+
+def _labelled(table: FromClause, prefix: str) -> list[Label[Any]]:
+    return [column.label(prefix + column.name) for column in table.c]
+
+
+def _columns(row: RowMapping, prefix: str) -> dict[str, Any]:
+    """The fields of one table's record in a row of `_ROUTE` (its columns carry `prefix`)."""
+    return {name[len(prefix) :]: value for name, value in row.items() if name.startswith(prefix)}
+
+
+def _route() -> Select[Any]:
+    runtimes, endpoints = Runtime.__table__, Endpoint.__table__
+    latest, live = RuntimeVersion.__table__.alias("latest"), RuntimeVersion.__table__.alias("live")
+    joined = (
+        runtimes.join(endpoints, endpoints.c.runtime_id == runtimes.c.id)
+        .join(
+            latest, and_(latest.c.runtime_id == runtimes.c.id, latest.c.version == runtimes.c.latest_version)
+        )
+        .outerjoin(live, and_(live.c.runtime_id == runtimes.c.id, live.c.version == endpoints.c.live_version))
+    )
+    columns = [*_labelled(runtimes, "r_"), *_labelled(endpoints, "e_"), *_labelled(latest, "v_")]
+    return (
+        select(*columns, *_labelled(live, "l_"))
+        .select_from(joined)
+        .where(runtimes.c.id == bindparam("runtime_id"), endpoints.c.name == bindparam("name"))
+    )
+
+
+# A runtime (with its latest version), one of its endpoints and the version live on it, in one row.
+_ROUTE = _route()
 
 
 def new_endpoint(
@@ -120,6 +160,29 @@ class EndpointRepository(Repository):
         """One endpoint. Raises `RuntimeNotFound`, `EndpointNotFound`."""
         with self._read() as session:
             return self._endpoint_row(session, runtime_id, name).record()
+
+    def get_route(
+        self, runtime_id: str, name: str
+    ) -> tuple[RuntimeRecord, EndpointRecord, VersionRecord | None]:
+        """A runtime, one of its endpoints and the version live on it (None while none is), read
+        together in one transaction: what an invocation needs to find its workers.
+
+        Raises `RuntimeNotFound`, `EndpointNotFound`.
+        """
+        # One prebuilt statement without the ORM: a new session arriving after the route cache's
+        # time is up waits for it.
+        with self._read_connection() as connection:
+            row = connection.execute(_ROUTE, {"runtime_id": runtime_id, "name": name}).first()
+        if row is None:
+            self.get_endpoint(runtime_id, name)  # raises what is missing
+            raise EndpointNotFound(f"agent runtime {runtime_id!r} has no endpoint {name!r}")
+        fields = row._mapping
+        runtime = RuntimeRecord(**_columns(fields, "r_"), version=VersionRecord(**_columns(fields, "v_")))
+        endpoint = EndpointRecord(**_columns(fields, "e_"))
+        if endpoint.live_version is not None and fields["l_version"] is None:
+            raise VersionNotFound(f"agent runtime {runtime_id!r} has no version {endpoint.live_version}")
+        live = None if endpoint.live_version is None else VersionRecord(**_columns(fields, "l_"))
+        return runtime, endpoint, live
 
     def list_endpoints(
         self, runtime_id: str, max_results: int = 100, next_token: str | None = None

@@ -6,15 +6,56 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Insert, delete, select, update
+from sqlalchemy import ColumnElement, Insert, Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from .errors import RuntimeNotFound, SessionNotFound
 from .records import Page, SessionRecord, SessionState
 from .tables import RuntimeSession
 from .transactions import Repository, utcnow
+
+_TABLE = RuntimeSession.__table__
+_KEY = ["runtime_id", "session_id"]
+
+
+def _upsert(insert: sqlite.Insert | postgresql.Insert) -> ReturningInsert[Any]:
+    """INSERT ... ON CONFLICT DO UPDATE with `upsert_session`'s rules, returning the stored row."""
+    new, old = insert.excluded, _TABLE.c
+    restarted: ColumnElement[bool] = and_(
+        old.state == SessionState.STOPPED, new.state != SessionState.STOPPED
+    )
+    kept = {"runtime_id", "session_id", "created_at", "owner"}
+    updated: dict[str, Any] = {column.name: new[column.name] for column in old if column.name not in kept}
+    updated["owner"] = func.coalesce(old.owner, new.owner)
+    updated["created_at"] = case((restarted, new.created_at), else_=old.created_at)
+    return insert.on_conflict_do_update(index_elements=_KEY, set_=updated).returning(*old)
+
+
+# By dialect: [SQLite, PostgreSQL].
+_UPSERTS = (_upsert(sqlite.insert(RuntimeSession)), _upsert(postgresql.insert(RuntimeSession)))
+_OWNER = select(_TABLE.c.owner).where(
+    _TABLE.c.runtime_id == bindparam("runtime_id"), _TABLE.c.session_id == bindparam("session_id")
+)
+
+
+def _record_of(row: Row[Any]) -> SessionRecord:
+    return SessionRecord(
+        runtime_id=row.runtime_id,
+        session_id=row.session_id,
+        endpoint=row.endpoint,
+        version=row.version,
+        state=row.state,
+        backend=row.backend,
+        worker=dict(row.worker or {}),
+        created_at=row.created_at,
+        last_activity_at=row.last_activity_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        owner=row.owner,
+    )
 
 
 class SessionRepository(Repository):
@@ -39,40 +80,34 @@ class SessionRepository(Repository):
         Safe against a concurrent upsert of the same id. Raises `RuntimeNotFound`.
         """
         now = utcnow()
-        stopped = state is SessionState.STOPPED
-        fields: dict[str, Any] = {
+        values = {
+            "runtime_id": runtime_id,
+            "session_id": session_id,
+            "created_at": now,
+            "owner": owner,
             "endpoint": endpoint,
             "version": version,
             "state": state,
             "backend": backend,
             "worker": dict(worker or {}),
             "last_activity_at": now,
-            "ended_at": now if stopped else None,
+            "ended_at": now if state is SessionState.STOPPED else None,
             "end_reason": None,
         }
+        # One statement built once, without the ORM: each new session's first call waits for it.
         try:
-            with self._write() as session:
-                self._runtime_row(session, runtime_id)
-                first = {
-                    "runtime_id": runtime_id,
-                    "session_id": session_id,
-                    "created_at": now,
-                    "owner": owner,
-                }
-                insert = self._insert_if_absent(session, {**first, **fields})
-                inserted = session.connection().execute(insert).rowcount == 1
-                row = self._session_row(session, runtime_id, session_id, lock=True)
-                if not inserted:
-                    if row.owner is None:
-                        row.owner = owner
-                    if row.state is SessionState.STOPPED and not stopped:
-                        row.created_at = now
-                    for name, value in fields.items():
-                        setattr(row, name, value)
-                session.flush()
-                return row.record()
+            with self._write_connection() as connection:
+                statement = _UPSERTS[connection.dialect.name == "postgresql"]
+                row = connection.execute(statement, values).one()
         except IntegrityError:
             raise RuntimeNotFound(f"no agent runtime with id {runtime_id!r}") from None  # deleted meanwhile
+        return _record_of(row)
+
+    def session_owner(self, runtime_id: str, session_id: str) -> str | None:
+        """Who a session id was first recorded for: None when it was never used (or by no one)."""
+        with self._read_connection() as connection:
+            owner = connection.execute(_OWNER, {"runtime_id": runtime_id, "session_id": session_id}).scalar()
+        return owner if isinstance(owner, str) else None
 
     @staticmethod
     def _insert_if_absent(session: Session, values: dict[str, Any]) -> Insert:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -59,6 +59,18 @@ class Repository:
     def _read(self) -> Iterator[Session]:
         with _unavailable_as_store_error(), Session(self.engine) as session, session.begin():
             yield session
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[Connection]:
+        """A Core connection for one read, without the ORM's per-call cost."""
+        with _unavailable_as_store_error(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, without the ORM's per-call cost."""
+        with _unavailable_as_store_error(), self._writer.begin() as connection:
+            yield connection
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
