@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from .canonical import canonical_query, canonical_raw_query, canonical_request, query_pairs
 from .claims import ALGORITHM, SignatureClaim, parse_amz_date, parse_authorization, parse_presigned_query
@@ -79,10 +79,11 @@ def authorization_scheme(headers: Headers, raw_query: str = "") -> AuthScheme | 
     both a header and a presigned query is refused with `IncompleteSignature`, not guessed at.
     """
     if isinstance(headers, HeaderValues):
-        authorization = headers.get("authorization", ("",))[0].strip()
+        authorization = headers.get("authorization", [""])[0].strip()
     else:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        authorization = next((value for name, value in items if name.lower() == "authorization"), "").strip()
+        authorization = next(
+            (value for name, value in _pairs(headers) if name.lower() == "authorization"), ""
+        ).strip()
     # Most queries cannot name a marker (none spells `X-Amz-`, none percent-encodes): skip decoding them.
     presigned = ("X-Amz-" in raw_query or "%" in raw_query) and any(
         name in _PRESIGNED_MARKERS for name, _ in query_pairs(raw_query)
@@ -278,12 +279,20 @@ def verify_presigned(
     return pending.verify(lookup(pending.access_key_id), payload_sha256)
 
 
+def _pairs(headers: Headers) -> Iterable[tuple[str, str]]:
+    """(name, value) pairs of headers given as pairs or as a mapping of one value per name."""
+    if isinstance(headers, HeaderValues):
+        return ((name, value) for name, values in headers.items() for value in values)
+    if isinstance(headers, Mapping):
+        return cast("Mapping[str, str]", headers).items()
+    return headers
+
+
 def _header_values(headers: Headers) -> dict[str, list[str]]:
     if isinstance(headers, HeaderValues):
         return headers
-    items = headers.items() if isinstance(headers, Mapping) else headers
     values: dict[str, list[str]] = {}
-    for name, value in items:
+    for name, value in _pairs(headers):
         key = name.lower()
         if (known := values.get(key)) is None:
             values[key] = [value]

@@ -9,9 +9,9 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, insert, select, tuple_
+from sqlalchemy import Table, case, delete, func, insert, select, tuple_
 
 from .errors import InvalidPaginationToken
 from .records import Page
@@ -114,7 +114,7 @@ class TraceRepository(Repository):
                 }
                 for r in records
             ]  # fmt: skip
-            session.execute(insert(SpanRow.__table__), rows)
+            session.execute(insert(cast("Table", SpanRow.__table__)), rows)
 
     def prune_spans(self, max_age: float, max_spans: int) -> int:
         """Delete spans received more than `max_age` seconds ago, then the oldest past `max_spans`."""
