@@ -74,6 +74,7 @@ class Settings:
     baseline: Path | None = None
     server_cores: str = "0"
     load_cores: str = "1"
+    server_options: tuple[str, ...] = ()  # passed to `agentcore server run` of this checkout
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Load:
     p99_ms: float
     errors: int
     server_cpu_us: float | None = None  # the server process's CPU time (all threads) per invocation
+    worker_cpu_us: float | None = None  # the agents' processes' CPU time (all of them) per invocation
 
 
 # wrk ---------------------------------------------------------------------------------------
@@ -191,6 +193,36 @@ def merge(runs: list[tuple[int, float, int, list[float]]]) -> Load:
     )
 
 
+# CPU time, read from /proc ----------------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of one process so far, all its threads (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root` now (its workers, their sandboxes, fork servers and reapers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, pending = [], [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 # The contenders ------------------------------------------------------------------------------
 
 
@@ -204,8 +236,11 @@ class ServerContender:
 
     def cpu_seconds(self) -> float | None:
         """The server process's CPU time so far, all its threads (not its workers')."""
-        fields = Path(f"/proc/{self.server.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.server.pid)
+
+    def worker_pids(self) -> list[int]:
+        """The processes the server started (workers, sandboxes, fork servers), found anew per run."""
+        return descendants(self.server.pid)
 
     def targets(self, sessions: int) -> list[tuple[str, str]]:
         path = invocation_path(self.arn)
@@ -219,10 +254,12 @@ class ServerContender:
 
 
 @contextlib.contextmanager
-def server_contender(checkout: Path, sessions: int, cores: str) -> Iterator[ServerContender]:
-    """`checkout`'s server with `sessions` started sessions of the hello agent."""
+def server_contender(
+    checkout: Path, sessions: int, cores: str, options: tuple[str, ...] = ()
+) -> Iterator[ServerContender]:
+    """`checkout`'s server (run with `options`) with `sessions` started sessions of the hello agent."""
     python = str(checkout / ".venv" / "bin" / "python")
-    with running_server(0, cores=cores, python=python) as server:
+    with running_server(0, cores=cores, python=python, options=options) as server:
         _, arn = server.deploy(AGENT, f"tp{os.getpid() % 10000}")
         session_ids = [new_session_id() for _ in range(sessions)]
         for session_id in session_ids:
@@ -239,8 +276,13 @@ class DirectContender:
     ports: list[int]
     session_ids: list[str]
 
+    processes: list[int]
+
     def cpu_seconds(self) -> float | None:
         return None  # no server in the way
+
+    def worker_pids(self) -> list[int]:
+        return self.processes
 
     def targets(self, sessions: int) -> list[tuple[str, str]]:
         return [
@@ -298,7 +340,8 @@ def direct_contender(checkout: Path, sessions: int, cores: str) -> Iterator[Dire
             )
             if process.poll() is not None:
                 raise RuntimeError(f"a direct worker exited with {process.returncode}")
-        yield DirectContender(ports, [new_session_id() for _ in range(sessions)])
+        pids = [process.pid for process in processes]  # taskset execs the interpreter: the same pid
+        yield DirectContender(ports, [new_session_id() for _ in range(sessions)], pids)
     finally:
         for process in processes:
             process.terminate()
@@ -325,7 +368,9 @@ def measure(settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         contenders: dict[str, ServerContender | DirectContender] = {
-            "server": stack.enter_context(server_contender(HERE, most, settings.server_cores)),
+            "server": stack.enter_context(
+                server_contender(HERE, most, settings.server_cores, settings.server_options)
+            ),
             "direct": stack.enter_context(direct_contender(HERE, most, settings.server_cores)),
         }
         if settings.baseline is not None:
@@ -339,6 +384,8 @@ def measure(settings: Settings) -> dict[str, Any]:
                     contender = contenders[name]
                     targets = contender.targets(sessions)
                     cpu_before = contender.cpu_seconds()
+                    workers = contender.worker_pids()
+                    workers_before = sum(map(process_cpu_seconds, workers))
                     try:
                         outcome = run_wrk(
                             targets, settings.seconds, settings.connections, settings.load_cores
@@ -349,6 +396,10 @@ def measure(settings: Settings) -> dict[str, Any]:
                         )
                         runs[str(sessions)][name].append({"failed": str(stalled)})
                         continue
+                    if outcome.requests:
+                        # Processes that ended during the run lose their share: none should.
+                        spent = sum(map(process_cpu_seconds, workers)) - workers_before
+                        outcome = replace(outcome, worker_cpu_us=spent / outcome.requests * 1e6)
                     if cpu_before is not None and outcome.requests:
                         spent = (contender.cpu_seconds() or 0.0) - cpu_before
                         outcome = replace(outcome, server_cpu_us=spent / outcome.requests * 1e6)
@@ -358,6 +409,8 @@ def measure(settings: Settings) -> dict[str, Any]:
                         )
                     runs[str(sessions)][name].append(asdict(outcome))
                     cpu = f", server CPU {outcome.server_cpu_us:.0f} µs/call" if outcome.server_cpu_us else ""
+                    if outcome.worker_cpu_us is not None:
+                        cpu += f", workers' CPU {outcome.worker_cpu_us:.0f} µs/call"
                     line = f"  {sessions} sessions, {name}: {outcome.rate:.0f}/s, p50 {outcome.p50_ms:.2f} ms"
                     print(f"{line}, p99 {outcome.p99_ms:.2f} ms{cpu}", file=sys.stderr, flush=True)
             print(f"round {number + 1}/{settings.rounds} done", file=sys.stderr, flush=True)
@@ -371,7 +424,7 @@ def measure(settings: Settings) -> dict[str, Any]:
     }
 
 
-_KEYS = ("rate", "p50_ms", "p99_ms", "server_cpu_us")
+_KEYS = ("rate", "p50_ms", "p99_ms", "server_cpu_us", "worker_cpu_us")
 
 
 def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
@@ -409,8 +462,8 @@ def render(result: dict[str, Any]) -> str:
         f"{loads}",
         "",
         "| sessions | contender | invocations/s | p50 (ms) | p99 (ms) | server CPU per call (µs) "
-        "| / direct (per round) | target |",
-        "|---:|---|---:|---:|---:|---:|---|---|",
+        "| agents' CPU per call (µs) | / direct (per round) | target |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for sessions, row in result["summary"].items():
         for name in names:
@@ -423,11 +476,31 @@ def render(result: dict[str, Any]) -> str:
                     verdict = "pass" if cell["ratio_to_direct"] >= TARGET_RATIO else "MISS"
                     target = f"≥ {TARGET_RATIO:.2f}: {verdict}"
             cpu = f"{cell['server_cpu_us']:,.0f}" if cell["server_cpu_us"] is not None else "–"
+            agents = f"{cell['worker_cpu_us']:,.0f}" if cell.get("worker_cpu_us") is not None else "–"
             lines.append(
                 f"| {sessions} | {name} | {cell['rate']:,.0f} | {cell['p50_ms']:.2f} | {cell['p99_ms']:.2f} "
-                f"| {cpu} | {ratio} | {target} |"
+                f"| {cpu} | {agents} | {ratio} | {target} |"
             )
+    lines += ["", _ceiling(result["summary"])]
     return "\n".join(lines) + "\n"
+
+
+def _ceiling(summary: dict[str, dict[str, Any]]) -> str:
+    """What the CPU figures allow: with server and agents on one core, through/direct can be at most
+    the direct agents' CPU per call over the server's plus its agents' (each call costs both)."""
+    parts = []
+    for sessions, row in summary.items():
+        direct, server = row.get("direct", {}), row.get("server", {})
+        needed = (server.get("server_cpu_us"), server.get("worker_cpu_us"), direct.get("worker_cpu_us"))
+        if any(value is None or value != value for value in needed):
+            continue
+        own, agents, alone = needed
+        ceiling = alone / (own + agents)
+        parts.append(f"{sessions} sessions {alone:,.0f} / ({own:,.0f} + {agents:,.0f}) = {ceiling:.2f}")
+    if not parts:
+        return ""
+    heading = "CPU ceiling of server/direct on one core (direct agents' CPU / (server + its agents'))"
+    return f"{heading}: {'; '.join(parts)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
         "--server-cores", default="0", help="taskset cores of servers and workers (default 0)"
     )
     parser.add_argument("--load-cores", default="1", help="taskset cores of the wrk processes (default 1)")
+    parser.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an option for this checkout's `agentcore server run` (repeat it; e.g. "
+        "--server-option=--tracing --server-option=off to see what tracing costs)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, as a smoke check")
     parser.add_argument(
         "--json",
@@ -471,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline=args.baseline,
         server_cores=args.server_cores,
         load_cores=args.load_cores,
+        server_options=tuple(args.server_option),
     )
     result = measure(settings)
     table = render(result)

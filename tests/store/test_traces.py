@@ -53,6 +53,21 @@ def test_spans_round_trip_and_traces_list_newest_first(store: Store) -> None:
     assert store.get_trace(secrets.token_hex(16)) == []
 
 
+def test_every_field_of_a_span_comes_back_as_written(store: Store) -> None:
+    # SQLite's spans are written by the driver's executemany, not SQLAlchemy: field order and
+    # JSON encoding must still match what reading them expects.
+    written = SpanRecord(
+        trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8), parent_span_id=secrets.token_hex(8),
+        name="séance ✓", kind="SERVER", service="svc-1", start_ns=1_700_000_000_000_000_001,
+        end_ns=1_700_000_000_000_000_999,
+        attributes={"n": 2**53, "f": 0.5, "b": True, "s": "é\u0000", "l": [1]},
+        status_code="ERROR", status_message="it broke", runtime_id="rt-0123456789", session_id="s ✓",
+        events=[{"name": "e", "attributes": {"k": None}}],
+    )  # fmt: skip
+    store.add_spans([written])
+    assert store.get_trace(written.trace_id) == [written]
+
+
 def test_filters_by_runtime_and_session_and_unscoped(store: Store) -> None:
     mine = a_trace(store, 1, "mine-0123456789", "a")
     theirs = a_trace(store, 2, "them-0123456789", "b")

@@ -11,9 +11,9 @@ import datetime
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from .canonical import canonical_query, canonical_raw_query, canonical_request, query_pairs
 from .claims import ALGORITHM, SignatureClaim, parse_amz_date, parse_authorization, parse_presigned_query
@@ -32,7 +32,14 @@ MAX_PRESIGNED_EXPIRY = 300
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
-Headers = Sequence[tuple[str, str]] | Mapping[str, str]
+
+class HeaderValues(dict[str, list[str]]):
+    """A request's header values grouped by lower-case name, in the order received: what the
+    verifiers build from any `Headers` they are given, made once per request by `header_values`
+    so that choosing the scheme and checking the signature do not each walk the headers again."""
+
+
+Headers = Sequence[tuple[str, str]] | Mapping[str, str] | HeaderValues
 AuthScheme = Literal["sigv4", "bearer", "presigned"]
 
 _PRESIGNED_MARKERS = frozenset({b"X-Amz-Algorithm", b"X-Amz-Credential", b"X-Amz-Signature"})
@@ -51,6 +58,18 @@ class Credential:
 KeyLookup = Callable[[str], Credential | None]
 
 
+def header_values(raw: Iterable[tuple[bytes, bytes]]) -> HeaderValues:
+    """The `HeaderValues` of ASGI's raw `(name, value)` byte pairs, decoded as latin-1 (the wire's bytes)."""
+    values = HeaderValues()
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1").lower()
+        if (known := values.get(name)) is None:
+            values[name] = [raw_value.decode("latin-1")]
+        else:
+            known.append(raw_value.decode("latin-1"))
+    return values
+
+
 def authorization_scheme(headers: Headers, raw_query: str = "") -> AuthScheme | None:
     """How a request claims to be authenticated; None when it does not claim anything.
 
@@ -59,8 +78,12 @@ def authorization_scheme(headers: Headers, raw_query: str = "") -> AuthScheme | 
     `X-Amz-Algorithm`, `X-Amz-Credential` or `X-Amz-Signature` is "presigned". A request with
     both a header and a presigned query is refused with `IncompleteSignature`, not guessed at.
     """
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    authorization = next((value for name, value in items if name.lower() == "authorization"), "").strip()
+    if isinstance(headers, HeaderValues):
+        authorization = headers.get("authorization", [""])[0].strip()
+    else:
+        authorization = next(
+            (value for name, value in _pairs(headers) if name.lower() == "authorization"), ""
+        ).strip()
     # Most queries cannot name a marker (none spells `X-Amz-`, none percent-encodes): skip decoding them.
     presigned = ("X-Amz-" in raw_query or "%" in raw_query) and any(
         name in _PRESIGNED_MARKERS for name, _ in query_pairs(raw_query)
@@ -256,10 +279,20 @@ def verify_presigned(
     return pending.verify(lookup(pending.access_key_id), payload_sha256)
 
 
+def _pairs(headers: Headers) -> Iterable[tuple[str, str]]:
+    """(name, value) pairs of headers given as pairs or as a mapping of one value per name."""
+    if isinstance(headers, HeaderValues):
+        return ((name, value) for name, values in headers.items() for value in values)
+    if isinstance(headers, Mapping):
+        return cast("Mapping[str, str]", headers).items()
+    return headers
+
+
 def _header_values(headers: Headers) -> dict[str, list[str]]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    if isinstance(headers, HeaderValues):
+        return headers
     values: dict[str, list[str]] = {}
-    for name, value in items:
+    for name, value in _pairs(headers):
         key = name.lower()
         if (known := values.get(key)) is None:
             values[key] = [value]
@@ -369,12 +402,14 @@ __all__ = [
     "UNSIGNED_PAYLOAD",
     "AuthScheme",
     "Credential",
+    "HeaderValues",
     "Headers",
     "KeyLookup",
     "PendingSignature",
     "authorization_scheme",
     "begin_headers",
     "begin_presigned",
+    "header_values",
     "signature",
     "signing_key",
     "verify_headers",

@@ -13,6 +13,7 @@ cookie is judged by the cookie (`console_auth.py`). The result is a typed `Calle
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -30,7 +31,7 @@ from open_agentcore.auth import (
     begin_headers,
     begin_presigned,
 )
-from open_agentcore.auth.sigv4 import EMPTY_SHA256
+from open_agentcore.auth.sigv4 import EMPTY_SHA256, HeaderValues, header_values
 
 from .access import AccessDirectory
 from .bodies import BodyTooLarge, ClientGone, RequestBody, limited
@@ -109,7 +110,7 @@ class Authenticator:
             return None
         http = scope["type"] == "http"
         limit = operation.max_body if operation is not None and operation.max_body else self.max_payload
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = header_values(scope["headers"])
         raw_query = scope["query_string"].decode("latin-1")
         method = scope.get("method", "GET")
         body = RequestBody(self.spool_dir)
@@ -167,7 +168,7 @@ class Authenticator:
 
     def _begin(
         self, scheme: str | None, operation: Operation | None, method: str, raw_path: str, raw_query: str,
-        headers: list[tuple[str, str]],
+        headers: HeaderValues,
     ) -> PendingSignature:  # fmt: skip
         region = self.table.region
         if scheme == "presigned":
@@ -184,6 +185,7 @@ class _Refused(Exception):
     code = "AccessDeniedException"
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the path, and clients call few paths
 def _ambiguous(raw_path: str) -> bool:
     segments = raw_path.split("/")[1:]
     # A trailing slash (the control plane's `/runtimes/`) is normal; empty segments elsewhere are not.

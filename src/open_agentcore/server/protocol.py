@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -211,7 +212,9 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._phase, self._since = _Phase.BODY, self._now
             self._head_bytes = 0
-            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            # Summed in C: a generator over the headers was a visible share of a small call.
+            headers = self.headers
+            size = len(self.url) + 4 * len(headers) + sum(map(len, itertools.chain.from_iterable(headers)))
             self._refusal = self._refusal_for(size)
             if self._refusal is None:
                 super().on_headers_complete()
