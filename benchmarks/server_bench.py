@@ -234,12 +234,9 @@ def measure_start_paths(
     return out
 
 
-def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int) -> dict[str, Any]:
-    """Start `count` sessions (one invocation each), leave them idle, measure them and the server
-    (and its fork servers, shared by their sessions)."""
-    before = rss_kib(server.pid)
+def start_sessions(server: RuntimeServer, arn: str, count: int) -> None:
+    """Start `count` new sessions, one invocation each, on one kept-alive connection."""
     connection = server.connection()
-    started = time.perf_counter()
     try:
         for _ in range(count):
             reply = server.signed(
@@ -249,6 +246,14 @@ def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int)
                 raise RuntimeError(f"session start failed: {reply.status} {reply.body[:300]!r}")
     finally:
         connection.close()
+
+
+def measure_memory(server: RuntimeServer, runtime_id: str, arn: str, count: int) -> dict[str, Any]:
+    """Start `count` sessions (one invocation each), leave them idle, measure them and the server
+    (and its fork servers, shared by their sessions)."""
+    before = rss_kib(server.pid)
+    started = time.perf_counter()
+    start_sessions(server, arn, count)
     start_seconds = time.perf_counter() - started
     # Not synchronisation: an idle session as it stays, its first call's spans exported too (the
     # OpenTelemetry SDK's batch processor exports 5 s after a span ends, unless OTEL_BSP_SCHEDULE_DELAY).

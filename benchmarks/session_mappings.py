@@ -28,13 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runtime_server import (
     RuntimeServer,
-    invocation_headers,
-    invocation_path,
-    new_session_id,
     process_tree,
     running_server,
 )
-from server_bench import AGENT, IDLE_SETTLE_SECONDS, PAYLOAD, RESULTS, smaps_rollup
+from server_bench import AGENT, IDLE_SETTLE_SECONDS, RESULTS, smaps_rollup, start_sessions
 
 SANDBOX = ("--sandbox", "bwrap")
 TREES = ("this", "baseline")
@@ -93,16 +90,7 @@ def _merge(total: dict[str, dict[str, float]], part: dict[str, dict[str, int]], 
 
 def measure(server: RuntimeServer, runtime_id: str, arn: str, count: int, settle: float) -> dict[str, Any]:
     """Start `count` idle sessions; the mean per session of each group, and of each process role."""
-    connection = server.connection()
-    try:
-        for _ in range(count):
-            reply = server.signed(
-                "POST", invocation_path(arn), PAYLOAD, invocation_headers(new_session_id()), connection
-            )
-            if reply.status != 200:
-                raise RuntimeError(f"session start failed: {reply.status} {reply.body[:300]!r}")
-    finally:
-        connection.close()
+    start_sessions(server, arn, count)
     time.sleep(settle)  # not synchronisation: idle as they stay, spans exported (see server_bench.py)
     sessions = server.sessions(runtime_id)
     groups: dict[str, dict[str, float]] = {}
