@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Row, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import ColumnElement, Insert, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from .errors import RuntimeNotFound, SessionNotFound
 from .records import Page, SessionRecord, SessionState
-from .tables import RuntimeSession
+from .tables import RuntimeSession, session_record
 from .transactions import Repository, utcnow
 
 _TABLE = RuntimeSession.__table__
@@ -39,23 +39,6 @@ _UPSERTS = (_upsert(sqlite.insert(RuntimeSession)), _upsert(postgresql.insert(Ru
 _OWNER = select(_TABLE.c.owner).where(
     _TABLE.c.runtime_id == bindparam("runtime_id"), _TABLE.c.session_id == bindparam("session_id")
 )
-
-
-def _record_of(row: Row[Any]) -> SessionRecord:
-    return SessionRecord(
-        runtime_id=row.runtime_id,
-        session_id=row.session_id,
-        endpoint=row.endpoint,
-        version=row.version,
-        state=row.state,
-        backend=row.backend,
-        worker=dict(row.worker or {}),
-        created_at=row.created_at,
-        last_activity_at=row.last_activity_at,
-        ended_at=row.ended_at,
-        end_reason=row.end_reason,
-        owner=row.owner,
-    )
 
 
 class SessionRepository(Repository):
@@ -101,7 +84,7 @@ class SessionRepository(Repository):
                 row = connection.execute(statement, values).one()
         except IntegrityError:
             raise RuntimeNotFound(f"no agent runtime with id {runtime_id!r}") from None  # deleted meanwhile
-        return _record_of(row)
+        return session_record(row)
 
     def session_owner(self, runtime_id: str, session_id: str) -> str | None:
         """Who a session id was first recorded for: None when it was never used (or by no one)."""

@@ -202,20 +202,25 @@ class RuntimeSession(Base):
 
     def record(self) -> SessionRecord:
         """This row as a frozen record (its JSON copied)."""
-        return SessionRecord(
-            runtime_id=self.runtime_id,
-            session_id=self.session_id,
-            endpoint=self.endpoint,
-            version=self.version,
-            state=self.state,
-            backend=self.backend,
-            worker=copy.deepcopy(self.worker),
-            created_at=self.created_at,
-            last_activity_at=self.last_activity_at,
-            ended_at=self.ended_at,
-            end_reason=self.end_reason,
-            owner=self.owner,
-        )
+        return session_record(self)
+
+
+def session_record(row: Any) -> SessionRecord:
+    """A `runtime_sessions` row, ORM object or Core row alike, as a frozen record (its JSON copied)."""
+    return SessionRecord(
+        runtime_id=row.runtime_id,
+        session_id=row.session_id,
+        endpoint=row.endpoint,
+        version=row.version,
+        state=row.state,
+        backend=row.backend,
+        worker=copy.deepcopy(row.worker or {}),
+        created_at=row.created_at,
+        last_activity_at=row.last_activity_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        owner=row.owner,
+    )
 
 
 class AccessKey(Base):
@@ -348,4 +353,5 @@ __all__ = [
     "Setting",
     "SpanRow",
     "UTCDateTime",
+    "session_record",
 ]
