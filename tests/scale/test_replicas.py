@@ -8,13 +8,11 @@ data dir and reach the same three-node Ray cluster on loopback.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import signal
 import subprocess
 import threading
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,20 +56,6 @@ class Replicas:
     cluster: RayCluster
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
-    return buffer.getvalue()
-
-
-def _upload(server: Server, archive: bytes) -> str:
-    reply = server.signed("PUT", "/_agentcore/artifacts", archive)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["key"])
-
-
 @contextlib.contextmanager
 def replica_process(cluster: RayCluster, store_url: str) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     """`agentcore server run --backend ray --store postgresql://...` as a real process, stopped afterwards."""
@@ -91,10 +75,9 @@ def replicas(ray_cluster: RayCluster, postgres_server: str) -> Iterator[Replicas
             replica_process(ray_cluster, url) as (one, _),
             ray_server(ray_cluster, store_url=url) as (two, _),
         ):
-            archive = _zip({"agent.py": AGENT})
             # Uploaded through replica 1 only: replica 2 fetches the code from the shared store by its
             # hash when its first session of a version starts there.
-            key = _upload(one, archive)
+            key = one.upload({"agent.py": AGENT})
             # boto3 checks the managed service's 60 s minimum unless told not to; the server allows 1 s.
             unchecked = boto3.client(
                 "bedrock-agentcore-control", region_name="us-east-1", endpoint_url=one.url,

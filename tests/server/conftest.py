@@ -37,11 +37,12 @@ class Server:
     data: Any
 
     def upload(self, files: dict[str, str]) -> str:
-        """Zip `files` and upload them; returns the artifact key."""
+        """Zip `files` and upload them; returns the artifact key (the same files, the same key:
+        the zip's entries carry a fixed date)."""
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for name, text in files.items():
-                archive.writestr(name, text)
+                archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
         reply = self.signed("PUT", "/_agentcore/artifacts", buffer.getvalue())
         assert reply.status_code == 200, reply.text
         return str(reply.json()["key"])

@@ -4,11 +4,9 @@ machines): an artifact uploaded through one is usable through the other."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,20 +76,6 @@ def create(server: Server, name: str, key: str) -> dict[str, Any]:
     return server.wait_ready(created["agentRuntimeId"])
 
 
-def zip_of(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), text)
-    return buffer.getvalue()
-
-
-def upload(server: Server, zipped: bytes) -> str:
-    reply = server.signed("PUT", "/_agentcore/artifacts", zipped)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["key"])
-
-
 def session_log(server: Server, runtime_id: str, session_id: str) -> str:
     reply = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions/{session_id}/logs")
     assert reply.status_code == 200, reply.text
@@ -156,8 +140,7 @@ def test_a_corrupt_artifact_in_the_store_is_refused_never_run_and_can_be_uploade
     database: str,
 ) -> None:
     with replicas(database) as (one, two):
-        zipped = zip_of({"agent.py": AGENT})
-        key = upload(one, zipped)
+        key = one.upload({"agent.py": AGENT})
         with psycopg.connect(database) as connection:
             connection.execute("UPDATE blob_chunks SET data = %s", (b"PK\x03\x04" + b"\0" * 64,))
         described = create(two, "corrupted", key)
@@ -166,7 +149,7 @@ def test_a_corrupt_artifact_in_the_store_is_refused_never_run_and_can_be_uploade
         assert not (two.data_dir / "artifacts" / key).exists()
         assert not (two.data_dir / "code" / key.removesuffix(".zip")).exists()
         # Uploading the same zip again stores good bytes, and the next version builds from them.
-        assert upload(one, zipped) == key
+        assert one.upload({"agent.py": AGENT}) == key
         two.control.update_agent_runtime(
             agentRuntimeId=described["agentRuntimeId"], roleArn=ROLE, agentRuntimeArtifact=artifact(key)
         )
