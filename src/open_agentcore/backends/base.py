@@ -27,6 +27,12 @@ class WorkerSpec:
     hidden_paths: Sequence[Path] = ()
     start_timeout: float = 60.0
 
+    @property
+    def pooled(self) -> bool:
+        """Started for the warm pool: no session yet (the session manager leaves the worker's
+        `AGENTCORE_SESSION_ID` empty), so nobody is waiting for it."""
+        return not self.environment.get("AGENTCORE_SESSION_ID")
+
 
 @dataclass(frozen=True)
 class SessionLimits:

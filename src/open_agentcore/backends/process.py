@@ -301,7 +301,7 @@ class ProcessBackend:
             if self._forks is None or self._spares is None:
                 note = self._why_fresh or ""
             else:
-                if not spec.environment.get("AGENTCORE_SESSION_ID"):
+                if spec.pooled:
                     # A warm-pool worker, for a session yet to come: a forked one starts in a few ms
                     # of CPU, which would be taken from the session whose arrival asked for it (on
                     # the same cores) just as its first call runs. Let that call go first.

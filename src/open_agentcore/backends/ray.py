@@ -205,7 +205,7 @@ class RayBackend:
         within the placement timeout; `WorkerStartFailed` when the worker itself did not start.
         """
         self._check_head()
-        if not spec.environment.get("AGENTCORE_SESSION_ID"):
+        if spec.pooled:
             # A warm-pool worker, for a session yet to come: starting one takes a Ray worker
             # process's start-up of CPU, from the same cores as the first call of the session
             # whose arrival asked for it. Let that call go first.
