@@ -30,7 +30,14 @@ class App:
         await send({"type": "http.response.body", "body": b"{}"})
 
     def warm_up(self):
-        time.sleep(2)
+        # A session's worker prepares after it is ready: held here until the test has looked.
+        # A pool worker prepares before: a pause it must sit out before it counts as ready.
+        gate = os.environ.get("GATE")
+        deadline = time.monotonic() + 60
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not gate:
+            time.sleep(2)
         with open(os.path.join(os.environ["HOME"], "prepared"), "w") as mark:
             mark.write("done")
 
@@ -46,10 +53,9 @@ def test_a_pool_worker_is_prepared_before_it_is_ready_and_a_session_s_worker_aft
     code = root / "code"
     code.mkdir()
     (code / "agent.py").write_text(AGENT)
-    spec = WorkerSpec(
-        "wpool1", Path(sys.executable), code, "agent.py", root / "w",
-        environment={"AGENTCORE_SESSION_ID": session_id},
-    )  # fmt: skip
+    gate = root / "looked"
+    environment = {"AGENTCORE_SESSION_ID": session_id, **({} if prepared_when_ready else {"GATE": str(gate)})}
+    spec = WorkerSpec("wpool1", Path(sys.executable), code, "agent.py", root / "w", environment=environment)
     backend = ProcessBackend(sandbox="none", session_start="fresh")
 
     async def started_then_stopped() -> bool:
@@ -57,6 +63,7 @@ def test_a_pool_worker_is_prepared_before_it_is_ready_and_a_session_s_worker_aft
         try:
             return (spec.work_dir / "home" / "prepared").exists()
         finally:
+            gate.touch()
             await backend.stop(worker, grace=1)
 
     try:
