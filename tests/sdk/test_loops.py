@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from bedrock_agentcore.runtime.loops import LoopPool
+from bedrock_agentcore.runtime.loops import LoopPool, WorkerLoop
 
 request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="unset")
 
@@ -137,6 +138,70 @@ def test_a_job_queued_behind_a_blocked_loop_moves_to_another() -> None:
 
     first, moved = run(scenario())
     assert first == "agentcore-loop-0" and moved == "agentcore-loop-1"
+
+
+def test_a_loop_counts_as_stuck_only_inside_a_job_step_begun_stall_after_ago() -> None:
+    """A loop that is merely late (its thread not scheduled, or held by a task a handler left
+    behind) is not stuck: only a job's own step running for `stall_after` makes it so."""
+    release, blocking = threading.Event(), threading.Event()
+
+    async def blocker() -> None:
+        blocking.set()
+        release.wait(10)  # inside its job's first step
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        pool = LoopPool(stall_after=0.02)
+        try:
+            worker = pool._lively()
+            idle = pool._stuck(worker, time.monotonic() + 60)
+            blocked = asyncio.ensure_future(pool.run(blocker(), contextvars.copy_context()))
+            assert await asyncio.to_thread(blocking.wait, 5)
+            stepping = worker.busy_since
+            assert stepping is not None
+            early = pool._stuck(worker, stepping + 0.01)
+            late = pool._stuck(worker, stepping + 0.02)
+            release.set()
+            await blocked
+            return idle, early, late
+        finally:
+            release.set()
+            pool.close()
+
+    idle, early, late = run(scenario())
+    assert (idle, early, late) == (False, False, True)
+
+
+def test_a_job_behind_a_loop_held_outside_any_step_moves_once_overdue() -> None:
+    """A handler's leftover task that blocks the loop is no job step; the job queued behind it still
+    moves, once it has waited `OVERDUE`, instead of waiting for the task to let go."""
+    release, blocking = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        blocking.set()
+        release.wait(10)
+
+    async def leaves_a_blocking_task() -> str:
+        asyncio.get_running_loop().call_soon(hold)  # runs after this job's step, outside any step
+        return threading.current_thread().name
+
+    async def quick() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, str, WorkerLoop]:
+        pool = LoopPool(stall_after=0.02)
+        try:
+            first, worker = await pool.run(leaves_a_blocking_task(), contextvars.copy_context())
+            assert await asyncio.to_thread(blocking.wait, 5)
+            moved, _ = await pool.run(quick(), contextvars.copy_context())
+            release.set()
+            return first, moved, worker
+        finally:
+            release.set()
+            pool.close()
+
+    first, moved, worker = run(scenario())
+    assert first == "agentcore-loop-0" and moved == "agentcore-loop-1"
+    assert worker.busy_since is None
 
 
 def test_stall_hand_off_works_for_every_calling_loop_in_turn() -> None:

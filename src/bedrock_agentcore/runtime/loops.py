@@ -3,9 +3,14 @@
 Async handlers share one worker loop, as they would on any asyncio server, so module-level async
 clients and locks keep working across requests. But an async handler that blocks its thread (a
 sync SDK call inside `async def` is common) would stall every request queued behind it. So a job
-that has not started within `stall_after` seconds is taken back before it runs and handed to the
-next loop, started on demand; the stalled loop is skipped until it shows life again. Blocking
-handlers therefore run side by side, and `/ping`, on the server loop, never waits for any of them.
+that has not started within `stall_after` seconds, while its loop has been inside one step of
+another job for at least that long, is taken back before it runs and handed to the next loop,
+started on demand; the stalled loop is skipped until it shows life again. Blocking handlers
+therefore run side by side, and `/ping`, on the server loop, never waits for any of them.
+
+A loop that is late for another reason (its thread not scheduled on a loaded machine, or blocked by
+a task a handler left behind) is not in a step: its jobs move only once they have waited
+`OVERDUE` seconds, so a busy machine does not scatter well-behaved handlers over several loops.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +28,7 @@ _T = TypeVar("_T")
 
 DEFAULT_MAX_LOOPS = 16
 DEFAULT_STALL_AFTER = 0.02
+OVERDUE = 0.25  # seconds a job waits for a loop that is late outside any job's step
 
 
 class WorkerLoop:
@@ -30,6 +37,8 @@ class WorkerLoop:
     def __init__(self, index: int) -> None:
         self.index = index
         self.stalled = False
+        # When the step of a job this loop is running began (monotonic seconds), None between steps.
+        self.busy_since: float | None = None
         self.loop = asyncio.new_event_loop()
         self.inbox = inbox_for(self.loop)
         ready = threading.Event()
@@ -85,7 +94,7 @@ class _Job(Generic[_T]):
         if not self._claim(worker, attempt):
             return
         try:
-            yielded = self.context.run(self.coro.send, None)
+            yielded = self._step(self.coro.send, None)
         except StopIteration as done:
             self._report(True, done.value)
             return
@@ -118,19 +127,29 @@ class _Job(Generic[_T]):
                         await asyncio.wait([yielded])  # the coroutine reads the outcome itself
                     except asyncio.CancelledError:
                         yielded.cancel()
-                        yielded = self.context.run(coro.throw, asyncio.CancelledError())
+                        yielded = self._step(coro.throw, asyncio.CancelledError())
                         continue
                 else:
                     error = RuntimeError(f"a coroutine yielded {yielded!r}, not a future")
-                    yielded = self.context.run(coro.throw, error)
+                    yielded = self._step(coro.throw, error)
                     continue
                 # Every step in the one context the first ran in: a ContextVar set before an
                 # await is still set after it, and its reset token stays valid.
-                yielded = self.context.run(coro.send, None)
+                yielded = self._step(coro.send, None)
         except StopIteration as done:
             self._report(True, done.value)
         except BaseException as error:  # handed to the awaiting caller, not swallowed
             self._report(False, error)
+
+    def _step(self, advance: Any, value: Any) -> Any:
+        """One step of the coroutine in its context, marked on the loop as busy while it runs."""
+        worker = self.worker
+        assert worker is not None
+        worker.busy_since = time.monotonic()
+        try:
+            return self.context.run(advance, value)
+        finally:
+            worker.busy_since = None
 
     def _report(self, ok: bool, value: Any) -> None:
         # Settles the caller's future the moment the coroutine ends, in the same loop iteration.
@@ -211,16 +230,17 @@ class LoopPool:
 
     def _watch(self, job: _Job[Any], worker: WorkerLoop) -> None:
         # One watchdog timer for all jobs in flight, not a timer per job: this is the hot path.
-        self._watched[job] = (worker, job.caller.time() + self.stall_after)
+        self._watched[job] = (worker, time.monotonic() + self.stall_after)
         if job.caller not in self._watchdogs:
             self._watchdogs[job.caller] = job.caller.call_later(
                 self.stall_after, self._check_stalls, job.caller
             )
 
     def _check_stalls(self, caller: asyncio.AbstractEventLoop) -> None:
-        """Caller's loop: move every job whose loop has not started it within `stall_after`."""
+        """Caller's loop: move every job whose loop has not started it within `stall_after` because it
+        is stuck in a step of another job (or, for any reason, within `OVERDUE`)."""
         del self._watchdogs[caller]
-        now = caller.time()
+        now = time.monotonic()
         pending = False
         for job, (worker, deadline) in list(self._watched.items()):
             if job.caller is not caller:
@@ -228,11 +248,16 @@ class LoopPool:
             if job.started or job.abandoned:
                 del self._watched[job]
                 continue
-            if deadline <= now:
+            if deadline <= now and (self._stuck(worker, now) or now - deadline >= OVERDUE):
                 self._move(job, worker)
             pending = True
         if pending:
             self._watchdogs[caller] = caller.call_later(self.stall_after / 2, self._check_stalls, caller)
+
+    def _stuck(self, worker: WorkerLoop, now: float) -> bool:
+        """Whether `worker` has been inside one job's step for `stall_after` or more."""
+        busy_since = worker.busy_since  # written by the worker's thread: read once
+        return busy_since is not None and now - busy_since >= self.stall_after
 
     def _move(self, job: _Job[Any], worker: WorkerLoop) -> None:
         with job.lock:
@@ -242,7 +267,7 @@ class LoopPool:
             job.attempt += 1
             attempt = job.attempt
         successor = self._lively(after=worker)
-        self._watched[job] = (successor, job.caller.time() + self.stall_after)
+        self._watched[job] = (successor, time.monotonic() + self.stall_after)
         successor.inbox.post_batched(job.start, successor, attempt)
 
     def close(self) -> None:
@@ -253,4 +278,4 @@ class LoopPool:
             worker.stop()
 
 
-__all__ = ["DEFAULT_MAX_LOOPS", "DEFAULT_STALL_AFTER", "LoopPool", "WorkerLoop"]
+__all__ = ["DEFAULT_MAX_LOOPS", "DEFAULT_STALL_AFTER", "OVERDUE", "LoopPool", "WorkerLoop"]
