@@ -45,6 +45,10 @@ _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer b
 _SANDBOXES = ("auto", "bwrap", "none")
 _HEAD_TIMEOUT = 5.0  # how long a new session waits for the head to list the nodes
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
+# A worker on the head's node can end a moment before the head stops answering (a machine going down
+# takes its processes in some order): before an abnormal end is put down to anything else, the head
+# is asked again after this long (the head watch's own probe interval).
+_HEAD_SECOND_LOOK = 0.5
 _WARM_START_DEFER = 0.1  # seconds a warm-pool worker's start waits: see `RayBackend.start`
 
 
@@ -65,6 +69,7 @@ class RayWorker:
     actor_name: str = ""
     replica: str = ""  # the server replica that started it
     connection: int = 0  # which of the backend's connections to Ray its actor handle belongs to
+    stopping: bool = False  # the server is stopping it: its end is no sign of anything
     _exit: asyncio.Task[tuple[int, str]] | None = field(default=None, repr=False)
 
     @property
@@ -394,6 +399,9 @@ class RayBackend:
                 logger.warning("Lost the actor of worker %s", worker.worker_id, exc_info=True)
                 worker.lost_reason = await self._loss(worker.node_id, error)
             else:
+                if int(code) != 0 and not worker.stopping and await self._head_gone():
+                    worker.lost_reason = self._head_loss("it stopped answering")
+                    return -1, worker.lost_reason
                 worker.lost_reason = str(reason)
                 return int(code), str(reason)
             return -1, worker.lost_reason
@@ -402,7 +410,7 @@ class RayBackend:
         """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
         something else ended it (Ray's first line says what). The head is asked first: an actor
         dies with the head's node before the head watch notices, and the session must say so."""
-        if self._head is not None and not await asyncio.to_thread(self._head.answers):
+        if await self._head_gone():
             return self._head_loss("it stopped answering")
         try:
             nodes = await asyncio.to_thread(list_nodes, self._ray, _HEAD_TIMEOUT)
@@ -412,10 +420,24 @@ class RayBackend:
             return NODE_DIED
         return f"its Ray actor died: {str(error).splitlines()[0]}"
 
+    async def _head_gone(self) -> bool:
+        """Whether the head is lost, asked twice `_HEAD_SECOND_LOOK` apart when it answers at first:
+        called when a worker ended abnormally, which may be the first sign of its head going."""
+        head = self._head
+        if head is None:
+            return False
+        for look in range(2):
+            if self._head_lost.is_set() or not await asyncio.to_thread(head.answers):
+                return True
+            if look == 0:
+                await asyncio.sleep(_HEAD_SECOND_LOOK)
+        return False
+
     async def stop(self, handle: WorkerHandle, grace: float = 10.0) -> None:
         """Stop the worker on its node, bring its log back, then end its actor; idempotent."""
         if not isinstance(handle, RayWorker):
             raise TypeError(f"the Ray backend did not start {handle!r}")
+        handle.stopping = True
         if not self._reaches(handle):
             # Lost with the head: Ray cannot reach its actor. It ends with its node (a node cut off
             # from its head stops within a minute), and its worker with it.
