@@ -1,6 +1,7 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
 Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
-tree against a baseline tree), new sessions fork and fresh (session_start.py, as root), issue 10's
+tree against a baseline tree), the floor under its overhead and throughput rows (floor_relay.py:
+a bare relay in Python, nothing but parsing heads and piping bytes), new sessions fork and fresh (session_start.py, as root), issue 10's
 scale-out figures (ray_backend.py: the Ray backend beside the process backend; replicas.py: route
 lookups at 10,000 session rows, one replica against two), and the CLI's start-up (cli_start.py)
 against the same baseline.
@@ -168,6 +169,7 @@ def main() -> int:
     (RESULTS / f"sdk-{stamp}.md").write_text(table)
     (RESULTS / f"sdk-{stamp}.json").write_text(json.dumps(rounds, indent=2))
     issue13.run(settings.baseline, issue13.Settings.of(None, settings.quick))
+    floor(settings.quick)
     scale_out(settings.quick)
     baseline = ["--baseline", str(checkout_of(settings.baseline))]
     if os.geteuid() == 0:  # forked sessions are sandboxed only when the server runs as root
@@ -179,6 +181,19 @@ def main() -> int:
     else:
         print("session_start.py skipped: sandboxed forked sessions need a server running as root")
     return cli_start.main([*baseline, *(["--rounds", "5"] if settings.quick else [])])
+
+
+def floor(quick: bool) -> None:
+    """Beside issue 13's overhead and throughput rows, what a bare relay in Python costs."""
+    runs = {
+        "floor_relay.py": ["--rounds", "1", "--pairs", "500"] if quick else [],
+        "throughput.py": ["--floor", "--sessions", "64", "--rounds", "1", *(["--quick"] if quick else [])],
+    }
+    for script, options in runs.items():
+        print(f"\n## {script} {' '.join(options)}".rstrip(), flush=True)
+        done = subprocess.run([sys.executable, str(Path(__file__).parent / script), *options], check=False)
+        if done.returncode != 0:
+            print(f"({script} failed with exit code {done.returncode}; its figures are missing)")
 
 
 def scale_out(quick: bool) -> None:

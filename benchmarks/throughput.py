@@ -12,7 +12,10 @@ interleaved in every round:
 - direct: N copies of the same agent, served by the same `worker_main.py` and interpreter the
   server's workers use, one process per session on its own loopback TCP port, each driven by its
   own `wrk` the same way (POST /invocations);
-- baseline (with `--baseline DIR`): as "server", on DIR's own server (DIR/.venv/bin/python).
+- baseline (with `--baseline DIR`): as "server", on DIR's own server (DIR/.venv/bin/python);
+- floor (with `--floor`): the direct workers behind `floor_relay.py`, a relay in Python that
+  does nothing but parse request heads and pipe bytes (no authentication, sessions, tracing or
+  metrics): what relaying in Python costs at the least, beside what the server costs.
 
 Requests through a server are signed once per run with SigV4 in their headers and replayed: a
 header signature stays valid for the server's five minutes of clock skew, and nothing in SigV4
@@ -75,6 +78,7 @@ class Settings:
     server_cores: str = "0"
     load_cores: str = "1"
     server_options: tuple[str, ...] = ()  # passed to `agentcore server run` of this checkout
+    floor: bool = False  # also measure the direct workers behind `floor_relay.py`
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,34 @@ def direct_contender(checkout: Path, sessions: int, cores: str) -> Iterator[Dire
                 process.wait(5)
 
 
+@dataclass
+class FloorContender:
+    """The direct workers behind the floor relay (one relay process, on the workers' cores)."""
+
+    direct: DirectContender
+    relay_port: int
+    relay_pid: int
+
+    def cpu_seconds(self) -> float | None:
+        return process_cpu_seconds(self.relay_pid)
+
+    def worker_pids(self) -> list[int]:
+        return self.direct.worker_pids()
+
+    def targets(self, sessions: int) -> list[tuple[str, str]]:
+        return [
+            (
+                f"http://127.0.0.1:{self.relay_port}",
+                wrk_script(
+                    "/invocations",
+                    {**invocation_headers(session_id), "X-Floor-Worker-Port": str(port)},
+                    PAYLOAD,
+                ),
+            )
+            for port, session_id in zip(self.direct.ports[:sessions], self.direct.session_ids, strict=False)
+        ]
+
+
 # Running it all ------------------------------------------------------------------------------
 
 
@@ -362,12 +394,14 @@ def measure(settings: Settings) -> dict[str, Any]:
     checkouts = {"server": HERE, "direct": HERE}
     if settings.baseline is not None:
         checkouts["baseline"] = settings.baseline.resolve()
+    if settings.floor:
+        checkouts["floor"] = HERE
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         str(n): {name: [] for name in checkouts} for n in settings.sessions
     }
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        contenders: dict[str, ServerContender | DirectContender] = {
+        contenders: dict[str, ServerContender | DirectContender | FloorContender] = {
             "server": stack.enter_context(
                 server_contender(HERE, most, settings.server_cores, settings.server_options)
             ),
@@ -377,6 +411,13 @@ def measure(settings: Settings) -> dict[str, Any]:
             contenders["baseline"] = stack.enter_context(
                 server_contender(settings.baseline.resolve(), most, settings.server_cores)
             )
+        if settings.floor:
+            from floor_relay import running_relay
+
+            direct = contenders["direct"]
+            assert isinstance(direct, DirectContender)
+            port, relay = stack.enter_context(running_relay(settings.server_cores))
+            contenders["floor"] = FloorContender(direct, port, relay.pid)
         for number in range(settings.rounds):
             names = list(contenders) if number % 2 == 0 else list(reversed(contenders))
             for sessions in settings.sessions:
@@ -453,7 +494,7 @@ def render(result: dict[str, Any]) -> str:
     """The markdown table of a `measure` result."""
     settings = result["settings"]
     first = next(iter(result["summary"].values()))
-    names = [name for name in ("server", "baseline", "direct") if name in first]
+    names = [name for name in ("server", "baseline", "floor", "direct") if name in first]
     loads = ", ".join(f"{load:.1f}" for load in result["load_average"])
     lines = [
         f"Throughput, {settings['rounds']} interleaved round(s) of {settings['seconds']:g} s per run, "
@@ -528,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an option for this checkout's `agentcore server run` (repeat it; e.g. "
         "--server-option=--tracing --server-option=off to see what tracing costs)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also drive the direct workers through floor_relay.py (a bare relay in Python: what relaying "
+        "alone costs, its CPU in the server column)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, as a smoke check")
     parser.add_argument(
         "--json",
@@ -553,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         server_cores=args.server_cores,
         load_cores=args.load_cores,
         server_options=tuple(args.server_option),
+        floor=args.floor,
     )
     result = measure(settings)
     table = render(result)
