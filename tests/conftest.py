@@ -47,12 +47,20 @@ def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
     port = int(config.pop("port", None) or free_port())
     options: dict[str, Any] = {"host": "127.0.0.1", "port": port, "log_level": "warning", "lifespan": "on"}
     options.update(config)
-    server = uvicorn.Server(uvicorn.Config(app, **options))
+    with serve_config_in_thread(uvicorn.Config(app, **options)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_config_in_thread(config: uvicorn.Config) -> Iterator[str]:
+    """Run a real uvicorn server for `config` (its host must be 127.0.0.1) in a thread; yields its
+    base URL, and stops it afterwards."""
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started, timeout=10)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(15)

@@ -25,9 +25,8 @@ import pytest
 
 from open_agentcore.server import ServerConfig
 from open_agentcore.server.app import build_app
-from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
-from tests.conftest import free_port, serve_in_thread, wait_until
-from tests.server.conftest import KEY_ID, SECRET, Server, clients
+from tests.conftest import free_port, wait_until
+from tests.server.conftest import KEY_ID, SECRET, Server, clients, serve_as_configured
 
 NODES = 3
 NODE_MEMORY = 1024**3
@@ -82,12 +81,14 @@ def ray_server(cluster: RayCluster, **overrides: Any) -> Iterator[tuple[Server, 
         "session_memory": SESSION_MEMORY,
     }  # fmt: skip
     options.update(overrides)
+    options.setdefault("port", free_port())
     try:
         with pytest.MonkeyPatch.context() as environment:
             environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
             environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
-            app = build_app(ServerConfig(data_dir=data_dir, **options))
-        with serve_in_thread(app, ws=RuntimeWebSocketProtocol) as url:
+            config = ServerConfig(data_dir=data_dir, **options)
+            app = build_app(config)
+        with serve_as_configured(app, config) as url:
             yield Server(url, data_dir, *clients(url)), app
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

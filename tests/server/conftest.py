@@ -22,8 +22,8 @@ import pytest
 
 from open_agentcore.server import ServerConfig
 from open_agentcore.server.app import build_app
-from open_agentcore.server.websocket_protocol import RuntimeWebSocketProtocol
-from tests.conftest import free_port, serve_in_thread, wait_until
+from open_agentcore.server.serving import uvicorn_config
+from tests.conftest import free_port, serve_config_in_thread, wait_until
 
 # AWS itself cannot exist here: these static credentials are the server's admin key.
 KEY_ID, SECRET = "AKIATESTADMIN0000001", "test-secret-for-the-local-server-only-00"
@@ -96,7 +96,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
         data_dir=data_dir, min_lifecycle_seconds=1, warm_pool=0, reap_interval=0.2, port=port
     )
     try:
-        with serve_in_thread(build_app(config), ws=RuntimeWebSocketProtocol, port=port) as url:
+        with serve_as_configured(build_app(config), config) as url:
             settings = {
                 "region_name": "us-east-1",
                 "endpoint_url": url,
@@ -110,6 +110,16 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
             )  # fmt: skip
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def serve_as_configured(app: Any, config: ServerConfig) -> contextlib.AbstractContextManager[str]:
+    """`app` served as `agentcore server run` serves it (`serving.uvicorn_config`: the bounded HTTP
+    protocol, the WebSocket protocol, no server header) on 127.0.0.1:`config.port`, in a thread;
+    the test process's logging is left as it is."""
+    settings = uvicorn_config(
+        app, config, host="127.0.0.1", log_level="warning", log_config=None, access_log=False
+    )
+    return serve_config_in_thread(settings)
 
 
 def clients(url: str) -> tuple[Any, Any]:
@@ -149,8 +159,9 @@ def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("AGENTCORE_ADMIN_ACCESS_KEY_ID", KEY_ID)
         environment.setenv("AGENTCORE_ADMIN_SECRET_ACCESS_KEY", SECRET)
-        app = build_app(ServerConfig(data_dir=data_dir, **options))
-    with serve_in_thread(app, ws=RuntimeWebSocketProtocol, port=options["port"]) as url:
+        config = ServerConfig(data_dir=data_dir, **options)
+        app = build_app(config)
+    with serve_as_configured(app, config) as url:
         yield Server(url, data_dir, *clients(url))
 
 
