@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from open_agentcore.auth import SignatureError, authorization_scheme, verify_headers
+from open_agentcore.auth import SignatureError, authorization_scheme, sigv4, verify_headers
 from open_agentcore.auth.sigv4 import HeaderValues, header_values
 
 from .wire import ENDPOINT, WireRequest, lookup, sign
@@ -71,3 +71,32 @@ def test_any_added_headers_get_the_same_verdict_raw_or_as_text(extra: list[tuple
 @pytest.mark.parametrize("name", [b"AUTHORIZATION", b"Authorization"])
 def test_names_in_any_case_are_grouped_lower_case(name: bytes) -> None:
     assert header_values([(name, b"Bearer t")]) == {"authorization": ["Bearer t"]}
+
+
+def test_a_signed_value_sent_as_utf8_verifies_from_raw_headers() -> None:
+    # The client signed the text "séance" and sent its UTF-8 bytes (curl does): only the UTF-8
+    # reading of the wire's bytes matches, and `header_values` must not skip looking for it.
+    session = "x-amzn-bedrock-agentcore-runtime-session-id"
+    request = sign("POST", f"{ENDPOINT}/runtimes/abc/invocations", b"{}", headers={session: "séance"})
+    raw = [
+        (name.lower().encode("latin-1"), value.encode("utf-8" if name.lower() == session else "latin-1"))
+        for name, value in request.headers
+    ]
+    values = header_values(raw)
+    assert not values.ascii
+    assert _verdict(request, values) == "admin"
+
+
+def test_a_request_with_ascii_values_only_is_marked_so() -> None:
+    request = sign("POST", f"{ENDPOINT}/runtimes/abc/invocations", b"{}")
+    assert header_values(_raw(request)).ascii
+    assert not HeaderValues({"host": ["x"]}).ascii  # made by hand: unknown, so looked at
+
+
+def test_the_names_seen_stay_bounded_and_right_past_the_bound() -> None:
+    many = [(f"X-Name-{index}".encode(), b"v") for index in range(3 * sigv4._MAX_NAMES)]
+    values = header_values(many)
+    assert len(sigv4._NAMES) <= sigv4._MAX_NAMES
+    assert list(values) == [f"x-name-{index}" for index in range(3 * sigv4._MAX_NAMES)]
+    request = sign("POST", f"{ENDPOINT}/runtimes/abc/invocations", b"{}")
+    assert _verdict(request, header_values(_raw(request))) == "admin"  # still verifies once the bound is met

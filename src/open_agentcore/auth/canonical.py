@@ -82,7 +82,10 @@ def canonical_headers(headers: dict[str, list[str]], signed_headers: Sequence[st
         values = headers.get(name)
         if values is None:
             raise IncompleteSignature(f"The signed header {name!r} is not in the request.")
-        lines.append(f"{name}:{','.join(' '.join(value.split()) for value in values)}\n")
+        if len(values) == 1:  # almost always: no generator to run
+            lines.append(f"{name}:{' '.join(values[0].split())}\n")
+        else:
+            lines.append(f"{name}:{','.join(' '.join(value.split()) for value in values)}\n")
     return "".join(lines)
 
 

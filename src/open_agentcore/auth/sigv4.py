@@ -36,7 +36,12 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 class HeaderValues(dict[str, list[str]]):
     """A request's header values grouped by lower-case name, in the order received: what the
     verifiers build from any `Headers` they are given, made once per request by `header_values`
-    so that choosing the scheme and checking the signature do not each walk the headers again."""
+    so that choosing the scheme and checking the signature do not each walk the headers again.
+
+    `ascii` is True when `header_values` saw no byte past ASCII in any value, so that no signed
+    value can need reading as UTF-8 (`_utf8_view`); False when unknown or not so."""
+
+    ascii = False
 
 
 Headers = Sequence[tuple[str, str]] | Mapping[str, str] | HeaderValues
@@ -58,15 +63,30 @@ class Credential:
 KeyLookup = Callable[[str], Credential | None]
 
 
+# Header names as sent, to their lower-case text: clients send the same dozen names on every
+# request. Bounded: past it, names are decoded as they come (a pure function, so only speed differs).
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 512
+
+
 def header_values(raw: Iterable[tuple[bytes, bytes]]) -> HeaderValues:
     """The `HeaderValues` of ASGI's raw `(name, value)` byte pairs, decoded as latin-1 (the wire's bytes)."""
     values = HeaderValues()
+    names = _NAMES
+    ascii_only = True
     for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1").lower()
+        name = names.get(raw_name)
+        if name is None:
+            name = raw_name.decode("latin-1").lower()
+            if len(names) < _MAX_NAMES:
+                names[bytes(raw_name)] = name
+        ascii_only = ascii_only and raw_value.isascii()
         if (known := values.get(name)) is None:
             values[name] = [raw_value.decode("latin-1")]
         else:
             known.append(raw_value.decode("latin-1"))
+    if ascii_only:
+        values.ascii = True
     return values
 
 
@@ -145,6 +165,8 @@ def _utf8_view(received: dict[str, list[str]], signed: Sequence[str]) -> dict[st
     latin-1 encoded (http.client, so botocore) matches that; one that sends it UTF-8 encoded
     (curl, httpx given bytes) matches only this view. None when no signed value needs it.
     """
+    if isinstance(received, HeaderValues) and received.ascii:
+        return None
     view: dict[str, list[str]] | None = None
     for name in signed:
         values = received.get(name, [])

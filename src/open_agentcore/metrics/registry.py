@@ -10,9 +10,6 @@ never session or request ids.
 from __future__ import annotations
 
 import asyncio
-import enum
-from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -20,37 +17,11 @@ from prometheus_client.exposition import choose_encoder
 from open_agentcore.sessions import LiveSession, SessionManager
 
 from .census import SessionCollector, take_census
+from .invocations import InvocationCollector, InvocationSeries, Outcome
 
 UNKNOWN_RUNTIME = "unknown"  # a call refused before its runtime was found (never a runtime id)
 
-# Seconds. An invocation spans agents that answer in milliseconds and ones that stream for minutes.
-_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
-# The server's own share of a call is meant to stay under a millisecond or two.
-_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
 _BUILD_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-
-
-class Outcome(str, enum.Enum):
-    """How an invocation ended, as `agentcore_invocations_total` labels it."""
-
-    SUCCESS = "success"  # 2xx, answered to its end
-    CLIENT_ERROR = "client_error"  # refused for what the call is: 4xx other than those below
-    THROTTLED = "throttled"  # 429, the rate limit
-    AGENT_ERROR = "agent_error"  # 424: the agent answered non-2xx, crashed, or could not start
-    CANCELLED = "cancelled"  # cancelled before its answer began, or the client left before the end
-    CUT = "cut"  # the answer began and broke off (the worker died mid-stream)
-    SERVER_ERROR = "server_error"  # 5xx
-
-
-@dataclass(frozen=True)
-class InvocationSeries:
-    """The series of one runtime's invocations, looked up once: `labels()` takes a lock and
-    builds a key on every call, which the hot path need not pay."""
-
-    outcomes: dict[Outcome, Any]  # Outcome -> the counter's child
-    duration: Any
-    first_byte: Any
-    overhead: Any
 
 
 class ServerMetrics:
@@ -60,26 +31,9 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
-        self.invocations = Counter(
-            "agentcore_invocations", "InvokeAgentRuntime calls by runtime and outcome.",
-            ["runtime", "outcome"], registry=registry,
-        )  # fmt: skip
-        self.invocation_seconds = Histogram(
-            "agentcore_invocation_duration_seconds",
-            "Calls that reached a worker: from the request's arrival to the answer's last byte.",
-            ["runtime"], buckets=_CALL_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.first_byte_seconds = Histogram(
-            "agentcore_invocation_first_byte_seconds",
-            "Calls that reached a worker: from the request's arrival to the answer's status line.",
-            ["runtime"], buckets=_CALL_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.overhead_seconds = Histogram(
-            "agentcore_invocation_server_overhead_seconds",
-            "Calls that reached a worker: time to first byte minus getting the session's worker "
-            "(starting one for a new session) and minus the worker's own time to its response head.",
-            ["runtime"], buckets=_OVERHEAD_BUCKETS, registry=registry,
-        )  # fmt: skip
+        # Counted on every call: plain numbers, rendered at scrape time (see `invocations.py`).
+        self._invocations = InvocationCollector()
+        registry.register(self._invocations)
         self.session_starts = Counter(
             "agentcore_session_starts", "Sessions started: cold (a new worker) or warm (from the warm pool).",
             ["runtime", "start"], registry=registry,
@@ -100,7 +54,6 @@ class ServerMetrics:
             "agentcore_rate_limited_requests", "Requests refused by the per-caller rate limit (429).",
             ["operation"], registry=registry,
         )  # fmt: skip
-        self._series: dict[str, InvocationSeries] = {}
         self._census = SessionCollector()
         registry.register(self._census)
         self._manager: SessionManager | None = None
@@ -111,16 +64,9 @@ class ServerMetrics:
         self._manager = manager
 
     def invocation_series(self, runtime_id: str) -> InvocationSeries:
-        """The invocation series labelled with `runtime_id` (which must be a bounded value)."""
-        series = self._series.get(runtime_id)
-        if series is None:
-            series = self._series[runtime_id] = InvocationSeries(
-                {outcome: self.invocations.labels(runtime_id, outcome.value) for outcome in Outcome},
-                self.invocation_seconds.labels(runtime_id),
-                self.first_byte_seconds.labels(runtime_id),
-                self.overhead_seconds.labels(runtime_id),
-            )
-        return series
+        """The invocation series labelled with `runtime_id` (which must be a bounded value); count
+        into it on the event loop only."""
+        return self._invocations.series(runtime_id)
 
     def session_started(self, live: LiveSession) -> None:
         """Count a session start (the session manager's "started" event)."""
@@ -139,6 +85,7 @@ class ServerMetrics:
         async with self._scraping:  # one census at a time: the collector keeps CPU totals between scrapes
             if self._manager is not None:
                 self._census.census = take_census(self._manager)
+            self._invocations.freeze()
             exposition = await asyncio.to_thread(encoder, self.registry)
         return exposition, content_type
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,6 +34,7 @@ from .bodies import spool_dir
 from .cluster import ray_backend
 from .config import ServerConfig
 from .console_auth import ConsoleAuthenticator
+from .front import RuntimeApp
 from .gateway import Gateway
 from .heap import frozen_heap
 from .journal import SessionJournal
@@ -191,23 +191,22 @@ def build_app(config: ServerConfig) -> Starlette:
                 await asyncio.to_thread(telemetry.close)
             await asyncio.to_thread(journal.close)
 
-    app = Starlette(
+    app = RuntimeApp(
         routes=table.routes(),
-        middleware=[
-            Middleware(
-                Gateway,
-                table=table,
-                authenticator=Authenticator(
-                    table, directory, config.max_payload, spool_dir(config.data_dir), console
-                ),
-                directory=directory,
-                rate_limit=RateLimit(config.rate_limit) if config.rate_limit else None,
-                metrics=RequestMetrics(metrics) if metrics is not None else None,
-                tracer=OperationTracer(telemetry.tracer) if telemetry is not None else None,
-            )
-        ],
         exception_handlers={**dict.fromkeys(KNOWN_FAILURES, _handle), Exception: _handle},
         lifespan=lifespan,
+    )
+    # Outermost: HTTP requests go from uvicorn straight to the gateway (see `front.py`).
+    app.front = Gateway(
+        app.stack,
+        table=table,
+        authenticator=Authenticator(
+            table, directory, config.max_payload, spool_dir(config.data_dir), console
+        ),
+        directory=directory,
+        rate_limit=RateLimit(config.rate_limit) if config.rate_limit else None,
+        metrics=RequestMetrics(metrics) if metrics is not None else None,
+        tracer=OperationTracer(telemetry.tracer) if telemetry is not None else None,
     )
     # AWS answers a path it does not serve with an error, never a redirect to another path the
     # client would have to sign again; Starlette would redirect `/x/` to `/x` and back.

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -46,6 +46,8 @@ USER_HEADER = "x-amzn-bedrock-agentcore-runtime-user-id"
 REQUEST_ID_HEADER = "x-amzn-bedrock-agentcore-runtime-request-id"
 AWS_REQUEST_ID_HEADER = "x-amzn-requestid"  # botocore reads it into ResponseMetadata.RequestId
 _AWS_REQUEST_ID_BYTES = AWS_REQUEST_ID_HEADER.encode()
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
+_LAST_EVENT_ID_BYTES = LAST_EVENT_ID.encode()
 # Forwarded to the worker as they came; Authorization and custom headers only when allowlisted.
 _PASSED = (
     "content-type", "accept", SESSION_HEADER, USER_HEADER,
@@ -146,17 +148,18 @@ async def invoke(request: Request) -> Response:
     state = request.scope["state"]
     state[SESSION_STATE], state[VERSION_STATE] = session_id, target.version
     state[QUALIFIER_STATE] = qualifier or "DEFAULT"
-    if last_event_id := request.headers.get(LAST_EVENT_ID, "").strip():
+    scope = request.scope
+    if last_event_id := _header_text(scope, _LAST_EVENT_ID_BYTES).strip():
         resume_headers = {"content-type": "text/event-stream", SESSION_HEADER: on_the_wire(session_id)}
         return resumed(
             request.app.state.streams, sessions, target.runtime_id, session_id, caller, last_event_id,
             resume_headers,
         )  # fmt: skip
     allowlist = config.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])
-    request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
-    headers = worker_headers(forwardable(request.scope["headers"]), session_id, allowlist, caller.subject)
+    request_id = request_id_of(header_bytes(scope, _REQUEST_ID_BYTES))
+    headers = worker_headers(forwardable(scope["headers"]), session_id, allowlist, caller.subject)
     headers.append((REQUEST_ID_HEADER, request_id))
-    body = await request.body()
+    body = await whole_body(request.receive)
     path = _WORKER_PATHS[protocol_of(config)]
     observed.leasing()
     # Held by hand rather than by an AsyncExitStack (a measurable share of a small call): the lease
@@ -212,11 +215,36 @@ async def invoke(request: Request) -> Response:
             await lease.__aexit__(None, None, None)
 
 
-def request_id_of(text: str | None) -> str:
+async def whole_body(receive: Receive) -> bytes:
+    """The request's body, read to its end (what Starlette's `Request.body` does, with no stream
+    of chunks in between: authentication has already read and replays it in one message)."""
+    message = await receive()
+    chunks: list[bytes] = []
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+        message = await receive()
+
+
+def _header_text(scope: Scope, name: bytes) -> str:
+    raw = header_bytes(scope, name)
+    return "" if raw is None else raw.decode("latin-1")
+
+
+def request_id_of(text: bytes | str | None) -> str:
     """The invocation's request id: the caller's `X-Amzn-Bedrock-AgentCore-Runtime-Request-Id` (so it
     can cancel a call whose answer has not begun), else a new one. Every answer names it."""
     if text is None:
         return random_id()
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
     if not REQUEST_ID.fullmatch(text):
         raise ValidationError(
             "the request id is 1 to 128 letters, digits and . _ ~ : -", field="runtimeRequestId"

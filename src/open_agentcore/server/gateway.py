@@ -5,7 +5,8 @@ Each step reads what the step before it found (the operation table's classificat
 authenticated caller), so a request is classified once, authenticated once, and observed by one
 `Exchange` that both its span and its metrics read. HTTP requests go from here straight to their
 operation's handler; a failure the server knows (`wire.KNOWN_FAILURES`) becomes its AWS error
-shape here, through `wire_error`, and anything else goes on to Starlette's last-resort handler.
+shape here, through `wire_error`, and so does anything else before it is re-raised (the gateway is
+the outermost layer for HTTP: `front.py`).
 WebSocket handshakes are dispatched by Starlette's router (its WebSocket session handling), after
 the same steps. Lifespan events pass straight through.
 """
@@ -33,7 +34,7 @@ _HttpHandler = Callable[[Request], Awaitable[Response]]
 
 
 class Gateway:
-    """ASGI middleware in front of the router: everything a request goes through before its handler.
+    """The outermost ASGI layer: everything a request goes through before its handler.
 
     `rate_limit`, `metrics` and `tracer` are None when the server runs without them.
     """
@@ -68,6 +69,13 @@ class Gateway:
         state[EXCHANGE] = exchange
         try:
             await self._serve(scope, exchange.receive if kind == "http" else receive, exchange.send, exchange)
+        except Exception as error:
+            exchange.failure = error
+            if kind == "http" and exchange.status is None:
+                # The last resort for a failure nobody knows (the gateway is outermost for HTTP, see
+                # `front.py`): still an AWS error shape; re-raised so that uvicorn logs its stack.
+                await wire_error(error).response()(scope, receive, exchange.send)
+            raise
         except BaseException as error:
             exchange.failure = error
             raise

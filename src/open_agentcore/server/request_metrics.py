@@ -158,7 +158,7 @@ class RequestMetrics:
 
     def _record_invocation(self, exchange: Exchange) -> None:
         series = self.metrics.invocation_series(exchange.runtime_id or UNKNOWN_RUNTIME)
-        series.outcomes[exchange.outcome()].inc()
+        series.counted(exchange.outcome())
         first_byte, leasing, answered = exchange.first_byte_at, exchange.leasing_at, exchange.answered_at
         if first_byte is None or leasing is None or answered is None:
             return  # it never reached a worker: its latency says nothing of serving agents

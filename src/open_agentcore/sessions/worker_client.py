@@ -174,8 +174,12 @@ class WorkerClient:
         request = _serialise(method, path, headers, body, self._secret_line)
         connection = await self._connection(fresh)
         try:
-            connection.writer.write(request)
-            await connection.writer.drain()
+            writer = connection.writer
+            writer.write(request)
+            if writer.transport.get_write_buffer_size():
+                # Only a request the socket did not take at once needs waiting for; a worker that
+                # is gone shows as much on the read below.
+                await writer.drain()
             return await self._read_head(connection, method)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
             connection.close()
