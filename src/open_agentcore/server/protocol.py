@@ -42,8 +42,6 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from . import decoded_paths
-
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - httptools is a dependency; h11 is uvicorn's fallback
@@ -323,7 +321,6 @@ def http_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol] | str:
     the head itself, but has none of the timeouts or the connection cap)."""
     if HttpToolsProtocol is None:  # pragma: no cover
         return "h11"
-    decoded_paths.install()
 
     class Limited(BoundedHttpToolsProtocol):
         pass
