@@ -111,7 +111,9 @@ def measure_tree(checkout: Path, sessions: int, seconds: float, settle: float, o
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2)
@@ -133,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
             run = measure_tree(checkout, args.sessions, args.seconds, args.settle, options)
             results[label].append(run)
             print(
-                f"  {label}: server {sum(run[0].values()):.0f} µs, agents {sum(run[1].values()):.0f} µs per call,"
-                f" {run[2]:.0f} calls/s (load {os.getloadavg()[0]:.1f})",
+                f"  {label}: server {sum(run[0].values()):.0f} µs, agents {sum(run[1].values()):.0f}"
+                f" µs per call, {run[2]:.0f} calls/s (load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-    print(f"{args.sessions} sessions, {args.rounds} rounds of {args.seconds:g} s, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.sessions} sessions, {args.rounds} rounds of {args.seconds:g} s, load {os.getloadavg()[0]:.1f}"
+    )
     for side, index in (("server", 0), ("agents", 1)):
         names = sorted({name for runs in results.values() for run in runs for name in run[index]})
         print(f"\n{side}: µs of CPU per call (median over rounds)")
@@ -149,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                           for run in results[label]]  # fmt: skip
                 cells.append(f"{statistics.median(values):12.0f}")
             print(f"  {name:28s}" + "".join(cells))
-    rates = "  ".join(f"{label} {statistics.median(run[2] for run in results[label]):.0f}/s" for label in trees)
+    rates = "  ".join(
+        f"{label} {statistics.median(run[2] for run in results[label]):.0f}/s" for label in trees
+    )
     print(f"\ncalls/s: {rates}")
     return 0
 

@@ -112,7 +112,11 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         "attributes": _attributes(span.attributes or _NONE),
         "status": {"code": _STATUS.get(status.status_code.name, 0), "message": status.description or ""},
         "events": [
-            {"name": e.name, "timeUnixNano": str(e.timestamp), "attributes": _attributes(e.attributes or _NONE)}
+            {
+                "name": e.name,
+                "timeUnixNano": str(e.timestamp),
+                "attributes": _attributes(e.attributes or _NONE),
+            }
             for e in events
         ]
         if events

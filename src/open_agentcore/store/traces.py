@@ -81,7 +81,7 @@ _FIELDS = tuple(spec.name for spec in dataclasses.fields(SpanRecord))
 _COLUMNS = (*_FIELDS, "received_at")
 _JSON_AT = tuple(_FIELDS.index(name) for name in ("attributes", "events"))
 _values = operator.attrgetter(*_FIELDS)
-_EMPTY_JSON = {dict: "{}", list: "[]"}
+_EMPTY_JSON: dict[type, str] = {dict: "{}", list: "[]"}
 # Built from our own field names, never from input.
 _SQLITE_INSERT = f"INSERT INTO spans ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 
