@@ -317,3 +317,16 @@ def test_streamed_and_failed_invocations_export_the_same_spans_on_the_fast_and_t
     assert sorted(by_session) == ["session-False", "session-True"]
     key = json.dumps
     assert sorted(map(key, by_session["session-True"])) == sorted(map(key, by_session["session-False"]))
+
+
+def test_a_sampler_named_by_the_environment_still_decides(collector: Collector) -> None:  # noqa: F811
+    report = """
+    from opentelemetry import trace
+    from bedrock_agentcore.runtime import tracing
+    trace.get_tracer_provider().force_flush()
+    print(tracing.TRACING._fast is None)
+    """
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_TRACES_SAMPLER": "always_off"}
+    out = run(APP.format(handler="pass", traceparent=TRACEPARENT) + textwrap.dedent(report), env)
+    assert out.split()[-1] == "True"  # the SDK's own path, which asks the sampler
+    assert list(collector.posts) == []  # flushed: nothing was sampled, so nothing was sent
