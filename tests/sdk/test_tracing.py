@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 from tests.conftest import REPO, wait_until
 from tests.telemetry.conftest import Collector, collector  # noqa: F401 - the fixture
@@ -227,3 +228,105 @@ def test_a_worker_whose_resource_variables_differ_detects_its_own() -> None:
     assert renamed["service.name"] == "renamed" and renamed_detections == 1
     process, process_detections = found["process"]  # a detector that describes the process itself
     assert process_detections == 1 and "process.pid" in process
+
+
+STREAMING_APP = """
+import json
+from opentelemetry import trace
+from starlette.testclient import TestClient
+from bedrock_agentcore import BedrockAgentCoreApp
+from bedrock_agentcore.runtime import tracing
+
+app = BedrockAgentCoreApp()
+
+
+def words(cut):
+    yield "a"
+    if cut:
+        raise RuntimeError("stream cut")
+    yield "b"
+
+
+@app.entrypoint
+def invoke(payload):
+    if payload.get("fail"):
+        raise RuntimeError("handler failed")
+    with trace.get_tracer("agent").start_as_current_span("handler-work"):
+        trace.get_current_span().set_attribute("step", 1)
+    return words(payload.get("cut"))
+
+
+def call(client, payload, fast):
+    session = {{"x-amzn-bedrock-agentcore-runtime-session-id": f"session-{{fast}}"}}
+    return client.post("/invocations", json=payload, headers={{"traceparent": "{traceparent}", **session}})
+
+
+with TestClient(app) as client:
+    for fast in (True, False):  # the fast invocation span, then the SDK's own path
+        if not fast:
+            tracing.TRACING._fast = None
+        else:
+            tracing.TRACING.prepare()
+            assert tracing.TRACING._fast is not None
+        stream = call(client, {{}}, fast)
+        assert stream.status_code == 200 and stream.text.count("data:") == 2, stream.text
+        failed = call(client, {{"fail": True}}, fast)
+        assert failed.status_code == 500, failed.text
+        cut = call(client, {{"cut": True}}, fast)
+        assert cut.status_code == 200 and "stream cut" in cut.text, cut.text
+trace.get_tracer_provider().force_flush()
+"""
+
+
+def test_streamed_and_failed_invocations_export_the_same_spans_on_the_fast_and_the_sdk_path(
+    collector: Collector,  # noqa: F811
+) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+    run(STREAMING_APP.format(traceparent=TRACEPARENT), env)
+    posts = wait_until(lambda: list(collector.posts))
+    spans = [
+        span
+        for _, _, body in posts
+        for resource in json.loads(body)["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    assert len(spans) == 10  # per path: two streamed calls and their handler's spans, the failed call
+
+    def described(span: dict[str, object]) -> dict[str, object]:
+        kept = {k: v for k, v in span.items() if k not in ("spanId", "parentSpanId", "startTimeUnixNano",
+                                                            "endTimeUnixNano", "attributes")}  # fmt: skip
+        attributes = span["attributes"]
+        assert isinstance(attributes, list)
+        kept["attributes"] = [pair for pair in attributes if pair["key"] != "session.id"]
+        return kept
+
+    def session_of(span: dict[str, Any]) -> str:
+        return str(next(p["value"]["stringValue"] for p in span["attributes"] if p["key"] == "session.id"))
+
+    by_session: dict[str, list[dict[str, object]]] = {}
+    ids = {span["spanId"]: span for span in spans}
+    for span in spans:
+        if span["name"] == "agentcore.invocation":
+            assert span["parentSpanId"] == "b7ad6b7169203331" and span["status"]["code"] == 0
+            by_session.setdefault(session_of(span), []).append(described(span))
+        else:  # the handler's own span, the child of its invocation's
+            parent = ids[span["parentSpanId"]]
+            assert parent["name"] == "agentcore.invocation" and span["traceId"] == parent["traceId"]
+            by_session.setdefault(session_of(parent), []).append(described(span))
+    assert sorted(by_session) == ["session-False", "session-True"]
+    key = json.dumps
+    assert sorted(map(key, by_session["session-True"])) == sorted(map(key, by_session["session-False"]))
+
+
+def test_a_sampler_named_by_the_environment_still_decides(collector: Collector) -> None:  # noqa: F811
+    report = """
+    from opentelemetry import trace
+    from bedrock_agentcore.runtime import tracing
+    trace.get_tracer_provider().force_flush()
+    print(tracing.TRACING._fast is None)
+    """
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_TRACES_SAMPLER": "always_off"}
+    out = run(APP.format(handler="pass", traceparent=TRACEPARENT) + textwrap.dedent(report), env)
+    assert out.split()[-1] == "True"  # the SDK's own path, which asks the sampler
+    assert list(collector.posts) == []  # flushed: nothing was sampled, so nothing was sent

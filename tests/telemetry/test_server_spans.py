@@ -205,3 +205,47 @@ def test_a_malformed_traceparent_starts_a_new_trace(server: Server) -> None:
         answer = invoke(server, created["agentRuntimeArn"], "m" * 40, traceparent=bad)
         _, trace_id, _, flags = answer["traceparent"].split("-")
         assert trace_id not in (CLIENT_TRACE, "0" * 32) and int(flags, 16) & 1, bad  # a new, sampled trace
+
+
+def test_a_spans_attributes_are_made_on_the_sinks_thread_not_the_requests() -> None:
+    import threading
+
+    from open_agentcore.auth import Caller, Scheme
+    from open_agentcore.server.request_metrics import Exchange
+    from open_agentcore.server.tracing import SESSION_STATE, OperationTracer
+    from open_agentcore.telemetry import ServerTracer, SpanSink, TracingConfig, server_span_record
+
+    sink = SpanSink(TracingConfig())  # not started: the test takes the queued span itself
+    tracer = OperationTracer(ServerTracer(sink))
+    caller = Caller(principal="arn:aws:iam::123456789012:user/alice", scheme=Scheme.SIGV4)
+    traceparent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01".encode()
+    scope: dict[str, Any] = {
+        "method": "POST",
+        "headers": [(b"content-length", b"17"), (b"traceparent", traceparent)],
+        "state": {SESSION_STATE: "session-1", "caller": caller},
+    }
+    span = tracer.begin("InvokeAgentRuntime", scope)
+    assert scope["headers"] == [(b"content-length", b"17"), (b"traceparent", span.traceparent())]
+    exchange = Exchange(0.0)
+    exchange.status, exchange.body_bytes = 503, 42
+    tracer.end(span, scope, "hello-0123456789", exchange)
+    assert span.attributes == {} and span.status_code == "UNSET"  # nothing done on the request's path
+    assert list(sink._pending) == [span]
+
+    records = []
+    thread = threading.Thread(target=lambda: records.append(server_span_record(span)))
+    thread.start()
+    thread.join(10)
+    [record] = records
+    assert record.attributes == {
+        "http.request.method": "POST",
+        "agentcore.runtime.id": "hello-0123456789",
+        "agentcore.session.id": "session-1",
+        "agentcore.caller": "arn:aws:iam::123456789012:user/alice",
+        "http.request.body.size": 17,
+        "http.response.status_code": 503,
+        "http.response.body.size": 42,
+    }
+    assert (record.status_code, record.status_message) == ("ERROR", "HTTP 503")
+    assert (record.runtime_id, record.session_id) == ("hello-0123456789", "session-1")
+    assert (record.trace_id, record.parent_span_id) == (CLIENT_TRACE, CLIENT_SPAN)

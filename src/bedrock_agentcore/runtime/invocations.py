@@ -34,11 +34,19 @@ class InvocationEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if TRACING is None or not TRACING.active():
+        tracing = TRACING
+        if tracing is None or not tracing.active():
             await self._serve(scope, receive, send)
             return
-        with TRACING.span(scope["headers"]):
+        # Begun and ended by hand rather than through a context manager: this runs on every call.
+        opened = tracing.begin(scope["headers"])
+        try:
             await self._serve(scope, receive, send)
+        except Exception as error:
+            tracing.fail(opened, error)
+            raise
+        finally:
+            tracing.end(opened)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -24,6 +24,7 @@ logger = logging.getLogger("bedrock_agentcore.tracing")
 
 _KINDS = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5}  # the SDK's SpanKind value -> OTLP's
 _STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
+_NONE: Mapping[str, Any] = {}
 
 
 class OtlpJsonExporter(SpanExporter):
@@ -95,32 +96,43 @@ def document(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 def _span(span: ReadableSpan) -> dict[str, Any]:
+    # Once per span on the exporter's thread, which shares the worker's core: plain lookups only.
     context = span.get_span_context()
     assert context is not None
+    start = span.start_time or 0
+    status = span.status
+    events = span.events
     item: dict[str, Any] = {
         "traceId": f"{context.trace_id:032x}",
         "spanId": f"{context.span_id:016x}",
         "name": span.name,
         "kind": _KINDS.get(span.kind.value, 1),
-        "startTimeUnixNano": str(span.start_time or 0),
-        "endTimeUnixNano": str(span.end_time or span.start_time or 0),
-        "attributes": _attributes(span.attributes or {}),
-        "status": {
-            "code": _STATUS.get(span.status.status_code.name, 0),
-            "message": span.status.description or "",
-        },
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(span.end_time or start),
+        "attributes": _attributes(span.attributes or _NONE),
+        "status": {"code": _STATUS.get(status.status_code.name, 0), "message": status.description or ""},
         "events": [
-            {"name": e.name, "timeUnixNano": str(e.timestamp), "attributes": _attributes(e.attributes or {})}
-            for e in span.events
-        ],
+            {
+                "name": e.name,
+                "timeUnixNano": str(e.timestamp),
+                "attributes": _attributes(e.attributes or _NONE),
+            }
+            for e in events
+        ]
+        if events
+        else [],
     }
-    if span.parent is not None:
-        item["parentSpanId"] = f"{span.parent.span_id:016x}"
+    parent = span.parent
+    if parent is not None:
+        item["parentSpanId"] = f"{parent.span_id:016x}"
     return item
 
 
 def _attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": str(key), "value": _value(value)} for key, value in attributes.items()]
+    return [
+        {"key": str(key), "value": {"stringValue": value} if type(value) is str else _value(value)}
+        for key, value in attributes.items()
+    ]
 
 
 def _value(value: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Whether `opentelemetry` can be imported is decided once, when this module is imp
 `TRACING` is None and `/invocations` does no tracing work at all. With it, each invocation runs in
 a SERVER span whose parent is the caller's W3C `traceparent` (the runtime server's own span), so
 spans the handler makes (Strands', the agent's own) are its children. While no TracerProvider is
-installed at all, spans could only be no-ops, and none is made.
+installed at all, spans could only be no-ops, and none is made. Under the provider installed here,
+the span is made by `invocation_span.py` (the same SDK span, without the SDK's general path).
 
 Export: when the standard environment names an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, as the runtime server gives its workers) and the agent has
@@ -17,20 +18,34 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:
+    from opentelemetry import context as _context
     from opentelemetry import trace as _trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # the agent's environment has no OpenTelemetry: no spans, no cost
     _trace = None  # type: ignore[assignment]
 
+if TYPE_CHECKING:
+    from .invocation_span import FastInvocationSpans
+
 SPAN_NAME = "agentcore.invocation"
-_TRACE_HEADERS = (b"traceparent", b"tracestate")
+# Version 00 exactly as the runtime server writes it; any other form goes to the propagator.
+_CANONICAL_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _SESSION_HEADER = b"x-amzn-bedrock-agentcore-runtime-session-id"
 _REQUEST_ID_HEADER = b"x-amzn-bedrock-agentcore-runtime-request-id"
+_ATTRIBUTE_COUNT = 2  # the most attributes `begin` gives a span
+
+
+class OpenSpan(NamedTuple):
+    """An invocation's span, current from `InvocationTracing.begin` until `end`."""
+
+    span: Any
+    token: Any  # the context's token, for `detach`
 
 
 class InvocationTracing:
@@ -42,6 +57,7 @@ class InvocationTracing:
         self._configured = False
         self._lock = threading.Lock()
         self._tracer: Any = None
+        self._fast: FastInvocationSpans | None = None  # for the provider installed here, where it applies
 
     def prepare(self) -> None:
         """Install the exporter the environment asks for now, before the first invocation, so that
@@ -64,30 +80,81 @@ class InvocationTracing:
             self._configure()
         return not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
 
-    @contextlib.contextmanager
-    def span(self, headers: Sequence[tuple[bytes, bytes]]) -> Iterator[Any]:
-        """The invocation's span, current for the handler (in the thread or loop that runs it)."""
-        carrier: dict[str, str] = {}
+    def begin(self, headers: Sequence[tuple[bytes, bytes]]) -> OpenSpan:
+        """Start the invocation's span and make it current (in this task's context) until `end`."""
+        traceparent = tracestate = None
         attributes: dict[str, str] = {}
         for name, value in headers:
-            if name in _TRACE_HEADERS:
-                carrier[name.decode()] = value.decode("latin-1")
+            if name == b"traceparent":
+                traceparent = value
+            elif name == b"tracestate":
+                tracestate = value
             elif name == _SESSION_HEADER:
                 attributes["session.id"] = value.decode("utf-8", "replace")
             elif name == _REQUEST_ID_HEADER:
                 attributes["agentcore.request.id"] = value.decode("latin-1")
-        parent = self._propagator.extract(carrier) if carrier else None
-        with self._tracer.start_as_current_span(
-            SPAN_NAME, context=parent, kind=_trace.SpanKind.SERVER, attributes=attributes
-        ) as span:
-            yield span
+        parent = self._parent(traceparent, tracestate)
+        fast = self._fast
+        span = fast.start(SPAN_NAME, parent, attributes) if fast is not None else None
+        if span is None:
+            kind = _trace.SpanKind.SERVER
+            span = self._tracer.start_span(SPAN_NAME, context=parent, kind=kind, attributes=attributes)
+        # Into the current context, not `parent`'s: what `start_as_current_span` does too.
+        return OpenSpan(span, _context.attach(_trace.set_span_in_context(span)))
+
+    def _parent(self, traceparent: bytes | None, tracestate: bytes | None) -> Any:
+        """The caller's context from its W3C headers, as the standard propagator extracts it; None
+        without either header. The form the runtime server sends is read here directly."""
+        if traceparent is not None and tracestate is None:
+            match = _CANONICAL_TRACEPARENT.fullmatch(traceparent)
+            if match is not None:
+                trace_id, span_id = int(match[1], 16), int(match[2], 16)
+                if not trace_id or not span_id:
+                    return _context.Context()  # what the propagator makes of zero ids: no parent
+                flags = _trace.TraceFlags(int(match[3], 16))
+                remote = _trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+                return _trace.set_span_in_context(_trace.NonRecordingSpan(remote), _context.Context())
+        carrier: dict[str, str] = {}
+        if traceparent is not None:
+            carrier["traceparent"] = traceparent.decode("latin-1")
+        if tracestate is not None:
+            carrier["tracestate"] = tracestate.decode("latin-1")
+        return self._propagator.extract(carrier) if carrier else None
+
+    def fail(self, opened: OpenSpan, error: Exception) -> None:
+        """The invocation raised `error`: recorded on its span with an ERROR status."""
+        span = opened.span
+        if span.is_recording():
+            span.record_exception(error)
+            span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+    def end(self, opened: OpenSpan) -> None:
+        """Stop the span being current and end it (call in the context `begin` was called in)."""
+        _context.detach(opened.token)
+        opened.span.end()
+
+    @contextlib.contextmanager
+    def span(self, headers: Sequence[tuple[bytes, bytes]]) -> Iterator[Any]:
+        """The invocation's span, current for the handler (in the thread or loop that runs it)."""
+        opened = self.begin(headers)
+        try:
+            yield opened.span
+        except Exception as error:
+            self.fail(opened, error)
+            raise
+        finally:
+            self.end(opened)
 
     def _configure(self) -> None:
         with self._lock:
             if not self._configured:
-                install_exporter(self._environ)
+                installed = install_exporter(self._environ)
                 # Once: a tracer of the proxy provider follows a provider the agent installs later.
                 self._tracer = _trace.get_tracer("bedrock_agentcore")
+                if installed:
+                    from .invocation_span import FastInvocationSpans
+
+                    self._fast = FastInvocationSpans.for_tracer(self._tracer, _ATTRIBUTE_COUNT)
                 self._configured = True
 
 
@@ -218,4 +285,4 @@ def _exporter(environ: Mapping[str, str]) -> Any:
 
 TRACING: InvocationTracing | None = InvocationTracing() if _trace is not None else None
 
-__all__ = ["SPAN_NAME", "TRACING", "InvocationTracing", "install_exporter", "preload_exporter"]
+__all__ = ["SPAN_NAME", "TRACING", "InvocationTracing", "OpenSpan", "install_exporter", "preload_exporter"]

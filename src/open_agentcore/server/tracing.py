@@ -11,6 +11,8 @@ With `--tracing off` no `OperationTracer` exists and dispatch does none of this.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from starlette.types import Scope
 
 from open_agentcore.auth import Caller
@@ -21,6 +23,10 @@ from .errors import ServiceError
 from .request_metrics import Exchange
 
 _TRACEPARENT = b"traceparent"
+_NO_STATE: dict[str, Any] = {}
+# What `OperationTracer.end` notes of a request for `_describe`: method, runtime id, the scope's
+# state, its headers, the answer's status (None before one was sent) and its body's size.
+_Request = tuple[str, str | None, dict[str, Any], list[tuple[bytes, bytes]], int | None, int]
 _HEX = frozenset("0123456789abcdef")
 # What a data-plane route learnt on the way (set in `scope["state"]`), and the span attribute it becomes.
 SESSION_STATE = "agentcore.session_id"
@@ -45,16 +51,18 @@ class OperationTracer:
         """Start the operation's span, and make the request's `traceparent` name it."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         parent: RemoteParent | None = None
+        sent = False
         for key, value in headers:
             if key == _TRACEPARENT:
-                parent = _parent(value)
+                parent, sent = _parent(value), True
                 break
         span = self._tracer.start(name, parent)
-        traceparent = span.traceparent()
         # `tracestate` passes on as the caller sent it, which W3C trace context allows.
-        scope["headers"] = [pair for pair in headers if pair[0] != _TRACEPARENT] + [
-            (_TRACEPARENT, traceparent)
-        ]
+        own = (_TRACEPARENT, span.traceparent())
+        if sent:
+            scope["headers"] = [pair for pair in headers if pair[0] != _TRACEPARENT] + [own]
+        else:
+            scope["headers"] = [*headers, own]
         return span
 
     def failed(self, span: ServerSpan, error: BaseException) -> None:
@@ -64,8 +72,13 @@ class OperationTracer:
             span.attributes["http.response.status_code"] = error.status
 
     def end(self, span: ServerSpan, scope: Scope, runtime_id: str | None, exchange: Exchange) -> None:
-        """Describe the request and its answer on the span, and end it."""
-        _describe(span, scope, runtime_id, exchange)
+        """Note what describes the request and its answer, and end the span: the attributes are made
+        from those notes on the span sink's thread (`_describe`), off the requests' event loop."""
+        span.request = (
+            scope.get("method", "GET"), runtime_id, scope.get("state", _NO_STATE), scope["headers"],
+            exchange.status, exchange.body_bytes,
+        )  # fmt: skip
+        span.describe = _describe
         self._tracer.end(span)
 
 
@@ -84,27 +97,27 @@ def _parent(value: bytes) -> RemoteParent | None:
     return RemoteParent(trace_id, span_id, sampled=bool(int(parts[3], 16) & 1))
 
 
-def _describe(span: ServerSpan, scope: Scope, runtime_id: str | None, answer: Exchange) -> None:
+def _describe(span: ServerSpan) -> None:
+    method, runtime_id, state, headers, status, body_bytes = cast("_Request", span.request)
     attributes = span.attributes
-    attributes["http.request.method"] = scope.get("method", "GET")
+    attributes["http.request.method"] = method
     if runtime_id is not None:
         attributes[RUNTIME_ATTRIBUTE] = runtime_id
-    state = scope.get("state", {})
     for key, attribute in _STATE_ATTRIBUTES:
         if (value := state.get(key)) is not None:
             attributes[attribute] = value
     caller: Caller | None = state.get("caller")
     if caller is not None:
         attributes["agentcore.caller"] = caller.principal or caller.subject or caller.scheme.value
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-length" and value.isdigit():
             attributes["http.request.body.size"] = int(value)
             break
-    if answer.status:
-        attributes["http.response.status_code"] = answer.status
-        attributes["http.response.body.size"] = answer.body_bytes
-        if answer.status >= 400:
-            span.fail(f"HTTP {answer.status}")
+    if status:
+        attributes["http.response.status_code"] = status
+        attributes["http.response.body.size"] = body_bytes
+        if status >= 400:
+            span.fail(f"HTTP {status}")
 
 
 __all__ = ["QUALIFIER_STATE", "SESSION_STATE", "START_STATE", "VERSION_STATE", "OperationTracer"]

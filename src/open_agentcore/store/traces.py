@@ -81,6 +81,7 @@ _FIELDS = tuple(spec.name for spec in dataclasses.fields(SpanRecord))
 _COLUMNS = (*_FIELDS, "received_at")
 _JSON_AT = tuple(_FIELDS.index(name) for name in ("attributes", "events"))
 _values = operator.attrgetter(*_FIELDS)
+_EMPTY_JSON: dict[type, str] = {dict: "{}", list: "[]"}
 # Built from our own field names, never from input.
 _SQLITE_INSERT = f"INSERT INTO spans ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 
@@ -88,7 +89,9 @@ _SQLITE_INSERT = f"INSERT INTO spans ({', '.join(_COLUMNS)}) VALUES ({', '.join(
 def _sqlite_row(record: SpanRecord, received_at: float) -> tuple[Any, ...]:
     row = [*_values(record), received_at]
     for at in _JSON_AT:
-        row[at] = json.dumps(row[at])
+        value = row[at]
+        empty = None if value else _EMPTY_JSON.get(type(value))  # most spans have no events
+        row[at] = json.dumps(value) if empty is None else empty
     return tuple(row)
 
 

@@ -93,7 +93,17 @@ def _record(span: dict[str, Any], service: str) -> SpanRecord:
 
 
 def _attributes(holder: dict[str, Any], field: str = "attributes") -> dict[str, Any]:
-    return {_string(pair, "key"): _value(_message(pair, "value")) for pair in _messages(holder, field)}
+    attributes: dict[str, Any] = {}
+    for pair in _messages(holder, field):
+        key, value = pair.get("key"), pair.get("value")
+        # The usual pair, a text key and a text value alone, read inline: one span has several.
+        if type(key) is str and type(value) is dict and len(value) == 1:
+            text = value.get("stringValue")
+            if type(text) is str:
+                attributes[key] = text
+                continue
+        attributes[_string(pair, "key")] = _value(_message(pair, "value"))
+    return attributes
 
 
 def _value(value: dict[str, Any]) -> Any:
@@ -154,9 +164,13 @@ def _string(holder: dict[str, Any], field: str) -> str:
 
 
 def _id(holder: dict[str, Any], field: str) -> str:
-    text = _string(holder, field)
+    text = holder.get(field)
+    if not text:
+        return _string(holder, field)  # absent or empty; or a falsy non-string, refused there
+    if type(text) is not str:
+        raise OtlpJsonError(f"{field} must be a string")
     try:
-        return bytes.fromhex(text).hex() if text else ""
+        return bytes.fromhex(text).hex()
     except ValueError:
         raise OtlpJsonError(f"span {field} {text[:40]!r} is not hex") from None
 

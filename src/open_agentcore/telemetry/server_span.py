@@ -1,6 +1,10 @@
 """The server's own span per operation, built by hand: ids, times, attributes and status in a slotted
 object queued to the span sink as it ends, and turned into a `SpanRecord` on the sink's thread.
 
+What the request was and how it was answered can be left for that thread too: a span may carry a
+`describe` function and the facts it needs (`request`), run just before the conversion, so the
+request's own thread (the event loop every request shares) only notes them.
+
 The OpenTelemetry SDK's span did the same at several times the cost on the request's path: a context,
 a sampler, attribute validation and processor dispatch per span, for one span that has no children,
 no events and only text and integer attributes we set ourselves. Ids are drawn as the SDK's default
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from open_agentcore.store.traces import RUNTIME_ATTRIBUTE, SESSION_ATTRIBUTE, SpanRecord
@@ -41,8 +46,8 @@ class ServerSpan:
     """One operation's span; `end` it once. Unsampled spans carry ids (for the worker) but are not kept."""
 
     __slots__ = (
-        "attributes", "end_ns", "name", "parent_span_id", "sampled", "span_id", "start_ns", "status_code",
-        "status_message", "trace_id",
+        "attributes", "describe", "end_ns", "name", "parent_span_id", "request", "sampled", "span_id",
+        "start_ns", "status_code", "status_message", "trace_id",
     )  # fmt: skip
 
     def __init__(self, name: str, parent: RemoteParent | None) -> None:
@@ -59,11 +64,12 @@ class ServerSpan:
         self.attributes: dict[str, Attribute] = {}
         self.status_code = "UNSET"
         self.status_message = ""
+        self.describe: Callable[[ServerSpan], None] | None = None
+        self.request: object = None  # what `describe` reads
 
     def traceparent(self) -> bytes:
         """This span's context as a W3C `traceparent` header value."""
-        flags = "01" if self.sampled else "00"
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{flags}".encode()
+        return b"00-%032x-%016x-%s" % (self.trace_id, self.span_id, b"01" if self.sampled else b"00")
 
     def fail(self, message: str) -> None:
         """Mark the span an error, `message` saying why (a later call replaces it)."""
@@ -90,6 +96,8 @@ def server_span_record(span: object) -> SpanRecord:
     """An ended `ServerSpan` as the store keeps it; its runtime and session from its own attributes
     (the server's spans are the one source trusted to say so)."""
     assert isinstance(span, ServerSpan)
+    if span.describe is not None:
+        span.describe(span)
     attributes = span.attributes
     runtime_id, session_id = attributes.get(RUNTIME_ATTRIBUTE), attributes.get(SESSION_ATTRIBUTE)
     return SpanRecord(
@@ -101,7 +109,7 @@ def server_span_record(span: object) -> SpanRecord:
         service=SERVICE_NAME,
         start_ns=span.start_ns,
         end_ns=span.end_ns or span.start_ns,
-        attributes=dict(attributes),
+        attributes=attributes,  # the span is over: nothing changes it any more
         status_code=span.status_code,
         status_message=span.status_message,
         events=[],
