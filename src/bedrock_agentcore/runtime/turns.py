@@ -1,0 +1,143 @@
+"""Sync-generator producers taking turns at the interpreter, paced by the server's event loop.
+
+Each sync generator has a pool thread of its own (it may block, say on a model's API). Threads
+running Python hold the interpreter lock, and the interpreter hands that lock over without
+priorities: with sixteen producers running, the event loop (which accepts new streams and sends
+frames) and a new stream's producer wait behind all of them. So producers step their generators
+one at a time, each for a short slice, and the rest wait for their turn without the lock:
+
+- a producer runs its first step without waiting for a turn, so a new stream's first frame
+  competes with one producer, not all of them;
+- the turn passes on after `SLICE` seconds, or when its holder is far enough ahead of its socket;
+- while streams are open the loop beats every `INTERVAL` seconds; a holder that sees the beat late
+  by `STALE_AFTER` waits for the next one, keeping its turn, so the loop runs next;
+- a holder whose step has lasted `STUCK_AFTER` is taken to be blocked (not computing), and the
+  loop's beat passes its turn on; a blocking generator never holds the others back for longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+import weakref
+
+INTERVAL = 0.001
+STALE_AFTER = 0.001
+SLICE = 0.0002
+STUCK_AFTER = 0.002
+LONGEST_WAIT = 0.1
+
+
+class Turns:
+    """The turns of one event loop's sync producers, and that loop's heartbeat."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._attached = 0  # changed on the loop only
+        self._timer: asyncio.TimerHandle | None = None
+        self._beat = time.monotonic()
+        self._beaten = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._holder: object | None = None
+        self._waiting: collections.deque[tuple[object, threading.Lock]] = collections.deque()
+        self._step_began = 0.0  # when the holder began its current step
+        self._slice_ends = 0.0
+
+    # On the loop --------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """One more producer takes turns; the heartbeat runs while any does. Call on the loop."""
+        self._attached += 1
+        if self._timer is None:
+            self._beat = time.monotonic()
+            self._timer = self._loop.call_later(INTERVAL, self._tick)
+
+    def detach(self) -> None:
+        """One producer fewer. Call on the loop."""
+        self._attached -= 1
+
+    def _tick(self) -> None:
+        self._beat = now = time.monotonic()
+        with self._beaten:
+            self._beaten.notify_all()
+        if self._holder is not None and now - self._step_began > STUCK_AFTER:
+            with self._lock:
+                if self._holder is not None and now - self._step_began > STUCK_AFTER:
+                    self._pass_on()
+        self._timer = self._loop.call_later(INTERVAL, self._tick) if self._attached > 0 else None
+
+    # On producer threads ------------------------------------------------------------------
+
+    def take(self, producer: object) -> None:
+        """Wait, without the interpreter lock, until `producer` holds the turn; turns go in order."""
+        if self._holder is producer:
+            return
+        with self._lock:
+            if self._holder is None:
+                self._hand_to(producer)
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiting.append((producer, gate))
+        if not gate.acquire(timeout=LONGEST_WAIT):
+            # The loop has not passed a blocked turn on for that long: it is closed or blocked.
+            # Go on without the turn rather than wait for a loop that may never beat again.
+            with self._lock:
+                if (producer, gate) in self._waiting:
+                    self._waiting.remove((producer, gate))
+
+    def stepping(self) -> None:
+        """The holder is about to step its generator (so a blocked step can be told from a busy one)."""
+        self._step_began = time.monotonic()
+
+    def should_pause(self, producer: object) -> bool:
+        """True when `producer` should stop stepping: its slice is over, its turn was passed on
+        (its step blocked), or the loop is late for its beat."""
+        if self._holder is not producer:
+            return True
+        now = time.monotonic()
+        return now > self._slice_ends or now - self._beat > STALE_AFTER
+
+    def pause(self, producer: object) -> None:
+        """Let the loop run if it is late (keeping the turn, so no other producer runs instead),
+        then pass the turn on to the next waiting producer."""
+        if time.monotonic() - self._beat > STALE_AFTER and self._timer is not None:
+            self._step_began = time.monotonic()
+            with self._beaten:
+                self._beaten.wait(LONGEST_WAIT)
+        self.give(producer)
+
+    def give(self, producer: object) -> None:
+        """Pass the turn on if `producer` holds it."""
+        with self._lock:
+            if self._holder is producer:
+                self._pass_on()
+
+    def _pass_on(self) -> None:
+        if self._waiting:
+            producer, gate = self._waiting.popleft()
+            self._hand_to(producer)
+            gate.release()
+        else:
+            self._holder = None
+
+    def _hand_to(self, producer: object) -> None:
+        self._holder = producer
+        self._step_began = now = time.monotonic()
+        self._slice_ends = now + SLICE
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turns] = weakref.WeakKeyDictionary()
+
+
+def turns_of(loop: asyncio.AbstractEventLoop) -> Turns:
+    """The one `Turns` of `loop`, created on first use; call on that loop."""
+    turns = _turns.get(loop)
+    if turns is None:
+        turns = _turns[loop] = Turns(loop)
+    return turns
+
+
+__all__ = ["INTERVAL", "LONGEST_WAIT", "SLICE", "STALE_AFTER", "STUCK_AFTER", "Turns", "turns_of"]
