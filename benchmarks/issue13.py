@@ -68,9 +68,7 @@ class Settings:
     def of(cls, rounds: int | None, quick: bool, only: list[str] | None = None) -> Settings:
         groups = tuple(only) if only else GROUPS
         if quick:
-            return cls(
-                rounds=rounds or 1, quick=True, frames=200, streams_per_client=4, idle_sessions=4, groups=groups
-            )
+            return cls(rounds or 1, True, frames=200, streams_per_client=4, idle_sessions=4, groups=groups)
         return cls(rounds=rounds or 3, groups=groups)
 
 
