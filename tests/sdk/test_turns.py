@@ -1,0 +1,96 @@
+"""Sync producers taking turns at the interpreter: `runtime/turns.py`, with real threads and loops."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from bedrock_agentcore.runtime.turns import Turns
+
+
+async def _until(condition: object, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.005)
+
+
+def test_turns_pass_in_the_order_they_were_asked_for() -> None:
+    async def order_of_turns() -> list[str]:
+        turns = Turns(asyncio.get_running_loop())  # no producer attached: no beat passes a turn on
+        got: list[str] = []
+
+        def producer(name: str) -> None:
+            turns.take(name)
+            got.append(name)
+            turns.give(name)
+
+        turns.take("first")
+        threads = []
+        for name in ("second", "third", "fourth"):
+            thread = threading.Thread(target=producer, args=(name,))
+            thread.start()
+            threads.append(thread)
+            await _until(lambda: len(turns._waiting) == len(threads), f"{name} never asked for a turn")
+        turns.give("first")
+        for thread in threads:
+            thread.join(10)
+        return got
+
+    assert asyncio.run(order_of_turns()) == ["second", "third", "fourth"]
+
+
+def test_the_loop_passes_on_the_turn_of_a_producer_blocked_in_its_step() -> None:
+    async def holder_after_a_blocked_step() -> object:
+        turns = Turns(asyncio.get_running_loop())
+        turns.attach()
+        blocked = threading.Event()
+        release = threading.Event()
+
+        def stuck() -> None:
+            turns.take("stuck")
+            turns.stepping()
+            blocked.set()
+            release.wait(30)  # a step waiting on the network, say
+
+        taken = threading.Event()
+        holders: list[object] = []
+
+        def waiting() -> None:
+            turns.take("waiting")
+            holders.append(turns._holder)
+            taken.set()
+
+        first = threading.Thread(target=stuck)
+        first.start()
+        await _until(blocked.is_set, "the first producer never began its step")
+        second = threading.Thread(target=waiting)
+        second.start()
+        try:
+            await _until(taken.is_set, "the waiting producer never got a turn")
+            return holders[0]
+        finally:
+            release.set()
+            first.join(10)
+            second.join(10)
+            turns.detach()
+
+    # Without the loop passing it on, the waiter would go on after its longest wait, turnless.
+    assert asyncio.run(holder_after_a_blocked_step()) == "waiting"
+
+
+def test_the_heartbeat_stops_with_the_last_producer() -> None:
+    async def beating_after(attached: int, detached: int) -> bool:
+        turns = Turns(asyncio.get_running_loop())
+        for _ in range(attached):
+            turns.attach()
+        for _ in range(detached):
+            turns.detach()
+        before = turns._beat
+        await _until(lambda: turns._beat != before, "the loop never beat")
+        await asyncio.sleep(0.01)  # the scenario: a few beats' time for the timer to stop
+        return turns._timer is not None
+
+    assert asyncio.run(beating_after(2, 1)) is True
+    assert asyncio.run(beating_after(2, 2)) is False
