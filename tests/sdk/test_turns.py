@@ -94,3 +94,30 @@ def test_the_heartbeat_stops_with_the_last_producer() -> None:
 
     assert asyncio.run(beating_after(2, 1)) is True
     assert asyncio.run(beating_after(2, 2)) is False
+
+
+def test_the_loop_runs_between_two_producers_slices() -> None:
+    """A slice's end hands the turn to the loop, which passes it on in its next iteration: a
+    producer that would win the interpreter lock from the loop cannot start its slice before."""
+
+    async def holders() -> tuple[object, object]:
+        turns = Turns(asyncio.get_running_loop())
+        turns.take("first")
+        got = threading.Event()
+
+        def second() -> None:
+            turns.take("second")
+            got.set()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        await _until(lambda: len(turns._waiting) == 1, "the second producer never asked for a turn")
+        turns.pause("first")  # on the loop's thread, which cannot run anything until this returns
+        between = turns._holder
+        await _until(got.is_set, "the loop never passed the turn on")
+        thread.join(10)
+        return between, turns._holder
+
+    between, after = asyncio.run(holders())
+    assert between not in ("first", "second")
+    assert after == "second"

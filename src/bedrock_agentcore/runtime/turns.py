@@ -8,7 +8,8 @@ one at a time, each for a short slice, and the rest wait for their turn without 
 
 - a producer runs its first step without waiting for a turn, so a new stream's first frame
   competes with one producer, not all of them;
-- the turn passes on after `SLICE` seconds, or when its holder is far enough ahead of its socket;
+- a slice ends after `SLICE` seconds, or when its holder is far enough ahead of its socket; while
+  others wait, the loop passes the turn on, so it runs (accepts, sends) between any two slices;
 - while streams are open the loop beats every `INTERVAL` seconds; a holder that sees the beat late
   by `STALE_AFTER` waits for the next one, keeping its turn, so the loop runs next;
 - a holder whose step has lasted `STUCK_AFTER` is taken to be blocked (not computing), and the
@@ -23,11 +24,14 @@ import threading
 import time
 import weakref
 
+from .inbox import inbox_for
+
 INTERVAL = 0.001
 STALE_AFTER = 0.001
 SLICE = 0.0002
 STUCK_AFTER = 0.002
 LONGEST_WAIT = 0.1
+_LOOP = object()  # the turn's holder between two slices, while the loop passes it on
 
 
 class Turns:
@@ -101,13 +105,28 @@ class Turns:
         return now > self._slice_ends or now - self._beat > STALE_AFTER
 
     def pause(self, producer: object) -> None:
-        """Let the loop run if it is late (keeping the turn, so no other producer runs instead),
-        then pass the turn on to the next waiting producer."""
+        """End `producer`'s slice: let the loop run if it is late (keeping the turn, so no other
+        producer runs instead), then have the loop pass the turn on if others wait for it."""
         if time.monotonic() - self._beat > STALE_AFTER and self._timer is not None:
             self._step_began = time.monotonic()
             with self._beaten:
                 self._beaten.wait(LONGEST_WAIT)
-        self.give(producer)
+        with self._lock:
+            if self._holder is not producer:
+                return
+            if not self._waiting:
+                self._holder = None
+                return
+            # Through the loop: it gets its iteration between two slices even when a producer
+            # would win the interpreter lock from it.
+            self._holder = _LOOP
+            self._step_began = time.monotonic()
+        inbox_for(self._loop).post(self._loop_passes_on)
+
+    def _loop_passes_on(self) -> None:
+        with self._lock:
+            if self._holder is _LOOP:
+                self._pass_on()
 
     def give(self, producer: object) -> None:
         """Pass the turn on if `producer` holds it."""
