@@ -324,21 +324,22 @@ def test_a_sync_producer_pauses_while_the_event_loop_does_not_run() -> None:
 
 
 def test_a_blocked_sync_generator_does_not_hold_back_other_streams(serve: Any) -> None:
-    """A generator blocked in a step (a model call, say) holds no turn for long: others stream on."""
+    """A generator that computed its frames, then blocks in a step (a model call, say), holds its
+    turn for milliseconds at most: the other streams run on."""
     app = BedrockAgentCoreApp()
     release = threading.Event()
 
     @app.entrypoint
     def handler(payload: Any) -> Iterator[int]:
-        yield 0
+        yield from range(payload["n"])  # fast steps: this producer takes turns
         if payload.get("block"):
             assert release.wait(60)
-        yield from range(1, payload["n"])
+            yield -1
 
     with serve(app) as url:
-        blocked = _open_stream(url, {"block": True, "n": 3})
+        blocked = _open_stream(url, {"block": True, "n": 100})
         try:
-            _read_until(blocked, b"data: 0\n\n", bytearray())
+            _read_until(blocked, b"data: 99\n\n", bytearray())
             # Far longer than the stream takes, far shorter than the block.
             reply = httpx.post(url + "/invocations", json={"n": 20_000}, timeout=15)
             assert _frames(reply.text) == list(range(20_000))

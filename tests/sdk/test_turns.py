@@ -50,7 +50,7 @@ def test_the_loop_passes_on_the_turn_of_a_producer_blocked_in_its_step() -> None
 
         def stuck() -> None:
             turns.take("stuck")
-            turns.stepping()
+            turns.stepping("stuck")
             blocked.set()
             release.wait(30)  # a step waiting on the network, say
 

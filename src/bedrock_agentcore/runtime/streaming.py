@@ -16,6 +16,7 @@ import collections
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from .encoding import sse_frame
 from .inbox import inbox_for
 from .loops import LoopPool, WorkerLoop
 from .threads import ThreadPool
-from .turns import Turns, turns_of
+from .turns import FAST_RUN, SLOW_STEP, Turns, turns_of
 
 logger = logging.getLogger("bedrock_agentcore.app")
 
@@ -87,9 +88,9 @@ class _Producer(Protocol):
 class SyncProducer:
     """Drives a sync iterator in one pool thread, up to `HIGH_WATER` frames ahead of its socket.
 
-    The thread steps its generator only in its turn (`turns.py`), so many streams can each run
-    far ahead of their sockets (few hand-offs per frame) without keeping the event loop, or a new
-    stream's first frame, waiting for the interpreter lock.
+    A thread whose generator computes its frames steps it only in its turn (`turns.py`), so many
+    streams can each run far ahead of their sockets (few hand-offs per frame) without keeping the
+    event loop, or a new stream's first frame, waiting for the interpreter lock.
     """
 
     def __init__(self, iterator: Iterator[Any], threads: ThreadPool) -> None:
@@ -109,20 +110,27 @@ class SyncProducer:
 
     def _run(self, channel: _Channel, turns: Turns) -> None:
         pushed = 0
+        fast = 0  # steps in a row quicker than SLOW_STEP: only a computing producer takes turns
+        began = time.monotonic()
         try:
-            # The first step takes no turn: a new stream's first frame waits for nobody's slice.
             for item in self._iterator:
+                fast = fast + 1 if time.monotonic() - began < SLOW_STEP else 0
                 channel.push(sse_frame(item))
                 pushed += 1
                 if pushed - self._sent >= HIGH_WATER:
                     turns.give(self)
                     self._wait_for_credit(pushed)
+                elif fast < FAST_RUN:
+                    turns.give(self)  # its step waited: it steps on its own from now on
+                    if turns.loop_is_late():
+                        turns.pause(self)
                 elif turns.should_pause(self):
                     turns.pause(self)
-                turns.take(self)
+                if fast >= FAST_RUN:
+                    turns.take(self)
                 if self._stopped:
                     break
-                turns.stepping()
+                began = turns.stepping(self)
         except Exception as exc:
             logger.exception("Streaming handler failed")
             channel.push(error_frame(exc))

@@ -2,18 +2,20 @@
 
 Each sync generator has a pool thread of its own (it may block, say on a model's API). Threads
 running Python hold the interpreter lock, and the interpreter hands that lock over without
-priorities: with sixteen producers running, the event loop (which accepts new streams and sends
-frames) and a new stream's producer wait behind all of them. So producers step their generators
-one at a time, each for a short slice, and the rest wait for their turn without the lock:
+priorities: with sixteen producers computing, the event loop (which accepts new streams and sends
+frames) and a new stream's producer wait behind all of them. So producers that compute step their
+generators one at a time, each for a short slice, and the rest wait for their turn without the
+lock:
 
-- a producer runs its first step without waiting for a turn, so a new stream's first frame
-  competes with one producer, not all of them;
+- only a producer whose last `FAST_RUN` steps each took less than `SLOW_STEP` takes turns; one
+  whose steps wait (on a socket, a model, a sleep) steps on its own, so it never holds a turn
+  while it waits, and a new stream's first steps compete with one producer, not all of them;
 - a slice ends after `SLICE` seconds, or when its holder is far enough ahead of its socket; while
   others wait, the loop passes the turn on, so it runs (accepts, sends) between any two slices;
-- while streams are open the loop beats every `INTERVAL` seconds; a holder that sees the beat late
-  by `STALE_AFTER` waits for the next one, keeping its turn, so the loop runs next;
-- a holder whose step has lasted `STUCK_AFTER` is taken to be blocked (not computing), and the
-  loop's beat passes its turn on; a blocking generator never holds the others back for longer.
+- while streams are open the loop beats every `INTERVAL` seconds; a producer that sees the beat
+  late by `STALE_AFTER` waits for the next one (keeping its turn), so the loop runs next;
+- a holder whose step has lasted `STUCK_AFTER` (a fast generator that began to wait) has its turn
+  passed on by the loop's beat, and steps on its own from then on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ INTERVAL = 0.001
 STALE_AFTER = 0.001
 SLICE = 0.0002
 STUCK_AFTER = 0.002
+SLOW_STEP = 0.0005
+FAST_RUN = 8
 LONGEST_WAIT = 0.1
 _LOOP = object()  # the turn's holder between two slices, while the loop passes it on
 
@@ -92,9 +96,17 @@ class Turns:
                 if (producer, gate) in self._waiting:
                     self._waiting.remove((producer, gate))
 
-    def stepping(self) -> None:
-        """The holder is about to step its generator (so a blocked step can be told from a busy one)."""
-        self._step_began = time.monotonic()
+    def stepping(self, producer: object) -> float:
+        """`producer` is about to step its generator: now, noted if it holds the turn (so that a
+        blocked step can be told from a busy one)."""
+        now = time.monotonic()
+        if self._holder is producer:
+            self._step_began = now
+        return now
+
+    def loop_is_late(self) -> bool:
+        """True when the loop has missed its beat: it wants the interpreter lock and waits for it."""
+        return time.monotonic() - self._beat > STALE_AFTER
 
     def should_pause(self, producer: object) -> bool:
         """True when `producer` should stop stepping: its slice is over, its turn was passed on
@@ -107,8 +119,9 @@ class Turns:
     def pause(self, producer: object) -> None:
         """End `producer`'s slice: let the loop run if it is late (keeping the turn, so no other
         producer runs instead), then have the loop pass the turn on if others wait for it."""
-        if time.monotonic() - self._beat > STALE_AFTER and self._timer is not None:
-            self._step_began = time.monotonic()
+        if self.loop_is_late() and self._timer is not None:
+            if self._holder is producer:
+                self._step_began = time.monotonic()
             with self._beaten:
                 self._beaten.wait(LONGEST_WAIT)
         with self._lock:
@@ -130,6 +143,8 @@ class Turns:
 
     def give(self, producer: object) -> None:
         """Pass the turn on if `producer` holds it."""
+        if self._holder is not producer:
+            return
         with self._lock:
             if self._holder is producer:
                 self._pass_on()
@@ -159,4 +174,14 @@ def turns_of(loop: asyncio.AbstractEventLoop) -> Turns:
     return turns
 
 
-__all__ = ["INTERVAL", "LONGEST_WAIT", "SLICE", "STALE_AFTER", "STUCK_AFTER", "Turns", "turns_of"]
+__all__ = [
+    "FAST_RUN",
+    "INTERVAL",
+    "LONGEST_WAIT",
+    "SLICE",
+    "SLOW_STEP",
+    "STALE_AFTER",
+    "STUCK_AFTER",
+    "Turns",
+    "turns_of",
+]
