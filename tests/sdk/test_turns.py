@@ -80,20 +80,27 @@ def test_the_loop_passes_on_the_turn_of_a_producer_blocked_in_its_step() -> None
     assert asyncio.run(holder_after_a_blocked_step()) == "waiting"
 
 
-def test_the_heartbeat_stops_with_the_last_producer() -> None:
-    async def beating_after(attached: int, detached: int) -> bool:
-        turns = Turns(asyncio.get_running_loop())
-        for _ in range(attached):
-            turns.attach()
-        for _ in range(detached):
-            turns.detach()
-        before = turns._beat
-        await _until(lambda: turns._beat != before, "the loop never beat")
-        await asyncio.sleep(0.01)  # the scenario: a few beats' time for the timer to stop
-        return turns._timer is not None
+def test_the_heartbeat_runs_only_while_producers_step() -> None:
+    """Streams whose generators wait (on a model, say) cost the loop no wake-ups: the beat stops
+    when no producer stepped since the last one, or none is attached, and a step starts it again."""
 
-    assert asyncio.run(beating_after(2, 1)) is True
-    assert asyncio.run(beating_after(2, 2)) is False
+    async def beating() -> list[bool]:
+        turns = Turns(asyncio.get_running_loop())
+        seen = []
+        turns.attach()
+        seen.append(turns._timer is not None)
+        await _until(lambda: turns._timer is None, "the beat never stopped while nothing stepped")
+        stopped_at = turns._beat
+        turns.stepping("producer")  # from the loop's thread here; a producer's thread in use
+        await _until(lambda: turns._beat != stopped_at, "a step never started the beat again")
+        seen.append(True)
+        turns.stepping("producer")
+        turns.detach()
+        await _until(lambda: turns._timer is None, "the beat never stopped with the last producer")
+        seen.append(False)
+        return seen
+
+    assert asyncio.run(beating()) == [True, True, False]
 
 
 def test_the_loop_runs_between_two_producers_slices() -> None:

@@ -12,8 +12,10 @@ lock:
   while it waits, and a new stream's first steps compete with one producer, not all of them;
 - a slice ends after `SLICE` seconds, or when its holder is far enough ahead of its socket; while
   others wait, the loop passes the turn on, so it runs (accepts, sends) between any two slices;
-- while streams are open the loop beats every `INTERVAL` seconds; a producer that sees the beat
-  late by `STALE_AFTER` waits for the next one (keeping its turn), so the loop runs next;
+- while producers step, the loop beats every `INTERVAL` seconds; a producer that sees the beat
+  late by `STALE_AFTER` waits for the next one (keeping its turn), so the loop runs next. The
+  beat stops when no producer has stepped since the last one (streams waiting on a model cost
+  the loop no wake-ups) and the next step starts it again;
 - a holder whose step has lasted `STUCK_AFTER` (a fast generator that began to wait) has its turn
   passed on by the loop's beat, and steps on its own from then on.
 """
@@ -45,6 +47,9 @@ class Turns:
         self._loop = loop
         self._attached = 0  # changed on the loop only
         self._timer: asyncio.TimerHandle | None = None
+        self._stepped = False  # a producer stepped since the last beat
+        self._restarting = False  # a producer asked the loop to start beating again...
+        self._restart_asked = 0.0  # ...at this time
         self._beat = time.monotonic()
         self._beaten = threading.Condition(threading.Lock())
         self._lock = threading.Lock()
@@ -56,11 +61,17 @@ class Turns:
     # On the loop --------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """One more producer takes turns; the heartbeat runs while any does. Call on the loop."""
+        """One more producer takes turns (and starts the beat). Call on the loop."""
         self._attached += 1
-        if self._timer is None:
+        self._start_beating()
+
+    def _start_beating(self) -> None:
+        self._restarting = False
+        if self._timer is None and self._attached > 0:
             self._beat = time.monotonic()
             self._timer = self._loop.call_later(INTERVAL, self._tick)
+            with self._beaten:
+                self._beaten.notify_all()
 
     def detach(self) -> None:
         """One producer fewer. Call on the loop."""
@@ -74,7 +85,9 @@ class Turns:
             with self._lock:
                 if self._holder is not None and now - self._step_began > STUCK_AFTER:
                     self._pass_on()
-        self._timer = self._loop.call_later(INTERVAL, self._tick) if self._attached > 0 else None
+        busy = self._stepped or self._holder is not None or bool(self._waiting)
+        self._stepped = False
+        self._timer = self._loop.call_later(INTERVAL, self._tick) if self._attached > 0 and busy else None
 
     # On producer threads ------------------------------------------------------------------
 
@@ -102,11 +115,18 @@ class Turns:
         now = time.monotonic()
         if self._holder is producer:
             self._step_began = now
+        self._stepped = True
+        if self._timer is None and not self._restarting:
+            self._restarting = True
+            self._restart_asked = now
+            inbox_for(self._loop).post(self._start_beating)
         return now
 
     def loop_is_late(self) -> bool:
         """True when the loop has missed its beat: it wants the interpreter lock and waits for it."""
-        return time.monotonic() - self._beat > STALE_AFTER
+        if self._timer is not None:
+            return time.monotonic() - self._beat > STALE_AFTER
+        return self._restarting and time.monotonic() - self._restart_asked > STALE_AFTER
 
     def should_pause(self, producer: object) -> bool:
         """True when `producer` should stop stepping: its slice is over, its turn was passed on
@@ -119,7 +139,7 @@ class Turns:
     def pause(self, producer: object) -> None:
         """End `producer`'s slice: let the loop run if it is late (keeping the turn, so no other
         producer runs instead), then have the loop pass the turn on if others wait for it."""
-        if self.loop_is_late() and self._timer is not None:
+        if self.loop_is_late():
             if self._holder is producer:
                 self._step_began = time.monotonic()
             with self._beaten:
