@@ -32,7 +32,7 @@ from .inbox import inbox_for
 
 INTERVAL = 0.001
 STALE_AFTER = 0.001
-SLICE = 0.0002
+SLICE = 0.0005
 STUCK_AFTER = 0.002
 SLOW_STEP = 0.0005
 FAST_RUN = 8
