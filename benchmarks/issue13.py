@@ -1,6 +1,6 @@
 """Issue 13's table (speed and density): every row for this tree and a baseline tree, in one run.
 
-    .venv/bin/python benchmarks/issue13.py [--baseline DIR] [--rounds 3] [--quick]
+    .venv/bin/python benchmarks/issue13.py [--baseline DIR] [--rounds 3] [--quick] [--only GROUP ...]
 
 The baseline is `--baseline DIR` (a checkout with its own `.venv`) or, without it, the fixed
 commit in `baseline.py`, checked out once into `benchmarks/.venvs/` with its own `.venv`. Rounds
@@ -46,6 +46,7 @@ RESULTS = THIS / "benchmarks" / "results"
 TREES = ("this", "baseline")
 STREAMS = 16
 SESSIONS = 64
+GROUPS = ("server", "throughput", "stream")  # what `--only` can pick: the measurement groups below
 
 # One round's figures: tree → measurement group → figure name → value. Groups a tree could not
 # measure hold a note instead: `{"note": "..."}`.
@@ -63,12 +64,14 @@ class Settings:
     # As server_bench.py's own table: the fork server's pages are shared by the sessions, so fewer
     # sessions each carry a larger share of it (the target is about thousands of sessions).
     idle_sessions: int = 60
+    groups: tuple[str, ...] = GROUPS
 
     @classmethod
-    def of(cls, rounds: int | None, quick: bool) -> Settings:
+    def of(cls, rounds: int | None, quick: bool, only: list[str] | None = None) -> Settings:
+        groups = tuple(only) if only else GROUPS
         if quick:
-            return cls(rounds=rounds or 1, quick=True, frames=200, streams_per_client=4, idle_sessions=4)
-        return cls(rounds=rounds or 3)
+            return cls(rounds or 1, True, frames=200, streams_per_client=4, idle_sessions=4, groups=groups)
+        return cls(rounds=rounds or 3, groups=groups)
 
 
 # Measuring -----------------------------------------------------------------------------------
@@ -113,13 +116,16 @@ def measure_round(
     order = list(TREES) if number % 2 == 0 else list(reversed(TREES))
     out: Round = {name: {} for name in (*TREES, "reference")}
     for name in order:
-        _progress(number, f"server_bench.py of the {name} tree")
-        out[name]["server"] = _server(checkouts[name], settings)
-        _progress(number, f"throughput.py of the {name} tree")
-        out[name]["throughput"] = _throughput(checkouts[name], settings)
-    for name in [*order, "reference"] if number % 2 == 0 else ["reference", *order]:
-        _progress(number, f"SSE streams on the {name} SDK")
-        out[name]["stream"] = _stream(environments[name], settings)
+        if "server" in settings.groups:
+            _progress(number, f"server_bench.py of the {name} tree")
+            out[name]["server"] = _server(checkouts[name], settings)
+        if "throughput" in settings.groups:
+            _progress(number, f"throughput.py of the {name} tree")
+            out[name]["throughput"] = _throughput(checkouts[name], settings)
+    if "stream" in settings.groups:
+        for name in [*order, "reference"] if number % 2 == 0 else ["reference", *order]:
+            _progress(number, f"SSE streams on the {name} SDK")
+            out[name]["stream"] = _stream(environments[name], settings)
     return out
 
 
@@ -214,8 +220,8 @@ def _cell(row: Row, rounds: list[Round], tree: str) -> tuple[str, float | None]:
     return f"{_number(value)}{row.unit}{row.detail(rounds, tree)}", value
 
 
-def render(rounds: list[Round], baseline_name: str) -> tuple[str, bool]:
-    """The markdown table, and whether this tree meets every target."""
+def render(rounds: list[Round], baseline_name: str, groups: tuple[str, ...] = GROUPS) -> tuple[str, bool]:
+    """The markdown table of the rows in `groups`, and whether this tree meets every one's target."""
     lines = [
         f"Issue 13: this tree against the baseline ({baseline_name}), {len(rounds)} interleaved round(s), "
         "medians",
@@ -224,7 +230,7 @@ def render(rounds: list[Round], baseline_name: str) -> tuple[str, bool]:
         "|---|---:|---:|---:|---|---|",
     ]
     all_met = True
-    for row in ROWS:
+    for row in (row for row in ROWS if row.group in groups):
         this_text, this_value = _cell(row, rounds, "this")
         base_text, base_value = _cell(row, rounds, "baseline")
         change = f"{this_value / base_value:.2f}×" if this_value is not None and base_value else "–"
@@ -263,7 +269,7 @@ def run(baseline_dir: str | None, settings: Settings) -> bool:
             f"issue 13 round {number + 1}/{settings.rounds} done in {time.perf_counter() - started:.0f}s",
             flush=True,
         )
-    table, all_met = render(rounds, baseline_name)
+    table, all_met = render(rounds, baseline_name, settings.groups)
     print(table)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -281,9 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="every row, few samples: a check in minutes")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="measure only these rows (repeatable): server = server_bench.py's five rows, throughput = "
+        "through the server vs direct, stream = the two SSE rows against the reference SDK",
+    )
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {int(load.LOAD_CORE)})  # this process drives load: keep it off the servers' core
-    run(args.baseline, Settings.of(args.rounds, args.quick))
+    run(args.baseline, Settings.of(args.rounds, args.quick, args.only))
     return 0
 
 

@@ -247,17 +247,32 @@ def test_sse_frame_is_one_data_line_that_round_trips(value: Any) -> None:
     assert json.loads(line) == value
 
 
-def test_concurrent_sync_streams_share_the_lead_over_their_sockets() -> None:
-    """Each sync generator may run `HIGH_WATER / streams` frames ahead (at least MIN_LEAD), so many
-    streams together do not hold the interpreter lock away from the event loop."""
+async def _until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def _lead_of(channel: Any) -> int:
+    """How many frames a producer makes before it waits for its socket (at most `HIGH_WATER`;
+    fewer when no more come within a few seconds)."""
+    from bedrock_agentcore.runtime.streaming import HIGH_WATER
+
+    frames = 0
+    while frames < HIGH_WATER:
+        try:
+            frames += len(await asyncio.wait_for(channel.take(), 3))
+        except TimeoutError:
+            break
+    return frames
+
+
+def test_many_concurrent_sync_streams_each_run_the_full_lead_ahead() -> None:
+    """Turns, not a shared lead, keep producers from crowding the loop out: with sixteen streams
+    each still makes `HIGH_WATER` frames between two sends, so frames cross in large batches."""
     from bedrock_agentcore.runtime import streaming
     from bedrock_agentcore.runtime.threads import ThreadPool
-
-    async def until(condition: Any) -> None:
-        deadline = time.monotonic() + 20
-        while not condition():
-            assert time.monotonic() < deadline, "the producers never settled"
-            await asyncio.sleep(0.01)
 
     async def frames_made_after_a_full_send(streams: int) -> list[int]:
         loop = asyncio.get_running_loop()
@@ -266,22 +281,102 @@ def test_concurrent_sync_streams_share_the_lead_over_their_sockets() -> None:
         producers = [streaming.SyncProducer(iter(range(1_000_000)), pool) for _ in range(streams)]
         for producer, channel in zip(producers, channels, strict=True):
             producer.start(channel)
-
-        def all_waiting() -> bool:  # every producer as far ahead as it may go
-            lead = streaming._producing.lead()
-            return streaming._producing.count == streams and all(p._ahead >= lead for p in producers)
-
         try:
-            await until(all_waiting)
+            # Every producer stops only at its lead, so the first batch of each is HIGH_WATER.
             for producer, channel in zip(producers, channels, strict=True):
-                producer.credit(len(await channel.take()))  # all sent, as the response would
-            await until(all_waiting)
-            return [len(await channel.take()) for channel in channels]
+                producer.credit(await _lead_of(channel))  # all sent, as the response would
+            return [await _lead_of(channel) for channel in channels]
         finally:
             for producer in producers:
                 producer.stop()
             pool.close()
 
-    assert asyncio.run(frames_made_after_a_full_send(1)) == [streaming.HIGH_WATER]
-    shared = max(streaming.MIN_LEAD, streaming.HIGH_WATER // 16)
-    assert asyncio.run(frames_made_after_a_full_send(16)) == [shared] * 16
+    assert asyncio.run(frames_made_after_a_full_send(16)) == [streaming.HIGH_WATER] * 16
+
+
+def test_a_sync_producer_pauses_while_the_event_loop_does_not_run() -> None:
+    """A loop that misses its heartbeat gets the interpreter: the producer waits for it instead of
+    running to its lead (here the loop is blocked outright, the extreme of being crowded out)."""
+    from bedrock_agentcore.runtime import streaming
+    from bedrock_agentcore.runtime.threads import ThreadPool
+
+    def slow_steps() -> Iterator[int]:
+        for i in range(1_000_000):
+            time.sleep(0.001)
+            yield i
+
+    async def frames_made_while_blocked() -> int:
+        loop = asyncio.get_running_loop()
+        pool = ThreadPool(max_threads=1)
+        channel = streaming._Channel(loop)
+        producer = streaming.SyncProducer(slow_steps(), pool)
+        producer.start(channel)
+        try:
+            producer.credit(len(await channel.take()))
+            time.sleep(0.5)  # the scenario, not synchronisation: the loop runs nothing for 0.5 s
+            return len(await channel.take())
+        finally:
+            producer.stop()
+            pool.close()
+
+    # Without the pause the producer makes HIGH_WATER frames (one per millisecond) meanwhile.
+    assert asyncio.run(frames_made_while_blocked()) < streaming.HIGH_WATER // 2
+
+
+def test_a_blocked_sync_generator_does_not_hold_back_other_streams(serve: Any) -> None:
+    """A generator that computed its frames, then blocks in a step (a model call, say), holds its
+    turn for milliseconds at most: the other streams run on."""
+    app = BedrockAgentCoreApp()
+    release = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        yield from range(payload["n"])  # fast steps: this producer takes turns
+        if payload.get("block"):
+            assert release.wait(60)
+            yield -1
+
+    with serve(app) as url:
+        blocked = _open_stream(url, {"block": True, "n": 100})
+        try:
+            _read_until(blocked, b"data: 99\n\n", bytearray())
+            # Far longer than the stream takes, far shorter than the block.
+            reply = httpx.post(url + "/invocations", json={"n": 20_000}, timeout=15)
+            assert _frames(reply.text) == list(range(20_000))
+            assert not release.is_set()
+        finally:
+            release.set()
+            blocked.close()
+
+
+def test_a_new_stream_gets_its_first_frame_while_sixteen_busy_streams_run(serve: Any) -> None:
+    """Sixteen generators stepping as fast as they can do not keep a new stream's first frame (or
+    the busy streams' own frames) from the client; the bound only catches a hang."""
+    app = BedrockAgentCoreApp()
+    stop = threading.Event()
+
+    @app.entrypoint
+    def handler(payload: Any) -> Iterator[int]:
+        if payload.get("busy"):
+            i = 0
+            while not stop.is_set():
+                i += 1
+                yield i
+        else:
+            yield -1
+
+    with serve(app) as url:
+        busy = [_open_stream(url, {"busy": True}) for _ in range(16)]
+        try:
+            for sock in busy:
+                _read_until(sock, b"data: 1\n\n", bytearray())
+            started = time.monotonic()
+            reply = httpx.post(url + "/invocations", json={}, timeout=30)
+            assert _frames(reply.text) == [-1]
+            assert time.monotonic() - started < 10
+            for sock in busy:  # still streaming: each busy stream has frames waiting to be read
+                _read_until(sock, b"data: ", bytearray())
+        finally:
+            stop.set()
+            for sock in busy:
+                sock.close()

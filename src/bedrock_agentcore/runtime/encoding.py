@@ -93,10 +93,15 @@ def _json_key(key: Any) -> str:
     return converted if isinstance(converted, str) else json.dumps(converted, ensure_ascii=False)
 
 
+# One encoder for every value: `json.dumps` with options builds a new encoder per call, which is a
+# sixth of a small stream frame's cost.
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=to_jsonable)
+
+
 def dumps(value: Any) -> str:
     """Encode any value as JSON text (UTF-8 friendly, never NaN, never a whole-object `repr`)."""
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=to_jsonable)
+        return _encoder.encode(value)
     except (TypeError, ValueError, RecursionError):
         return json.dumps(_deep_jsonable(value), ensure_ascii=False, allow_nan=False, default=str)
 

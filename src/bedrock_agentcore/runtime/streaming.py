@@ -1,12 +1,12 @@
 """Streaming handler results to the client as Server-Sent Events, frame by frame, as produced.
 
 A generator never runs on the server's event loop: a sync generator is driven by one pool thread
-for its whole life (`threads.py`), an async generator by a worker loop (`loops.py`). Frames cross back through
-a `_Channel`, which wakes the server loop only when the response is waiting for more, and the
-response sends everything that has piled up in one write. The producer may run at most
-`HIGH_WATER` frames ahead of the socket (sync generators share that lead), so a slow reader slows the
-generator instead of growing memory. When the client goes away the generator is closed where it
-runs, so its `finally` blocks run.
+for its whole life (`threads.py`), stepping it only in its turn (`turns.py`), an async generator
+by a worker loop (`loops.py`). Frames cross back through a `_Channel`, which wakes the server loop
+only when the response is waiting for more, and the response sends everything that has piled up
+in one write. The producer may run at most `HIGH_WATER` frames ahead of the socket, so a slow
+reader slows the generator instead of growing memory. When the client goes away the generator is
+closed where it runs, so its `finally` blocks run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import collections
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
@@ -26,11 +27,11 @@ from .encoding import sse_frame
 from .inbox import inbox_for
 from .loops import LoopPool, WorkerLoop
 from .threads import ThreadPool
+from .turns import FAST_RUN, SLOW_STEP, Turns, turns_of
 
 logger = logging.getLogger("bedrock_agentcore.app")
 
 HIGH_WATER = 64
-MIN_LEAD = 4
 _END = object()
 _DISCONNECTED = object()
 
@@ -84,62 +85,57 @@ class _Producer(Protocol):
     def stop(self) -> None: ...
 
 
-class _Producing:
-    """How many sync streams of this process are producing now: they share `HIGH_WATER`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def lead(self) -> int:
-        """How far one stream may run ahead of its socket, in frames."""
-        return max(MIN_LEAD, HIGH_WATER // max(1, self.count))
-
-    def add(self, delta: int) -> None:
-        with self._lock:
-            self.count += delta
-
-
-_producing = _Producing()
-
-
 class SyncProducer:
-    """Drives a sync iterator in one pool thread, at most its share of `HIGH_WATER` frames ahead.
+    """Drives a sync iterator in one pool thread, up to `HIGH_WATER` frames ahead of its socket.
 
-    The share matters because producers hold the interpreter lock while they run: sixteen
-    generators each allowed 64 frames ahead kept the event loop (and a new stream's first frame)
-    waiting for it; a producer that waits for its socket lets the loop run.
+    A thread whose generator computes its frames steps it only in its turn (`turns.py`), so many
+    streams can each run far ahead of their sockets (few hand-offs per frame) without keeping the
+    event loop, or a new stream's first frame, waiting for the interpreter lock.
     """
 
     def __init__(self, iterator: Iterator[Any], threads: ThreadPool) -> None:
         self._iterator = iterator
         self._threads = threads
-        self._turn = threading.Condition(threading.Lock())
-        self._ahead = 0  # frames pushed and not yet sent
+        self._credited = threading.Condition(threading.Lock())
+        self._sent = 0  # frames the response has sent; written under `_credited`
         self._stopped = False
 
     def start(self, channel: _Channel) -> None:
+        turns = turns_of(asyncio.get_running_loop())
+        turns.attach()
         # The pool thread runs in a copy of this context, so handler code sees its request's ids.
-        running = asyncio.ensure_future(self._threads.run(self._run, channel))
+        running = asyncio.ensure_future(self._threads.run(self._run, channel, turns))
         running.add_done_callback(_retrieve)
+        running.add_done_callback(lambda _: turns.detach())
 
-    def _run(self, channel: _Channel) -> None:
-        turn = self._turn
-        _producing.add(1)
+    def _run(self, channel: _Channel, turns: Turns) -> None:
+        pushed = 0
+        fast = 0  # steps in a row quicker than SLOW_STEP: only a computing producer takes turns
+        began = time.monotonic()
         try:
             for item in self._iterator:
+                fast = fast + 1 if time.monotonic() - began < SLOW_STEP else 0
                 channel.push(sse_frame(item))
-                with turn:
-                    self._ahead += 1
-                    while self._ahead >= _producing.lead() and not self._stopped:
-                        turn.wait()
-                    if self._stopped:
-                        break
+                pushed += 1
+                if pushed - self._sent >= HIGH_WATER:
+                    turns.give(self)
+                    self._wait_for_credit(pushed)
+                elif fast < FAST_RUN:
+                    turns.give(self)  # its step waited: it steps on its own from now on
+                    if turns.loop_is_late():
+                        turns.pause(self)
+                elif turns.should_pause(self):
+                    turns.pause(self)
+                if fast >= FAST_RUN:
+                    turns.take(self)
+                if self._stopped:
+                    break
+                began = turns.stepping(self)
         except Exception as exc:
             logger.exception("Streaming handler failed")
             channel.push(error_frame(exc))
         finally:
-            _producing.add(-1)
+            turns.give(self)
             close = getattr(self._iterator, "close", None)
             try:
                 if close is not None:
@@ -149,15 +145,20 @@ class SyncProducer:
             finally:
                 channel.push(_END)
 
+    def _wait_for_credit(self, pushed: int) -> None:
+        with self._credited:
+            while pushed - self._sent >= HIGH_WATER and not self._stopped:
+                self._credited.wait()
+
     def credit(self, frames: int) -> None:
-        with self._turn:
-            self._ahead -= frames
-            self._turn.notify()
+        with self._credited:
+            self._sent += frames
+            self._credited.notify()
 
     def stop(self) -> None:
-        with self._turn:
+        with self._credited:
             self._stopped = True
-            self._turn.notify()
+            self._credited.notify()
 
 
 class AsyncProducer:
@@ -283,4 +284,4 @@ async def _watch_disconnect(receive: Receive, channel: _Channel) -> None:
             return
 
 
-__all__ = ["HIGH_WATER", "MIN_LEAD", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]
+__all__ = ["HIGH_WATER", "AsyncProducer", "EventStreamResponse", "SyncProducer", "error_frame"]
