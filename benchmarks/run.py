@@ -1,10 +1,10 @@
 """`make bench`: our SDK against the reference SDK and bare Starlette, side by side, in one run.
 Then issue 13's table (issue13.py: the runtime server's costs, SSE fairness and throughput, this
 tree against a baseline tree), the floor under its overhead and throughput rows (floor_relay.py:
-a bare relay in Python, nothing but parsing heads and piping bytes), new sessions fork and fresh (session_start.py, as root), issue 10's
-scale-out figures (ray_backend.py: the Ray backend beside the process backend; replicas.py: route
-lookups at 10,000 session rows, one replica against two), and the CLI's start-up (cli_start.py)
-against the same baseline.
+a bare relay in Python, nothing but parsing heads and piping bytes), new sessions fork and fresh
+(session_start.py, as root), issue 10's scale-out figures (ray_backend.py: the Ray backend beside
+the process backend; replicas.py: route lookups at 10,000 session rows, one replica against two),
+and the CLI's start-up (cli_start.py) against the same baseline.
 
 Servers run on core 0 and load generators on core 1, with the same uvicorn settings for every
 contender; rounds are interleaved (ours, reference, bare, ours, ...) and results are medians with
