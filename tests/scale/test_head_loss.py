@@ -191,23 +191,6 @@ def refusal(server: Server, arn: str, session_id: str) -> botocore.exceptions.Cl
     return raised.value
 
 
-def kill_worker(server: Server, arn: str, session_id: str) -> None:
-    """SIGKILL the session's worker process (its pid on the node: this machine) and wait until it is gone."""
-    runtime_id = arn.rsplit("/", 1)[1]
-    reply = server.signed("GET", f"/_agentcore/runtimes/{runtime_id}/sessions")
-    assert reply.status_code == 200, reply.text
-    (pid,) = [listed["pid"] for listed in reply.json()["sessions"] if listed["sessionId"] == session_id]
-    os.kill(pid, signal.SIGKILL)
-
-    def gone() -> bool:
-        try:
-            return _state(Path(f"/proc/{pid}/stat").read_text()) == "Z"
-        except (FileNotFoundError, ProcessLookupError):  # reaped, or being reaped
-            return True
-
-    wait_until(gone, timeout=10, interval=0.01)
-
-
 def health(server: Server) -> dict[str, Any]:
     answer: dict[str, Any] = httpx.get(server.url + "/_agentcore/health", timeout=10).json()
     return answer
@@ -228,15 +211,14 @@ def lost_head() -> Iterator[LostHead]:
             arn = server.deploy({"agent.py": AGENT}, "survivor")["agentRuntimeArn"]
             session = new_session()
             assert invoke(server, arn, session)["calls"] == 1
-            # A machine going down takes its processes in some order: here the session's worker
-            # first, the rest of the head's node a fifth of a second later (not a wait for anything:
-            # the failure's shape). The actor reports the worker's end while the head still
-            # answers; the session must still be put down to the head's loss.
-            kill_worker(server, arn, session)
-            time.sleep(0.2)
             head.kill()
             # At once, before the server may have noticed: the worker died with the head's node.
-            call = refusal(server, arn, session)
+            try:
+                call = refusal(server, arn, session)
+            except Exception as error:  # the server's own words say why it did not answer
+                raise AssertionError(
+                    f"{error}\nserver exit: {process.poll()}\nserver log:\n{log.read_text()[-6000:]}"
+                ) from error
             yield LostHead(head, server, process, log, arn, session, call)
     finally:
         head.kill()

@@ -70,6 +70,9 @@ class RayWorker:
     replica: str = ""  # the server replica that started it
     connection: int = 0  # which of the backend's connections to Ray its actor handle belongs to
     stopping: bool = False  # the server is stopping it: its end is no sign of anything
+    # Its end was put down to the head's loss: nothing more is asked of Ray about it (a call to a
+    # head that is gone waits for Ray's reconnection deadline, which ends the whole process).
+    lost_with_head: bool = False
     _exit: asyncio.Task[tuple[int, str]] | None = field(default=None, repr=False)
 
     @property
@@ -172,7 +175,9 @@ class RayBackend:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
                 loop.call_soon_threadsafe(lost.set)
         self._code.clear()
+        began = time.monotonic()
         self._ray.shutdown()
+        logger.info("Let go of the lost Ray cluster in %.1f s", time.monotonic() - began)
 
     def _head_loss(self, reason: str) -> str:
         """Why a session ended with its head, naming the head's address."""
@@ -215,6 +220,7 @@ class RayBackend:
             # process's start-up of CPU, from the same cores as the first call of the session
             # whose arrival asked for it. Let that call go first.
             await asyncio.sleep(_WARM_START_DEFER)
+        await self._head_answers()
         await self._check_fits()
         code_hash, code_ref = await self._code_of(spec.code_dir)
         limits = self._limits
@@ -240,6 +246,17 @@ class RayBackend:
         )  # fmt: skip
         worker._exit = asyncio.get_running_loop().create_task(self._watch(worker))
         return worker
+
+    async def _head_answers(self) -> None:
+        """Refuse at once when nothing answers at the head's address, though the watch has not
+        noticed yet: Ray's own calls to a head that is gone wait out its reconnection deadline, and
+        then end this whole process (a new session's node listing did, in a test)."""
+        head = self._head
+        if head is not None and not await asyncio.to_thread(head.answers):
+            raise HeadUnreachable(
+                f"the Ray head at {head.address} cannot be reached (it stopped answering); "
+                "no session can be started until it is back"
+            )
 
     def actor_name(self, worker_id: str) -> str:
         """The name of the actor of a worker this replica starts."""
@@ -394,29 +411,32 @@ class RayBackend:
                     continue
                 worker.lost_reason = f"its Ray node stopped answering for {_UNAVAILABLE_LIMIT:g}s: {error}"
             except exceptions.RayActorError as error:
-                worker.lost_reason = await self._loss(worker.node_id, error)
+                worker.lost_reason = await self._loss(worker, error)
             except Exception as error:  # Ray raises a bare Exception when it cannot even send the call
                 logger.warning("Lost the actor of worker %s", worker.worker_id, exc_info=True)
-                worker.lost_reason = await self._loss(worker.node_id, error)
+                worker.lost_reason = await self._loss(worker, error)
             else:
                 if int(code) != 0 and not worker.stopping and await self._head_gone():
+                    worker.lost_with_head = True
                     worker.lost_reason = self._head_loss("it stopped answering")
                     return -1, worker.lost_reason
                 worker.lost_reason = str(reason)
                 return int(code), str(reason)
             return -1, worker.lost_reason
 
-    async def _loss(self, node_id: str, error: Exception) -> str:
+    async def _loss(self, worker: RayWorker, error: Exception) -> str:
         """Why an actor Ray declared dead is gone: its node died, the head is out of reach, or
         something else ended it (Ray's first line says what). The head is asked first: an actor
         dies with the head's node before the head watch notices, and the session must say so."""
         if await self._head_gone():
+            worker.lost_with_head = True
             return self._head_loss("it stopped answering")
         try:
             nodes = await asyncio.to_thread(list_nodes, self._ray, _HEAD_TIMEOUT)
         except Exception as unreachable:  # whatever Ray raises when its head does not answer
+            worker.lost_with_head = True
             return self._head_loss(f"it stopped answering: {unreachable}")
-        if not any(node.get("NodeID") == node_id and node.get("Alive") for node in nodes):
+        if not any(node.get("NodeID") == worker.node_id and node.get("Alive") for node in nodes):
             return NODE_DIED
         return f"its Ray actor died: {str(error).splitlines()[0]}"
 
@@ -438,7 +458,7 @@ class RayBackend:
         if not isinstance(handle, RayWorker):
             raise TypeError(f"the Ray backend did not start {handle!r}")
         handle.stopping = True
-        if not self._reaches(handle):
+        if handle.lost_with_head or not self._reaches(handle):
             # Lost with the head: Ray cannot reach its actor. It ends with its node (a node cut off
             # from its head stops within a minute), and its worker with it.
             if handle._exit is not None:
