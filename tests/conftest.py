@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,13 @@ import pytest
 import uvicorn
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# A test run started as a background job of a non-interactive shell (`.ci/run &`) inherits SIGINT
+# ignored, and so would every `agentcore` process the tests start (an ignored signal stays ignored
+# across exec): the tests that press Ctrl-C need the default, whoever started the run.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:
