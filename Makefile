@@ -29,7 +29,10 @@ test: lint
 
 # BASELINE=DIR: compare with that checkout (with its own .venv) instead of the fixed commit in
 # benchmarks/baseline.py; QUICK=1: every table with few samples, as an end-to-end check.
+# The server benchmarks sandbox their workers with bubblewrap and build the fork server's reaper
+# with cc, which install-test-deps.sh installs.
 bench: $(STAMP)
+	scripts/install-test-deps.sh
 	scripts/install-bench-deps.sh
 	$(BIN)/python benchmarks/run.py $(if $(BASELINE),--baseline $(BASELINE)) $(if $(QUICK),--quick)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system programs `make bench` uses, when missing: wrk (the load generator of the
+# Installs the system programs `make bench` uses beyond those of install-test-deps.sh (which `make bench`
+# also runs: bubblewrap, runsc, cc for the sandboxed servers): wrk (the load generator of the
 # SDK and throughput benchmarks) and taskset (from util-linux; pins servers and load to cores).
 # Idempotent. Needs root and apt-get (Debian); elsewhere it says what is missing and goes on.
 set -u
