@@ -149,6 +149,10 @@ def ray_cluster() -> Iterator[str]:
     from ray.cluster_utils import Cluster
 
     temp_dir = tempfile.mkdtemp(prefix="oarb-", dir="/tmp")
+    # Cluster writes the head's address into Ray's default temp dir, which may not exist yet.
+    from ray._common.utils import get_default_ray_temp_dir
+
+    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={

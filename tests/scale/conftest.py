@@ -51,6 +51,11 @@ def ray_cluster() -> Iterator[RayCluster]:
 
     temp_dir = tempfile.mkdtemp(prefix="oar-", dir="/tmp")  # Ray's socket paths are bounded in length
     node_dir = Path(tempfile.mkdtemp(prefix="oarn-", dir="/tmp"))
+    # Cluster writes the head's address into Ray's default temp dir whatever temp_dir says, and
+    # fails when that dir does not exist yet (a machine where Ray never ran).
+    from ray._common.utils import get_default_ray_temp_dir
+
+    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
     node = {"num_cpus": 1, "memory": NODE_MEMORY, "node_ip_address": "127.0.0.1",
             "object_store_memory": 80 * 1024**2}  # fmt: skip
     cluster = Cluster(
