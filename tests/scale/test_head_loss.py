@@ -4,8 +4,13 @@ The head is a real `ray start --head` process tree on 127.0.0.1 (free ports, its
 auth token, no dashboard, no usage statistics), which holds the session; the server is a real
 subprocess. The head is killed as a crashed machine would lose it: every process of its tree,
 found by its process group and their descendants, never `ray stop` (that would stop every Ray on
-this machine, other tests' clusters included). The tests run in order: the head is lost in the
-fixture, and the last test starts a head again on the same port.
+this machine, other tests' clusters included). Its raylet goes first, and the rest once the head
+has told the server's Ray client that the node is dead: in that order Ray, in the server's own
+process, goes after what the server owned on that node before the server notices the head is gone
+(it ended the server's process, when the server kept its code in Ray's object store).
+
+The tests run in order: the head is lost in the fixture, and the last test starts a head again on
+the same port.
 
 The cluster is the head alone: a `ray start --address` node cannot be kept on loopback (with
 `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` it refuses to join; without, it swaps 127.0.0.1 for the
@@ -97,13 +102,34 @@ class Head:
         self.groups.append(starter.pid)
         assert starter.wait(timeout=90) == 0, log.read_text()
 
-    def kill(self) -> None:
-        """SIGKILL every process of every head started, and everything they started."""
+    def _driver_told_of_node_death(self) -> bool:
+        """Whether a Ray client of this head (the server's, the only one) logged a node's death."""
+        for log in self.root.glob(f"t{self.starts}/session_*/logs/python-core-driver-*.log"):
+            if "Node failure" in log.read_text(errors="replace"):
+                return True
+        return False
+
+    def kill(self, server_told: bool = False) -> None:
+        """SIGKILL every process of every head started, and everything they started; with
+        `server_told`, the raylet first and the rest once the server's Ray client has logged the
+        node's death (see the module's docstring)."""
         doomed = _descendants({pid for pid, group in _processes() if group in self.groups})
+        raylets = {pid for pid in doomed if _command(pid).endswith("/raylet")} if server_told else set()
+        for pid in raylets:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if raylets:
+            wait_until(self._driver_told_of_node_death, timeout=30, interval=0.1)
         for pid in doomed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not doomed & {pid for pid, _ in _processes()}, timeout=30, interval=0.1)
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    return ""
 
 
 def _processes() -> list[tuple[int, int]]:
@@ -211,7 +237,7 @@ def lost_head() -> Iterator[LostHead]:
             arn = server.deploy({"agent.py": AGENT}, "survivor")["agentRuntimeArn"]
             session = new_session()
             assert invoke(server, arn, session)["calls"] == 1
-            head.kill()
+            head.kill(server_told=True)
             # At once, before the server may have noticed: the worker died with the head's node.
             try:
                 call = refusal(server, arn, session)

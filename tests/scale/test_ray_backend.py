@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -102,6 +104,28 @@ def test_sessions_are_spread_over_the_nodes_by_their_cpus(served: tuple[Server, 
         nodes = {invoke(server, arn, session_id)["node"] for session_id in ids}
     # Each node has 1 CPU and each session reserves 1: no two can share a node.
     assert len(nodes) == NODES
+
+
+BULKY_AGENT = """
+import hashlib, pathlib
+from bedrock_agentcore import BedrockAgentCoreApp
+
+app = BedrockAgentCoreApp()
+
+@app.entrypoint
+def main(payload):
+    return {"blob": hashlib.sha256((pathlib.Path(__file__).parent / "blob.txt").read_bytes()).hexdigest()}
+"""
+
+
+def test_code_many_times_larger_than_one_part_reaches_its_node_whole(served: tuple[Server, Any, str]) -> None:
+    # 700,000 bytes: eleven of the parts the server sends code in, each inside a call to the actor.
+    server = served[0]
+    blob = secrets.token_hex(350_000)
+    arn = server.deploy({"agent.py": BULKY_AGENT, "blob.txt": blob}, "bulky")["agentRuntimeArn"]
+    with sessions_stopped(server, arn, [new_session()]) as ids:
+        answer = invoke(server, arn, ids[0])
+    assert answer == {"blob": hashlib.sha256(blob.encode()).hexdigest()}
 
 
 def test_a_websocket_reaches_the_sessions_worker_on_its_node(

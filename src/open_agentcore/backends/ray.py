@@ -3,8 +3,8 @@
 A session is one Ray actor (`ray_node.SessionActor`) asking for the session's CPUs and memory, so
 Ray packs sessions onto nodes by their limits and refuses what fits nowhere. The actor starts the
 same sandboxed worker as the process backend on its node, serving on a TCP port behind a secret
-of its own; the server talks to it directly (`WorkerAddress`). The code goes to the node through
-Ray's object store, by content hash, and is cached there with its environment.
+of its own; the server talks to it directly (`WorkerAddress`). The code goes to a node that lacks it
+as the arguments of calls to the actor, by content hash, and is cached there with its environment.
 
 Ray is imported only when this backend is built: the server and the CLI start without it. Ray as
 started or joined here stays on this machine's loopback when the address is a loopback one (or
@@ -50,6 +50,11 @@ _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, g
 # is asked again after this long (the head watch's own probe interval).
 _HEAD_SECOND_LOOK = 0.5
 _WARM_START_DEFER = 0.1  # seconds a warm-pool worker's start waits: see `RayBackend.start`
+# The code goes to a node in parts this small: Ray carries an argument under its inline limit
+# (`max_direct_call_object_size`, 100 KiB by default) inside the call's own message, so the server
+# never owns an object in Ray's object store (see `RayBackend._send_code`).
+_CODE_PART = 64 * 1024
+_PARTS_IN_FLIGHT = 16
 
 
 @dataclass
@@ -142,7 +147,7 @@ class RayBackend:
                 "node; --session-network none keeps agents off them (see docs/scale-out.md)"
             )
         self._actor_class = self._ray.remote(SessionActor)
-        self._code: dict[tuple[int, Path], tuple[str, Any]] = {}  # by connection: refs die with it
+        self._code: dict[Path, tuple[str, bytes]] = {}  # each code dir's archive, packed once
         self._head = self._watch_head()
 
     def sandbox_mode(self) -> str:
@@ -174,7 +179,6 @@ class RayBackend:
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
                 loop.call_soon_threadsafe(lost.set)
-        self._code.clear()
         began = time.monotonic()
         self._ray.shutdown()
         logger.info("Let go of the lost Ray cluster in %.1f s", time.monotonic() - began)
@@ -222,7 +226,7 @@ class RayBackend:
             await asyncio.sleep(_WARM_START_DEFER)
         await self._head_answers()
         await self._check_fits()
-        code_hash, code_ref = await self._code_of(spec.code_dir)
+        code_hash, archive = await self._code_of(spec.code_dir)
         limits = self._limits
         # Detached and named: the session outlives this replica (`kill -9` included), and any
         # replica finds its actor by name to reach or stop it.
@@ -232,7 +236,7 @@ class RayBackend:
             name=name, lifetime="detached",
         ).remote(self._settings)  # fmt: skip
         try:
-            started = await self._start_on_node(actor, spec, code_hash, code_ref)
+            started = await self._start_on_node(actor, spec, code_hash, archive)
         except BaseException:
             self._kill(actor)
             raise
@@ -306,7 +310,7 @@ class RayBackend:
                     killed += 1
         return killed
 
-    async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, code_ref: Any) -> Started:
+    async def _start_on_node(self, actor: Any, spec: WorkerSpec, code_hash: str, archive: bytes) -> Started:
         exceptions = self._ray.exceptions
         try:
             await self._unless_head_lost(actor.node.remote(), self.config.placement_timeout)
@@ -327,9 +331,12 @@ class RayBackend:
         request = StartRequest(
             spec.worker_id, code_hash, spec.entrypoint, dict(spec.environment), spec.start_timeout
         )
+        deadline = time.monotonic() + spec.start_timeout + _STOP_SLACK
         try:
+            if await self._unless_head_lost(actor.lacks_code.remote(code_hash), spec.start_timeout):
+                await self._send_code(actor, code_hash, archive, deadline)
             started: Started = await self._unless_head_lost(
-                actor.start.remote(request, [code_ref]), spec.start_timeout + _STOP_SLACK
+                actor.start.remote(request), deadline - time.monotonic()
             )
         except asyncio.TimeoutError:
             raise WorkerStartFailed(
@@ -371,13 +378,27 @@ class RayBackend:
             f"{format_size(limits.memory_bytes)} (--session-cpus, --session-memory), even when idle"
         )
 
-    async def _code_of(self, code_dir: Path) -> tuple[str, Any]:
-        """The hash of the code's archive and its ref in Ray's object store, put there once."""
-        key = (self._connection, code_dir)
-        if key not in self._code:
+    async def _code_of(self, code_dir: Path) -> tuple[str, bytes]:
+        """The code's archive and its hash, packed once per code dir (a version's code never
+        changes once deployed)."""
+        if code_dir not in self._code:
             archive = await asyncio.to_thread(pack_code, code_dir)
-            self._code[key] = (hashlib.sha256(archive).hexdigest(), self._ray.put(archive))
-        return self._code[key]
+            self._code[code_dir] = (hashlib.sha256(archive).hexdigest(), archive)
+        return self._code[code_dir]
+
+    async def _send_code(self, actor: Any, code_hash: str, archive: bytes, deadline: float) -> None:
+        """Hand the archive to an actor whose node lacks it, as arguments of calls, in parts each
+        small enough to travel inside its call's message. Not `ray.put`: an object put there is
+        this process's to recover when the node holding it dies, and Ray, finding the store of a
+        dead head's node gone, ends the whole process (it did, in a test, whenever the head's node
+        was declared dead before the head watch let go of Ray)."""
+        parts = range(0, max(len(archive), 1), _CODE_PART)
+        for first in range(0, len(parts), _PARTS_IN_FLIGHT):
+            calls = [
+                actor.take_code.remote(code_hash, offset, archive[offset : offset + _CODE_PART], len(archive))
+                for offset in parts[first : first + _PARTS_IN_FLIGHT]
+            ]
+            await self._unless_head_lost(asyncio.gather(*calls), deadline - time.monotonic())
 
     async def _watch(self, worker: RayWorker) -> tuple[int, str]:
         """Wait for the worker's end, or for the head's loss, which takes every worker with it."""

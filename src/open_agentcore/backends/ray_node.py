@@ -6,9 +6,10 @@ picks. The actor is trusted code of ours (it runs in Ray's worker process, as th
 the agent runs only in the worker it starts, in the same sandbox as the process backend's, on a
 TCP port of the node that answers only requests carrying its secret.
 
-Nothing is shared between nodes but Ray: the code arrives as a tar archive from Ray's object
-store, checked against its SHA-256 before it is unpacked, into a cache per node keyed by that
-hash; the environment is built there with uv and cached by its own hash. The second session of a
+Nothing is shared between nodes but Ray: the code arrives as a tar archive, in parts carried as
+the arguments of calls to the actor (never through Ray's object store: see
+`RayBackend._send_code`), checked against its SHA-256 before it is unpacked, into a cache per node
+keyed by that hash; the environment is built there with uv and cached by its own hash. The second session of a
 version on a node finds both and starts warm.
 """
 
@@ -25,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .base import SessionLimits, WorkerAddress, WorkerSpec, WorkerStartFailed
 from .process_worker import ProcessWorker
@@ -104,6 +105,7 @@ class SessionActor:
         self._settings = settings
         self._backend: TcpProcessBackend | None = None
         self._worker: ProcessWorker | None = None
+        self._archive: bytearray | None = None  # the code, as its parts arrive (on a cache miss)
         self._node_id, self._node_ip = _node()
         base = settings.node_root or Path.home() / ".agentcore" / "ray-node"
         self._root = base / self._node_id[:16]
@@ -114,12 +116,26 @@ class SessionActor:
         """The id of the node Ray placed this actor on (answers once the actor is placed)."""
         return self._node_id
 
-    async def start(self, request: StartRequest, code: list[Any]) -> Started:
-        """Start the worker: `code` holds the object ref of its code archive, read only on a cache miss."""
+    async def lacks_code(self, code_hash: str) -> bool:
+        """Whether this node's cache lacks the code: the server then sends it (`take_code`)."""
+        return not (self._root / "code" / code_hash).is_dir()
+
+    async def take_code(self, code_hash: str, offset: int, part: bytes, size: int) -> None:
+        """One part of the code's archive of `size` bytes, at `offset` (parts may come in any order)."""
+        if self._archive is None:
+            self._archive = bytearray(size)
+        if len(self._archive) != size or offset < 0 or offset + len(part) > size:
+            raise WorkerStartFailed("-", f"a part of code {code_hash[:12]} does not fit its archive")
+        self._archive[offset : offset + len(part)] = part
+
+    async def start(self, request: StartRequest) -> Started:
+        """Start the worker, from the node's cached code or the archive just sent (`take_code`)."""
         code_dir = self._root / "code" / request.code_hash
         warm = code_dir.is_dir()
         if not warm:
-            archive: bytes = await code[0]
+            if self._archive is None:
+                raise WorkerStartFailed(request.worker_id, "its code never reached the node")
+            archive, self._archive = bytes(self._archive), None
             await asyncio.to_thread(_unpack, archive, request.code_hash, code_dir, request.worker_id)
         work_dir = self._root / "w" / request.worker_id
         built, env_warm = await asyncio.to_thread(self._environment, code_dir, work_dir)
