@@ -11,6 +11,7 @@ import pytest
 from websockets.sync.client import connect
 
 from bedrock_agentcore.runtime import AgentCoreRuntimeClient
+from open_agentcore.telemetry.worker_environment import WORKER_EXPORT_BATCH
 from tests.conftest import wait_until
 from tests.server.conftest import KEY_ID, SECRET, Server
 from tests.server.test_websocket import _UPGRADE
@@ -30,7 +31,8 @@ def invoke(payload, context):
     return {"traceparent": headers.get("traceparent"), "tracestate": headers.get("tracestate"),
             "endpoint": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             "headers": os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"),
-            "service": os.environ.get("OTEL_SERVICE_NAME")}
+            "service": os.environ.get("OTEL_SERVICE_NAME"),
+            "batch": os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")}
 """
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -121,6 +123,16 @@ def test_workers_get_the_otlp_environment(server: Server) -> None:
     assert answer["endpoint"] == server.url
     assert answer["headers"].startswith("authorization=Bearer%20oac-span.")
     assert answer["service"] == created["agentRuntimeId"]
+    assert answer["batch"] == str(WORKER_EXPORT_BATCH)
+
+
+def test_a_runtimes_own_otel_variables_win_over_the_servers(server: Server) -> None:
+    created = server.deploy(
+        {"agent.py": AGENT}, "own_batch", environmentVariables={"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512"}
+    )
+    answer = invoke(server, created["agentRuntimeArn"], "b" * 40)
+    assert answer["batch"] == "512"
+    assert answer["headers"].startswith("authorization=Bearer%20oac-span.")
 
 
 def test_failed_operations_are_error_spans(server: Server) -> None:
@@ -143,7 +155,7 @@ def test_tracing_off_passes_the_caller_context_through_and_keeps_nothing(short_d
             server, created["agentRuntimeArn"], "o" * 40, traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
         )
         assert answer["traceparent"] == f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-        assert answer["endpoint"] is None and answer["headers"] is None
+        assert answer["endpoint"] is None and answer["headers"] is None and answer["batch"] is None
         listing = server.signed("GET", "/_agentcore/traces")
         assert listing.status_code == 404
         assert "--tracing off" in listing.json()["message"]

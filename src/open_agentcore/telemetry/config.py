@@ -20,7 +20,10 @@ class TracingConfig:
     retention_seconds: float = 7 * 24 * 3600.0
     max_spans: int = 200_000
     worker_endpoint: str | None = None
-    batch_size: int = 512
+    # Small batches: a batch is converted and written on the sink's thread in one go, and a long
+    # one holds the interpreter lock away from the requests of that moment (512 here and in the
+    # workers' exports, against 64 and 32: invocation overhead p99 4.3 against 2.6 ms).
+    batch_size: int = 64
     flush_interval: float = 0.5
     queue_limit: int = 20_000  # spans waiting to be written; past it new ones are dropped (and counted)
 
