@@ -183,11 +183,15 @@ def _stream_detail(key: str, unit: str) -> Callable[[list[Round], str], str]:
     return detail
 
 
+UNTRACED_P50, UNTRACED_P99 = (f"server overhead {p}, --tracing off (ms)" for p in ("p50", "p99"))
 ROWS = (
     Row("server overhead p50 (ms)", _figure("server", "server overhead p50 (ms)"), "< 0.5 ms",
         lambda v: v < 0.5, "server"),
     Row("server overhead p99 (ms)", _figure("server", "server overhead p99 (ms)"), "< 2 ms",
         lambda v: v < 2.0, "server"),
+    # What tracing (which the baseline does not have) costs: the same probe with --tracing off.
+    Row(UNTRACED_P50, _figure("server", UNTRACED_P50), "< 0.5 ms", lambda v: v < 0.5, "server"),
+    Row(UNTRACED_P99, _figure("server", UNTRACED_P99), "< 2 ms", lambda v: v < 2.0, "server"),
     Row("new session → first byte, cold p50 (ms)",
         _figure("server", "new session → first byte, cold p50 (ms)"), "< 50 ms", lambda v: v < 50, "server"),
     Row("new session → first byte, warm p50 (ms)",

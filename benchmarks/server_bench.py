@@ -1,10 +1,12 @@
 """`make bench`, part two: the runtime server's own costs, side by side in one run.
 
-Two `agentcore server run` processes host the same hello agent: one with a warm pool of 1, one
-without. Both and their workers run on core 0; this process drives them from core 1.
+Three `agentcore server run` processes host the same hello agent: one with a warm pool of 1, one
+without, and one with a warm pool and `--tracing off`. All and their workers run on core 0; this
+process drives them from core 1.
 
 - overhead: the same worker invoked directly on its unix socket and through InvokeAgentRuntime
   (SigV4), pairs interleaved (order alternating); per round, p50/p99 of each and their difference.
+  The same probe on the `--tracing off` server, in alternating order, gives what tracing costs.
 - new session to first byte: a new session id on the warm-pool server and on the cold one, in
   turns; before each sample the warm pool has refilled, and after it the session is stopped.
 - memory: N idle sessions on the cold server; the PSS of each worker's whole process tree and
@@ -313,6 +315,16 @@ def _verdict(passed: bool) -> str:
     return "pass" if passed else "MISS"
 
 
+def _untraced_row(rounds: list[dict[str, Any]]) -> str:
+    """The overhead on the same server with `--tracing off`: what tracing costs, and the figure a
+    tree without tracing (the issue's baseline) is compared with."""
+    return _row(
+        "server overhead, --tracing off (ms)", _ms(_median(rounds, "overhead_p50_ms")),
+        _ms(_median(rounds, "overhead_p99_ms")),
+        f"{_per_round(rounds, 'overhead_p50_ms')} (p99: {_per_round(rounds, 'overhead_p99_ms')})", "", "", "",
+    )  # fmt: skip
+
+
 def _overhead_rows(rounds: list[dict[str, Any]]) -> tuple[list[str], list[bool]]:
     p50, p99 = _median(rounds, "overhead_p50_ms"), _median(rounds, "overhead_p99_ms")
     checks = [p50 < 1.0, p99 < 5.0]
@@ -436,8 +448,10 @@ def _start_path_rows(results: dict[str, Any]) -> tuple[list[str], list[bool]]:
 def render(results: dict[str, Any]) -> tuple[str, bool]:
     """The markdown table, and whether every target passed."""
     overhead = results["overhead_rounds"]
+    untraced = results.get("overhead_untraced_rounds")
     sections = [
         _overhead_rows(overhead),
+        *([([_untraced_row(untraced)], [])] if untraced else []),
         _new_session_rows(results["new_session"]["warm_ms"], results["new_session"]["cold_ms"]),
         *([_burst_rows(results["bursts"])] if "bursts" in results else []),
         _memory_rows(results["memory"]),
@@ -464,21 +478,30 @@ def render(results: dict[str, Any]) -> tuple[str, bool]:
 
 def run(settings: argparse.Namespace) -> dict[str, Any]:
     """Every measurement on the servers started for this run; all stopped (with their workers) after."""
-    with running_server(warm_pool=1) as warm_server, running_server(warm_pool=0) as cold_server:
+    with (
+        running_server(warm_pool=1) as warm_server,
+        running_server(warm_pool=0) as cold_server,
+        running_server(warm_pool=1, options=("--tracing", "off")) as untraced_server,
+    ):
         warm_id, warm_arn = warm_server.deploy(AGENT, "hello_warm")
+        untraced = (untraced_server, *untraced_server.deploy(AGENT, "hello_untraced"))
         cold_id, cold_arn = cold_server.deploy(AGENT, "hello_cold")
         first_byte_ms(cold_server, cold_arn)  # the first start probes the interpreter once; not a sample
         results: dict[str, Any] = {
             "sandbox": warm_server.health()["sandbox"],
             "overhead_rounds": [],
+            "overhead_untraced_rounds": [],
             "new_session": {"warm_ms": [], "cold_ms": []},
         }
         for number in range(1, settings.rounds + 1):
             started = time.perf_counter()
             warm_server.wait_warm_pool(warm_id)
-            results["overhead_rounds"].append(
-                measure_overhead(warm_server, warm_id, warm_arn, settings.pairs)
-            )
+            untraced_server.wait_warm_pool(untraced[1])
+            # The same probe with tracing off, in alternating order: what tracing costs.
+            traced = (warm_server, warm_id, warm_arn)
+            probes = [("overhead_rounds", traced), ("overhead_untraced_rounds", untraced)]
+            for key, (server, runtime_id, arn) in probes if number % 2 else probes[::-1]:
+                results[key].append(measure_overhead(server, runtime_id, arn, settings.pairs))
             samples = measure_new_sessions(
                 (warm_server, warm_id, warm_arn), (cold_server, cold_id, cold_arn), settings.starts
             )

@@ -25,11 +25,19 @@ METRICS = (
     ("server overhead p50 (ms)", lambda r: r["overhead_rounds"][0]["overhead_p50_ms"]),
     ("server overhead p99 (ms)", lambda r: r["overhead_rounds"][0]["overhead_p99_ms"]),
     ("through the server p50 (ms)", lambda r: r["overhead_rounds"][0]["server_p50_ms"]),
+    # None from a tree whose server_bench.py has no untraced server (one without tracing at all).
+    ("server overhead p50, --tracing off (ms)", lambda r: _untraced(r, "overhead_p50_ms")),
+    ("server overhead p99, --tracing off (ms)", lambda r: _untraced(r, "overhead_p99_ms")),
     ("new session → first byte, warm p50 (ms)", lambda r: statistics.median(r["new_session"]["warm_ms"])),
     ("new session → first byte, cold p50 (ms)", lambda r: statistics.median(r["new_session"]["cold_ms"])),
     ("PSS per idle session (MiB)", lambda r: r["memory"]["per_session_kib"]["mean_pss"] / 1024),
     ("memory per idle session, all in (MiB)", lambda r: r["memory"]["total_per_session_kib"] / 1024),
 )
+
+
+def _untraced(result: dict[str, Any], key: str) -> float | None:
+    rounds = result.get("overhead_untraced_rounds")
+    return float(rounds[0][key]) if rounds else None
 
 
 def one_round(checkout: Path, sessions: int, quick: bool = False) -> dict[str, Any]:
@@ -66,6 +74,9 @@ def main() -> int:
     print("|---|---:|---:|---:|---|")
     for label, read in METRICS:
         values = {name: [read(result) for result in runs[name]] for name in contenders}
+        if any(value is None for figures in values.values() for value in figures):
+            print(f"| {label} | not measured in both | | | |")
+            continue
         base, this = statistics.median(values["baseline"]), statistics.median(values["this"])
         rounds = ", ".join(
             f"{b:.3g}→{t:.3g}" for b, t in zip(values["baseline"], values["this"], strict=True)
