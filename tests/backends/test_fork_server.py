@@ -212,7 +212,15 @@ def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_sess
     ) -> tuple[dict[str, Any], set[str], list[str]]:
         first = await call(sessions, session_target, "a")
         await call(sessions, session_target, "b")
-        (fork_server,) = backend.fork_servers()
+        servers = backend.fork_servers()
+        if len(servers) != 1:  # seen once in CI, not reproduced: say how each session started
+            live = [sessions.get(session_target.runtime_id, name) for name in ("a", "b")]
+            raise AssertionError(
+                f"fork servers running: {servers}; sessions started by "
+                f"{[getattr(item.handle, 'started_by', None) if item else None for item in live]}; logs:\n"
+                + "\n".join(item.handle.log_path.read_text()[-2000:] for item in live if item)
+            )
+        (fork_server,) = servers
         held = set()
         for name in os.listdir(f"/proc/{fork_server}/fd"):
             link = os.readlink(f"/proc/{fork_server}/fd/{name}")

@@ -104,10 +104,17 @@ def host_status(pid: int) -> dict[str, str]:
 
 
 def descendants(pid: int) -> list[int]:
+    """Every process below `pid` now; a thread or process that ends while they are listed is not
+    one of them (the agent's interpreter has threads of its own that come and go)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in map(int, (task / "children").read_text().split()):
-            found += [child, *descendants(child)]
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                children = (task / "children").read_text().split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the thread ended after the listing
+            for child in map(int, children):
+                found += [child, *descendants(child)]
     return found
 
 
