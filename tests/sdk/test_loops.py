@@ -159,7 +159,8 @@ def test_a_loop_counts_as_stuck_only_inside_a_job_step_begun_stall_after_ago() -
             stepping = worker.busy_since
             assert stepping is not None
             early = pool._stuck(worker, stepping + 0.01)
-            late = pool._stuck(worker, stepping + 0.02)
+            # Past the bound by a margin: (stepping + 0.02) - stepping can round below 0.02.
+            late = pool._stuck(worker, stepping + 0.03)
             release.set()
             await blocked
             return idle, early, late
