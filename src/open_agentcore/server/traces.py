@@ -19,6 +19,7 @@ from open_agentcore.runtimes.validation import RUNTIME_ID
 from open_agentcore.store import SpanRecord, Store, TraceSummary
 from open_agentcore.telemetry import InvalidSpanCredential, OtlpError, Telemetry, decode, inflate
 from open_agentcore.telemetry.otlp import PROTOBUF
+from open_agentcore.telemetry.pace import Pace
 
 from .access import AccessDirectory
 from .authentication import caller_of
@@ -74,7 +75,7 @@ async def export(request: Request) -> Response:
 
 
 def _read_export(body: bytes, encoding: str, content_type: str) -> list[SpanRecord]:
-    return decode(inflate(body, encoding), content_type)
+    return decode(inflate(body, encoding), content_type, Pace())
 
 
 def _source(telemetry: Telemetry, caller: Caller, authorization: str | None) -> tuple[str | None, str | None]:

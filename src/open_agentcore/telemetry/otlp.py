@@ -21,6 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from open_agentcore.store.traces import KINDS, STATUS_CODES, SpanRecord
 
 from .otlp_json import MAX_SPANS, OtlpJsonError, read_json_export
+from .pace import Pace
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -52,8 +53,9 @@ def inflate(body: bytes, encoding: str) -> bytes:
     return inflated
 
 
-def decode(body: bytes, content_type: str) -> list[SpanRecord]:
-    """The spans of an ExportTraceServiceRequest in protobuf or OTLP JSON (by its content type)."""
+def decode(body: bytes, content_type: str, pace: Pace | None = None) -> list[SpanRecord]:
+    """The spans of an ExportTraceServiceRequest in protobuf or OTLP JSON (by its content type); with
+    `pace`, read in slices (see `pace.py`)."""
     media = content_type.split(";", 1)[0].strip().lower()
     request = ExportTraceServiceRequest()
     if media == PROTOBUF:
@@ -63,12 +65,18 @@ def decode(body: bytes, content_type: str) -> list[SpanRecord]:
             raise OtlpError(f"the body is not an OTLP protobuf trace export: {error}") from None
     elif media == JSON:
         try:
-            return read_json_export(body)
+            return read_json_export(body, pace)
         except OtlpJsonError as error:
             raise OtlpError(f"the body is not an OTLP JSON trace export: {error}") from None
     else:
         raise OtlpError(f"Content-Type {content_type!r} is not OTLP: send {PROTOBUF} or {JSON}")
-    return list(_records(request))
+    if pace is None:
+        return list(_records(request))
+    records = []
+    for record in _records(request):
+        records.append(record)
+        pace.step()
+    return records
 
 
 def _records(request: ExportTraceServiceRequest) -> Iterable[SpanRecord]:

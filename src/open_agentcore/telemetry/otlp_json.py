@@ -18,6 +18,8 @@ from typing import Any
 
 from open_agentcore.store.traces import KINDS, STATUS_CODES, SpanRecord
 
+from .pace import Pace
+
 MAX_SPANS = 10_000
 _SERVICE_NAME = "service.name"
 _KIND_NAMES = {f"SPAN_KIND_{kind}": number for number, kind in enumerate(KINDS)}
@@ -29,15 +31,22 @@ class OtlpJsonError(ValueError):
     """The JSON is not an OTLP trace export; the message says where."""
 
 
-def read_json_export(body: bytes) -> list[SpanRecord]:
-    """The spans of an OTLP JSON `ExportTraceServiceRequest`, at most `MAX_SPANS` of them."""
+def read_json_export(body: bytes, pace: Pace | None = None) -> list[SpanRecord]:
+    """The spans of an OTLP JSON `ExportTraceServiceRequest`, at most `MAX_SPANS` of them (with
+    `pace`, read in slices: see `pace.py`)."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as error:
         raise OtlpJsonError(f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(document, dict):
         raise OtlpJsonError("an OTLP JSON trace export is a JSON object with resourceSpans")
-    return list(_spans(document))
+    if pace is None:
+        return list(_spans(document))
+    records = []
+    for record in _spans(document):
+        records.append(record)
+        pace.step()
+    return records
 
 
 def _spans(document: dict[str, Any]) -> Iterator[SpanRecord]:

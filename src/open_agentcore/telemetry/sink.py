@@ -18,6 +18,7 @@ from open_agentcore.store.traces import SpanRecord
 
 from .config import TracingConfig
 from .forward import Forwarder
+from .pace import Pace
 
 logger = logging.getLogger("open_agentcore.telemetry")
 
@@ -97,8 +98,11 @@ class SpanSink:
             self._wake.clear()
             self._busy = True
             try:
-                while batch := self._take():
+                pace = Pace()
+                while batch := self._take(pace):
+                    pace.step()
                     self._write(batch)
+                    pace.step()
                 if time.monotonic() - self._last_prune > _PRUNE_EVERY:
                     self._prune()
             finally:
@@ -106,7 +110,7 @@ class SpanSink:
             if self._stopping and not self._pending:
                 return
 
-    def _take(self) -> list[SpanRecord]:
+    def _take(self, pace: Pace) -> list[SpanRecord]:
         batch: list[SpanRecord] = []
         pending = self._pending
         while pending and len(batch) < self._config.batch_size:
@@ -119,6 +123,7 @@ class SpanSink:
                     batch.append(self._convert(item))
             except Exception:  # a span we cannot convert is lost, not the thread
                 logger.exception("A span could not be converted; dropped")
+            pace.step()
         return batch
 
     def _write(self, batch: list[SpanRecord]) -> None:
