@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,13 +107,29 @@ def started_by(sessions: SessionManager, session_target: SessionTarget, session_
     return live.handle.started_by
 
 
+def start_story(sessions: SessionManager, session_target: SessionTarget, session_ids: Sequence[str]) -> str:
+    """How each session started, and the end of its log (a fresh start says why there): what a
+    failed expectation about fork servers prints, as it was seen in CI and not reproduced."""
+    told = []
+    for session_id in session_ids:
+        live = sessions.get(session_target.runtime_id, session_id)
+        if live is None:
+            told.append(f"{session_id}: not live")
+            continue
+        log = live.handle.log_path.read_text(errors="replace")[-2000:]
+        told.append(f"{session_id}: started by {getattr(live.handle, 'started_by', None)}; log:\n{log}")
+    return "\n".join(told)
+
+
 def test_forked_sessions_are_apart_and_each_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     session_target = target(tmp_path)
     monkeypatch.setenv("SERVER_SECRET", "never-in-a-worker")
 
     async def body(sessions: SessionManager, backend: ProcessBackend) -> list[dict[str, Any]]:
         replies = [await call(sessions, session_target, session_id) for session_id in ("a", "b")]
-        assert [started_by(sessions, session_target, s) for s in ("a", "b")] == ["fork", "fork"]
+        assert [started_by(sessions, session_target, s) for s in ("a", "b")] == ["fork", "fork"], start_story(
+            sessions, session_target, ("a", "b")
+        )
         assert "session forked by its version's fork server" in log_of(sessions, session_target, "a")
         assert len(backend.fork_servers()) == 1
         return replies
@@ -213,12 +229,9 @@ def test_a_forked_session_inherits_no_file_of_the_fork_server_or_of_another_sess
         first = await call(sessions, session_target, "a")
         await call(sessions, session_target, "b")
         servers = backend.fork_servers()
-        if len(servers) != 1:  # seen once in CI, not reproduced: say how each session started
-            live = [sessions.get(session_target.runtime_id, name) for name in ("a", "b")]
+        if len(servers) != 1:
             raise AssertionError(
-                f"fork servers running: {servers}; sessions started by "
-                f"{[getattr(item.handle, 'started_by', None) if item else None for item in live]}; logs:\n"
-                + "\n".join(item.handle.log_path.read_text()[-2000:] for item in live if item)
+                f"fork servers running: {servers}\n{start_story(sessions, session_target, ('a', 'b'))}"
             )
         (fork_server,) = servers
         held = set()

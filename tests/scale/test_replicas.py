@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 import threading
 import uuid
@@ -221,6 +222,8 @@ def test_a_session_whose_worker_died_gets_one_fresh_worker_through_both_replicas
         assert invoke(one, arn, session)["calls"] == 2
         dead = replicas.store.get_session(runtime_of(arn), session).worker
         ray.kill(ray.get_actor(dead["actor"], namespace="open-agentcore"), no_restart=True)
+        # ray.kill only asks: until the worker is gone, a call may still reach it (CI saw calls 3).
+        wait_until(lambda: not _answers_at(dead["host"], int(dead["port"])), timeout=30, interval=0.1)
         barrier = threading.Barrier(2)
         answers: list[dict[str, Any]] = []
         data = [clients(one.url)[1], clients(two.url)[1]]
@@ -238,6 +241,12 @@ def test_a_session_whose_worker_died_gets_one_fresh_worker_through_both_replicas
     # The agent's memory starts over once, in one worker both replicas reach.
     assert sorted(answer["calls"] for answer in answers) == [1, 2]
     assert fresh["workerId"] != dead["workerId"]
+
+
+def _answers_at(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
 
 
 def test_stopping_a_session_no_replica_holds_is_not_found_on_either(replicas: Replicas) -> None:
