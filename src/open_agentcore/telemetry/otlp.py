@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from open_agentcore.store.traces import KINDS, STATUS_CODES, SpanRecord
 
 from .otlp_json import MAX_SPANS, OtlpJsonError, read_json_export
-from .pace import Pace
+from .pace import Pace, paced
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -70,13 +70,7 @@ def decode(body: bytes, content_type: str, pace: Pace | None = None) -> list[Spa
             raise OtlpError(f"the body is not an OTLP JSON trace export: {error}") from None
     else:
         raise OtlpError(f"Content-Type {content_type!r} is not OTLP: send {PROTOBUF} or {JSON}")
-    if pace is None:
-        return list(_records(request))
-    records = []
-    for record in _records(request):
-        records.append(record)
-        pace.step()
-    return records
+    return paced(_records(request), pace)
 
 
 def _records(request: ExportTraceServiceRequest) -> Iterable[SpanRecord]:

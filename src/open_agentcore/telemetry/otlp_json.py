@@ -18,7 +18,7 @@ from typing import Any
 
 from open_agentcore.store.traces import KINDS, STATUS_CODES, SpanRecord
 
-from .pace import Pace
+from .pace import Pace, paced
 
 MAX_SPANS = 10_000
 _SERVICE_NAME = "service.name"
@@ -40,13 +40,7 @@ def read_json_export(body: bytes, pace: Pace | None = None) -> list[SpanRecord]:
         raise OtlpJsonError(f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(document, dict):
         raise OtlpJsonError("an OTLP JSON trace export is a JSON object with resourceSpans")
-    if pace is None:
-        return list(_spans(document))
-    records = []
-    for record in _spans(document):
-        records.append(record)
-        pace.step()
-    return records
+    return paced(_spans(document), pace)
 
 
 def _spans(document: dict[str, Any]) -> Iterator[SpanRecord]:

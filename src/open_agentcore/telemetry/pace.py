@@ -11,6 +11,10 @@ scheduled and take the lock: a request waits at most about one slice behind span
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 SLICE = 0.0002  # seconds of computing between two pauses
 PAUSE = 0.00005  # seconds slept: a real sleep, so the waiting thread runs (`sleep(0)` may not yield)
@@ -30,4 +34,15 @@ class Pace:
             self._began = time.perf_counter()
 
 
-__all__ = ["PAUSE", "SLICE", "Pace"]
+def paced(items: Iterable[_T], pace: Pace | None) -> list[_T]:
+    """`list(items)`, with `pace.step()` after each item when a pace is given."""
+    if pace is None:
+        return list(items)
+    taken = []
+    for item in items:
+        taken.append(item)
+        pace.step()
+    return taken
+
+
+__all__ = ["PAUSE", "SLICE", "Pace", "paced"]
