@@ -99,8 +99,7 @@ class SpanSink:
             self._busy = True
             try:
                 pace = Pace()
-                while batch := self._take(pace):
-                    pace.step()
+                while batch := self._take(pace):  # `_take` steps after every span it converts
                     self._write(batch)
                     pace.step()
                 if time.monotonic() - self._last_prune > _PRUNE_EVERY:
