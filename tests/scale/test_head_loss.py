@@ -194,12 +194,13 @@ def server_process(head: Head, node_dir: Path) -> Iterator[tuple[Server, subproc
 
 
 def data_client(server: Server) -> Any:
-    """A data-plane client that gives up after 30 s without an answer and never retries: a call
-    the server let hang fails the test with a read timeout."""
+    """A data-plane client that gives up after 30 s without an answer and makes each call once
+    (botocore's `max_attempts` counts retries, `total_max_attempts` the calls): a call the server
+    let hang fails the test with a read timeout."""
     return boto3.client(
         "bedrock-agentcore", region_name="us-east-1", endpoint_url=server.url,
         aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-        config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=5),
+        config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=5),
     )  # fmt: skip
 
 

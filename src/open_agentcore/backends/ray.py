@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import (
     BackendUnavailable,
@@ -40,10 +41,14 @@ from .ray_node import EnvironmentBuilding, NodeSettings, SessionActor, Started, 
 
 logger = logging.getLogger("open_agentcore.backends.ray")
 
+_T = TypeVar("_T")
+
 NODE_DIED = "the Ray node running this session died"
 _STOP_SLACK = 10.0  # past the stop's grace, how long the actor gets to answer before it is killed
 _SANDBOXES = ("auto", "bwrap", "none")
-_HEAD_TIMEOUT = 5.0  # how long a new session waits for the head to list the nodes
+_HEAD_TIMEOUT = 5.0  # how long the head gets to answer a question (the nodes, a named actor)
+# How long the head gets to register a new actor, or to end one: both wait on the head in Ray.
+_HEAD_CHANGE_TIMEOUT = 30.0
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 # A worker on the head's node can end a moment before the head stops answering (a machine going down
 # takes its processes in some order): before an abnormal end is put down to anything else, the head
@@ -141,6 +146,7 @@ class RayBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._head_lost = asyncio.Event()
         self._lost_reason = ""
+        self._late_kills: set[asyncio.Future[None]] = set()
         if network != "none":
             logger.warning(
                 "--backend ray with the host's network: an agent can connect to the Ray ports of its "
@@ -231,14 +237,17 @@ class RayBackend:
         # Detached and named: the session outlives this replica (`kill -9` included), and any
         # replica finds its actor by name to reach or stop it.
         name = self.actor_name(spec.worker_id)
-        actor = self._actor_class.options(
+        actor_class = self._actor_class.options(
             num_cpus=limits.cpus, memory=limits.memory_bytes, max_restarts=0, max_task_retries=0,
             name=name, lifetime="detached",
-        ).remote(self._settings)  # fmt: skip
+        )  # fmt: skip
+        actor = await self._ask(
+            functools.partial(actor_class.remote, self._settings), _HEAD_CHANGE_TIMEOUT, late=self._kill_late
+        )
         try:
             started = await self._start_on_node(actor, spec, code_hash, archive)
         except BaseException:
-            self._kill(actor)
+            await asyncio.shield(self._kill(actor))  # shielded: a second cancellation leaves it to finish
             raise
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         log_path = spec.work_dir / "worker.log"
@@ -256,11 +265,42 @@ class RayBackend:
         noticed yet: Ray's own calls to a head that is gone wait out its reconnection deadline, and
         then end this whole process (a new session's node listing did, in a test)."""
         head = self._head
-        if head is not None and not await asyncio.to_thread(head.answers):
+        if head is not None and not await self._head_reachable():
             raise HeadUnreachable(
                 f"the Ray head at {head.address} cannot be reached (it stopped answering); "
                 "no session can be started until it is back"
             )
+
+    async def _head_reachable(self) -> bool:
+        """Whether the head is reachable now: the watch has not lost it, and something answers at
+        its address (the watch looks every half second; a call can come in between)."""
+        head = self._head
+        return head is None or (head.status.reachable and await asyncio.to_thread(head.answers))
+
+    async def _ask(
+        self,
+        question: Callable[[], _T],
+        within: float = _HEAD_TIMEOUT,
+        late: Callable[[_T], None] | None = None,
+    ) -> _T:
+        """The answer to a call of Ray's that waits on the head (a named actor, the actors' names,
+        a new named actor: Ray registers it first), made in a thread. Ray waits up to a minute for
+        a head that is gone, so the answer is given up as soon as the head is lost, or when it has
+        not come `within` seconds: `HeadUnreachable` either way. The thread is left to Ray's own
+        deadline; an answer that comes after it was given up goes to `late`."""
+        loop = self._loop = asyncio.get_running_loop()  # the head's loss is told to this loop
+        asking = loop.run_in_executor(None, question)
+        try:
+            answer: _T = await self._unless_head_lost(asyncio.shield(asking), within)
+            return answer
+        except BaseException as error:
+            asking.add_done_callback(functools.partial(_given_up, late=late))
+            if isinstance(error, asyncio.TimeoutError):
+                raise HeadUnreachable(
+                    f"the Ray cluster's head ({self.config.address}) did not answer within {within:g}s; "
+                    "no session can be started or reached until it answers"
+                ) from None
+            raise
 
     def actor_name(self, worker_id: str) -> str:
         """The name of the actor of a worker this replica starts."""
@@ -273,17 +313,18 @@ class RayBackend:
 
     async def adopt(self, worker_id: str, shared: Mapping[str, object], work_dir: Path) -> RayWorker | None:
         """A handle on a worker another replica started, from what it recorded (`RayWorker.shared`);
-        None when its actor is gone (stopped, died with its node, or lost with the head)."""
+        None when its actor is gone (stopped, died with its node, or lost with the head);
+        `HeadUnreachable` when the head is lost while Ray is asked, or does not answer."""
         name, host, port, secret = (shared.get(k) for k in ("actor", "host", "port", "secret"))
         if not (isinstance(name, str) and isinstance(host, str) and isinstance(port, int)):
             return None
         if not isinstance(secret, str):
             return None
         self._loop = asyncio.get_running_loop()
-        if not self.cluster_status().reachable:
+        if not await self._head_reachable():
             return None  # lost with the head: Ray no longer reaches any actor of the cluster
         try:
-            actor = await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace)
+            actor = await self._ask(functools.partial(self._ray.get_actor, name, self.config.namespace))
         except ValueError:
             return None  # Ray names no such live actor
         log_path = work_dir / "worker.log"
@@ -301,12 +342,14 @@ class RayBackend:
         """Kill this replica's actors (by their name's prefix) whose worker is not in `keep`: warm
         workers and half-started sessions left by an earlier run of this replica. Returns how many."""
         prefix = f"{self.config.replica}."
-        names = await asyncio.to_thread(self._ray.util.list_named_actors)
+        names = await self._ask(self._ray.util.list_named_actors)
         killed = 0
         for name in names:
             if isinstance(name, str) and name.startswith(prefix) and name[len(prefix) :] not in keep:
                 with contextlib.suppress(ValueError):
-                    self._kill(await asyncio.to_thread(self._ray.get_actor, name, self.config.namespace))
+                    await self._kill(
+                        await self._ask(functools.partial(self._ray.get_actor, name, self.config.namespace))
+                    )
                     killed += 1
         return killed
 
@@ -496,7 +539,7 @@ class RayBackend:
                 logger.warning("Worker %s did not stop cleanly on its node: %s", handle.worker_id, error)
             except Exception:  # Ray raises a bare Exception when it cannot even send the call
                 logger.warning("Worker %s could not be reached to stop", handle.worker_id, exc_info=True)
-        self._kill(handle.actor)
+        await self._kill(handle.actor)
         if handle._exit is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(handle._exit), _STOP_SLACK)
@@ -522,9 +565,21 @@ class RayBackend:
         """Whether the handle's actor is of this connection to Ray, and the head answers."""
         return handle.connection == self._connection and self.cluster_status().reachable
 
-    def _kill(self, actor: Any) -> None:
-        with contextlib.suppress(Exception):
-            self._ray.kill(actor, no_restart=True)
+    async def _kill(self, actor: Any) -> None:
+        """End the actor. Ray asks the head to, and waits up to a minute for one that is gone: the
+        kill is asked in a thread (`_ask`), and not at all once the head is lost (the actor ends
+        with its node then)."""
+        if self._head is None or self._head.status.reachable:
+            with contextlib.suppress(Exception):  # HeadUnreachable, or whatever Ray raises
+                await self._ask(
+                    functools.partial(self._ray.kill, actor, no_restart=True), _HEAD_CHANGE_TIMEOUT
+                )
+
+    def _kill_late(self, actor: Any) -> None:
+        """Kill an actor whose creation was given up on (`_ask`) but happened after all."""
+        killing = asyncio.ensure_future(self._kill(actor))
+        self._late_kills.add(killing)  # held until done: the loop keeps only a weak reference
+        killing.add_done_callback(self._late_kills.discard)
 
     async def unreachable_reason(self, handle: WorkerHandle) -> str | None:
         """The head's loss, when a worker stops answering because its head no longer does (before
@@ -547,6 +602,13 @@ class RayBackend:
         if self._joined:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
+
+
+def _given_up(done: asyncio.Future[_T], late: Callable[[_T], None] | None) -> None:
+    """The end of a question given up on: its answer, if one came, goes to `late`; its error is
+    taken here (else the future, collected, logs it as never retrieved)."""
+    if not done.cancelled() and done.exception() is None and late is not None:
+        late(done.result())
 
 
 def _touch(path: Path) -> None:
