@@ -12,7 +12,6 @@ or answering, and the watch is the backend's own `HeadWatch`. The whole path und
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from open_agentcore.backends.ray import RayBackend
 from open_agentcore.backends.ray_cluster import RayConfig
 from open_agentcore.backends.ray_head import HeadUnreachable, HeadWatch
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, listening, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,14 +69,6 @@ def backend_on(port: int, ray: BlockedRay) -> RayBackend:
     backend._late_kills = set()
     backend._head = HeadWatch(backend.config.address, backend._let_go, backend._rejoin, interval=0.05)
     return backend
-
-
-def listening(port: int) -> socket.socket:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(16)
-    return listener
 
 
 def test_a_session_is_not_looked_up_on_a_head_that_stopped_answering_before_the_watch_noticed(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -11,15 +10,7 @@ import pytest
 
 from open_agentcore.backends import NoRoomForSession
 from open_agentcore.backends.ray_head import HeadUnreachable, HeadWatch
-from tests.conftest import free_port, wait_until
-
-
-def _listen(port: int) -> socket.socket:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(16)
-    return listener
+from tests.conftest import free_port, listening, wait_until
 
 
 class Calls:
@@ -55,7 +46,7 @@ def watching(port: int, calls: Calls) -> Iterator[HeadWatch]:
 
 def test_a_head_that_answers_is_reachable_and_nothing_is_let_go() -> None:
     port, calls = free_port(), Calls()
-    with _listen(port), watching(port, calls) as watch:
+    with listening(port), watching(port, calls) as watch:
         wait_until(lambda: watch._thread.is_alive(), timeout=5)
         watch.check()
         assert watch.status.reachable
@@ -64,7 +55,7 @@ def test_a_head_that_answers_is_reachable_and_nothing_is_let_go() -> None:
 
 def test_a_closed_head_is_let_go_once_and_refused_with_its_address() -> None:
     port, calls = free_port(), Calls()
-    listener = _listen(port)
+    listener = listening(port)
     with watching(port, calls) as watch:
         listener.close()
         wait_until(lambda: not watch.status.reachable, timeout=10)
@@ -80,11 +71,11 @@ def test_a_closed_head_is_let_go_once_and_refused_with_its_address() -> None:
 
 def test_a_head_answering_again_is_joined_again_after_refused_attempts() -> None:
     port, calls = free_port(), Calls(rejoin_failures=1)
-    listener = _listen(port)
+    listener = listening(port)
     with watching(port, calls) as watch:
         listener.close()
         wait_until(lambda: not watch.status.reachable, timeout=10)
-        with _listen(port):
+        with listening(port):
             wait_until(lambda: watch.status.reachable, timeout=20)
             watch.check()
     assert [call.split(":")[0] for call in calls.seen] == ["let go", "rejoin refused", "rejoined"]
@@ -92,11 +83,11 @@ def test_a_head_answering_again_is_joined_again_after_refused_attempts() -> None
 
 def test_a_head_lost_twice_is_let_go_twice() -> None:
     port, calls = free_port(), Calls()
-    listener = _listen(port)
+    listener = listening(port)
     with watching(port, calls) as watch:
         listener.close()
         wait_until(lambda: not watch.status.reachable, timeout=10)
-        listener = _listen(port)
+        listener = listening(port)
         wait_until(lambda: watch.status.reachable, timeout=10)
         listener.close()
         wait_until(lambda: not watch.status.reachable, timeout=10)
