@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def ray() -> Iterator[BlockedRay]:
 
 
 def backend_on(port: int, ray: BlockedRay) -> RayBackend:
-    """A backend joined to the head at 127.0.0.1:`port` through `ray`, its watch not started."""
+    """A backend joined to the head at 127.0.0.1:`port` through `ray`, its watch not started;
+    `close()` it."""
     backend = RayBackend.__new__(RayBackend)
     backend.config = RayConfig(address=f"127.0.0.1:{port}", replica="r2")
     backend._ray = ray
@@ -67,6 +69,8 @@ def backend_on(port: int, ray: BlockedRay) -> RayBackend:
     backend._head_lost = asyncio.Event()
     backend._lost_reason = ""
     backend._late_kills = set()
+    backend._head_calls = ThreadPoolExecutor(2)
+    backend._joined = False
     backend._head = HeadWatch(backend.config.address, backend._let_go, backend._rejoin, interval=0.05)
     return backend
 
@@ -76,8 +80,11 @@ def test_a_session_is_not_looked_up_on_a_head_that_stopped_answering_before_the_
 ) -> None:
     async def adopt() -> object:
         backend = backend_on(free_port(), ray)  # nothing listens there: the head is gone
-        assert backend.cluster_status().reachable  # the watch has not noticed
-        return await asyncio.wait_for(backend.adopt("w-1", RECORDED, tmp_path), timeout=10)
+        try:
+            assert backend.cluster_status().reachable  # the watch has not noticed
+            return await asyncio.wait_for(backend.adopt("w-1", RECORDED, tmp_path), timeout=10)
+        finally:
+            backend.close()
 
     assert asyncio.run(adopt()) is None
     assert ray.asked == []
@@ -97,8 +104,8 @@ def test_a_lookup_the_head_is_lost_during_is_refused_naming_the_head(ray: Blocke
             listener.close()  # the head goes while Ray is asked for the session's actor
             return await asyncio.wait_for(lookup, timeout=20)
         finally:
-            backend._head.close()
-            ray.released.set()  # the lookup's thread ends (`asyncio.run` waits for it)
+            backend.close()
+            ray.released.set()
 
     try:
         with pytest.raises(HeadUnreachable) as refused:
@@ -136,7 +143,7 @@ def test_a_kill_the_head_is_lost_during_is_given_up_and_the_loop_goes_on(ray: Bl
             return ticks - asked_at
         finally:
             ticking.cancel()
-            backend._head.close()
+            backend.close()
             ray.released.set()
 
     try:

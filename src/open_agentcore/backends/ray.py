@@ -21,6 +21,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,10 @@ _SANDBOXES = ("auto", "bwrap", "none")
 _HEAD_TIMEOUT = 5.0  # how long the head gets to answer a question (the nodes, a named actor)
 # How long the head gets to register a new actor, or to end one: both wait on the head in Ray.
 _HEAD_CHANGE_TIMEOUT = 30.0
+# Threads for Ray's calls that wait on the head (`RayBackend._ask`). Their own: a call given up on
+# keeps its thread until Ray's own deadline (a minute), and must not take the default executor's,
+# which the store's reads and the sessions' work use.
+_HEAD_CALL_THREADS = 8
 _UNAVAILABLE_LIMIT = 120.0  # an actor Ray can neither reach nor declare dead, given up after this
 # A worker on the head's node can end a moment before the head stops answering (a machine going down
 # takes its processes in some order): before an abnormal end is put down to anything else, the head
@@ -147,6 +152,7 @@ class RayBackend:
         self._head_lost = asyncio.Event()
         self._lost_reason = ""
         self._late_kills: set[asyncio.Future[None]] = set()
+        self._head_calls = ThreadPoolExecutor(_HEAD_CALL_THREADS, thread_name_prefix="ray-head-call")
         if network != "none":
             logger.warning(
                 "--backend ray with the host's network: an agent can connect to the Ray ports of its "
@@ -289,7 +295,7 @@ class RayBackend:
         not come `within` seconds: `HeadUnreachable` either way. The thread is left to Ray's own
         deadline; an answer that comes after it was given up goes to `late`."""
         loop = self._loop = asyncio.get_running_loop()  # the head's loss is told to this loop
-        asking = loop.run_in_executor(None, question)
+        asking = loop.run_in_executor(self._head_calls, question)
         try:
             answer: _T = await self._unless_head_lost(asyncio.shield(asking), within)
             return answer
@@ -599,6 +605,9 @@ class RayBackend:
         left, if any, end with it. A process already connected to Ray stays connected."""
         if self._head is not None:
             self._head.close()
+        self._head_calls.shutdown(
+            wait=False, cancel_futures=True
+        )  # a call still waiting ends with Ray's deadline
         if self._joined:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
