@@ -46,6 +46,15 @@ def listening(port: int) -> socket.socket:
     return listener
 
 
+def accepts(host: str, port: int) -> bool:
+    """Whether something accepts a TCP connection at `host`:`port` now (within 2 s)."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
     """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -1,6 +1,6 @@
-"""What `RayBackend` asks of its Ray head when it takes over another replica's session, in the
-moment after the head is gone and before its head watch has noticed (the watch looks every half
-second, a call can come in between).
+"""What `RayBackend` asks of its Ray head (to take over another replica's session, to end an
+actor) in the moment after the head is gone and before its head watch has noticed (the watch looks
+every half second, a call can come in between).
 
 Ray's client stands in here for one reason: the moment cannot be held open with a real head. Ray's
 own answer to a named-actor lookup on a head that is gone is to wait (up to a minute), which is

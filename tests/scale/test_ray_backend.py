@@ -23,7 +23,7 @@ import websockets.sync.client
 
 from bedrock_agentcore.runtime import AgentCoreRuntimeClient
 from open_agentcore.sessions import SessionManager
-from tests.conftest import free_port, wait_until
+from tests.conftest import accepts, free_port, wait_until
 from tests.scale.conftest import NODES, RayCluster, ray_server
 from tests.server.conftest import KEY_ID, SECRET, Server
 
@@ -269,7 +269,7 @@ def test_a_dead_node_ends_its_session_and_the_next_call_gets_a_fresh_worker(
             return None
 
         assert wait_until(ended, timeout=60, interval=0.2) == "the Ray node running this session died"
-        wait_until(lambda: not _accepts(address.host, address.port), timeout=30, interval=0.2)
+        wait_until(lambda: not accepts(address.host, address.port), timeout=30, interval=0.2)
         again = invoke(server, arn, session)
         assert again["calls"] == 1 and again["node"] not in (victim.node_id, head)
         # The session on another node lived through it, memory and all.
@@ -312,14 +312,6 @@ def test_a_sandbox_ray_nodes_do_not_offer_is_refused_in_one_line(tmp_path: Path)
     assert result.returncode == 1
     assert "--backend ray runs workers with --sandbox auto, bwrap, none, not 'gvisor'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _descendants(root: int) -> set[int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import threading
 import uuid
@@ -24,7 +23,7 @@ import botocore.exceptions
 import pytest
 
 from open_agentcore.store import SessionState, Store
-from tests.conftest import wait_until
+from tests.conftest import accepts, wait_until
 from tests.scale.conftest import RayCluster, ray_server, ray_server_process
 from tests.server.conftest import KEY_ID, SECRET, Server, artifact, clients
 from tests.store.conftest import fresh_postgres_database, postgres_server  # noqa: F401 - a fixture
@@ -223,7 +222,7 @@ def test_a_session_whose_worker_died_gets_one_fresh_worker_through_both_replicas
         dead = replicas.store.get_session(runtime_of(arn), session).worker
         ray.kill(ray.get_actor(dead["actor"], namespace="open-agentcore"), no_restart=True)
         # ray.kill only asks: until the worker is gone, a call may still reach it (CI saw calls 3).
-        wait_until(lambda: not _answers_at(dead["host"], int(dead["port"])), timeout=30, interval=0.1)
+        wait_until(lambda: not accepts(dead["host"], int(dead["port"])), timeout=30, interval=0.1)
         barrier = threading.Barrier(2)
         answers: list[dict[str, Any]] = []
         data = [clients(one.url)[1], clients(two.url)[1]]
@@ -241,12 +240,6 @@ def test_a_session_whose_worker_died_gets_one_fresh_worker_through_both_replicas
     # The agent's memory starts over once, in one worker both replicas reach.
     assert sorted(answer["calls"] for answer in answers) == [1, 2]
     assert fresh["workerId"] != dead["workerId"]
-
-
-def _answers_at(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
 
 
 def test_stopping_a_session_no_replica_holds_is_not_found_on_either(replicas: Replicas) -> None:

@@ -326,7 +326,6 @@ class RayBackend:
             return None
         if not isinstance(secret, str):
             return None
-        self._loop = asyncio.get_running_loop()
         if not await self._head_reachable():
             return None  # lost with the head: Ray no longer reaches any actor of the cluster
         try:
@@ -575,7 +574,7 @@ class RayBackend:
         """End the actor. Ray asks the head to, and waits up to a minute for one that is gone: the
         kill is asked in a thread (`_ask`), and not at all once the head is lost (the actor ends
         with its node then)."""
-        if self._head is None or self._head.status.reachable:
+        if self.cluster_status().reachable:
             with contextlib.suppress(Exception):  # HeadUnreachable, or whatever Ray raises
                 await self._ask(
                     functools.partial(self._ray.kill, actor, no_restart=True), _HEAD_CHANGE_TIMEOUT
@@ -605,9 +604,8 @@ class RayBackend:
         left, if any, end with it. A process already connected to Ray stays connected."""
         if self._head is not None:
             self._head.close()
-        self._head_calls.shutdown(
-            wait=False, cancel_futures=True
-        )  # a call still waiting ends with Ray's deadline
+        # A call still waiting ends with Ray's own deadline; this does not wait for it.
+        self._head_calls.shutdown(wait=False, cancel_futures=True)
         if self._joined:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
